@@ -1,0 +1,63 @@
+/**
+ * The admin REST API (fastify): Headscale-compatible /api/v1 routes with JSON-schema validation at the
+ * boundary, bearer API keys, readable errors, and its own OpenAPI document at /api/v1/openapi.json.
+ */
+import Fastify, { LogController, type FastifyError, type FastifyServerFactory } from 'fastify';
+import { StateError } from '../state/errors.ts';
+import type { Registrations } from '../state/registrations.ts';
+import type { Tailnet } from '../state/tailnet.ts';
+import { requireApiKey } from './auth.ts';
+import { openApiCollector } from './openapi.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { nodeRoutes } from './routes/nodes.ts';
+import { settingsRoutes, type PolicyChecker } from './routes/settings.ts';
+import { userRoutes } from './routes/users.ts';
+import { version } from '../version.ts';
+
+export interface AdminDeps {
+  tailnet: Tailnet;
+  registrations: Registrations;
+  policy: PolicyChecker;
+  /** Log level for the structured (pino) log on stderr, or false for none. */
+  logLevel: string | false;
+  serverFactory?: FastifyServerFactory;
+}
+
+const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
+
+/** One megabyte: a large policy file fits, a runaway body does not. */
+export const bodyLimit = 1024 * 1024;
+
+export function createAdminApp(deps: AdminDeps) {
+  const app = Fastify({
+    logger: deps.logLevel === false ? false : { level: deps.logLevel, stream: process.stderr },
+    // Each request's log line is noise at the map-poll rate; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    serverFactory: deps.serverFactory,
+    // Unknown fields and wrong types are errors, not silently stripped or coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  const openapi = openApiCollector(app, { title: 'tailplane admin API', version });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'admin API error');
+    const message = err.validation ? `invalid request: ${err.message}` : status === 500 ? 'internal error' : err.message;
+    return reply.code(status).send({ code: status, message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
+  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version']));
+
+  app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
+  app.get('/version', async () => ({ version }));
+  app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({
+    databaseConnectivity: deps.tailnet.healthy(),
+  }));
+  userRoutes(app, deps.tailnet);
+  keyRoutes(app, deps.tailnet);
+  nodeRoutes(app, deps.tailnet, deps.registrations);
+  settingsRoutes(app, deps.tailnet, deps.policy);
+  app.get('/api/v1/openapi.json', async () => openapi.document());
+  return app;
+}

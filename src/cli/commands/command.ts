@@ -1,0 +1,17 @@
+/**
+ * The shape of a CLI command: its words ("nodes list"), aliases, flags, and a run function that returns the
+ * text to print.
+ */
+import type { FlagSpecs } from '../args.ts';
+import type { Context } from '../context.ts';
+
+export interface Command {
+  /** Words after `tailplane`, e.g. ["nodes", "list"]. */
+  readonly path: readonly string[];
+  readonly aliases?: readonly (readonly string[])[];
+  readonly summary: string;
+  readonly flags?: FlagSpecs;
+  /** Names of positional arguments, for help text. */
+  readonly positionals?: string;
+  run(ctx: Context): Promise<string | void>;
+}

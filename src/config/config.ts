@@ -1,0 +1,222 @@
+/**
+ * Server configuration: embedded defaults, then a YAML or HuJSON file, then TAILPLANE_* environment overrides;
+ * every value is checked, and a bad one is reported with its key and value.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { extname, resolve } from 'node:path';
+import JSON5 from 'json5';
+import YAML from 'yaml';
+import { prefixContains } from '../net/ip.ts';
+
+export interface Config {
+  /** The URL clients use (`tailscale up --login-server`). */
+  serverUrl: string;
+  /** host:port the HTTP server listens on (control, DERP, admin API). */
+  listenAddr: string;
+  dataDir: string;
+  prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
+  dns: { magicDns: boolean; baseDomain: string; nameservers: string[]; searchDomains: string[] };
+  derp: {
+    /** Run the embedded DERP relay on the listen address and advertise it. */
+    enabled: boolean;
+    regionId: number;
+    regionCode: string;
+    /** UDP STUN listen address; empty disables STUN. */
+    stunListenAddr: string;
+    /** Serve this DERP map file (JSON) instead of, or in addition to, the embedded region. */
+    mapPath: string;
+  };
+  node: {
+    /** Default key expiry for user-owned nodes, in seconds; 0 = never. Tagged nodes never expire by default. */
+    expirySeconds: number;
+    /** How long an ephemeral node may stay disconnected before it is deleted, in seconds. */
+    ephemeralInactivitySeconds: number;
+  };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+}
+
+export class ConfigError extends Error {}
+
+export function defaultConfig(): Config {
+  return {
+    serverUrl: 'http://127.0.0.1:8080',
+    listenAddr: '127.0.0.1:8080',
+    dataDir: './data',
+    prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
+    dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], searchDomains: [] },
+    derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
+    node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
+    log: { level: 'info' },
+  };
+}
+
+/** File keys are snake_case like headscale's config; they map onto the camelCase Config. */
+const fileKeys: Record<string, string> = {
+  server_url: 'serverUrl',
+  listen_addr: 'listenAddr',
+  data_dir: 'dataDir',
+  prefixes: 'prefixes',
+  'prefixes.v4': 'v4',
+  'prefixes.v6': 'v6',
+  'prefixes.allocation': 'allocation',
+  dns: 'dns',
+  'dns.magic_dns': 'magicDns',
+  'dns.base_domain': 'baseDomain',
+  'dns.nameservers': 'nameservers',
+  'dns.search_domains': 'searchDomains',
+  derp: 'derp',
+  'derp.enabled': 'enabled',
+  'derp.region_id': 'regionId',
+  'derp.region_code': 'regionCode',
+  'derp.stun_listen_addr': 'stunListenAddr',
+  'derp.map_path': 'mapPath',
+  node: 'node',
+  'node.expiry_seconds': 'expirySeconds',
+  'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
+  log: 'log',
+  'log.level': 'level',
+};
+
+/** Environment overrides: TAILPLANE_SERVER_URL, TAILPLANE_DNS_BASE_DOMAIN, … (the file key, upper-cased). */
+function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(fileKeys)) {
+    const name = 'TAILPLANE_' + key.replace('.', '_').toUpperCase();
+    const raw = env[name];
+    if (raw === undefined) continue;
+    const path = key.split('.');
+    let target = out;
+    for (const p of path.slice(0, -1)) target = (target[p] ??= {}) as Record<string, unknown>;
+    target[path.at(-1)!] = parseEnvValue(raw);
+  }
+  return out;
+}
+
+function parseEnvValue(raw: string): unknown {
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  if (/^-?\d+$/.test(raw)) return Number(raw);
+  if (raw.startsWith('[')) return JSON.parse(raw);
+  return raw;
+}
+
+/** Merges a snake_case object into the config, rejecting unknown keys by their dotted path. */
+function merge(target: Record<string, unknown>, source: Record<string, unknown>, prefix: string): void {
+  for (const [key, value] of Object.entries(source)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const field = fileKeys[path];
+    if (field === undefined) throw new ConfigError(`unknown config key "${path}"`);
+    const current = target[field];
+    if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new ConfigError(`config key "${path}" must be a mapping, got ${JSON.stringify(value)}`);
+      }
+      merge(current as Record<string, unknown>, value as Record<string, unknown>, path);
+    } else {
+      target[field] = value;
+    }
+  }
+}
+
+export function parseConfigFile(path: string): Record<string, unknown> {
+  const text = readFileSync(path, 'utf8');
+  try {
+    const parsed = ['.yaml', '.yml'].includes(extname(path)) ? YAML.parse(text) : JSON5.parse(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('top level must be a mapping');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Command-line overrides, already in Config shape. */
+  overrides?: { listenAddr?: string; dataDir?: string; serverUrl?: string };
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  if (opts.file) merge(config, parseConfigFile(opts.file), '');
+  merge(config, envOverrides(opts.env ?? process.env), '');
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) if (v !== undefined) config[k] = v;
+  const result = config as unknown as Config;
+  validate(result);
+  result.dataDir = resolve(result.dataDir);
+  return result;
+}
+
+function fail(key: string, value: unknown, why: string): never {
+  throw new ConfigError(`invalid config ${key}=${JSON.stringify(value)}: ${why}`);
+}
+
+function checkType(key: string, value: unknown, type: 'string' | 'number' | 'boolean'): void {
+  if (typeof value !== type) fail(key, value, `expected a ${type}`);
+}
+
+export function parseHostPort(addr: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+function validate(c: Config): void {
+  checkType('server_url', c.serverUrl, 'string');
+  let url: URL;
+  try {
+    url = new URL(c.serverUrl);
+  } catch {
+    fail('server_url', c.serverUrl, 'not a URL');
+  }
+  if (!['http:', 'https:'].includes(url.protocol)) fail('server_url', c.serverUrl, 'must be http:// or https://');
+  if (url.pathname !== '/' && url.pathname !== '') fail('server_url', c.serverUrl, 'must not have a path (clients ignore it for /ts2021)');
+  if (typeof c.listenAddr !== 'string' || !parseHostPort(c.listenAddr)) fail('listen_addr', c.listenAddr, 'expected host:port');
+  checkType('data_dir', c.dataDir, 'string');
+  checkPrefix('prefixes.v4', c.prefixes.v4, 4, '100.64.0.0/10');
+  checkPrefix('prefixes.v6', c.prefixes.v6, 6, 'fd7a:115c:a1e0::/48');
+  if (!['sequential', 'random'].includes(c.prefixes.allocation)) {
+    fail('prefixes.allocation', c.prefixes.allocation, 'expected "sequential" or "random"');
+  }
+  checkType('dns.magic_dns', c.dns.magicDns, 'boolean');
+  checkType('dns.base_domain', c.dns.baseDomain, 'string');
+  if (!/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i.test(c.dns.baseDomain)) {
+    fail('dns.base_domain', c.dns.baseDomain, 'not a DNS name');
+  }
+  if (c.dns.baseDomain === url.hostname) fail('dns.base_domain', c.dns.baseDomain, 'must differ from the server_url host');
+  if (!Array.isArray(c.dns.nameservers) || c.dns.nameservers.some((n) => !isIP(String(n)))) {
+    fail('dns.nameservers', c.dns.nameservers, 'expected a list of IP addresses');
+  }
+  if (!Array.isArray(c.dns.searchDomains)) fail('dns.search_domains', c.dns.searchDomains, 'expected a list');
+  checkType('derp.enabled', c.derp.enabled, 'boolean');
+  if (!Number.isInteger(c.derp.regionId) || c.derp.regionId < 1 || c.derp.regionId > 65535) {
+    fail('derp.region_id', c.derp.regionId, 'expected an integer 1..65535');
+  }
+  checkType('derp.region_code', c.derp.regionCode, 'string');
+  if (c.derp.stunListenAddr !== '' && !parseHostPort(String(c.derp.stunListenAddr))) {
+    fail('derp.stun_listen_addr', c.derp.stunListenAddr, 'expected host:port or ""');
+  }
+  checkType('derp.map_path', c.derp.mapPath, 'string');
+  for (const [key, value] of [
+    ['node.expiry_seconds', c.node.expirySeconds],
+    ['node.ephemeral_inactivity_seconds', c.node.ephemeralInactivitySeconds],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0) fail(key, value, 'expected a whole number of seconds ≥ 0');
+  }
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
+    fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
+  }
+}
+
+function checkPrefix(key: string, value: unknown, family: 4 | 6, within: string): void {
+  if (typeof value !== 'string') fail(key, value, 'expected a CIDR prefix');
+  const [ip, bits] = value.split('/');
+  const max = family === 4 ? 32 : 128;
+  if (isIP(ip ?? '') !== family || !/^\d+$/.test(bits ?? '') || Number(bits) > max) {
+    fail(key, value, `expected an IPv${family} CIDR prefix`);
+  }
+  if (!prefixContains(within, value)) fail(key, value, `must lie inside ${within}`);
+}

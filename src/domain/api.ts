@@ -1,0 +1,67 @@
+/**
+ * The admin API's JSON vocabulary (Headscale-compatible shapes), shared by the server that writes it and the
+ * clients (CLI, engine, Terraform provider) that read it.
+ */
+
+export interface ApiUser {
+  id: string;
+  name: string;
+  createdAt: string;
+  displayName: string;
+  email: string;
+  providerId: string;
+  provider: string;
+  profilePicUrl: string;
+}
+
+export interface ApiNode {
+  id: string;
+  machineKey: string;
+  nodeKey: string;
+  discoKey: string;
+  ipAddresses: string[];
+  /** The client's hostname. */
+  name: string;
+  /** The MagicDNS label. */
+  givenName: string;
+  user: ApiUser | null;
+  tags: readonly string[];
+  lastSeen: string | null;
+  expiry: string | null;
+  expired: boolean;
+  createdAt: string;
+  registerMethod: string;
+  ephemeral: boolean;
+  online: boolean;
+  approvedRoutes: readonly string[];
+  availableRoutes: readonly string[];
+  subnetRoutes: readonly string[];
+  os: string;
+  clientVersion: string;
+}
+
+export interface ApiPreAuthKey {
+  id: string;
+  /** The full key only in the create response; `tpkey-auth-<prefix>-***` elsewhere. */
+  key: string;
+  user: ApiUser | null;
+  reusable: boolean;
+  ephemeral: boolean;
+  used: boolean;
+  expiration: string | null;
+  createdAt: string;
+  aclTags: readonly string[];
+}
+
+export interface ApiApiKey {
+  id: string;
+  prefix: string;
+  expiration: string | null;
+  createdAt: string;
+  lastSeen: string | null;
+}
+
+export interface ApiError {
+  code: number;
+  message: string;
+}

@@ -1,0 +1,91 @@
+/**
+ * The tailnet in memory: indexed, immutable records loaded from the store, and the single write path —
+ * commit to the store in one transaction, then swap in the new records, then publish the change.
+ */
+import type { ApiKey, DnsSettings, Node, PolicyRecord, PreAuthKey, User } from '../domain/types.ts';
+import type { Hashed, Store, StoreTx } from '../store/store.ts';
+import type { Change, ChangeListener } from './changes.ts';
+
+export interface Indexes {
+  readonly users: Map<number, User>;
+  readonly nodes: Map<number, Node>;
+  readonly nodesByNodeKey: Map<string, Node>;
+  readonly nodesByMachineKey: Map<string, Node>;
+  readonly preAuthKeys: Map<number, Hashed<PreAuthKey>>;
+  readonly apiKeys: Map<number, Hashed<ApiKey>>;
+  /** IPs in use, for allocation. */
+  readonly ips: Set<string>;
+  /** Given names in use, for uniqueness. */
+  readonly names: Set<string>;
+  settings: { policy: PolicyRecord | null; dns: DnsSettings };
+  /** Connected node ids (not persisted: a restart starts with everyone offline). */
+  readonly online: Set<number>;
+}
+
+export interface Core {
+  readonly ix: Indexes;
+  /**
+   * Commits `fn`'s writes in one store transaction; if it throws, nothing is written and the indexes are
+   * untouched. On success `apply` updates the indexes and the changes are published in order.
+   */
+  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[] }): T;
+  /** Publishes without a store write (online/offline, which lives only in memory). */
+  publish(changes: Change[]): void;
+  subscribe(listener: ChangeListener): () => void;
+}
+
+export function indexNode(ix: Indexes, node: Node): void {
+  ix.nodes.set(node.id, node);
+  ix.nodesByNodeKey.set(node.nodeKey, node);
+  ix.nodesByMachineKey.set(node.machineKey, node);
+  ix.ips.add(node.ipv4);
+  ix.ips.add(node.ipv6);
+  ix.names.add(node.givenName);
+}
+
+export function unindexNode(ix: Indexes, node: Node): void {
+  ix.nodes.delete(node.id);
+  if (ix.nodesByNodeKey.get(node.nodeKey)?.id === node.id) ix.nodesByNodeKey.delete(node.nodeKey);
+  if (ix.nodesByMachineKey.get(node.machineKey)?.id === node.id) ix.nodesByMachineKey.delete(node.machineKey);
+  ix.ips.delete(node.ipv4);
+  ix.ips.delete(node.ipv6);
+  ix.names.delete(node.givenName);
+}
+
+export function createCore(store: Store, defaultDns: DnsSettings): Core {
+  const loaded = store.load();
+  const ix: Indexes = {
+    users: new Map(loaded.users.map((u) => [u.id, Object.freeze(u)])),
+    nodes: new Map(),
+    nodesByNodeKey: new Map(),
+    nodesByMachineKey: new Map(),
+    preAuthKeys: new Map(loaded.preAuthKeys.map((k) => [k.record.id, k])),
+    apiKeys: new Map(loaded.apiKeys.map((k) => [k.record.id, k])),
+    ips: new Set(),
+    names: new Set(),
+    settings: {
+      policy: (loaded.settings.policy as PolicyRecord | undefined) ?? null,
+      dns: (loaded.settings.dns as DnsSettings | undefined) ?? defaultDns,
+    },
+    online: new Set(),
+  };
+  for (const n of loaded.nodes) indexNode(ix, Object.freeze(n));
+  const listeners = new Set<ChangeListener>();
+  const publish = (changes: Change[]) => {
+    for (const c of changes) for (const l of listeners) l(c);
+  };
+  return {
+    ix,
+    write(fn) {
+      const { result, apply, changes } = store.write(fn);
+      apply?.();
+      if (changes) publish(changes);
+      return result;
+    },
+    publish,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Pre-auth keys and admin API keys: created with a secret shown once, checked by hash, expired or deleted.
+ * Consuming a single-use pre-auth key is one synchronous check-and-mark, so exactly one registration wins.
+ */
+import type { ApiKey, PreAuthKey } from '../domain/types.ts';
+import type { Hashed } from '../store/store.ts';
+import type { Core } from './core.ts';
+import { invalid, notFound, StateError } from './errors.ts';
+import { newSecret, secretMatches, splitSecret } from './secrets.ts';
+import type { Users } from './users.ts';
+
+const tagPattern = /^tag:[a-z0-9][a-z0-9-]*$/i;
+
+export function checkTags(tags: readonly string[]): void {
+  for (const t of tags) if (!tagPattern.test(t)) throw invalid(`invalid tag "${t}": tags look like "tag:name"`);
+}
+
+function checkExpiration(expiration: string | null | undefined, now: Date): string | null {
+  if (expiration === null || expiration === undefined || expiration === '') return null;
+  const t = Date.parse(expiration);
+  if (Number.isNaN(t)) throw invalid(`invalid expiration "${expiration}": expected an RFC 3339 time`);
+  if (t <= now.getTime()) throw invalid(`expiration ${expiration} is in the past`);
+  return new Date(t).toISOString();
+}
+
+const isExpired = (expiration: string | null, now: Date) =>
+  expiration !== null && Date.parse(expiration) <= now.getTime();
+
+export interface PreAuthKeyInput {
+  userId?: number | null;
+  reusable?: boolean;
+  ephemeral?: boolean;
+  expiration?: string | null;
+  tags?: string[];
+}
+
+export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
+  const { ix } = core;
+  const get = (id: number): Hashed<PreAuthKey> => {
+    const k = ix.preAuthKeys.get(id);
+    if (!k) throw notFound(`pre-auth key ${id} not found`);
+    return k;
+  };
+  const save = (record: PreAuthKey) =>
+    core.write((tx) => {
+      tx.updatePreAuthKey(record);
+      const hashed = { record, hash: get(record.id).hash };
+      return { result: record, apply: () => ix.preAuthKeys.set(record.id, hashed) };
+    });
+  return {
+    list: (): PreAuthKey[] => [...ix.preAuthKeys.values()].map((k) => k.record),
+    get: (id: number) => get(id).record,
+    create(input: PreAuthKeyInput): { key: string; record: PreAuthKey } {
+      const tags = input.tags ?? [];
+      checkTags(tags);
+      if (input.userId != null) users.get(input.userId);
+      if (input.userId == null && tags.length === 0) throw invalid('a pre-auth key needs a user or at least one tag');
+      const secret = newSecret('tpkey-auth');
+      const fields = {
+        prefix: secret.prefix,
+        userId: input.userId ?? null,
+        reusable: input.reusable ?? false,
+        ephemeral: input.ephemeral ?? false,
+        used: false,
+        tags,
+        expiration: checkExpiration(input.expiration, now()),
+        createdAt: now().toISOString(),
+      };
+      return core.write((tx) => {
+        const record = { id: tx.insertPreAuthKey(fields, secret.hash), ...fields };
+        return {
+          result: { key: secret.key, record },
+          apply: () => ix.preAuthKeys.set(record.id, { record, hash: secret.hash }),
+        };
+      });
+    },
+    expire(id: number): PreAuthKey {
+      const { record } = get(id);
+      if (isExpired(record.expiration, now())) return record;
+      return save({ ...record, expiration: now().toISOString() });
+    },
+    remove(id: number): void {
+      get(id);
+      core.write((tx) => {
+        tx.deletePreAuthKey(id);
+        return { result: undefined, apply: () => ix.preAuthKeys.delete(id) };
+      });
+    },
+    /**
+     * Validates a presented key and, for a single-use key, marks it used in the same synchronous step.
+     * Throws an 'unauthorized' StateError with a message meant for the person running `tailscale up`.
+     */
+    consume(key: string): PreAuthKey {
+      const parts = splitSecret('tpkey-auth', key);
+      const found = parts && [...ix.preAuthKeys.values()].find((k) => k.record.prefix === parts.prefix);
+      if (!parts || !found || !secretMatches(parts.secret, found.hash)) {
+        throw new StateError('unauthorized', 'invalid auth key');
+      }
+      const { record } = found;
+      if (isExpired(record.expiration, now())) throw new StateError('unauthorized', 'auth key expired');
+      if (record.used && !record.reusable) throw new StateError('unauthorized', 'auth key already used');
+      if (record.used) return record;
+      return save({ ...record, used: true });
+    },
+  };
+}
+
+export function createApiKeys(core: Core, now: () => Date) {
+  const { ix } = core;
+  const find = (ref: { id?: number; prefix?: string }): Hashed<ApiKey> => {
+    const k = [...ix.apiKeys.values()].find((x) =>
+      ref.id !== undefined ? x.record.id === ref.id : x.record.prefix === ref.prefix,
+    );
+    if (!k) throw notFound(`API key ${ref.id ?? ref.prefix} not found`);
+    return k;
+  };
+  const save = (record: ApiKey) =>
+    core.write((tx) => {
+      tx.updateApiKey(record);
+      const hashed = { record, hash: find({ id: record.id }).hash };
+      return { result: record, apply: () => ix.apiKeys.set(record.id, hashed) };
+    });
+  return {
+    list: (): ApiKey[] => [...ix.apiKeys.values()].map((k) => k.record),
+    create(input: { expiration?: string | null }): { key: string; record: ApiKey } {
+      const secret = newSecret('tpkey-api');
+      const fields = {
+        prefix: secret.prefix,
+        expiration: checkExpiration(input.expiration, now()),
+        lastSeen: null,
+        createdAt: now().toISOString(),
+      };
+      return core.write((tx) => {
+        const record = { id: tx.insertApiKey(fields, secret.hash), ...fields };
+        return {
+          result: { key: secret.key, record },
+          apply: () => ix.apiKeys.set(record.id, { record, hash: secret.hash }),
+        };
+      });
+    },
+    expire(ref: { id?: number; prefix?: string }): ApiKey {
+      const { record } = find(ref);
+      if (isExpired(record.expiration, now())) return record;
+      return save({ ...record, expiration: now().toISOString() });
+    },
+    remove(ref: { id?: number; prefix?: string }): void {
+      const { record } = find(ref);
+      core.write((tx) => {
+        tx.deleteApiKey(record.id);
+        return { result: undefined, apply: () => ix.apiKeys.delete(record.id) };
+      });
+    },
+    /** The key's record if it is valid and unexpired, else null. Records last use at most once a minute. */
+    authenticate(key: string): ApiKey | null {
+      const parts = splitSecret('tpkey-api', key);
+      const found = parts && [...ix.apiKeys.values()].find((k) => k.record.prefix === parts.prefix);
+      if (!parts || !found || !secretMatches(parts.secret, found.hash)) return null;
+      if (isExpired(found.record.expiration, now())) return null;
+      const last = found.record.lastSeen ? Date.parse(found.record.lastSeen) : 0;
+      if (now().getTime() - last > 60_000) return save({ ...found.record, lastSeen: now().toISOString() });
+      return found.record;
+    },
+  };
+}

@@ -1,0 +1,248 @@
+/**
+ * Nodes of the tailnet: registration (new machine, or re-registration with a rotated node key), admin edits
+ * (rename, tags, routes, expiry, delete), and what clients report in map requests (disco key, endpoints,
+ * hostinfo, online).
+ */
+import type { Endpoint, Node, RegisterMethod } from '../domain/types.ts';
+import { formatPrefix, parsePrefix } from '../net/ip.ts';
+import type { NodeField } from './changes.ts';
+import { indexNode, unindexNode, type Core } from './core.ts';
+import { conflict, invalid, notFound } from './errors.ts';
+import type { IpAllocator } from './ipam.ts';
+import { checkTags } from './keys.ts';
+import { isValidGivenName, sanitizeHostname, uniqueName } from './names.ts';
+import type { Users } from './users.ts';
+
+export interface RegisterInput {
+  machineKey: string;
+  nodeKey: string;
+  hostname: string;
+  hostinfo: Record<string, unknown>;
+  userId: number | null;
+  tags: string[];
+  ephemeral: boolean;
+  method: RegisterMethod;
+}
+
+const exitRoutes = ['0.0.0.0/0', '::/0'];
+
+/** Canonical, de-duplicated prefixes; approving either exit route approves both. */
+export function normalizeRoutes(routes: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const r of routes) {
+    let canonical: string;
+    try {
+      if (!r.includes('/')) throw new Error();
+      canonical = formatPrefix(parsePrefix(r));
+    } catch {
+      throw invalid(`invalid route "${r}": expected a CIDR prefix such as 10.0.0.0/24`);
+    }
+    if (exitRoutes.includes(canonical)) exitRoutes.forEach((e) => out.add(e));
+    else out.add(canonical);
+  }
+  return [...out].sort();
+}
+
+export interface NodeOptions {
+  /** Default key expiry for user-owned nodes in seconds (0 = never). */
+  expirySeconds: number;
+}
+
+export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: NodeOptions, now: () => Date) {
+  const { ix } = core;
+  const get = (id: number): Node => {
+    const n = ix.nodes.get(id);
+    if (!n) throw notFound(`node ${id} not found`);
+    return n;
+  };
+  /** Commits a new version of a node and publishes which fields changed. */
+  const update = (before: Node, patch: Partial<Node>, fields: NodeField[]): Node => {
+    const node = Object.freeze({ ...before, ...patch, id: before.id });
+    return core.write((tx) => {
+      tx.updateNode(node);
+      return {
+        result: node,
+        apply: () => {
+          unindexNode(ix, before);
+          indexNode(ix, node);
+        },
+        changes: [{ kind: 'node-updated', before, node, fields }],
+      };
+    });
+  };
+  const defaultExpiry = (tagged: boolean): string | null =>
+    tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
+
+  const create = (input: RegisterInput): Node => {
+    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip));
+    const fields: Omit<Node, 'id'> = {
+      machineKey: input.machineKey,
+      nodeKey: input.nodeKey,
+      discoKey: '',
+      ipv4,
+      ipv6,
+      hostname: input.hostname,
+      givenName: uniqueName(sanitizeHostname(input.hostname), (n) => ix.names.has(n)),
+      userId: input.tags.length > 0 ? null : input.userId,
+      tags: input.tags,
+      hostinfo: input.hostinfo,
+      endpoints: [],
+      expiry: defaultExpiry(input.tags.length > 0),
+      lastSeen: null,
+      createdAt: now().toISOString(),
+      registerMethod: input.method,
+      ephemeral: input.ephemeral,
+      availableRoutes: routesOf(input.hostinfo),
+      approvedRoutes: [],
+    };
+    return core.write((tx) => {
+      const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
+      return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
+    });
+  };
+
+  return {
+    list: (): Node[] => [...ix.nodes.values()],
+    get,
+    byNodeKey: (key: string) => ix.nodesByNodeKey.get(key),
+    byMachineKey: (key: string) => ix.nodesByMachineKey.get(key),
+    isOnline: (id: number) => ix.online.has(id),
+
+    /**
+     * Registers a machine. A machine key seen before keeps its node (id, IPs, name); its node key, owner
+     * and expiry are refreshed — this covers re-authentication and node-key rotation.
+     */
+    register(input: RegisterInput): Node {
+      if (input.userId === null && input.tags.length === 0) throw invalid('a node needs a user or tags');
+      if (input.userId !== null) users.get(input.userId);
+      checkTags(input.tags);
+      const clash = ix.nodesByNodeKey.get(input.nodeKey);
+      if (clash && clash.machineKey !== input.machineKey) throw conflict('node key already belongs to another machine');
+      const existing = ix.nodesByMachineKey.get(input.machineKey);
+      if (!existing) return create(input);
+      const tagged = input.tags.length > 0;
+      return update(
+        existing,
+        {
+          nodeKey: input.nodeKey,
+          userId: tagged ? null : input.userId,
+          tags: input.tags,
+          hostinfo: { ...existing.hostinfo, ...input.hostinfo },
+          expiry: defaultExpiry(tagged),
+          ephemeral: input.ephemeral,
+          registerMethod: input.method,
+          availableRoutes: routesOf(input.hostinfo),
+        },
+        ['keys', 'owner', 'tags', 'expiry', 'hostinfo', 'routes'],
+      );
+    },
+
+    rename(id: number, newName: string): Node {
+      const node = get(id);
+      if (!isValidGivenName(newName)) {
+        throw invalid(`invalid node name "${newName}": use a DNS label (a-z, 0-9, '-', at most 63 characters)`);
+      }
+      if (node.givenName === newName) return node;
+      if (ix.names.has(newName)) throw conflict(`node name "${newName}" is already taken`);
+      return update(node, { givenName: newName }, ['name']);
+    },
+
+    /** Sets a node's tags; tagging a user's node transfers ownership to the tags. */
+    setTags(id: number, tags: string[]): Node {
+      const node = get(id);
+      checkTags(tags);
+      const unique = [...new Set(tags)].sort();
+      if (unique.length === 0 && node.userId === null) {
+        throw invalid('a tagged node cannot drop all its tags; re-register it with a user key instead');
+      }
+      const patch: Partial<Node> = unique.length > 0 ? { tags: unique, userId: null, expiry: null } : { tags: [] };
+      return update(node, patch, ['tags', 'owner', 'expiry']);
+    },
+
+    approveRoutes(id: number, routes: string[]): Node {
+      return update(get(id), { approvedRoutes: normalizeRoutes(routes) }, ['routes']);
+    },
+
+    /** Expires the node's key now or at `at`; `null` disables expiry. */
+    setExpiry(id: number, at: string | null): Node {
+      const node = get(id);
+      let expiry: string | null = null;
+      if (at !== null) {
+        const t = Date.parse(at);
+        if (Number.isNaN(t)) throw invalid(`invalid expiry "${at}": expected an RFC 3339 time`);
+        expiry = new Date(t).toISOString();
+      }
+      return update(node, { expiry }, ['expiry']);
+    },
+
+    remove(id: number): Node {
+      const node = get(id);
+      core.write((tx) => {
+        tx.deleteNode(id);
+        return {
+          result: undefined,
+          apply: () => {
+            unindexNode(ix, node);
+            ix.online.delete(id);
+          },
+          changes: [{ kind: 'node-removed', node }],
+        };
+      });
+      return node;
+    },
+
+    /** Applies what a client reports in a map request; publishes only when something changed. */
+    report(id: number, r: { discoKey?: string; endpoints?: Endpoint[]; hostinfo?: Record<string, unknown> }): Node {
+      const node = get(id);
+      const patch: { -readonly [K in keyof Node]?: Node[K] } = {};
+      const fields: NodeField[] = [];
+      if (r.discoKey && r.discoKey !== node.discoKey) {
+        patch.discoKey = r.discoKey;
+        fields.push('keys');
+      }
+      if (r.endpoints && JSON.stringify(r.endpoints) !== JSON.stringify(node.endpoints)) {
+        patch.endpoints = r.endpoints;
+        fields.push('endpoints');
+      }
+      if (r.hostinfo) {
+        // A Hostinfo without NetInfo keeps the previous NetInfo (the client sends it separately).
+        const hostinfo = { ...r.hostinfo, NetInfo: r.hostinfo.NetInfo ?? node.hostinfo.NetInfo };
+        if (JSON.stringify(hostinfo) !== JSON.stringify(node.hostinfo)) {
+          patch.hostinfo = hostinfo;
+          fields.push('hostinfo');
+          const routes = routesOf(hostinfo);
+          if (JSON.stringify(routes) !== JSON.stringify(node.availableRoutes)) {
+            patch.availableRoutes = routes;
+            fields.push('routes');
+          }
+        }
+      }
+      return fields.length === 0 ? node : update(node, patch, fields);
+    },
+
+    /** Marks a node connected or not; going offline records last seen. */
+    setOnline(id: number, online: boolean): void {
+      const node = ix.nodes.get(id);
+      if (!node || ix.online.has(id) === online) return;
+      if (online) {
+        ix.online.add(id);
+        core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+        return;
+      }
+      ix.online.delete(id);
+      update(node, { lastSeen: now().toISOString() }, ['online']);
+    },
+  };
+}
+
+function routesOf(hostinfo: Record<string, unknown>): string[] {
+  const r = hostinfo.RoutableIPs;
+  if (!Array.isArray(r)) return [];
+  try {
+    return normalizeRoutes(r.filter((x): x is string => typeof x === 'string'));
+  } catch {
+    return [];
+  }
+}
+
+export type Nodes = ReturnType<typeof createNodes>;

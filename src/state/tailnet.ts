@@ -1,0 +1,61 @@
+/**
+ * The tailnet service: one object that owns the in-memory state and every write to it (users, nodes, keys,
+ * policy, DNS), backed by a store and publishing a change event after each commit.
+ */
+import type { DnsSettings, PolicyRecord } from '../domain/types.ts';
+import type { Store } from '../store/store.ts';
+import { createCore } from './core.ts';
+import { invalid } from './errors.ts';
+import { createIpAllocator } from './ipam.ts';
+import { createApiKeys, createPreAuthKeys } from './keys.ts';
+import { createNodes } from './nodes.ts';
+import { checkDns } from './dns.ts';
+import { createUsers } from './users.ts';
+
+export interface TailnetOptions {
+  prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
+  defaultDns: DnsSettings;
+  expirySeconds: number;
+  now?: () => Date;
+}
+
+export function createTailnet(store: Store, opts: TailnetOptions) {
+  const now = opts.now ?? (() => new Date());
+  const core = createCore(store, opts.defaultDns);
+  const users = createUsers(core, now);
+  const ipam = createIpAllocator(opts.prefixes.v4, opts.prefixes.v6, opts.prefixes.allocation);
+  const nodes = createNodes(core, users, ipam, { expirySeconds: opts.expirySeconds }, now);
+  return {
+    users,
+    nodes,
+    preAuthKeys: createPreAuthKeys(core, users, now),
+    apiKeys: createApiKeys(core, now),
+    subscribe: core.subscribe,
+    healthy: () => store.healthy(),
+    policy: (): PolicyRecord | null => core.ix.settings.policy,
+    /** Stores a policy text; the caller has validated it (the state layer does not parse policy). */
+    setPolicy(text: string): PolicyRecord {
+      const record = { text, updatedAt: now().toISOString() };
+      return core.write((tx) => {
+        tx.putSetting('policy', record);
+        return {
+          result: record,
+          apply: () => (core.ix.settings.policy = record),
+          changes: [{ kind: 'policy-changed' }],
+        };
+      });
+    },
+    dns: (): DnsSettings => core.ix.settings.dns,
+    setDns(dns: DnsSettings): DnsSettings {
+      const problem = checkDns(dns);
+      if (problem) throw invalid(problem);
+      const frozen = Object.freeze(structuredClone(dns));
+      return core.write((tx) => {
+        tx.putSetting('dns', frozen);
+        return { result: frozen, apply: () => (core.ix.settings.dns = frozen), changes: [{ kind: 'dns-changed' }] };
+      });
+    },
+  };
+}
+
+export type Tailnet = ReturnType<typeof createTailnet>;

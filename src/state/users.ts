@@ -1,0 +1,73 @@
+/**
+ * Users of the tailnet: create, rename, delete (refused while the user still owns nodes).
+ */
+import type { User } from '../domain/types.ts';
+import type { Core } from './core.ts';
+import { conflict, invalid, notFound } from './errors.ts';
+
+const validName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,62}$/;
+
+export function createUsers(core: Core, now: () => Date) {
+  const { ix } = core;
+  const byName = (name: string) => [...ix.users.values()].find((u) => u.name === name);
+  const get = (id: number): User => {
+    const u = ix.users.get(id);
+    if (!u) throw notFound(`user ${id} not found`);
+    return u;
+  };
+  const checkName = (name: string) => {
+    if (!validName.test(name)) {
+      throw invalid(`invalid user name "${name}": use letters, digits and . _ @ + - (at most 63, starting with a letter or digit)`);
+    }
+    if (byName(name)) throw conflict(`user "${name}" already exists`);
+  };
+  return {
+    list: (): User[] => [...ix.users.values()],
+    get,
+    byName,
+    create(input: { name: string; displayName?: string; email?: string }): User {
+      checkName(input.name);
+      const fields = {
+        name: input.name,
+        displayName: input.displayName ?? '',
+        email: input.email ?? '',
+        createdAt: now().toISOString(),
+      };
+      return core.write((tx) => {
+        const user = Object.freeze({ id: tx.insertUser(fields), ...fields });
+        return { result: user, apply: () => ix.users.set(user.id, user), changes: [{ kind: 'user-added', user }] };
+      });
+    },
+    rename(id: number, newName: string): User {
+      const user = { ...get(id), name: newName };
+      if (get(id).name === newName) return get(id);
+      checkName(newName);
+      return core.write((tx) => {
+        tx.updateUser(user);
+        const frozen = Object.freeze(user);
+        return { result: frozen, apply: () => ix.users.set(id, frozen), changes: [{ kind: 'user-updated', user: frozen }] };
+      });
+    },
+    remove(id: number): void {
+      const user = get(id);
+      const owned = [...ix.nodes.values()].filter((n) => n.userId === id);
+      if (owned.length > 0) {
+        throw conflict(`user "${user.name}" still owns ${owned.length} node(s): delete or retag them first`);
+      }
+      core.write((tx) => {
+        tx.deleteUser(id);
+        const keys = [...ix.preAuthKeys.values()].filter((k) => k.record.userId === id);
+        return {
+          result: undefined,
+          apply: () => {
+            ix.users.delete(id);
+            for (const k of keys) ix.preAuthKeys.delete(k.record.id); // ON DELETE CASCADE in the store
+          },
+          changes: [{ kind: 'user-removed', user }],
+        };
+      });
+    },
+  };
+}
+
+export type Users = ReturnType<typeof createUsers>;

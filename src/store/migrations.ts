@@ -1,0 +1,63 @@
+/**
+ * The SQLite schema as an append-only list of migrations: a released migration is never edited, only followed.
+ */
+export const migrations: readonly string[] = [
+  // 1: the tailnet's objects.
+  `
+  CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE pre_auth_keys (
+    id INTEGER PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    reusable INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '[]',
+    expiration TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY,
+    machine_key TEXT NOT NULL UNIQUE,
+    node_key TEXT NOT NULL UNIQUE,
+    disco_key TEXT NOT NULL DEFAULT '',
+    ipv4 TEXT NOT NULL UNIQUE,
+    ipv6 TEXT NOT NULL UNIQUE,
+    hostname TEXT NOT NULL,
+    given_name TEXT NOT NULL UNIQUE,
+    user_id INTEGER REFERENCES users(id) ON DELETE RESTRICT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    hostinfo TEXT NOT NULL DEFAULT '{}',
+    endpoints TEXT NOT NULL DEFAULT '[]',
+    expiry TEXT,
+    last_seen TEXT,
+    created_at TEXT NOT NULL,
+    register_method TEXT NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    available_routes TEXT NOT NULL DEFAULT '[]',
+    approved_routes TEXT NOT NULL DEFAULT '[]',
+    -- A node is owned by a user or by tags, never both.
+    CHECK ((user_id IS NULL) <> (tags = '[]'))
+  );
+  CREATE TABLE api_keys (
+    id INTEGER PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    expiration TEXT,
+    last_seen TEXT,
+    created_at TEXT NOT NULL
+  );
+  -- Tailnet-wide settings (policy, DNS) as JSON values.
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];

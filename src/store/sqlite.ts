@@ -1,0 +1,224 @@
+/**
+ * The SQLite store (better-sqlite3): WAL, foreign keys, synchronous=FULL so an acknowledged write survives a
+ * crash, and append-only migrations applied at open.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ApiKey, Node, PreAuthKey, User } from '../domain/types.ts';
+import { migrations } from './migrations.ts';
+import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
+
+type Row = Record<string, unknown>;
+
+export function openSqliteStore(path: string): Store {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  const tx = createTx(db);
+  return {
+    load: () => loadAll(db),
+    write: (fn) => db.transaction(() => fn(tx))(),
+    healthy: () => {
+      try {
+        return db.prepare('SELECT 1 AS ok').get() !== undefined;
+      } catch {
+        return false;
+      }
+    },
+    close: () => db.close(),
+  };
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  const current = row.v ?? 0;
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this tailplane (${migrations.length})`);
+  }
+  for (let v = current + 1; v <= migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v - 1]!);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
+    })();
+  }
+}
+
+const json = (v: unknown) => JSON.stringify(v);
+const bool = (v: unknown) => v === 1;
+
+function userFromRow(r: Row): User {
+  return {
+    id: r.id as number,
+    name: r.name as string,
+    displayName: r.display_name as string,
+    email: r.email as string,
+    createdAt: r.created_at as string,
+  };
+}
+
+function nodeFromRow(r: Row): Node {
+  return {
+    id: r.id as number,
+    machineKey: r.machine_key as string,
+    nodeKey: r.node_key as string,
+    discoKey: r.disco_key as string,
+    ipv4: r.ipv4 as string,
+    ipv6: r.ipv6 as string,
+    hostname: r.hostname as string,
+    givenName: r.given_name as string,
+    userId: (r.user_id as number | null) ?? null,
+    tags: JSON.parse(r.tags as string),
+    hostinfo: JSON.parse(r.hostinfo as string),
+    endpoints: JSON.parse(r.endpoints as string),
+    expiry: (r.expiry as string | null) ?? null,
+    lastSeen: (r.last_seen as string | null) ?? null,
+    createdAt: r.created_at as string,
+    registerMethod: r.register_method as Node['registerMethod'],
+    ephemeral: bool(r.ephemeral),
+    availableRoutes: JSON.parse(r.available_routes as string),
+    approvedRoutes: JSON.parse(r.approved_routes as string),
+  };
+}
+
+function preAuthKeyFromRow(r: Row): Hashed<PreAuthKey> {
+  return {
+    hash: r.hash as string,
+    record: {
+      id: r.id as number,
+      prefix: r.prefix as string,
+      userId: (r.user_id as number | null) ?? null,
+      reusable: bool(r.reusable),
+      ephemeral: bool(r.ephemeral),
+      used: bool(r.used),
+      tags: JSON.parse(r.tags as string),
+      expiration: (r.expiration as string | null) ?? null,
+      createdAt: r.created_at as string,
+    },
+  };
+}
+
+function apiKeyFromRow(r: Row): Hashed<ApiKey> {
+  return {
+    hash: r.hash as string,
+    record: {
+      id: r.id as number,
+      prefix: r.prefix as string,
+      expiration: (r.expiration as string | null) ?? null,
+      lastSeen: (r.last_seen as string | null) ?? null,
+      createdAt: r.created_at as string,
+    },
+  };
+}
+
+function loadAll(db: Database.Database): StoredTailnet {
+  const all = (sql: string) => db.prepare(sql).all() as Row[];
+  const settings: Record<string, unknown> = {};
+  for (const r of all('SELECT key, value FROM settings')) settings[r.key as string] = JSON.parse(r.value as string);
+  return {
+    users: all('SELECT * FROM users ORDER BY id').map(userFromRow),
+    nodes: all('SELECT * FROM nodes ORDER BY id').map(nodeFromRow),
+    preAuthKeys: all('SELECT * FROM pre_auth_keys ORDER BY id').map(preAuthKeyFromRow),
+    apiKeys: all('SELECT * FROM api_keys ORDER BY id').map(apiKeyFromRow),
+    settings,
+  };
+}
+
+function nodeParams(n: Omit<Node, 'id'>) {
+  return {
+    machine_key: n.machineKey,
+    node_key: n.nodeKey,
+    disco_key: n.discoKey,
+    ipv4: n.ipv4,
+    ipv6: n.ipv6,
+    hostname: n.hostname,
+    given_name: n.givenName,
+    user_id: n.userId,
+    tags: json(n.tags),
+    hostinfo: json(n.hostinfo),
+    endpoints: json(n.endpoints),
+    expiry: n.expiry,
+    last_seen: n.lastSeen,
+    created_at: n.createdAt,
+    register_method: n.registerMethod,
+    ephemeral: n.ephemeral ? 1 : 0,
+    available_routes: json(n.availableRoutes),
+    approved_routes: json(n.approvedRoutes),
+  };
+}
+
+function preAuthKeyParams(k: Omit<PreAuthKey, 'id'>) {
+  return {
+    prefix: k.prefix,
+    user_id: k.userId,
+    reusable: k.reusable ? 1 : 0,
+    ephemeral: k.ephemeral ? 1 : 0,
+    used: k.used ? 1 : 0,
+    tags: json(k.tags),
+    expiration: k.expiration,
+    created_at: k.createdAt,
+  };
+}
+
+/**
+ * INSERT, UPDATE and DELETE for one table, built from its column list so each column is named once.
+ * `insertOnly` columns (secret hashes) are written at insert and never updated.
+ */
+function statements(db: Database.Database, table: string, columns: string[], insertOnly: string[] = []) {
+  const insertColumns = [...columns, ...insertOnly];
+  const insert = db.prepare(
+    `INSERT INTO ${table} (${insertColumns.join(', ')}) VALUES (${insertColumns.map((c) => '@' + c).join(', ')})`,
+  );
+  const update = db.prepare(`UPDATE ${table} SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`);
+  const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
+  return {
+    insert: (params: Row) => Number(insert.run(params).lastInsertRowid),
+    update: (id: number, params: Row) => {
+      if (update.run({ ...params, id }).changes !== 1) throw new Error(`${table} ${id} not found`);
+    },
+    remove: (id: number) => {
+      remove.run(id);
+    },
+  };
+}
+
+function userParams(u: Omit<User, 'id'>) {
+  return { name: u.name, display_name: u.displayName, email: u.email, created_at: u.createdAt };
+}
+
+function apiKeyParams(k: Omit<ApiKey, 'id'>) {
+  return { prefix: k.prefix, expiration: k.expiration, last_seen: k.lastSeen, created_at: k.createdAt };
+}
+
+function createTx(db: Database.Database): StoreTx {
+  const columnsOf = (params: (x: never) => Row) => Object.keys(params({} as never));
+  const users = statements(db, 'users', columnsOf(userParams));
+  const nodes = statements(db, 'nodes', columnsOf(nodeParams));
+  const preAuth = statements(db, 'pre_auth_keys', columnsOf(preAuthKeyParams), ['hash']);
+  const apiKeys = statements(db, 'api_keys', columnsOf(apiKeyParams), ['hash']);
+  const putSetting = db.prepare(
+    'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  );
+  return {
+    insertUser: (u) => users.insert(userParams(u)),
+    updateUser: (u) => users.update(u.id, userParams(u)),
+    deleteUser: (id) => users.remove(id),
+    insertNode: (n) => nodes.insert(nodeParams(n)),
+    updateNode: (n) => nodes.update(n.id, nodeParams(n)),
+    deleteNode: (id) => nodes.remove(id),
+    insertPreAuthKey: (k, hash) => preAuth.insert({ ...preAuthKeyParams(k), hash }),
+    updatePreAuthKey: (k) => preAuth.update(k.id, preAuthKeyParams(k)),
+    deletePreAuthKey: (id) => preAuth.remove(id),
+    insertApiKey: (k, hash) => apiKeys.insert({ ...apiKeyParams(k), hash }),
+    updateApiKey: (k) => apiKeys.update(k.id, apiKeyParams(k)),
+    deleteApiKey: (id) => apiKeys.remove(id),
+    putSetting: (key, value) => {
+      putSetting.run(key, json(value));
+    },
+  };
+}

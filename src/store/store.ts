@@ -1,0 +1,46 @@
+/**
+ * The persistence interface of the tailnet: what the state layer needs from a database, nothing more.
+ * SQLite implements it today; a PostgreSQL store would implement the same interface.
+ */
+import type { ApiKey, Node, PreAuthKey, User } from '../domain/types.ts';
+
+/** A secret-bearing record as stored: the public record plus the hash of its secret. */
+export interface Hashed<T> {
+  readonly record: T;
+  readonly hash: string;
+}
+
+/** Everything the store holds, loaded once at start-up into the in-memory state. */
+export interface StoredTailnet {
+  readonly users: User[];
+  readonly nodes: Node[];
+  readonly preAuthKeys: Hashed<PreAuthKey>[];
+  readonly apiKeys: Hashed<ApiKey>[];
+  readonly settings: Record<string, unknown>;
+}
+
+/** Writes inside one transaction. Insert methods return the new row id. */
+export interface StoreTx {
+  insertUser(u: Omit<User, 'id'>): number;
+  updateUser(u: User): void;
+  deleteUser(id: number): void;
+  insertNode(n: Omit<Node, 'id'>): number;
+  updateNode(n: Node): void;
+  deleteNode(id: number): void;
+  insertPreAuthKey(k: Omit<PreAuthKey, 'id'>, hash: string): number;
+  updatePreAuthKey(k: PreAuthKey): void;
+  deletePreAuthKey(id: number): void;
+  insertApiKey(k: Omit<ApiKey, 'id'>, hash: string): number;
+  updateApiKey(k: ApiKey): void;
+  deleteApiKey(id: number): void;
+  putSetting(key: string, value: unknown): void;
+}
+
+export interface Store {
+  load(): StoredTailnet;
+  /** Runs fn in one transaction: all of its writes land, or none do. */
+  write<T>(fn: (tx: StoreTx) => T): T;
+  /** True when the database answers a trivial query. */
+  healthy(): boolean;
+  close(): void;
+}
