@@ -1,0 +1,118 @@
+/**
+ * Test servers: a real `tailplane serve` child process on a random loopback port with its own data dir, or
+ * an in-process server for tests that need the tailnet object; plus a CLI runner.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { defaultConfig, type Config } from '../../src/config/config.ts';
+import { startServer, type Server } from '../../src/server.ts';
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+const bin = join(repoRoot, 'bin', 'tailplane.js');
+
+export function tempDir(prefix = 'tailplane-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface ChildServer {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly apiKey: string;
+  readonly process: ChildProcess;
+  /** Everything the server wrote to stderr so far (its structured log). */
+  log(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `tailplane serve` as a child process and waits for its "listening on" line. */
+export async function spawnServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ChildServer> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
+    cwd: dataDir,
+    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start in 20 s:\n${log}`)), 20_000);
+    const check = () => {
+      const m = /tailplane listening on (http:\/\/[^\s"]+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    child.stderr!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`server exited with ${code}:\n${log}`));
+    });
+  });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return {
+    url,
+    dataDir,
+    apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim(),
+    process: child,
+    log: () => log,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Starts a server in this process on a random port. */
+export async function inProcessServer(overrides: Partial<Config> = {}): Promise<Server & { dataDir: string; apiKey: string }> {
+  const dataDir = tempDir();
+  const config: Config = { ...defaultConfig(), listenAddr: '127.0.0.1:0', dataDir, log: { level: 'silent' }, ...overrides };
+  const server = await startServer(config);
+  return Object.assign(server, { dataDir, apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim() });
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `tailplane` CLI against a server. */
+export function cli(server: { url: string; apiKey: string }, ...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: { ...process.env, TAILPLANE_URL: server.url, TAILPLANE_API_KEY: server.apiKey },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A fetch against the admin API with the server's key (or another one). */
+export async function api(
+  server: { url: string; apiKey: string },
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any }> {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${server.apiKey}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
