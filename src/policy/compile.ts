@@ -1,0 +1,178 @@
+/** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
+import { isExitRoute, parsePrefix } from './ip.ts';
+import { isInternetIp } from './internet.ts';
+import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
+import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
+import { compileSsh, sshDecision, sshForNode, type CompiledSsh, type SshOptions } from './ssh.ts';
+import { indexTopology, type IndexedNode, type Topology, type TopologyIndex } from './topology.ts';
+import type { Alias, IpSpec, Policy } from './types.ts';
+import { FILTER_ALLOW_ALL, type FilterRule, type SshPolicy } from './wire.ts';
+
+/** Everything one node receives from the policy. */
+export interface NodeView {
+  readonly nodeId: number;
+  /** tailcfg FilterRule[]: the node's inbound firewall. */
+  readonly packetFilter: readonly FilterRule[];
+  readonly sshPolicy: SshPolicy;
+  /** Ids of the nodes this node may reach or be reached by, sorted; it sees exactly these. */
+  readonly peers: readonly number[];
+  /** nodeAttrs attributes (plus randomize-client-port / disable-ipv4 from the top-level switches). */
+  readonly capabilities: readonly string[];
+  /** The same as a tailcfg NodeCapMap. */
+  readonly capMap: Readonly<Record<string, readonly unknown[]>>;
+}
+
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  readonly topology: TopologyIndex;
+  readonly resolver: Resolver;
+  readonly rules: readonly CompiledRule[];
+  readonly ssh: readonly CompiledSsh[];
+  /** Per-node view, computed on first request and cached. Throws for an unknown node id. */
+  forNode(id: number): NodeView;
+  /** Whether src may open proto/port to dst (IANA proto number). */
+  canAccess(src: Principal, dst: Principal, proto: number, port: number): boolean;
+  /** First-match SSH decision for src connecting to dst as `login`. */
+  sshDecision(src: Principal, dst: Principal, login: string): 'accept' | 'check' | 'deny';
+  /** Which of a node's advertised routes autoApprovers approve (exit routes via exitNode). */
+  autoApprovedRoutes(nodeId: number, routes: readonly string[]): string[];
+}
+
+export type CompileOptions = SshOptions;
+
+const DEFAULT_PROTOS = [6, 17, 1, 58];
+
+export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
+  const topo = indexTopology(topology);
+  const r = createResolver(policy, topo);
+  const rules = compileRules(policy.rules, r);
+  const ssh = compileSsh(policy.ssh, r, opts);
+  const selfSources = selfSourcesCache(r);
+  const peers = peerFinder(policy, rules, topo);
+  const views = new Map<number, NodeView>();
+
+  const node = (id: number): IndexedNode => {
+    const n = topo.byId.get(id);
+    if (!n) throw new Error(`unknown node id ${id}`);
+    return n;
+  };
+  const forNode = (id: number): NodeView => {
+    const hit = views.get(id);
+    if (hit) return hit;
+    const n = node(id);
+    const capabilities = capabilitiesOf(policy, r, n);
+    const view: NodeView = {
+      nodeId: id,
+      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources) : FILTER_ALLOW_ALL,
+      sshPolicy: sshForNode(ssh, n, r),
+      peers: peers(n),
+      capabilities,
+      capMap: Object.fromEntries(capabilities.map((c) => [c, []])),
+    };
+    views.set(id, view);
+    return view;
+  };
+  const canAccess = (src: Principal, dst: Principal, proto: number, port: number) =>
+    !policy.hasAccessRules || rules.some((cr) => ruleAllows(cr, r, src, dst, proto, port));
+  const autoApprovedRoutes = (id: number, routes: readonly string[]) => {
+    const p = principalOf(node(id));
+    const ok = (as: readonly Alias[]) => as.some((a) => r.matches(a, p));
+    return routes.filter((route) => {
+      const pr = parsePrefix(route);
+      if (!pr || 'error' in pr) return false;
+      if (isExitRoute(pr.prefix)) return ok(policy.autoApprovers.exitNode);
+      return policy.autoApprovers.routes.some((e) => containsRange(e.prefix, pr.prefix) && ok(e.approvers));
+    });
+  };
+  return {
+    policy, topology: topo, resolver: r, rules, ssh, forNode, canAccess, autoApprovedRoutes,
+    sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
+  };
+}
+
+const containsRange = (outer: { v6: boolean; lo: bigint; hi: bigint }, inner: { v6: boolean; lo: bigint; hi: bigint }) =>
+  outer.v6 === inner.v6 && outer.lo <= inner.lo && inner.hi <= outer.hi;
+
+function specAllows(s: IpSpec, proto: number, port: number): boolean {
+  return (s.protos ?? DEFAULT_PROTOS).includes(proto) && s.ports.some((p) => p.first <= port && port <= p.last);
+}
+
+function ruleAllows(cr: CompiledRule, r: Resolver, src: Principal, dst: Principal, proto: number, port: number): boolean {
+  if (!cr.rule.src.some((a) => r.matches(a, src))) return false;
+  return cr.dsts.some((d) => dstMatches(d, r, src, dst) && d.specs.some((s) => specAllows(s, proto, port)));
+}
+
+function dstMatches(d: CompiledDst, r: Resolver, src: Principal, dst: Principal): boolean {
+  if (d.target.kind === 'self') return src.user !== undefined && src.tags.length === 0 && src.user === dst.user && dst.tags.length === 0;
+  if (d.target.kind === 'internet') return dst.ips.some(isInternetIp);
+  return r.matches(d.alias, dst);
+}
+
+function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
+  const p = principalOf(n);
+  const caps = policy.nodeAttrs.filter((a) => a.target.some((t) => r.matches(t, p))).flatMap((a) => a.attr.map((x) => x.text));
+  if (policy.randomizeClientPort) caps.push('randomize-client-port');
+  if (policy.disableIPv4) caps.push('disable-ipv4');
+  return [...new Set(caps)];
+}
+
+/**
+ * Peer sets. Nodes that sit in the same rules' sources and destinations have the same peers, so results are
+ * cached per membership signature: with group/tag-based rules there are few signatures however many nodes.
+ */
+function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex): (n: IndexedNode) => number[] {
+  const allIds = topo.nodes.map((n) => n.id).sort((a, b) => a - b);
+  const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
+  const dstNodeCache = new Map<CompiledDst, readonly number[]>();
+  const bySig = new Map<string, ReadonlySet<number> | 'all'>();
+  const routed = (cr: CompiledRule, m: IndexedNode) => cr.via.length === 0 || cr.via.some((t) => m.tags.includes(t));
+  const hits = (cr: CompiledRule, d: CompiledDst, m: IndexedNode) => targetHits(d.target, m) && routed(cr, m);
+  const dstNodes = (cr: CompiledRule, d: CompiledDst) => {
+    let ids = dstNodeCache.get(d);
+    if (!ids) {
+      ids = topo.nodes.filter((m) => hits(cr, d, m)).map((m) => m.id);
+      dstNodeCache.set(d, ids);
+    }
+    return ids;
+  };
+  const ownNodes = (user: string | undefined) => (user === undefined ? [] : (topo.byUser.get(user) ?? []));
+  const compute = (n: IndexedNode): ReadonlySet<number> | 'all' => {
+    const out = new Set<number>();
+    for (const cr of rules) {
+      const inSrc = cr.src.all || cr.src.ids.has(n.id);
+      for (const d of cr.dsts) {
+        if (d.target.kind === 'self') {
+          const own = ownNodes(n.user);
+          if (inSrc) for (const m of own) out.add(m.id);
+          for (const m of own) if (cr.src.all || cr.src.ids.has(m.id)) out.add(m.id);
+          continue;
+        }
+        if (inSrc) {
+          if (d.target.kind === 'any' && cr.via.length === 0) return 'all';
+          for (const id of dstNodes(cr, d)) out.add(id);
+        }
+        if (hits(cr, d, n) || (d.target.kind === 'any' && cr.via.length === 0)) {
+          if (cr.src.all) return 'all';
+          for (const id of cr.src.ids) out.add(id);
+        }
+      }
+    }
+    return out;
+  };
+  const signature = (n: IndexedNode) => {
+    const parts = rules.map((cr) => {
+      const s = cr.src.all || cr.src.ids.has(n.id) ? 's' : '';
+      const d = cr.dsts.map((x) => (x.target.kind !== 'self' && hits(cr, x, n) ? '1' : '0')).join('');
+      return `${s}${d}`;
+    });
+    return `${parts.join('.')}|${hasSelf ? (n.user ?? '') : ''}`;
+  };
+  return (n) => {
+    if (!policy.hasAccessRules) return allIds.filter((id) => id !== n.id);
+    const sig = signature(n);
+    let set = bySig.get(sig);
+    if (!set) bySig.set(sig, (set = compute(n)));
+    if (set === 'all') return allIds.filter((id) => id !== n.id);
+    return [...set].filter((id) => id !== n.id).sort((a, b) => a - b);
+  };
+}

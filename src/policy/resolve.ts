@@ -1,0 +1,95 @@
+/** Alias resolution: whether an alias matches an identity (a node, or a user/tag/IP named in a test), and the node set it denotes. */
+import { containsIp, overlaps, type Ip, type Prefix } from './ip.ts';
+import type { IndexedNode, TopologyIndex } from './topology.ts';
+import type { Alias, Policy } from './types.ts';
+
+/** Who is on one end of a connection: a node's identity, or a synthetic one built from a test's alias. */
+export interface Principal {
+  /** Owning user name; undefined for tagged nodes. */
+  readonly user: string | undefined;
+  readonly tags: readonly string[];
+  readonly ips: readonly Ip[];
+  readonly nodeId?: number;
+}
+
+/** A set of nodes; `all` stands for every node without listing them. */
+export interface NodeSet {
+  readonly all: boolean;
+  readonly ids: ReadonlySet<number>;
+}
+
+export interface Resolver {
+  readonly topo: TopologyIndex;
+  readonly policy: Policy;
+  /** True when the alias names this principal (autogroup:self and :internet depend on the other end; they never match here). */
+  matches(a: Alias, p: Principal): boolean;
+  /** The nodes an alias denotes (cached per alias text). */
+  nodes(a: Alias): NodeSet;
+  /** The IP prefixes an alias denotes literally (hosts, IPs, ipsets). */
+  prefixes(a: Alias): readonly Prefix[];
+  /** User name an alias like "alice@" refers to. */
+  userName(a: Alias & { kind: 'user' }): string;
+  groupUsers(group: string): ReadonlySet<string>;
+}
+
+export function principalOf(n: IndexedNode): Principal {
+  return { user: n.user, tags: n.tags, ips: n.ips, nodeId: n.id };
+}
+
+export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
+  const nodeCache = new Map<string, NodeSet>();
+  const groupCache = new Map<string, Set<string>>();
+  const userName = (a: Alias & { kind: 'user' }) => topo.userName(a.name) ?? a.name.replace(/@$/, '');
+  const groupUsers = (g: string) => {
+    let s = groupCache.get(g);
+    if (!s) {
+      s = new Set((policy.groups.get(g)?.members ?? []).flatMap((m) => (m.kind === 'user' ? [userName(m)] : [])));
+      groupCache.set(g, s);
+    }
+    return s;
+  };
+  const prefixes = (a: Alias): readonly Prefix[] => {
+    if (a.kind === 'prefix') return [a.prefix];
+    if (a.kind === 'host') return optional(policy.hosts.get(a.name)?.prefix);
+    if (a.kind === 'ipset') return (policy.ipsets.get(a.name)?.members ?? []).flatMap((m) => prefixes(m));
+    return [];
+  };
+  const matches = (a: Alias, p: Principal): boolean => {
+    switch (a.kind) {
+      case 'wildcard':
+        return true;
+      case 'user':
+        return p.user !== undefined && p.user === userName(a);
+      case 'group':
+        return p.user !== undefined && groupUsers(a.name).has(p.user);
+      case 'tag':
+        return p.tags.includes(a.name);
+      case 'host':
+      case 'prefix':
+      case 'ipset':
+        return prefixes(a).some((pr) => p.ips.some((ip) => containsIp(pr, ip)));
+      case 'autogroup':
+        if (a.name === 'member') return p.user !== undefined && p.tags.length === 0;
+        if (a.name === 'tagged') return p.tags.length > 0;
+        return a.name === 'danger-all';
+    }
+  };
+  const nodes = (a: Alias): NodeSet => {
+    const hit = nodeCache.get(a.text);
+    if (hit) return hit;
+    const all = a.kind === 'wildcard' || (a.kind === 'autogroup' && a.name === 'danger-all');
+    const ids = new Set<number>();
+    if (!all) for (const n of topo.nodes) if (matches(a, principalOf(n))) ids.add(n.id);
+    const set = { all, ids };
+    nodeCache.set(a.text, set);
+    return set;
+  };
+  return { topo, policy, matches, nodes, prefixes, userName, groupUsers };
+}
+
+const optional = <T>(x: T | undefined): T[] => (x === undefined ? [] : [x]);
+
+/** Nodes that route (approved subnet routes) into any of the prefixes. */
+export function routersFor(topo: TopologyIndex, prefixes: readonly Prefix[]): IndexedNode[] {
+  return topo.nodes.filter((n) => n.subnetRoutes.some((r) => prefixes.some((p) => overlaps(r, p))));
+}

@@ -1,0 +1,93 @@
+/** The tailnet as the policy sees it (users and nodes), and an index of it built once per compilation. */
+import { isExitRoute, parseIp, parsePrefix, type Ip, type Prefix } from './ip.ts';
+
+export interface TopologyUser {
+  readonly id: number;
+  /** Login name, e.g. "alice" (matched by "alice@") or "alice@example.com". */
+  readonly name: string;
+  readonly email?: string;
+}
+
+export interface TopologyNode {
+  readonly id: number;
+  readonly name: string;
+  /** Owner's user name; ignored when the node has tags (tags XOR user). */
+  readonly user?: string;
+  readonly tags: readonly string[];
+  readonly ipv4: string;
+  readonly ipv6: string;
+  /** Approved routes; 0.0.0.0/0 and ::/0 together make an exit node. */
+  readonly approvedRoutes: readonly string[];
+}
+
+export interface Topology {
+  readonly users: readonly TopologyUser[];
+  readonly nodes: readonly TopologyNode[];
+}
+
+/** A node with parsed addresses and its owner resolved. */
+export interface IndexedNode {
+  readonly node: TopologyNode;
+  readonly id: number;
+  readonly name: string;
+  /** Owning user name, or undefined for tagged nodes. */
+  readonly user: string | undefined;
+  readonly tags: readonly string[];
+  readonly ips: readonly Ip[];
+  readonly ipTexts: readonly string[];
+  readonly subnetRoutes: readonly Prefix[];
+  readonly isExit: boolean;
+}
+
+export interface TopologyIndex {
+  readonly users: readonly TopologyUser[];
+  readonly nodes: readonly IndexedNode[];
+  readonly byId: ReadonlyMap<number, IndexedNode>;
+  /** Untagged nodes per owning user name; the unit autogroup:self works in. */
+  readonly byUser: ReadonlyMap<string, readonly IndexedNode[]>;
+  /** Resolves a user alias ("alice@", "alice@example.com") to a topology user name, if that user exists. */
+  userName(alias: string): string | undefined;
+  nodeByIp(ip: Ip): IndexedNode | undefined;
+}
+
+export function indexTopology(t: Topology): TopologyIndex {
+  const nodes = t.nodes.map(indexNode);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const byUser = new Map<string, IndexedNode[]>();
+  for (const n of nodes) if (n.user !== undefined) byUser.set(n.user, [...(byUser.get(n.user) ?? []), n]);
+  const byIp = new Map<string, IndexedNode>();
+  for (const n of nodes) for (const ip of n.ips) byIp.set(`${ip.v6}/${ip.n}`, n);
+  const aliasToUser = new Map<string, string>();
+  for (const u of t.users) {
+    aliasToUser.set(`${u.name}@`, u.name);
+    aliasToUser.set(u.name, u.name);
+    if (u.email) aliasToUser.set(u.email, u.name);
+  }
+  return {
+    users: t.users,
+    nodes,
+    byId,
+    byUser,
+    userName: (alias) => aliasToUser.get(alias),
+    nodeByIp: (ip) => byIp.get(`${ip.v6}/${ip.n}`),
+  };
+}
+
+function indexNode(n: TopologyNode): IndexedNode {
+  const ipTexts = [n.ipv4, n.ipv6].filter((s) => s !== '' && parseIp(s));
+  const routes = n.approvedRoutes.flatMap((r) => {
+    const p = parsePrefix(r);
+    return p && 'prefix' in p ? [p.prefix] : [];
+  });
+  return {
+    node: n,
+    id: n.id,
+    name: n.name,
+    user: n.tags.length > 0 ? undefined : n.user,
+    tags: n.tags,
+    ips: ipTexts.map((s) => parseIp(s)!),
+    ipTexts,
+    subnetRoutes: routes.filter((r) => !isExitRoute(r)),
+    isExit: routes.some((r) => isExitRoute(r) && !r.v6) && routes.some((r) => isExitRoute(r) && r.v6),
+  };
+}
