@@ -1,0 +1,59 @@
+/** Map-response framing: `[u32 LITTLE-endian length][zstd frame of JSON]` (trap T12), with an encoder and a decoder. */
+import zstd from 'zstd-napi';
+
+/** Bytes of the little-endian length prefix. */
+export const lengthPrefixSize = 4;
+/** Default cap on one decoded frame's compressed size, so a broken stream cannot make the decoder allocate 4 GiB. */
+export const defaultMaxFrameSize = 64 << 20;
+
+/** Encodes MapResponses into frames with one reusable zstd compressor. */
+export interface FrameEncoder {
+  /** JSON-encodes a value and frames it. */
+  encode(value: unknown): Buffer;
+  /** Frames JSON text that is already serialized. */
+  encodeJson(json: string | Uint8Array): Buffer;
+}
+
+/** Creates a frame encoder; level 3 is zstd's default balance of speed and ratio. */
+export function createFrameEncoder(options: { level?: number } = {}): FrameEncoder {
+  const compressor = new zstd.Compressor();
+  compressor.setParameters({ compressionLevel: options.level ?? 3 });
+  const encodeJson = (json: string | Uint8Array): Buffer => {
+    const body = compressor.compress(typeof json === 'string' ? Buffer.from(json, 'utf8') : json);
+    const prefix = Buffer.allocUnsafe(lengthPrefixSize);
+    prefix.writeUInt32LE(body.length, 0);
+    return Buffer.concat([prefix, body]);
+  };
+  return { encodeJson, encode: (value) => encodeJson(JSON.stringify(value)) };
+}
+
+/** Incrementally decodes a framed stream (for the load generator and tests). */
+export interface FrameDecoder {
+  /** Consumes bytes and returns every complete frame's parsed JSON. Throws on a bad frame. */
+  push(chunk: Uint8Array): unknown[];
+  /** Bytes of an incomplete frame still waiting for input. */
+  buffered(): number;
+}
+
+/** Creates a frame decoder; frames larger than maxFrameSize compressed bytes are an error. */
+export function createFrameDecoder(options: { maxFrameSize?: number } = {}): FrameDecoder {
+  const maxFrameSize = options.maxFrameSize ?? defaultMaxFrameSize;
+  const decompressor = new zstd.Decompressor();
+  let pending: Buffer = Buffer.alloc(0);
+  return {
+    push(chunk) {
+      pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+      const out: unknown[] = [];
+      while (pending.length >= lengthPrefixSize) {
+        const size = pending.readUInt32LE(0);
+        if (size > maxFrameSize) throw new Error(`map frame of ${size} bytes exceeds the ${maxFrameSize}-byte limit`);
+        if (pending.length < lengthPrefixSize + size) break;
+        const body = pending.subarray(lengthPrefixSize, lengthPrefixSize + size);
+        out.push(JSON.parse(decompressor.decompress(body).toString('utf8')));
+        pending = pending.subarray(lengthPrefixSize + size);
+      }
+      return out;
+    },
+    buffered: () => pending.length,
+  };
+}

@@ -1,0 +1,173 @@
+/** The TS2021 transport record codec as a Node Duplex: `[0x04][u16 BE len][ChaCha20-Poly1305 ciphertext]` over a socket. */
+import { Duplex } from 'node:stream';
+import { headerSize, msgTypeRecord } from './messages.ts';
+import type { TransportKeys } from './handshake.ts';
+import { nonceSize, open, seal, tagSize } from './primitives.ts';
+
+/** Largest record on the wire, header included (trap T7). */
+export const maxMessageSize = 4096;
+export const maxCiphertextSize = maxMessageSize - headerSize;
+export const maxPlaintextSize = maxCiphertextSize - tagSize;
+
+/** Why a connection was torn down; the duplex is destroyed with it. */
+export class NoiseRecordError extends Error {
+  override readonly name = 'NoiseRecordError';
+}
+
+/**
+ * A per-direction nonce: 4 zero bytes then a u64 BIG-endian counter (trap T1, unlike the Noise spec). The counter
+ * is kept as two u32 halves; it may not reach 2^64-1, which tailscale reserves as invalid.
+ */
+function createNonce() {
+  const bytes = Buffer.alloc(nonceSize);
+  let hi = 0;
+  let lo = 0;
+  return {
+    /** Returns the nonce for the next record and advances the counter. */
+    next(): Buffer {
+      if (hi === 0xffffffff && lo >= 0xfffffffe) throw new NoiseRecordError('noise: nonce counter exhausted');
+      bytes.writeUInt32BE(hi, 4);
+      bytes.writeUInt32BE(lo, 8);
+      lo = (lo + 1) >>> 0;
+      if (lo === 0) hi += 1;
+      return bytes;
+    },
+  };
+}
+
+/** Encrypts a plaintext into records of at most maxPlaintextSize bytes each. */
+function createSealer(key: Uint8Array) {
+  const nonce = createNonce();
+  return (plaintext: Uint8Array): Buffer => {
+    const records: Buffer[] = [];
+    for (let at = 0; at < plaintext.length; at += maxPlaintextSize) {
+      const ct = seal(key, nonce.next(), plaintext.subarray(at, at + maxPlaintextSize));
+      const hdr = Buffer.allocUnsafe(headerSize);
+      hdr[0] = msgTypeRecord;
+      hdr.writeUInt16BE(ct.length, 1);
+      records.push(hdr, ct);
+    }
+    return Buffer.concat(records);
+  };
+}
+
+/** Reassembles records from arbitrary socket chunks and decrypts them; throws NoiseRecordError on any violation. */
+function createOpener(key: Uint8Array) {
+  const nonce = createNonce();
+  let pending: Buffer = Buffer.alloc(0);
+  return {
+    /** Consumes a chunk and returns the non-empty plaintexts of the complete records in it. */
+    push(chunk: Buffer): Buffer[] {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      const out: Buffer[] = [];
+      let at = 0;
+      while (pending.length - at >= headerSize) {
+        if (pending[at] !== msgTypeRecord) throw new NoiseRecordError(`noise: unexpected message type ${pending[at]}`);
+        const len = pending.readUInt16BE(at + 1);
+        if (headerSize + len > maxMessageSize) throw new NoiseRecordError('noise: record too large');
+        if (len < tagSize) throw new NoiseRecordError('noise: record shorter than its tag');
+        if (pending.length - at < headerSize + len) break;
+        const sealed = pending.subarray(at + headerSize, at + headerSize + len);
+        let pt: Buffer;
+        try {
+          pt = open(key, nonce.next(), sealed);
+        } catch (err) {
+          if (err instanceof NoiseRecordError) throw err;
+          throw new NoiseRecordError('noise: record authentication failed');
+        }
+        if (pt.length > 0) out.push(pt);
+        at += headerSize + len;
+      }
+      pending = pending.subarray(at);
+      return out;
+    },
+    /** Bytes of an incomplete record still waiting for more input. */
+    buffered: () => pending.length,
+  };
+}
+
+/** Options for wrapping a socket. */
+export interface NoiseConnOptions extends TransportKeys {
+  /** Bytes already read from the socket after the handshake (the upgrade's `head`). */
+  readonly head?: Buffer;
+}
+
+/**
+ * An encrypted TS2021 transport over a byte stream. Writes are split into records of at most 4077 plaintext
+ * bytes and respect the socket's backpressure; reads reassemble partial records. Any decryption error, oversized
+ * or malformed record destroys the duplex and the socket; zero-length records are skipped.
+ */
+export class NoiseConn extends Duplex {
+  readonly #socket: Duplex;
+  readonly #seal: (pt: Uint8Array) => Buffer;
+  readonly #opener: ReturnType<typeof createOpener>;
+
+  constructor(socket: Duplex, options: NoiseConnOptions) {
+    super({ allowHalfOpen: false });
+    this.#socket = socket;
+    this.#seal = createSealer(options.txKey);
+    this.#opener = createOpener(options.rxKey);
+    if (options.head && options.head.length > 0) this.#onData(options.head);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  /** The wrapped socket, e.g. for its remote address. */
+  get socket(): Duplex {
+    return this.#socket;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.destroyed) return;
+    let plaintexts: Buffer[];
+    try {
+      plaintexts = this.#opener.push(chunk);
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    }
+    for (const pt of plaintexts) {
+      if (!this.push(pt)) this.#socket.pause();
+    }
+  }
+
+  #onEnd(): void {
+    if (this.#opener.buffered() > 0) this.destroy(new NoiseRecordError('noise: connection closed inside a record'));
+    else this.push(null);
+  }
+
+  override _read(): void {
+    this.#socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#send(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#send(Buffer.concat(chunks.map((c) => c.chunk)), cb);
+  }
+
+  #send(plaintext: Buffer, cb: (err?: Error | null) => void): void {
+    let wire: Buffer;
+    try {
+      wire = this.#seal(plaintext);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (this.#socket.write(wire)) cb();
+    else this.#socket.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#socket.end(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.#socket.destroy();
+    cb(err);
+  }
+}

@@ -1,0 +1,108 @@
+/** The Noise primitives (X25519, BLAKE2s, HKDF-BLAKE2s, ChaCha20-Poly1305) on Node's built-in OpenSSL crypto. */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+} from 'node:crypto';
+
+/** Size of every X25519 key and of every derived symmetric key. */
+export const keySize = 32;
+/** Size of the Poly1305 authentication tag appended to every ciphertext. */
+export const tagSize = 16;
+/** ChaCha20-Poly1305 IETF nonce size. */
+export const nonceSize = 12;
+
+// DER headers that turn a raw 32-byte X25519 key into PKCS#8 / SPKI (RFC 8410), since Node cannot import raw keys.
+const pkcs8Prefix = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const spkiPrefix = Buffer.from('302a300506032b656e032100', 'hex');
+
+/** An X25519 key pair as raw 32-byte arrays. */
+export interface KeyPair {
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+/** Generates a fresh X25519 key pair. */
+export function generateKeyPair(): KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  return {
+    privateKey: privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(pkcs8Prefix.length),
+    publicKey: publicKey.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length),
+  };
+}
+
+/** Derives the X25519 public key of a raw private key. */
+export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
+  const pub = createPublicKey(importPrivate(privateKey));
+  return pub.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length);
+}
+
+/** X25519(priv, pub); throws on a low-order public key (all-zero shared secret), as Go's curve25519.X25519 does. */
+export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  const keys = { privateKey: importPrivate(privateKey), publicKey: importPublic(publicKey) };
+  let shared: Buffer;
+  try {
+    shared = diffieHellman(keys);
+  } catch {
+    throw new Error('x25519: low-order public key'); // OpenSSL refuses an all-zero result itself
+  }
+  if (shared.every((b) => b === 0)) throw new Error('x25519: low-order public key');
+  return shared;
+}
+
+function importPrivate(raw: Uint8Array) {
+  if (raw.length !== keySize) throw new Error('x25519: private key must be 32 bytes');
+  return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, raw]), format: 'der', type: 'pkcs8' });
+}
+
+function importPublic(raw: Uint8Array) {
+  if (raw.length !== keySize) throw new Error('x25519: public key must be 32 bytes');
+  return createPublicKey({ key: Buffer.concat([spkiPrefix, raw]), format: 'der', type: 'spki' });
+}
+
+/** BLAKE2s-256 of the concatenation of the parts. */
+export function blake2s(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('blake2s256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+function hmacBlake2s(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const h = createHmac('blake2s256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** HKDF-BLAKE2s (RFC 5869, empty info) with two 32-byte outputs: Noise's HKDF(ck, ikm). */
+export function hkdf2(salt: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Array] {
+  const prk = hmacBlake2s(salt, ikm);
+  const t1 = hmacBlake2s(prk, Uint8Array.of(1));
+  const t2 = hmacBlake2s(prk, t1, Uint8Array.of(2));
+  return [t1, t2];
+}
+
+/** ChaCha20-Poly1305 seal: returns ciphertext || tag. */
+export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad?: Uint8Array): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
+  if (ad) c.setAAD(ad, { plaintextLength: plaintext.length });
+  const body = c.update(plaintext);
+  c.final();
+  return Buffer.concat([body, c.getAuthTag()]);
+}
+
+/** ChaCha20-Poly1305 open of ciphertext || tag; throws when authentication fails. */
+export function open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Buffer {
+  if (sealed.length < tagSize) throw new Error('chacha20poly1305: ciphertext shorter than tag');
+  const ctLen = sealed.length - tagSize;
+  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
+  d.setAuthTag(sealed.subarray(ctLen));
+  if (ad) d.setAAD(ad, { plaintextLength: ctLen });
+  const body = d.update(sealed.subarray(0, ctLen));
+  d.final();
+  return body;
+}

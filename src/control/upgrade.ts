@@ -1,0 +1,243 @@
+/** Serves `GET /key` and the `/ts2021` upgrade on an http.Server: Noise handshake, record transport, then HTTP/2 per connection. */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { NoiseConn } from './noise/conn.ts';
+import { buildErrorFrame, HandshakeError, initiationVersion, respond } from './noise/handshake.ts';
+import { machineKeyText, zeroKeyText, type KeyPair } from './noise/keys.ts';
+
+/** The Upgrade token of the control protocol; clients compare the 101's header case-sensitively (trap T9). */
+export const upgradeProtocol = 'tailscale-control-protocol';
+/** Request header carrying the padded standard base64 of the 101-byte initiation. */
+export const handshakeHeader = 'x-tailscale-handshake';
+/** Always at the host root, whatever path the login server URL has (trap T10). */
+export const upgradePath = '/ts2021';
+export const keyPath = '/key';
+/** Oldest capability version served: 113 is tailscale v1.80.0, the oldest client this server supports. */
+export const defaultMinVersion = 113;
+/** Upper bound on the base64 header: 101 bytes encode to 136 characters; anything much longer is garbage. */
+const maxHandshakeHeaderLength = 256;
+/** TCP keep-alive probe delay for long-lived control connections. */
+const keepAliveMs = 30_000;
+
+const switchingProtocols = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: upgrade\r\n\r\n`;
+
+/** The authenticated peer of one Noise connection. */
+export interface NoisePeer {
+  /** The client's machine public key, `mkey:<64 hex>`, proven by the handshake. */
+  readonly machineKey: string;
+  /** The client's capability version from the handshake header. */
+  readonly version: number;
+}
+
+/** Handles one HTTP/2 request over Noise. May return a promise; rejections become a 500 or a stream reset. */
+export type NoiseRequestHandler = (
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  peer: NoisePeer,
+) => void | Promise<void>;
+
+/** The subset of pino's API this module uses. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface NoiseUpgradeOptions {
+  readonly keyPair: KeyPair;
+  readonly onRequest: NoiseRequestHandler;
+  readonly logger: Logger;
+  /** Refuse clients whose handshake version is lower; defaults to defaultMinVersion. */
+  readonly minVersion?: number;
+}
+
+/** The control-plane entry points; `attach` wires them into a server, or route to the handlers yourself. */
+export interface NoiseUpgrade {
+  /** Listens for `request` (GET /key) and `upgrade` (/ts2021) on the server, leaving other paths to other listeners. */
+  attach(server: Server): void;
+  /** Answers GET /key and non-upgrade /ts2021 requests; returns false for any other path. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Takes over a /ts2021 upgrade; returns false (socket untouched) for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Number of live Noise connections. */
+  connectionCount(): number;
+  /** Destroys every live Noise connection. */
+  close(): void;
+}
+
+/** Creates the /key and /ts2021 handlers around the server's Noise key pair. */
+export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
+  const { keyPair, logger } = options;
+  const minVersion = options.minVersion ?? defaultMinVersion;
+  const live = new Set<NoiseConn>();
+  const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
+
+  const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = new URL(req.url ?? '/', 'http://control');
+    if (url.pathname === keyPath) {
+      serveKey(req, res, url, keyBody);
+      return true;
+    }
+    if (url.pathname === upgradePath) {
+      sendPlain(res, 426, `${upgradePath} needs "Upgrade: ${upgradeProtocol}"`);
+      return true;
+    }
+    return false;
+  };
+
+  const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
+    if (new URL(req.url ?? '/', 'http://control').pathname !== upgradePath) return false;
+    const remote = remoteOf(socket);
+    socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'noise: socket error'));
+    const init = checkUpgradeRequest(req);
+    if (typeof init === 'string') {
+      logger.debug({ remote, reason: init }, 'noise: upgrade refused');
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(init)}\r\n\r\n${init}`);
+      return true;
+    }
+    tuneSocket(socket);
+    const refusal = versionRefusal(init, minVersion);
+    if (refusal) {
+      logger.info({ remote, reason: refusal }, 'noise: handshake refused');
+      refuse(socket, refusal);
+      return true;
+    }
+    let hs: ReturnType<typeof respond>;
+    try {
+      hs = respond(init, keyPair);
+    } catch (err) {
+      logger.debug({ remote, err: (err as Error).message }, 'noise: handshake failed');
+      refuse(socket, err instanceof HandshakeError ? err.message : 'handshake failed');
+      return true;
+    }
+    socket.write(switchingProtocols);
+    socket.write(hs.response);
+    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
+    const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head });
+    live.add(conn);
+    logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
+    conn.on('error', (err) => logger.debug({ remote, machineKey: peer.machineKey, err: err.message }, 'noise: connection error'));
+    conn.on('close', () => {
+      live.delete(conn);
+      logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
+    });
+    serveHttp2(conn, peer, options.onRequest, logger);
+    return true;
+  };
+
+  return {
+    attach(server) {
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        if (!handleRequest(req, res) && server.listenerCount('request') === 1) sendPlain(res, 404, 'not found');
+      });
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!handleUpgrade(req, socket, head) && server.listenerCount('upgrade') === 1) {
+          socket.on('error', () => {});
+          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        }
+      });
+    },
+    handleRequest,
+    handleUpgrade,
+    connectionCount: () => live.size,
+    close() {
+      for (const conn of live) conn.destroy();
+    },
+  };
+}
+
+/** Validates method, Upgrade and the handshake header; returns the initiation bytes or the reason to refuse. */
+function checkUpgradeRequest(req: IncomingMessage): Buffer | string {
+  if (req.method !== 'POST' && req.method !== 'GET') return `method ${req.method} not allowed`;
+  if ((req.headers.upgrade ?? '').toLowerCase() !== upgradeProtocol) return `unsupported upgrade protocol`;
+  const b64 = req.headers[handshakeHeader];
+  if (typeof b64 !== 'string' || b64.length === 0) return `missing ${handshakeHeader} header`;
+  if (b64.length > maxHandshakeHeaderLength || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+    return `invalid ${handshakeHeader} header`;
+  }
+  return Buffer.from(b64, 'base64');
+}
+
+/**
+ * Returns why a client is refused for its version, or undefined. The refusal is an error frame sent instead of
+ * the handshake response (before any key agreement), so the Go client reports `server error: "<text>"` rather
+ * than an unexplained EOF after a completed handshake; the version is cleartext, so nothing is lost by not
+ * authenticating it first. Malformed framing is also refused here, as controlbase does.
+ */
+function versionRefusal(init: Buffer, minVersion: number): string | undefined {
+  let version: number;
+  try {
+    version = initiationVersion(init);
+  } catch (err) {
+    if (err instanceof HandshakeError) return err.message;
+    throw err;
+  }
+  if (version < minVersion) {
+    return `unsupported client version ${version}: this control server needs capability version ${minVersion} or newer (tailscale v1.80+)`;
+  }
+  return undefined;
+}
+
+/** Switches protocols as controlhttpserver does, then sends the error frame and closes. */
+function refuse(socket: Duplex, text: string): void {
+  socket.write(switchingProtocols);
+  socket.end(buildErrorFrame(text), () => socket.destroy());
+}
+
+/** Control connections are long-lived: no idle timeout, keep-alives on, small writes not delayed (trap T42). */
+function tuneSocket(socket: Duplex): void {
+  const s = socket as Partial<Socket>;
+  s.setTimeout?.(0);
+  s.setNoDelay?.(true);
+  s.setKeepAlive?.(true, keepAliveMs);
+}
+
+function remoteOf(socket: Duplex): string | undefined {
+  const s = socket as Partial<Socket>;
+  return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : undefined;
+}
+
+/** One HTTP/2 server (prior knowledge, trap T11) per Noise connection, so each request knows its peer. */
+function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHandler, logger: Logger): void {
+  const h2 = http2.createServer();
+  h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const fail = (err: unknown) => {
+      logger.warn({ machineKey: peer.machineKey, path: req.url, err: (err as Error)?.message }, 'noise: request handler failed');
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    };
+    try {
+      const done = onRequest(req, res, peer);
+      if (done && typeof done.then === 'function') done.then(undefined, fail);
+    } catch (err) {
+      fail(err);
+    }
+  });
+  h2.on('sessionError', (err: Error) => {
+    logger.debug({ machineKey: peer.machineKey, err: err.message }, 'noise: http2 session error');
+    conn.destroy();
+  });
+  h2.on('session', (session: http2.ServerHttp2Session) => session.on('close', () => conn.destroy()));
+  h2.emit('connection', conn);
+}
+
+function serveKey(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendPlain(res, 405, 'method not allowed');
+    return;
+  }
+  const v = url.searchParams.get('v');
+  if (v !== null && !/^\d{1,5}$/.test(v)) {
+    sendPlain(res, 400, 'invalid v');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function sendPlain(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,28 @@
+/** Unit tests of map-response framing: u32 little-endian length + zstd frame, decoded incrementally. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createFrameDecoder, createFrameEncoder } from '../../src/control/frames.ts';
+
+test('frames are [u32 LE length][zstd frame] and decode back, across arbitrary chunking', () => {
+  const enc = createFrameEncoder();
+  const msgs = [{ KeepAlive: true }, { Node: { ID: 1, Name: 'a.example.' } }, { big: 'x'.repeat(300_000) }];
+  const wire = Buffer.concat(msgs.map((m) => enc.encode(m)));
+  const first = enc.encode(msgs[0]);
+  assert.equal(first.readUInt32LE(0), first.length - 4, 'little-endian length of the compressed body');
+  assert.deepEqual([...first.subarray(4, 8)], [0x28, 0xb5, 0x2f, 0xfd], 'zstd magic');
+
+  const dec = createFrameDecoder();
+  const out: unknown[] = [];
+  for (let at = 0; at < wire.length; at += 777) out.push(...dec.push(wire.subarray(at, at + 777)));
+  assert.deepEqual(out, msgs);
+  assert.equal(dec.buffered(), 0);
+  assert.deepEqual(createFrameDecoder().push(enc.encodeJson('{"a":1}')), [{ a: 1 }]);
+});
+
+test('the decoder refuses frames over its limit and corrupt zstd', () => {
+  const hdr = Buffer.alloc(4);
+  hdr.writeUInt32LE(1000, 0);
+  assert.throws(() => createFrameDecoder({ maxFrameSize: 999 }).push(hdr), /exceeds/);
+  const bad = Buffer.concat([Buffer.from([5, 0, 0, 0]), Buffer.from('hello')]);
+  assert.throws(() => createFrameDecoder().push(bad));
+});

@@ -1,0 +1,93 @@
+/** An in-test TS2021 client over raw TCP: sends the /ts2021 upgrade, reads the 101 and handshake reply, wraps the socket. */
+import http2 from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { NoiseConn } from '../../src/control/noise/conn.ts';
+import { initiate } from '../../src/control/noise/initiator.ts';
+import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
+
+/** What the server sent back on an upgrade: the HTTP head, then the first handshake-layer message. */
+export interface UpgradeReply {
+  readonly status: number;
+  readonly head: string;
+  /** The 51-byte response or the whole error frame; empty if the server closed first. */
+  readonly message: Buffer;
+  /** Bytes after the message (records the server sent early). */
+  readonly rest: Buffer;
+  readonly socket: Socket;
+}
+
+/** Opens a TCP connection and sends a raw `/ts2021` upgrade with the given handshake header value. */
+export function sendUpgrade(port: number, handshakeB64: string | undefined, extraHead = ''): Promise<UpgradeReply> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => (socket.destroy(), reject(new Error('no upgrade reply within 5 s'))), 5_000);
+    const tryParse = (ended: boolean) => {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return ended ? finish(0, buf.toString(), Buffer.alloc(0), Buffer.alloc(0)) : undefined;
+      const head = buf.subarray(0, end).toString();
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0);
+      const body = buf.subarray(end + 4);
+      if (status !== 101) return ended ? finish(status, head, body, Buffer.alloc(0)) : undefined;
+      if (body.length < 3) return ended ? finish(status, head, body, Buffer.alloc(0)) : undefined;
+      const need = body[0] === 0x03 ? 3 + body.readUInt16BE(1) : 51;
+      if (body.length < need) return ended ? finish(status, head, body, Buffer.alloc(0)) : undefined;
+      return finish(status, head, body.subarray(0, need), body.subarray(need));
+    };
+    const finish = (status: number, head: string, message: Buffer, rest: Buffer) => {
+      clearTimeout(timer);
+      socket.removeAllListeners('data');
+      socket.pause();
+      resolve({ status, head, message, rest, socket });
+    };
+    socket.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      tryParse(false);
+    });
+    socket.on('end', () => tryParse(true));
+    socket.on('error', (err) => (clearTimeout(timer), reject(err)));
+    const hs = handshakeB64 === undefined ? '' : `X-Tailscale-Handshake: ${handshakeB64}\r\n`;
+    socket.write(`POST /ts2021 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\nUpgrade: tailscale-control-protocol\r\nConnection: upgrade\r\n${hs}${extraHead}\r\n`);
+  });
+}
+
+/** A completed client-side Noise connection. */
+export interface NoiseClient {
+  readonly conn: NoiseConn;
+  readonly machine: KeyPair;
+  readonly initiation: Buffer;
+  readonly reply: UpgradeReply;
+}
+
+/** Dials the server, runs the handshake with the in-test initiator, and returns the encrypted duplex. */
+export async function dialNoise(port: number, serverPublic: Uint8Array, options: { version?: number; machine?: KeyPair } = {}): Promise<NoiseClient> {
+  const machine = options.machine ?? generateKeyPair();
+  const init = initiate(machine, serverPublic, options.version ?? 142);
+  const reply = await sendUpgrade(port, init.initiation.toString('base64'));
+  if (reply.status !== 101) throw new Error(`upgrade: HTTP ${reply.status}: ${reply.head}`);
+  const keys = init.finish(reply.message);
+  const conn = new NoiseConn(reply.socket, { ...keys, head: reply.rest });
+  reply.socket.resume();
+  return { conn, machine, initiation: init.initiation, reply };
+}
+
+/** Sends one HTTP/2 request over a Noise duplex and returns status and body. */
+export async function h2Request(session: http2.ClientHttp2Session, path: string, body = ''): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Opens an HTTP/2 client session (prior knowledge) over a Noise client connection. */
+export function h2Session(client: NoiseClient): http2.ClientHttp2Session {
+  const session = http2.connect('https://control.test', { createConnection: () => client.conn });
+  session.on('error', () => {});
+  return session;
+}

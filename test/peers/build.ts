@@ -1,0 +1,104 @@
+/** Builds the pinned real test peers (tailscale, tailscaled) and every Go program under test/peers/ into the cache. */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildGoProgram, peerCacheDir } from './go-build.ts';
+
+const peersDir = dirname(fileURLToPath(import.meta.url));
+/** The tailscale commands the harness runs. */
+const commands = ['tailscale', 'tailscaled'] as const;
+/** A cold `go install` of tailscaled on 2 cores takes several minutes; give up well after that. */
+const installTimeoutMs = 20 * 60_000;
+
+/** Paths of the pinned tailscale CLI and daemon. */
+export interface PeerBinaries {
+  readonly version: string;
+  readonly tailscale: string;
+  readonly tailscaled: string;
+}
+
+/** The pinned versions from test/peers/versions.json. */
+export function pinnedVersions(): { tailscale: string; oldestTailscale?: string } {
+  return JSON.parse(readFileSync(join(peersDir, 'versions.json'), 'utf8'));
+}
+
+/** Where the pinned binaries live: `<cache>/<version>/{tailscale,tailscaled}`; they may not be built yet. */
+export function peerBinaries(version: string = pinnedVersions().tailscale): PeerBinaries {
+  const dir = peerCacheDir(version);
+  return { version, tailscale: join(dir, 'tailscale'), tailscaled: join(dir, 'tailscaled') };
+}
+
+/** True when both pinned binaries exist. */
+export function peersBuilt(version?: string): boolean {
+  const b = peerBinaries(version);
+  return existsSync(b.tailscale) && existsSync(b.tailscaled);
+}
+
+/** `go install`s tailscale and tailscaled at the version into a temp GOBIN, then moves them into place. */
+export async function buildTailscale(version: string): Promise<PeerBinaries> {
+  const bins = peerBinaries(version);
+  if (peersBuilt(version)) {
+    console.log(`[peers] tailscale ${version}: already built in ${dirname(bins.tailscale)}`);
+    return bins;
+  }
+  const dir = dirname(bins.tailscale);
+  const gobin = join(dir, `.gobin-${process.pid}`);
+  mkdirSync(gobin, { recursive: true });
+  const pkgs = commands.map((c) => `tailscale.com/cmd/${c}@${version}`);
+  console.log(`[peers] go install ${pkgs.join(' ')} (first run takes minutes)`);
+  try {
+    await runChecked('go', ['install', ...pkgs], { cwd: dir, env: { ...process.env, GOBIN: gobin }, timeoutMs: installTimeoutMs });
+    for (const c of commands) renameSync(join(gobin, c), join(dir, c));
+  } finally {
+    rmSync(gobin, { recursive: true, force: true });
+  }
+  console.log(`[peers] tailscale ${version}: built into ${dir}`);
+  return bins;
+}
+
+/** Runs a command with a deadline, passing its output through; rejects with a clear message on failure. */
+function runChecked(cmd: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise();
+      else reject(new Error(`${cmd} ${args.join(' ')} failed: ${signal ? `killed by ${signal} (timeout?)` : `exit code ${code}`}`));
+    });
+  });
+}
+
+/** Directories test/peers/<name>/ that hold a Go program (a go.mod). */
+export function goProgramDirs(): string[] {
+  return readdirSync(peersDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(peersDir, e.name, 'go.mod')))
+    .map((e) => join(peersDir, e.name));
+}
+
+/** Path of a built test/peers/<name> program (builds it if its sources changed). */
+export function peerProgram(name: string): Promise<string> {
+  return buildGoProgram(join(peersDir, name), name);
+}
+
+async function main(): Promise<void> {
+  const { tailscale } = pinnedVersions();
+  await buildTailscale(tailscale);
+  for (const dir of goProgramDirs()) {
+    const name = basename(dir);
+    console.log(`[peers] ${name}: ${await buildGoProgram(dir, name)}`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: Error) => {
+    console.error(`[peers] build failed: ${err.message}`);
+    console.error('[peers] needs the Go toolchain (go 1.26+) and access to the Go module proxy.');
+    process.exit(1);
+  });
+}
