@@ -12,6 +12,11 @@ import { parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
+import { createPolicyView } from './state/policy-view.ts';
+import { createControl } from './control/service.ts';
+import { createNoiseUpgrade } from './control/upgrade.ts';
+import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
+import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
 import JSON5 from 'json5';
 
 export interface Server {
@@ -49,33 +54,87 @@ export async function startServer(config: Config): Promise<Server> {
     expirySeconds: config.node.expirySeconds,
   });
   const registrations = createRegistrations({ ttlMs: 15 * 60_000 });
+  const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
   let httpServer!: http.Server;
+  let serverUrl = config.serverUrl;
+  let derpMap: DerpMap | undefined;
   const admin = createAdminApp({
     tailnet,
     registrations,
     policy: hujsonOnly,
     logLevel: config.log.level,
     serverFactory: (handler) => {
-      httpServer = http.createServer(handler);
+      httpServer = http.createServer((req, res) => {
+        if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
+        handler(req, res);
+      });
+      httpServer.on('upgrade', (req, socket, head) => {
+        if (noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)) return;
+        socket.destroy();
+      });
       return httpServer;
     },
   });
+  const log = admin.log;
+  const control = createControl({
+    tailnet,
+    registrations,
+    policy: policyView,
+    derpMap: () => derpMap!,
+    get serverUrl() {
+      return serverUrl;
+    },
+    log,
+  });
+  const noise = createNoiseUpgrade({ keyPair: loadOrCreateNoiseKey(config.dataDir), onRequest: control.onRequest, logger: log });
+  // The relay admits only current nodes of the tailnet.
+  const derp = config.derp.enabled
+    ? createDerpServer({ isAllowed: (key) => tailnet.nodes.byNodeKey(key) !== undefined, logger: log })
+    : undefined;
+  const unsubscribe = tailnet.subscribe((c) => {
+    if (c.kind === 'node-removed' || (c.kind === 'node-updated' && c.fields.includes('keys'))) void derp?.recheckAccess();
+  });
   await admin.ready();
-  writeBootstrapKey(config, tailnet, (msg) => admin.log.info(msg));
+  writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
 
   const { host, port } = parseHostPort(config.listenAddr)!;
   await admin.listen({ host, port });
   const addr = httpServer.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  admin.log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
+  // Asked for a random port (tests): clients must be told the real one.
+  if (port === 0) serverUrl = url;
+  const stun = await startStun(config);
+  derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
     url,
     async close() {
+      unsubscribe();
+      control.stop();
+      noise.close();
+      derp?.close();
+      await stun?.close();
       await admin.close();
       store.close();
     },
   };
+}
+
+async function startStun(config: Config) {
+  if (!config.derp.enabled || config.derp.stunListenAddr === '') return undefined;
+  const { host, port } = parseHostPort(config.derp.stunListenAddr)!;
+  return createStunServer({ host, port });
+}
+
+/** The embedded region (when enabled) plus any DERP map file the config names. */
+async function buildDerpMap(config: Config, serverUrl: string, stunPort: number | undefined): Promise<DerpMap> {
+  const maps: DerpMap[] = [];
+  if (config.derp.enabled) {
+    maps.push(embeddedDerpMap({ serverUrl, regionId: config.derp.regionId, regionCode: config.derp.regionCode, stunPort }));
+  }
+  if (config.derp.mapPath) maps.push(await loadDerpMap(config.derp.mapPath));
+  return mergeDerpMaps(...maps);
 }
 
 /**

@@ -104,6 +104,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
   return {
     list: (): Node[] => [...ix.nodes.values()],
     get,
+    find: (id: number): Node | undefined => ix.nodes.get(id),
     byNodeKey: (key: string) => ix.nodesByNodeKey.get(key),
     byMachineKey: (key: string) => ix.nodesByMachineKey.get(key),
     isOnline: (id: number) => ix.online.has(id),

@@ -1,5 +1,5 @@
 /**
- * Users of the tailnet: create, rename, delete (refused while the user still owns nodes).
+ * Users of the tailnet: create, rename, update, delete (refused while the user still owns nodes).
  */
 import type { User } from '../domain/types.ts';
 import type { Core } from './core.ts';
@@ -46,6 +46,16 @@ export function createUsers(core: Core, now: () => Date) {
         tx.updateUser(user);
         const frozen = Object.freeze(user);
         return { result: frozen, apply: () => ix.users.set(id, frozen), changes: [{ kind: 'user-updated', user: frozen }] };
+      });
+    },
+    /** Sets a user's display name and e-mail (fields left out keep their value). */
+    update(id: number, patch: { displayName?: string; email?: string }): User {
+      const before = get(id);
+      const user = Object.freeze({ ...before, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
+      if (user.displayName === before.displayName && user.email === before.email) return before;
+      return core.write((tx) => {
+        tx.updateUser(user);
+        return { result: user, apply: () => ix.users.set(id, user), changes: [{ kind: 'user-updated', user }] };
       });
     },
     remove(id: number): void {

@@ -97,7 +97,7 @@ export interface Daemon {
   /** The same `up`, returned while running, to read the printed auth URL of an interactive login. */
   startUp(options: UpOptions): RunningCommand;
   status(): Promise<Status>;
-  /** One `tailscale ping` (`--c=1 --until-direct=false` unless extraArgs override them); stdout has `pong from …`. */
+  /** One `tailscale ping` (`--c=1 --until-direct=false`, or extraArgs instead); stdout has `pong from …`. */
   ping(target: string, options?: { timeoutMs?: number; extraArgs?: readonly string[] }): Promise<CommandResult>;
   /** The node's Tailscale IPs, IPv4 first. */
   ip(): Promise<string[]>;
@@ -338,7 +338,7 @@ async function startDaemon(bins: PeerBinaries, dir: string, opts: DaemonOptions)
     ping: (target, o = {}) => {
       const timeoutMs = o.timeoutMs ?? 10_000;
       const perPing = `--timeout=${Math.max(1, Math.round(timeoutMs / 1000))}s`;
-      return cli(['ping', perPing, '--c=1', '--until-direct=false', ...(o.extraArgs ?? []), target], timeoutMs + 5_000);
+      return cli(['ping', perPing, ...(o.extraArgs ?? ['--c=1', '--until-direct=false']), target], timeoutMs + 5_000);
     },
     async ip() {
       const r = await cli(['ip']);

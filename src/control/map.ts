@@ -1,0 +1,133 @@
+/**
+ * POST /machine/map: streaming long-polls (full map, then deltas and keep-alives), lite updates that only
+ * report endpoints and hostinfo, and one-shot fetches. A request is served only for the node whose machine
+ * key is the Noise peer's (trap T39).
+ */
+import type { Http2ServerResponse } from 'node:http2';
+import type { Endpoint } from '../domain/types.ts';
+import type { Tailnet } from '../state/tailnet.ts';
+import type { FrameEncoder } from './frames.ts';
+import type { Mapper, Session } from './mapper.ts';
+import { isKeyText } from './noise/keys.ts';
+import { ProtocolError } from './register.ts';
+import type { NoisePeer } from './upgrade.ts';
+import type { MapRequest, MapResponse } from './wire.ts';
+
+/** Keep-alives every 50–59 s, well inside the client's 120 s watchdog (trap T14). */
+const keepAliveMs = () => 50_000 + Math.floor(Math.random() * 9_000);
+/** A client this far behind in reading its stream is cut off rather than buffered without bound. */
+const maxBufferedBytes = 16 << 20;
+/** A stream that closes marks its node offline only after this grace, so a quick reconnect does not flap. */
+const offlineGraceMs = 3_000;
+
+export interface MapDeps {
+  readonly tailnet: Tailnet;
+  readonly mapper: Mapper;
+  readonly frames: FrameEncoder;
+}
+
+/** Endpoints a peer can use: drops link-local and zoned IPv6 addresses. */
+function endpointsOf(req: MapRequest): Endpoint[] | undefined {
+  if (!Array.isArray(req.Endpoints)) return undefined;
+  return req.Endpoints.filter((e) => typeof e === 'string' && !e.includes('%') && !/^\[fe80:/i.test(e)).map((addr, i) => ({
+    addr,
+    type: req.EndpointTypes?.[i] ?? 0,
+  }));
+}
+
+export function createMapHandler(deps: MapDeps) {
+  const t = deps.tailnet;
+  const keepAlive = deps.frames.encode({ KeepAlive: true });
+  const offlineTimers = new Map<number, NodeJS.Timeout>();
+
+  const nodeFor = (req: MapRequest, peer: NoisePeer) => {
+    if (!isKeyText('nodekey:', req.NodeKey)) throw new ProtocolError(400, 'map request needs a NodeKey');
+    const node = t.nodes.byNodeKey(req.NodeKey);
+    if (!node || node.machineKey !== peer.machineKey) throw new ProtocolError(404, 'node not found');
+    return node;
+  };
+
+  const report = (nodeId: number, req: MapRequest, lite: boolean) => {
+    const endpoints = endpointsOf(req);
+    t.nodes.report(nodeId, {
+      discoKey: isKeyText('discokey:', req.DiscoKey) && !/:0{64}$/.test(req.DiscoKey) ? req.DiscoKey : undefined,
+      // A streaming request's endpoints may be stale (CapVer ≥ 68); the lite update carries the real ones.
+      endpoints: lite || (endpoints && endpoints.length) ? endpoints : undefined,
+      hostinfo: req.Hostinfo ?? undefined,
+    });
+  };
+
+  const setOnline = (nodeId: number) => {
+    clearTimeout(offlineTimers.get(nodeId));
+    offlineTimers.delete(nodeId);
+    t.nodes.setOnline(nodeId, true);
+  };
+
+  const setOfflineLater = (nodeId: number) => {
+    clearTimeout(offlineTimers.get(nodeId));
+    offlineTimers.set(
+      nodeId,
+      setTimeout(() => {
+        offlineTimers.delete(nodeId);
+        if (!deps.mapper.has(nodeId)) t.nodes.setOnline(nodeId, false);
+      }, offlineGraceMs),
+    );
+  };
+
+  function stream(nodeId: number, res: Http2ServerResponse, oneShot: boolean): void {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const write = (frame: Buffer) => {
+      if (ended) return;
+      if (res.stream.writableLength > maxBufferedBytes) return session.end();
+      res.write(frame);
+    };
+    const session: Session = {
+      nodeId,
+      send: (m: MapResponse) => write(deps.frames.encode(m)),
+      end: () => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(timer);
+        res.end();
+      },
+    };
+    if (oneShot) {
+      write(deps.frames.encode(deps.mapper.open({ ...session, send: () => {}, end: () => {} })));
+      deps.mapper.close(session);
+      return session.end();
+    }
+    const first = deps.mapper.open(session);
+    setOnline(nodeId);
+    write(deps.frames.encode(first));
+    const tick = () => {
+      write(keepAlive);
+      timer = setTimeout(tick, keepAliveMs());
+    };
+    timer = setTimeout(tick, keepAliveMs());
+    res.on('close', () => {
+      ended = true;
+      clearTimeout(timer);
+      deps.mapper.close(session);
+      setOfflineLater(nodeId);
+    });
+  }
+
+  return {
+    handle(req: MapRequest, peer: NoisePeer, res: Http2ServerResponse): void {
+      const node = nodeFor(req, peer);
+      const lite = !req.Stream && req.OmitPeers === true;
+      report(node.id, req, lite);
+      if (lite) {
+        res.writeHead(200);
+        res.end();
+        return;
+      }
+      stream(node.id, res, !req.Stream);
+    },
+    stop(): void {
+      for (const t of offlineTimers.values()) clearTimeout(t);
+    },
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * The mapper: keeps every open map stream current with deltas. Change events are batched for a few
+ * milliseconds; each flush works out, per session, only what that node must learn — peers added, removed,
+ * patched or replaced, a new packet filter, SSH policy, DNS or self node — and never reopens a stream.
+ */
+import type { CompiledPolicy, NodeView } from '../policy/index.ts';
+import type { Change } from '../state/changes.ts';
+import type { PolicyView } from '../state/policy-view.ts';
+import type { PrimaryRoutes } from '../state/routes.ts';
+import { dnsConfig, fullMap, profileOf, wireNode, type NetmapContext } from './netmap.ts';
+import type { MapResponse, PeerPatch, UserProfile, WireNode } from './wire.ts';
+
+/** One open streaming map poll. */
+export interface Session {
+  readonly nodeId: number;
+  send(res: MapResponse): void;
+  /** Ends the stream (the node was deleted, or a newer stream replaced this one). */
+  end(): void;
+}
+
+interface SessionState {
+  readonly session: Session;
+  compiled?: CompiledPolicy;
+  allowed: Set<number>;
+  /** Peer id -> version of that peer last sent. */
+  peers: Map<number, number>;
+  profiles: Set<number>;
+  selfJson: string;
+  filterJson: string;
+  sshJson: string;
+}
+
+interface PeerEntry {
+  wire: WireNode;
+  json: string;
+  version: number;
+  /** How to go from version-1 to this version with PeersChangedPatch, when only patchable fields changed. */
+  patch?: PeerPatch;
+}
+
+/** Flush delay: long enough to coalesce a burst (mass connect, a policy change), short against the 1 s target. */
+const batchMs = 15;
+
+export interface MapperDeps extends NetmapContext {
+  readonly policy: PolicyView;
+  readonly primary: PrimaryRoutes;
+}
+
+export function createMapper(deps: MapperDeps) {
+  const t = deps.tailnet;
+  const sessions = new Map<number, SessionState>();
+  const peerCache = new Map<number, PeerEntry>();
+  const dirty = new Set<number>();
+  const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
+  let pending: Change[] = [];
+  let timer: NodeJS.Timeout | undefined;
+
+  const viewJson = (v: NodeView) => {
+    let j = jsonOfView.get(v);
+    if (!j) jsonOfView.set(v, (j = { filter: JSON.stringify(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
+    return j;
+  };
+
+  /** The current wire form of a peer, recomputed only after it changed. */
+  const peer = (id: number): PeerEntry | undefined => {
+    const node = t.nodes.find(id);
+    if (!node) return undefined;
+    const old = peerCache.get(id);
+    if (old && !dirty.has(id)) return old;
+    dirty.delete(id);
+    const wire = wireNode(deps, node);
+    const json = JSON.stringify(wire);
+    if (old && old.json === json) return old;
+    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, patch: old && patchBetween(old.wire, wire) };
+    peerCache.set(id, entry);
+    return entry;
+  };
+
+  const markDirty = (c: Change) => {
+    if (c.kind === 'node-added' || c.kind === 'node-updated') dirty.add(c.node.id);
+    if (c.kind === 'node-removed') peerCache.delete(c.node.id);
+    if (c.kind === 'dns-changed' || c.kind === 'user-updated') for (const id of peerCache.keys()) dirty.add(id);
+  };
+
+  const unsubscribe = t.subscribe((c) => {
+    markDirty(c);
+    pending.push(c);
+    timer ??= setTimeout(flush, batchMs);
+  });
+
+  function flush(): void {
+    timer = undefined;
+    const batch = pending;
+    pending = [];
+    const changed = new Set<number>();
+    let dnsChanged = false;
+    for (const c of batch) {
+      if (c.kind === 'node-added' || c.kind === 'node-updated' || c.kind === 'node-removed') changed.add(c.node.id);
+      if (c.kind === 'dns-changed') dnsChanged = true;
+      if (c.kind === 'dns-changed' || c.kind === 'user-updated') for (const id of peerCache.keys()) changed.add(id);
+    }
+    for (const id of deps.primary.update(t.nodes.list(), t.nodes.isOnline)) {
+      changed.add(id);
+      dirty.add(id);
+    }
+    const compiled = deps.policy.current();
+    for (const s of sessions.values()) update(s, compiled, changed, dnsChanged);
+  }
+
+  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): void {
+    const self = t.nodes.find(s.session.nodeId);
+    if (!self) return endDeleted(s);
+    const view = compiled.forNode(self.id);
+    const recheck = s.compiled !== compiled;
+    if (recheck) {
+      s.compiled = compiled;
+      s.allowed = new Set(view.peers);
+    }
+    const res: MapResponse = {};
+    const profiles: UserProfile[] = [];
+    const candidates = recheck ? new Set([...s.peers.keys(), ...s.allowed]) : changed;
+    for (const id of candidates) {
+      if (id === self.id) continue;
+      const entry = s.allowed.has(id) ? peer(id) : undefined;
+      const had = s.peers.get(id);
+      if (!entry || !entry.wire.DiscoKey) {
+        if (had !== undefined) (res.PeersRemoved ??= []).push(id);
+        s.peers.delete(id);
+        continue;
+      }
+      if (had === entry.version) continue;
+      if (had !== undefined && entry.patch && had === entry.version - 1) (res.PeersChangedPatch ??= []).push(entry.patch);
+      else (res.PeersChanged ??= []).push(entry.wire);
+      s.peers.set(id, entry.version);
+      const node = t.nodes.find(id)!;
+      const profile = profileOf(t, node);
+      if (!s.profiles.has(profile.ID)) {
+        s.profiles.add(profile.ID);
+        profiles.push(profile);
+      }
+    }
+    if (profiles.length) res.UserProfiles = profiles;
+    const { filter, ssh } = viewJson(view);
+    if (filter !== s.filterJson) {
+      res.PacketFilter = view.packetFilter;
+      s.filterJson = filter;
+    }
+    if (ssh !== s.sshJson) {
+      res.SSHPolicy = view.sshPolicy;
+      s.sshJson = ssh;
+    }
+    if (recheck || changed.has(self.id) || dnsChanged) {
+      const wire = wireNode(deps, self, view);
+      const json = JSON.stringify(wire);
+      if (json !== s.selfJson) {
+        res.Node = wire;
+        s.selfJson = json;
+      }
+    }
+    if (dnsChanged) {
+      res.DNSConfig = dnsConfig(t.dns());
+      res.Domain = t.dns().baseDomain;
+    }
+    if (Object.keys(res).length > 0) s.session.send({ ...res, ControlTime: new Date().toISOString() });
+  }
+
+  /** A deleted node learns its key is no longer valid, so the client asks its user to log in again. */
+  function endDeleted(s: SessionState): void {
+    sessions.delete(s.session.nodeId);
+    const wire = JSON.parse(s.selfJson || '{}') as WireNode;
+    if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
+    s.session.end();
+  }
+
+  return {
+    /** Registers a stream and returns its first, full map; a newer stream of the same node replaces the old. */
+    open(session: Session): MapResponse {
+      sessions.get(session.nodeId)?.session.end();
+      const self = t.nodes.get(session.nodeId);
+      deps.primary.update(t.nodes.list(), t.nodes.isOnline);
+      const compiled = deps.policy.current();
+      const view = compiled.forNode(self.id);
+      const map = fullMap(deps, self, view);
+      const peers = new Map<number, number>();
+      for (const p of map.Peers ?? []) peers.set(p.ID, peer(p.ID)!.version);
+      const { filter, ssh } = viewJson(view);
+      sessions.set(session.nodeId, {
+        session,
+        compiled,
+        allowed: new Set(view.peers),
+        peers,
+        profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
+        selfJson: JSON.stringify(map.Node),
+        filterJson: filter,
+        sshJson: ssh,
+      });
+      return map;
+    },
+    /** Forgets a stream that ended, unless a newer one already replaced it. */
+    close(session: Session): void {
+      if (sessions.get(session.nodeId)?.session === session) sessions.delete(session.nodeId);
+    },
+    has: (nodeId: number) => sessions.has(nodeId),
+    count: () => sessions.size,
+    stop(): void {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+      for (const s of sessions.values()) s.session.end();
+      sessions.clear();
+    },
+  };
+}
+
+export type Mapper = ReturnType<typeof createMapper>;
+
+const patchable = ['Endpoints', 'DiscoKey', 'Key', 'HomeDERP', 'Online', 'LastSeen', 'KeyExpiry'] as const;
+
+/** A PeersChangedPatch from a to b when only patchable fields differ; undefined when a full node is needed. */
+function patchBetween(a: WireNode, b: WireNode): PeerPatch | undefined {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof WireNode>;
+  const patch: PeerPatch = { NodeID: b.ID };
+  for (const k of keys) {
+    if (JSON.stringify(a[k]) === JSON.stringify(b[k])) continue;
+    if (!(patchable as readonly string[]).includes(k)) return undefined;
+    // A field that disappeared cannot be expressed as a patch (LastSeen going away is harmless to keep).
+    if (b[k] === undefined) {
+      if (k === 'LastSeen') continue;
+      return undefined;
+    }
+    if (k === 'HomeDERP') patch.DERPRegion = b.HomeDERP;
+    else (patch as unknown as Record<string, unknown>)[k] = b[k];
+  }
+  return patch;
+}

@@ -1,0 +1,124 @@
+/**
+ * Builds netmap pieces from the tailnet: a node as clients see it (self or peer), user profiles, the DNS
+ * config and the full first MapResponse of a stream.
+ */
+import type { DnsSettings, Node, User } from '../domain/types.ts';
+import type { DerpMap } from '../derp/index.ts';
+import type { NodeView } from '../policy/index.ts';
+import type { Tailnet } from '../state/tailnet.ts';
+import type { DnsConfig, Hostinfo, MapResponse, UserProfile, WireNode } from './wire.ts';
+
+/** Tagged nodes belong to no person; clients still need a user id and profile for them (trap T19, T22). */
+export const taggedDevices: UserProfile = { ID: 2147455555, LoginName: 'tagged-devices', DisplayName: 'Tagged Devices' };
+
+const exitRoutes = new Set(['0.0.0.0/0', '::/0']);
+
+export function loginName(u: User): string {
+  return u.email || u.name;
+}
+
+export function userProfile(u: User): UserProfile {
+  return { ID: u.id, LoginName: loginName(u), DisplayName: u.displayName || u.name };
+}
+
+export function isExpired(n: Node, now: number): boolean {
+  return n.expiry !== null && Date.parse(n.expiry) <= now;
+}
+
+/** What the netmap builder needs besides the tailnet itself. */
+export interface NetmapContext {
+  readonly tailnet: Tailnet;
+  readonly derpMap: () => DerpMap;
+  /** The prefixes for which each node is the primary subnet router. */
+  readonly primaryRoutes: (nodeId: number) => readonly string[];
+}
+
+/** The node as tailcfg.Node; `self` adds what only the node itself gets (capabilities, authorization). */
+export function wireNode(ctx: NetmapContext, n: Node, view?: NodeView): WireNode {
+  const dns = ctx.tailnet.dns();
+  const hostinfo = n.hostinfo as Hostinfo;
+  const primary = ctx.primaryRoutes(n.id);
+  const exit = n.approvedRoutes.filter((r) => exitRoutes.has(r) && n.availableRoutes.includes(r));
+  const addresses = [`${n.ipv4}/32`, `${n.ipv6}/128`];
+  const online = ctx.tailnet.nodes.isOnline(n.id);
+  const expired = isExpired(n, Date.now());
+  const w: WireNode = {
+    ID: n.id,
+    StableID: String(n.id),
+    Name: `${n.givenName}.${dns.baseDomain}.`,
+    User: n.userId ?? taggedDevices.ID,
+    Key: n.nodeKey,
+    Machine: n.machineKey,
+    Addresses: addresses,
+    AllowedIPs: [...addresses, ...primary, ...exit],
+    Hostinfo: hostinfo,
+    Created: n.createdAt,
+    MachineAuthorized: !expired,
+    Online: online,
+  };
+  if (n.expiry) w.KeyExpiry = n.expiry;
+  if (expired) w.Expired = true;
+  if (n.discoKey) w.DiscoKey = n.discoKey;
+  if (n.endpoints.length) w.Endpoints = n.endpoints.map((e) => e.addr);
+  const home = hostinfo.NetInfo?.PreferredDERP;
+  if (typeof home === 'number' && home > 0) w.HomeDERP = home;
+  if (n.tags.length) w.Tags = [...n.tags];
+  if (primary.length) w.PrimaryRoutes = [...primary];
+  if (!online && n.lastSeen) w.LastSeen = n.lastSeen;
+  if (view) w.CapMap = { 'https://tailscale.com/cap/ssh': null, ...(view.capMap as Record<string, unknown[]>) };
+  return w;
+}
+
+export function profileOf(t: Tailnet, n: Node): UserProfile {
+  return n.userId === null ? taggedDevices : userProfile(t.users.get(n.userId));
+}
+
+export function dnsConfig(d: DnsSettings): DnsConfig {
+  const routes: Record<string, { Addr: string }[] | null> = {};
+  for (const [domain, resolvers] of Object.entries(d.splitDns)) {
+    routes[domain.endsWith('.') ? domain : `${domain}.`] = resolvers.map((Addr) => ({ Addr }));
+  }
+  return {
+    Proxied: d.magicDns,
+    Domains: [d.baseDomain, ...d.searchDomains],
+    Resolvers: d.nameservers.map((Addr) => ({ Addr })),
+    Routes: routes,
+    ExtraRecords: d.extraRecords.map((r) => ({ Name: r.name, Type: r.type, Value: r.value })),
+  };
+}
+
+/** Peers a node may see: in its policy view, known to the tailnet and with a disco key (trap T18). */
+export function visiblePeers(t: Tailnet, view: NodeView): Node[] {
+  const out: Node[] = [];
+  for (const id of view.peers) {
+    const n = t.nodes.find(id);
+    if (n && n.discoKey) out.push(n);
+  }
+  return out;
+}
+
+/** The first frame of a stream: everything the client needs, including the self Node (trap T13). */
+export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResponse {
+  const t = ctx.tailnet;
+  const peers = visiblePeers(t, view);
+  const profiles = new Map<number, UserProfile>();
+  for (const n of [self, ...peers]) {
+    const p = profileOf(t, n);
+    profiles.set(p.ID, p);
+  }
+  const res: MapResponse = {
+    Node: wireNode(ctx, self, view),
+    DERPMap: ctx.derpMap(),
+    Domain: t.dns().baseDomain,
+    PacketFilter: view.packetFilter,
+    SSHPolicy: view.sshPolicy,
+    DNSConfig: dnsConfig(t.dns()),
+    UserProfiles: [...profiles.values()],
+    CollectServices: false,
+    ControlTime: new Date().toISOString(),
+    Debug: { DisableLogTail: true },
+  };
+  // A non-empty Peers replaces the client's peer set; an empty one means nothing (trap T21).
+  if (peers.length) res.Peers = peers.map((p) => wireNode(ctx, p)).sort((a, b) => a.ID - b.ID);
+  return res;
+}

@@ -1,0 +1,137 @@
+/**
+ * POST /machine/register: pre-auth keys, interactive login with a follow-up long-poll, re-registration,
+ * node-key rotation, logout and expiry — always bound to the Noise peer's machine key (trap T39).
+ */
+import type { Node } from '../domain/types.ts';
+import { StateError } from '../state/errors.ts';
+import type { Registrations } from '../state/registrations.ts';
+import type { Tailnet } from '../state/tailnet.ts';
+import { isKeyText } from './noise/keys.ts';
+import { isExpired, loginName, taggedDevices } from './netmap.ts';
+import type { NoisePeer } from './upgrade.ts';
+import type { Hostinfo, RegisterRequest, RegisterResponse } from './wire.ts';
+
+export interface RegisterDeps {
+  readonly tailnet: Tailnet;
+  readonly registrations: Registrations;
+  readonly serverUrl: string;
+}
+
+/** A request the server refuses at the HTTP level (malformed, or for another machine). */
+export class ProtocolError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const zeroTime = '0001-01-01T00:00:00Z';
+const isZeroKey = (k: string | undefined) => !k || /^[a-z]+:0{64}$/.test(k);
+
+function success(t: Tailnet, node: Node): RegisterResponse {
+  const user = node.userId !== null ? t.users.get(node.userId) : null;
+  const id = user?.id ?? taggedDevices.ID;
+  const name = user ? user.displayName || user.name : taggedDevices.DisplayName;
+  const login = user ? loginName(user) : taggedDevices.LoginName;
+  return {
+    User: { ID: id, DisplayName: name, Created: user?.createdAt },
+    Login: { ID: id, Provider: 'tailplane', LoginName: login, DisplayName: name },
+    MachineAuthorized: true,
+    NodeKeyExpired: false,
+    AuthURL: '',
+  };
+}
+
+export function parseRegisterRequest(body: unknown): RegisterRequest {
+  const r = body as RegisterRequest;
+  if (typeof r !== 'object' || r === null) throw new ProtocolError(400, 'register request must be a JSON object');
+  if (!isKeyText('nodekey:', r.NodeKey) || isZeroKey(r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
+  if (r.OldNodeKey !== undefined && !isKeyText('nodekey:', r.OldNodeKey)) throw new ProtocolError(400, 'malformed OldNodeKey');
+  return r;
+}
+
+export function createRegisterHandler(deps: RegisterDeps) {
+  const t = deps.tailnet;
+  const own = (n: Node | undefined, peer: NoisePeer): Node | undefined => (n && n.machineKey === peer.machineKey ? n : undefined);
+
+  const startInteractive = (req: RegisterRequest, peer: NoisePeer): RegisterResponse => {
+    const login = deps.registrations.start({
+      machineKey: peer.machineKey,
+      nodeKey: req.NodeKey,
+      hostname: req.Hostinfo?.Hostname ?? 'node',
+      hostinfo: (req.Hostinfo ?? {}) as Hostinfo,
+      ephemeral: req.Ephemeral ?? false,
+    });
+    return { AuthURL: `${deps.serverUrl}/register/${login.authId}` };
+  };
+
+  const withAuthKey = (req: RegisterRequest, peer: NoisePeer, authKey: string): RegisterResponse => {
+    const key = t.preAuthKeys.consume(authKey);
+    const hostinfo = (req.Hostinfo ?? {}) as Hostinfo;
+    const node = t.nodes.register({
+      machineKey: peer.machineKey,
+      nodeKey: req.NodeKey,
+      hostname: hostinfo.Hostname ?? 'node',
+      hostinfo,
+      userId: key.tags.length ? null : key.userId,
+      tags: [...key.tags],
+      ephemeral: key.ephemeral || (req.Ephemeral ?? false),
+      method: 'authkey',
+    });
+    return success(t, node);
+  };
+
+  const followup = async (req: RegisterRequest, peer: NoisePeer, signal: AbortSignal): Promise<RegisterResponse> => {
+    const authId = new URL(req.Followup!, deps.serverUrl).pathname.split('/').pop() ?? '';
+    const outcome = await deps.registrations.wait(authId, signal);
+    const node = own(t.nodes.byMachineKey(peer.machineKey), peer);
+    if (outcome && node) {
+      deps.registrations.finish(authId);
+      return success(t, node);
+    }
+    return startInteractive(req, peer);
+  };
+
+  const logout = (req: RegisterRequest, peer: NoisePeer): RegisterResponse => {
+    const node = own(t.nodes.byNodeKey(req.NodeKey), peer);
+    if (!node) return { NodeKeyExpired: true };
+    if (node.ephemeral) t.nodes.remove(node.id);
+    else t.nodes.setExpiry(node.id, new Date().toISOString());
+    return { NodeKeyExpired: true };
+  };
+
+  /** Decides a register request (protocol.md §5.3); errors meant for the user come back as 200 + Error. */
+  async function handle(req: RegisterRequest, peer: NoisePeer, signal: AbortSignal): Promise<RegisterResponse> {
+    try {
+      if (req.Expiry && req.Expiry !== zeroTime && Date.parse(req.Expiry) < Date.now()) return logout(req, peer);
+      if (req.Followup) return await followup(req, peer, signal);
+      const authKey = req.Auth?.AuthKey;
+      if (authKey) return withAuthKey(req, peer, authKey);
+      const known = own(t.nodes.byNodeKey(req.NodeKey), peer);
+      if (known && !isExpired(known, Date.now())) return success(t, known);
+      // Key rotation: the old key is ours and still valid, so the node keeps its id, IPs and owner.
+      const previous = isZeroKey(req.OldNodeKey) ? undefined : own(t.nodes.byNodeKey(req.OldNodeKey!), peer);
+      if (previous && !isExpired(previous, Date.now())) {
+        const rotated = t.nodes.register({
+          machineKey: peer.machineKey,
+          nodeKey: req.NodeKey,
+          hostname: previous.hostname,
+          hostinfo: (req.Hostinfo ?? previous.hostinfo) as Hostinfo,
+          userId: previous.userId,
+          tags: [...previous.tags],
+          ephemeral: previous.ephemeral,
+          method: previous.registerMethod,
+        });
+        return success(t, rotated);
+      }
+      return startInteractive(req, peer);
+    } catch (err) {
+      if (err instanceof StateError) return { Error: err.message };
+      throw err;
+    }
+  }
+
+  return { handle };
+}
