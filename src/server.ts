@@ -7,7 +7,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
-import type { PolicyChecker } from './admin/routes/settings.ts';
+import { createPolicyChecker } from './admin/policy-checker.ts';
 import { parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createRegistrations } from './state/registrations.ts';
@@ -17,26 +17,15 @@ import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
-import JSON5 from 'json5';
 
 export interface Server {
   readonly tailnet: Tailnet;
   /** The URL the server listens on (useful when the config asked for port 0). */
   readonly url: string;
+  /** Map streams open now and opened since start. */
+  stats(): { mapStreams: number; mapStreamsOpened: number };
   close(): Promise<void>;
 }
-
-/** Until the policy engine is wired in, a policy must at least parse as HuJSON. */
-const hujsonOnly: PolicyChecker = {
-  check(text) {
-    try {
-      JSON5.parse(text);
-      return [];
-    } catch (err) {
-      return [(err as Error).message];
-    }
-  },
-};
 
 export async function startServer(config: Config): Promise<Server> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -61,7 +50,7 @@ export async function startServer(config: Config): Promise<Server> {
   const admin = createAdminApp({
     tailnet,
     registrations,
-    policy: hujsonOnly,
+    policy: createPolicyChecker(tailnet),
     logLevel: config.log.level,
     serverFactory: (handler) => {
       httpServer = http.createServer((req, res) => {
@@ -109,6 +98,7 @@ export async function startServer(config: Config): Promise<Server> {
   return {
     tailnet,
     url,
+    stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
     async close() {
       unsubscribe();
       control.stop();

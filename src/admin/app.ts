@@ -10,7 +10,9 @@ import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { nodeRoutes } from './routes/nodes.ts';
-import { settingsRoutes, type PolicyChecker } from './routes/settings.ts';
+import type { PolicyChecker } from './policy-checker.ts';
+import { policyRoutes } from './routes/policy.ts';
+import { settingsRoutes } from './routes/settings.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 
@@ -47,7 +49,7 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version']));
+  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']));
 
   app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
   app.get('/version', async () => ({ version }));
@@ -57,7 +59,21 @@ export function createAdminApp(deps: AdminDeps) {
   userRoutes(app, deps.tailnet);
   keyRoutes(app, deps.tailnet);
   nodeRoutes(app, deps.tailnet, deps.registrations);
-  settingsRoutes(app, deps.tailnet, deps.policy);
+  policyRoutes(app, deps.tailnet, deps.policy);
+  settingsRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
+  app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
+    const login = deps.registrations.get(req.params.authId);
+    reply.type('text/html; charset=utf-8');
+    if (!login) return reply.code(404).send(page('Login not found', '<p>This login link has expired. Run <code>tailscale up</code> again.</p>'));
+    const cmd = `tailplane nodes register --user USER --auth-id ${login.authId}`;
+    return page('Approve this device', `<p>Machine <b>${escapeHtml(login.hostname)}</b> is waiting to join the tailnet.</p><p>An admin approves it with:</p><pre>${escapeHtml(cmd)}</pre>`);
+  });
   return app;
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${title} · tailplane</title></head><body><h1>${title}</h1>${body}</body></html>`;
 }

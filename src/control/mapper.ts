@@ -53,6 +53,7 @@ export function createMapper(deps: MapperDeps) {
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
   let pending: Change[] = [];
+  let opened = 0;
   let timer: NodeJS.Timeout | undefined;
 
   const viewJson = (v: NodeView) => {
@@ -175,6 +176,7 @@ export function createMapper(deps: MapperDeps) {
   return {
     /** Registers a stream and returns its first, full map; a newer stream of the same node replaces the old. */
     open(session: Session): MapResponse {
+      opened++;
       sessions.get(session.nodeId)?.session.end();
       const self = t.nodes.get(session.nodeId);
       deps.primary.update(t.nodes.list(), t.nodes.isOnline);
@@ -202,6 +204,8 @@ export function createMapper(deps: MapperDeps) {
     },
     has: (nodeId: number) => sessions.has(nodeId),
     count: () => sessions.size,
+    /** Streams opened since start: tests use it to prove changes arrive without reconnects. */
+    opened: () => opened,
     stop(): void {
       unsubscribe();
       if (timer) clearTimeout(timer);

@@ -90,6 +90,26 @@ export function cli(server: { url: string; apiKey: string }, ...args: string[]):
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Runs the CLI without blocking this process: needed against an in-process server, which could not answer
+ * while `cli` (spawnSync) holds the event loop.
+ */
+export function cliAsync(server: { url: string; apiKey: string }, ...args: string[]): Promise<CliResult> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, TAILPLANE_URL: server.url, TAILPLANE_API_KEY: server.apiKey },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30_000,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((res, rej) => {
+    child.once('error', rej);
+    child.once('close', (status) => res({ status, stdout, stderr }));
+  });
+}
+
 /** A fetch against the admin API with the server's key (or another one). */
 export async function api(
   server: { url: string; apiKey: string },

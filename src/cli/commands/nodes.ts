@@ -1,7 +1,9 @@
 /**
- * `tailplane nodes …` and `tailplane routes list`: the machines of the tailnet and their subnet routes.
+ * `tailplane nodes …` and `tailplane routes list`: the machines of the tailnet, their subnet routes, and
+ * `nodes export`, the tailnet as a policy topology file.
  */
 import type { ApiNode } from '../../domain/api.ts';
+import type { Topology } from '../../policy/index.ts';
 import { UsageError, type FlagSpecs } from '../args.ts';
 import type { Context } from '../context.ts';
 import { render, type Column } from '../output.ts';
@@ -155,6 +157,15 @@ export const nodeCommands: Command[] = [
       const nodes = ctx.flag('id') ? [await resolveNode(ctx)] : await listNodes(ctx);
       const routers = nodes.filter((n) => n.availableRoutes.length || n.approvedRoutes.length);
       return render(ctx.format, routers, routers, routeColumns);
+    },
+  },
+  {
+    path: ['nodes', 'export'],
+    summary: 'Print the tailnet as the policy sees it (JSON), the topology file `policy compile` reads',
+    async run(ctx) {
+      const topology = await ctx.client().get<Topology>('/api/v1/topology');
+      // The export is a file format (what `policy compile --topology` reads), so it is JSON whatever -o says.
+      return render('json', topology, [], []);
     },
   },
   {
