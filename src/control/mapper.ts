@@ -83,6 +83,7 @@ export function createMapper(deps: MapperDeps) {
     if (c.kind === 'dns-changed' || c.kind === 'user-updated') for (const id of peerCache.keys()) dirty.add(id);
   };
 
+  deps.primary.update(t.nodes.list(), t.nodes.isOnline);
   const unsubscribe = t.subscribe((c) => {
     markDirty(c);
     pending.push(c);
@@ -179,7 +180,6 @@ export function createMapper(deps: MapperDeps) {
       opened++;
       sessions.get(session.nodeId)?.session.end();
       const self = t.nodes.get(session.nodeId);
-      deps.primary.update(t.nodes.list(), t.nodes.isOnline);
       const compiled = deps.policy.current();
       const view = compiled.forNode(self.id);
       const map = fullMap(deps, self, view);
