@@ -13,6 +13,8 @@ import { openSqliteStore } from './store/sqlite.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
+import { createAutoApprover } from './state/auto-approve.ts';
+import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
@@ -50,7 +52,8 @@ export async function startServer(config: Config): Promise<Server> {
   const admin = createAdminApp({
     tailnet,
     registrations,
-    policy: createPolicyChecker(tailnet),
+    policy: createPolicyChecker(tailnet, policyView),
+    primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverFactory: (handler) => {
       httpServer = http.createServer((req, res) => {
@@ -74,6 +77,11 @@ export async function startServer(config: Config): Promise<Server> {
       return serverUrl;
     },
     log,
+  });
+  const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
+  const reaper = createEphemeralReaper(tailnet, {
+    inactivityMs: config.node.ephemeralInactivitySeconds * 1000,
+    onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
   const noise = createNoiseUpgrade({ keyPair: loadOrCreateNoiseKey(config.dataDir), onRequest: control.onRequest, logger: log });
   // The relay admits only current nodes of the tailnet.
@@ -101,6 +109,8 @@ export async function startServer(config: Config): Promise<Server> {
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
     async close() {
       unsubscribe();
+      autoApprover.stop();
+      reaper.stop();
       control.stop();
       noise.close();
       derp?.close();

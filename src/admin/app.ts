@@ -12,6 +12,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import type { PolicyChecker } from './policy-checker.ts';
 import { policyRoutes } from './routes/policy.ts';
+import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
@@ -20,6 +21,8 @@ export interface AdminDeps {
   tailnet: Tailnet;
   registrations: Registrations;
   policy: PolicyChecker;
+  /** prefix -> node id of its primary subnet router, as the control plane last computed it. */
+  primaryRoutes: () => ReadonlyMap<string, number>;
   /** Log level for the structured (pino) log on stderr, or false for none. */
   logLevel: string | false;
   serverFactory?: FastifyServerFactory;
@@ -58,7 +61,8 @@ export function createAdminApp(deps: AdminDeps) {
   }));
   userRoutes(app, deps.tailnet);
   keyRoutes(app, deps.tailnet);
-  nodeRoutes(app, deps.tailnet, deps.registrations);
+  nodeRoutes(app, deps.tailnet, deps.registrations, deps.policy);
+  routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());

@@ -7,6 +7,8 @@ export interface FlagSpec {
   readonly alias?: string;
   readonly type: 'string' | 'boolean';
   readonly description: string;
+  /** A string flag that may be given several times; the values are joined with ';'. */
+  readonly repeatable?: boolean;
 }
 
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
@@ -42,7 +44,8 @@ export function parseArgs(argv: string[], specs: FlagSpecs): Parsed {
     }
     const value = m[3] ?? argv[++i];
     if (value === undefined) throw new UsageError(`flag ${arg} needs a value`);
-    flags[name] = value;
+    const before = flags[name];
+    flags[name] = spec.repeatable && typeof before === 'string' ? `${before};${value}` : value;
   }
   return { flags, positionals };
 }

@@ -6,14 +6,17 @@ import { ApiError } from '../client/admin-client.ts';
 import { ConfigError } from '../config/config.ts';
 import { parseArgs, usage, UsageError } from './args.ts';
 import type { Command } from './commands/command.ts';
+import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
+import { dnsCommands } from './commands/dns.ts';
 import { nodeCommands } from './commands/nodes.ts';
 import { policyCommands } from './commands/policy.ts';
+import { routeCommands } from './commands/routes.ts';
 import { serverCommands } from './commands/server.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...keyCommands, ...policyCommands];
+const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...policyCommands, ...engineCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {

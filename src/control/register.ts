@@ -2,8 +2,9 @@
  * POST /machine/register: pre-auth keys, interactive login with a follow-up long-poll, re-registration,
  * node-key rotation, logout and expiry — always bound to the Noise peer's machine key (trap T39).
  */
-import type { Node } from '../domain/types.ts';
-import { StateError } from '../state/errors.ts';
+import type { Node, PreAuthKey } from '../domain/types.ts';
+import { invalid, StateError } from '../state/errors.ts';
+import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { isKeyText } from './noise/keys.ts';
@@ -14,6 +15,7 @@ import type { Hostinfo, RegisterRequest, RegisterResponse } from './wire.ts';
 export interface RegisterDeps {
   readonly tailnet: Tailnet;
   readonly registrations: Registrations;
+  readonly policy: PolicyView;
   readonly serverUrl: string;
 }
 
@@ -67,16 +69,30 @@ export function createRegisterHandler(deps: RegisterDeps) {
     return { AuthURL: `${deps.serverUrl}/register/${login.authId}` };
   };
 
+  /**
+   * The tags a node registered with this key gets: a tagged key's own tags (the client's --advertise-tags are
+   * ignored), else the requested tags, each of which the key's user must own per the policy's tagOwners.
+   */
+  const tagsFor = (key: PreAuthKey, requested: readonly string[] | undefined): string[] => {
+    if (key.tags.length) return [...key.tags];
+    const wanted = [...new Set(requested ?? [])].sort();
+    if (wanted.length === 0 || key.userId === null) return [];
+    const refused = deps.policy.unownedTags({ user: t.users.get(key.userId).name }, wanted);
+    if (refused.length) throw invalid(`requested tags [${refused.join(', ')}] are invalid or not permitted`);
+    return wanted;
+  };
+
   const withAuthKey = (req: RegisterRequest, peer: NoisePeer, authKey: string): RegisterResponse => {
-    const key = t.preAuthKeys.consume(authKey);
     const hostinfo = (req.Hostinfo ?? {}) as Hostinfo;
+    let tags: string[] = [];
+    const key = t.preAuthKeys.consume(authKey, (k) => (tags = tagsFor(k, hostinfo.RequestTags)));
     const node = t.nodes.register({
       machineKey: peer.machineKey,
       nodeKey: req.NodeKey,
       hostname: hostinfo.Hostname ?? 'node',
       hostinfo,
-      userId: key.tags.length ? null : key.userId,
-      tags: [...key.tags],
+      userId: tags.length ? null : key.userId,
+      tags,
       ephemeral: key.ephemeral || (req.Ephemeral ?? false),
       method: 'authkey',
     });

@@ -65,3 +65,11 @@ export interface ApiError {
   code: number;
   message: string;
 }
+
+/** A routed prefix and the nodes that advertise or are approved for it (GET /api/v1/routes). */
+export interface ApiRoute {
+  prefix: string;
+  /** 0.0.0.0/0 or ::/0: served by every approved exit node, never primary-routed. */
+  exitRoute: boolean;
+  routers: { nodeId: string; name: string; advertised: boolean; approved: boolean; primary: boolean; online: boolean }[];
+}

@@ -89,8 +89,9 @@ export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
     /**
      * Validates a presented key and, for a single-use key, marks it used in the same synchronous step.
      * Throws an 'unauthorized' StateError with a message meant for the person running `tailscale up`.
+     * `check` may refuse the registration (by throwing) before a single-use key is spent.
      */
-    consume(key: string): PreAuthKey {
+    consume(key: string, check?: (record: PreAuthKey) => void): PreAuthKey {
       const parts = splitSecret('tpkey-auth', key);
       const found = parts && [...ix.preAuthKeys.values()].find((k) => k.record.prefix === parts.prefix);
       if (!parts || !found || !secretMatches(parts.secret, found.hash)) {
@@ -99,6 +100,7 @@ export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
       const { record } = found;
       if (isExpired(record.expiration, now())) throw new StateError('unauthorized', 'auth key expired');
       if (record.used && !record.reusable) throw new StateError('unauthorized', 'auth key already used');
+      check?.(record);
       if (record.used) return record;
       return save({ ...record, used: true });
     },

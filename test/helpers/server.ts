@@ -31,7 +31,8 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
   const dataDir = opts.dataDir ?? tempDir();
   const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
     cwd: dataDir,
-    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', ...opts.env },
+    // STUN on a random port, so servers of different tests never collide on 3478.
+    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', TAILPLANE_DERP_STUN_LISTEN_ADDR: '127.0.0.1:0', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -69,7 +70,9 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
 /** Starts a server in this process on a random port. */
 export async function inProcessServer(overrides: Partial<Config> = {}): Promise<Server & { dataDir: string; apiKey: string }> {
   const dataDir = tempDir();
-  const config: Config = { ...defaultConfig(), listenAddr: '127.0.0.1:0', dataDir, log: { level: 'silent' }, ...overrides };
+  const defaults = defaultConfig();
+  const derp = { ...defaults.derp, stunListenAddr: '127.0.0.1:0' };
+  const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, ...overrides };
   const server = await startServer(config);
   return Object.assign(server, { dataDir, apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim() });
 }

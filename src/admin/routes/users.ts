@@ -1,5 +1,5 @@
 /**
- * /api/v1/user: create, list (filter by id, name or e-mail), rename, delete.
+ * /api/v1/user: create, list (filter by id, name or e-mail), rename, update, delete.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Tailnet } from '../../state/tailnet.ts';
@@ -35,6 +35,18 @@ export function userRoutes(app: FastifyInstance, t: Tailnet): void {
     '/api/v1/user/:oldId/rename/:newName',
     { schema: { summary: 'Rename a user', params: strict({ oldId: idString, newName: str }, ['oldId', 'newName']) } },
     async (req) => ({ user: userJson(t.users.rename(Number(req.params.oldId), req.params.newName)) }),
+  );
+
+  app.put<{ Params: { id: string }; Body: { displayName?: string; email?: string } }>(
+    '/api/v1/user/:id',
+    {
+      schema: {
+        summary: "Update a user's display name and e-mail",
+        params: strict({ id: idString }, ['id']),
+        body: strict({ displayName: str, email: str }),
+      },
+    },
+    async (req) => ({ user: userJson(t.users.update(Number(req.params.id), req.body ?? {})) }),
   );
 
   app.delete<{ Params: { id: string } }>(

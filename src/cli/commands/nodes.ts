@@ -1,5 +1,5 @@
 /**
- * `tailplane nodes …` and `tailplane routes list`: the machines of the tailnet, their subnet routes, and
+ * `tailplane nodes …`: the machines of the tailnet, their subnet routes, and
  * `nodes export`, the tailnet as a policy topology file.
  */
 import type { ApiNode } from '../../domain/api.ts';
@@ -150,7 +150,6 @@ export const nodeCommands: Command[] = [
   },
   {
     path: ['nodes', 'list-routes'],
-    aliases: [['routes', 'list']],
     summary: 'List advertised and approved routes per node',
     flags: idFlag,
     async run(ctx) {

@@ -1,0 +1,42 @@
+/** Loads a desired state from a TypeScript/JavaScript module, a HuJSON/JSON file, or an object, and validates it. */
+import { readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import JSON5 from 'json5';
+import { DesiredStateError, validateDesired, type DesiredState } from './desired.ts';
+
+const moduleExtensions = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
+
+/**
+ * A module must export the state as `default` or `desired` (an object, or a function returning one). It is
+ * imported as is: TypeScript needs a loader such as tsx (the `tailplane` binary registers it), and the module must
+ * be ESM (in a `"type": "module"` package, or named .mts).
+ */
+export async function loadDesired(source: string | object): Promise<DesiredState> {
+  if (typeof source !== 'string') return validateDesired(source, 'desired state object');
+  const file = resolve(source);
+  if (moduleExtensions.has(extname(file))) return validateDesired(await fromModule(file), source);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new DesiredStateError([{ path: '', message: `cannot read ${source}: ${(err as Error).message}` }], source);
+  }
+  try {
+    return validateDesired(JSON5.parse(text), source);
+  } catch (err) {
+    if (err instanceof DesiredStateError) throw err;
+    const e = err as Error & { lineNumber?: number; columnNumber?: number };
+    const where = e.lineNumber ? `${source}:${e.lineNumber}:${e.columnNumber}` : source;
+    throw new DesiredStateError([{ path: '', message: `${where}: ${e.message.replace(/^JSON5: /, '')}` }], source);
+  }
+}
+
+async function fromModule(file: string): Promise<unknown> {
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const value = mod.desired ?? mod.default;
+  if (value === undefined) {
+    throw new DesiredStateError([{ path: '', message: `${file} exports neither "desired" nor a default` }], file);
+  }
+  return typeof value === 'function' ? await (value as () => unknown)() : value;
+}
