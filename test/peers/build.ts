@@ -1,4 +1,5 @@
 /** Builds the pinned real test peers (tailscale, tailscaled) and every Go program under test/peers/ into the cache. */
+import { ensureProtos } from '../../provider/src/proto-source.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -93,6 +94,8 @@ async function main(): Promise<void> {
     const name = basename(dir);
     console.log(`[peers] ${name}: ${await buildGoProgram(dir, name)}`);
   }
+  // The Terraform provider's protocol definitions come from the Go module cache too.
+  console.log(`[peers] terraform plugin protocol: ${ensureProtos()}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
