@@ -1,0 +1,120 @@
+/** Bench output: the issue's targets checked against measured figures, as a console table, JSON and Markdown. */
+import { execSync } from 'node:child_process';
+import { loadavg, totalmem } from 'node:os';
+import type { RunResult } from './scenarios.ts';
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly nodes: number;
+  readonly policy: string;
+  readonly measured: string;
+  readonly verdict: 'PASS' | 'MISS';
+  /** How far inside (PASS) or outside (MISS) the target, in words. */
+  readonly margin: string;
+}
+
+export interface Machine {
+  readonly nproc: number;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly date: string;
+  readonly cpu: string;
+  /** 1-minute load average when the bench started: other work on the machine skews the figures. */
+  readonly loadAvg: number;
+}
+
+export function machine(): Machine {
+  const cpu = /model name\s*:\s*(.+)/.exec(execSync('cat /proc/cpuinfo', { encoding: 'utf8' }))?.[1] ?? 'unknown';
+  return {
+    nproc: Number(execSync('nproc', { encoding: 'utf8' }).trim()),
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    date: new Date().toISOString(),
+    cpu,
+    loadAvg: Math.round(loadavg()[0]! * 100) / 100,
+  };
+}
+
+const scenario = (r: RunResult, name: string) => r.scenarios.find((s) => s.name === name);
+
+function upper(target: string, r: RunResult, value: number | undefined, limit: number, unit: string, missing = 0): TargetCheck | undefined {
+  if (value === undefined) return undefined;
+  const ok = value < limit && missing === 0;
+  const margin = missing ? `${missing} nodes never saw it` : `${ok ? '' : '+'}${(((value - limit) / limit) * 100).toFixed(0)} % (${(limit / value).toFixed(1)}× ${ok ? 'headroom' : 'too slow'})`;
+  return { target, nodes: r.nodes, policy: r.policy, measured: `${value.toFixed(0)} ${unit}`, verdict: ok ? 'PASS' : 'MISS', margin };
+}
+
+/** The issue's targets: join < 1 s and ≥ 200 registrations/s at 1,000 nodes; the 10k targets only at 10,000. */
+export function checkTargets(runs: RunResult[]): TargetCheck[] {
+  const out: (TargetCheck | undefined)[] = [];
+  for (const r of runs) {
+    const join = scenario(r, 'join (fan-out)');
+    const connect = scenario(r, 'mass connect');
+    if (r.nodes === 1000) {
+      out.push(upper('join reaches every allowed peer < 1 s', r, join?.ms, 1000, 'ms', join?.missing));
+      const rate = connect?.extra.registrationsPerSec;
+      if (rate !== undefined) {
+        const ok = rate >= 200;
+        out.push({ target: '≥ 200 registrations/s', nodes: r.nodes, policy: r.policy, measured: `${rate.toFixed(0)} /s`, verdict: ok ? 'PASS' : 'MISS', margin: `${ok ? '+' : ''}${(((rate - 200) / 200) * 100).toFixed(0)} %` });
+      }
+    }
+    if (r.nodes === 10_000) {
+      const peak = Math.max(...r.scenarios.map((s) => s.server.peakRssMiB));
+      out.push(upper('server RSS < 2 GB', r, peak, 2048, 'MiB'));
+      out.push(upper('join < 3 s', r, join?.ms, 3000, 'ms', join?.missing));
+      const pol = scenario(r, 'policy change');
+      out.push(upper('policy change < 10 s', r, pol?.ms, 10_000, 'ms', pol?.missing));
+    }
+  }
+  return out.filter((x): x is TargetCheck => x !== undefined);
+}
+
+const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function scenarioTable(runs: RunResult[]): string {
+  const rows = runs.flatMap((r) =>
+    r.scenarios.map((s) => [
+      String(r.nodes),
+      r.policy,
+      s.name,
+      `${fmt(s.ms)} ms`,
+      `${s.affected - s.missing}/${s.affected}`,
+      Object.entries(s.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
+      `${s.server.cpuSec.toFixed(2)} s`,
+      `${s.server.rssMiB.toFixed(0)} / ${s.server.peakRssMiB.toFixed(0)} MiB`,
+    ]),
+  );
+  return table(['nodes', 'policy', 'scenario', 'latency', 'reached', 'details', 'server CPU', 'server RSS now / peak'], rows);
+}
+
+export function targetTable(checks: TargetCheck[]): string {
+  return table(
+    ['target', 'nodes', 'policy', 'measured', 'verdict', 'margin'],
+    checks.map((c) => [c.target, String(c.nodes), c.policy, c.measured, c.verdict, c.margin]),
+  );
+}
+
+export function markdown(m: Machine, runs: RunResult[], checks: TargetCheck[]): string {
+  return [
+    '# tailplane bench',
+    '',
+    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB memory, Node ${m.node}, ${m.date}; load average ${m.loadAvg} at start. Server and load generator share the machine.`,
+    '',
+    '## Scenarios',
+    '',
+    scenarioTable(runs),
+    '',
+    `Load generator CPU: ${runs.map((r) => `${r.nodes}/${r.policy} ${r.loadgenCpuSec.toFixed(1)} s`).join(', ')}.`,
+    '',
+    '## Targets (issue 8)',
+    '',
+    checks.length ? targetTable(checks) : '_No run at 1,000 or 10,000 nodes, so no target applies._',
+    '',
+    'Headscale side-by-side: not measured.',
+    '',
+  ].join('\n');
+}
