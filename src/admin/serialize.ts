@@ -1,6 +1,7 @@
 /**
  * The admin API's JSON shapes, following Headscale's /api/v1 (camelCase, ids as strings, RFC 3339 times).
  */
+import { servingRoutes } from '../domain/routes.ts';
 import type { ApiApiKey, ApiNode, ApiPreAuthKey, ApiUser } from '../domain/api.ts';
 import type { ApiKey, Node, PreAuthKey, User } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
@@ -26,7 +27,6 @@ const registerMethods = {
 
 export function nodeJson(n: Node, t: Tailnet): ApiNode {
   const user = n.userId !== null ? t.users.get(n.userId) : null;
-  const available = new Set(n.availableRoutes);
   return {
     id: String(n.id),
     machineKey: n.machineKey,
@@ -46,7 +46,7 @@ export function nodeJson(n: Node, t: Tailnet): ApiNode {
     online: t.nodes.isOnline(n.id),
     approvedRoutes: n.approvedRoutes,
     availableRoutes: n.availableRoutes,
-    subnetRoutes: n.approvedRoutes.filter((r) => available.has(r)),
+    subnetRoutes: servingRoutes(n),
     os: typeof n.hostinfo.OS === 'string' ? n.hostinfo.OS : '',
     clientVersion: typeof n.hostinfo.IPNVersion === 'string' ? n.hostinfo.IPNVersion : '',
   };

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { extname, resolve } from 'node:path';
 import JSON5 from 'json5';
 import YAML from 'yaml';
-import { prefixContains } from '../net/ip.ts';
+import { cidrContains } from '../net/ip.ts';
 
 export interface Config {
   /** The URL clients use (`tailscale up --login-server`). */
@@ -218,5 +218,5 @@ function checkPrefix(key: string, value: unknown, family: 4 | 6, within: string)
   if (isIP(ip ?? '') !== family || !/^\d+$/.test(bits ?? '') || Number(bits) > max) {
     fail(key, value, `expected an IPv${family} CIDR prefix`);
   }
-  if (!prefixContains(within, value)) fail(key, value, `must lie inside ${within}`);
+  if (!cidrContains(within, value)) fail(key, value, `must lie inside ${within}`);
 }

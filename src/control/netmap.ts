@@ -2,6 +2,7 @@
  * Builds netmap pieces from the tailnet: a node as clients see it (self or peer), user profiles, the DNS
  * config and the full first MapResponse of a stream.
  */
+import { isExitRoute, servingRoutes } from '../domain/routes.ts';
 import type { DnsSettings, Node, User } from '../domain/types.ts';
 import type { DerpMap } from '../derp/index.ts';
 import type { NodeView } from '../policy/index.ts';
@@ -10,8 +11,6 @@ import type { DnsConfig, Hostinfo, MapResponse, UserProfile, WireNode } from './
 
 /** Tagged nodes belong to no person; clients still need a user id and profile for them (trap T19, T22). */
 export const taggedDevices: UserProfile = { ID: 2147455555, LoginName: 'tagged-devices', DisplayName: 'Tagged Devices' };
-
-const exitRoutes = new Set(['0.0.0.0/0', '::/0']);
 
 export function loginName(u: User): string {
   return u.email || u.name;
@@ -38,7 +37,7 @@ export function wireNode(ctx: NetmapContext, n: Node, view?: NodeView): WireNode
   const dns = ctx.tailnet.dns();
   const hostinfo = n.hostinfo as Hostinfo;
   const primary = ctx.primaryRoutes(n.id);
-  const exit = n.approvedRoutes.filter((r) => exitRoutes.has(r) && n.availableRoutes.includes(r));
+  const exit = servingRoutes(n).filter(isExitRoute);
   const addresses = [`${n.ipv4}/32`, `${n.ipv6}/128`];
   const online = ctx.tailnet.nodes.isOnline(n.id);
   const expired = isExpired(n, Date.now());

@@ -1,5 +1,5 @@
 /** The desired state of a tailnet, as code declares it, and its validation (every problem names the path to the bad field). */
-import { isValidPrefix } from '../net/ip.ts';
+import { isValidCidr } from '../net/ip.ts';
 
 export interface DesiredUser {
   /** Login name; matches the live user of the same name. */
@@ -186,7 +186,7 @@ export function validateDesired(value: unknown, source?: string): DesiredState {
     });
   };
   const both = (...checks: Check[]): Check => (v, path) => checks.forEach((c) => c(v, path));
-  const prefix: Check = (v, path) => void (typeof v === 'string' && !isValidPrefix(v) && fail(path, `${JSON.stringify(v)} is not a CIDR prefix such as 10.0.0.0/24`));
+  const prefix: Check = (v, path) => void (typeof v === 'string' && !isValidCidr(v) && fail(path, `${JSON.stringify(v)} is not a CIDR prefix such as 10.0.0.0/24`));
   const timeOrLifetime: Check = (v, path) => {
     if (typeof v !== 'string') return fail(path, `expected a string, got ${typeOf(v)}`);
     if (!lifetime.test(v) && Number.isNaN(Date.parse(v))) fail(path, `${JSON.stringify(v)} is neither a lifetime like "90d" nor an RFC 3339 time`);

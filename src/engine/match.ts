@@ -1,6 +1,5 @@
 /** Pairs declared nodes and pre-auth keys with live ones, since neither carries an id the code could know. */
 import type { ApiNode, ApiPreAuthKey } from '../domain/api.ts';
-import { formatPrefix, parsePrefix } from '../net/ip.ts';
 import type { DesiredNode, DesiredPreAuthKey } from './desired.ts';
 
 export interface NodeMatches {
@@ -59,19 +58,6 @@ export function matchPreAuthKeys(desired: readonly DesiredPreAuthKey[], live: re
     else missing.push(d);
   }
   return { missing, unclaimed: open.filter((k) => !claimed.has(k.id)) };
-}
-
-const exitRoutes = ['0.0.0.0/0', '::/0'];
-
-/** Routes as the server stores them: canonical prefixes, sorted, de-duplicated; either exit route implies both. */
-export function normalizeRoutes(routes: readonly string[]): string[] {
-  const out = new Set<string>();
-  for (const r of routes) {
-    const canonical = formatPrefix(parsePrefix(r));
-    if (exitRoutes.includes(canonical)) exitRoutes.forEach((e) => out.add(e));
-    else out.add(canonical);
-  }
-  return [...out].sort();
 }
 
 /** "90d" from now, or an RFC 3339 time as is; undefined stays undefined (no expiry). */

@@ -4,7 +4,8 @@ import type { DnsSettings } from '../domain/types.ts';
 import { diffValues, type AttrDiff } from './attr-diff.ts';
 import type { DesiredNode, DesiredPreAuthKey, DesiredState, DesiredUser } from './desired.ts';
 import type { LiveState } from './live.ts';
-import { matchNodes, matchPreAuthKeys, normalizeRoutes } from './match.ts';
+import { normalizeRoutes } from '../domain/routes.ts';
+import { matchNodes, matchPreAuthKeys } from './match.ts';
 import { managesPolicy, parsePolicyText, policyDocument, renderPolicy } from './policy-doc.ts';
 import { projectedTopology, reviewPolicy } from './review.ts';
 

@@ -6,7 +6,7 @@ import { checkPolicy, diffAccess, parsePolicy, type AccessChange, type Topology 
 import type { ApiNode } from '../domain/api.ts';
 import type { DesiredNode, DesiredState } from './desired.ts';
 import type { LiveState } from './live.ts';
-import { normalizeRoutes } from './match.ts';
+import { normalizeRoutes } from '../domain/routes.ts';
 
 export interface PolicyReview {
   /** Every problem the policy engine finds, `file:line:col: detail` each; empty when the policy is valid. */

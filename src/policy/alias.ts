@@ -1,6 +1,6 @@
 /** Parsers for the policy's small string grammars: aliases, `alias:ports` destinations, port lists and protocols. */
 import type { Pos } from './errors.ts';
-import { parsePrefix } from './ip.ts';
+import { parsePrefix } from '../net/ip.ts';
 import { AUTOGROUPS, type Alias, type AutogroupName, type PortRange } from './types.ts';
 
 export type Parsed<T> = { ok: T } | { error: string };

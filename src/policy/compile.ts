@@ -1,5 +1,5 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
-import { isExitRoute, parsePrefix } from './ip.ts';
+import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { isInternetIp } from './internet.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';

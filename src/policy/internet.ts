@@ -1,5 +1,5 @@
 /** autogroup:internet as prefixes: public unicast space, i.e. everything but private, CGNAT, loopback, link-local and multicast. */
-import { containsIp, parsePrefix, rangeToCidrs, subtract, type Ip, type IpRange } from './ip.ts';
+import { containsIp, parsePrefix, rangeToCidrs, subtract, type Ip, type IpRange } from '../net/ip.ts';
 
 const V4_NOT_INTERNET = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/3'];
 /** Global unicast IPv6; the tailnet's ULA range fd7a:115c:a1e0::/48 lies outside it. */

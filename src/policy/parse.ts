@@ -2,7 +2,7 @@
 import { combine, errorSink, type ErrorSink, type Pos } from './errors.ts';
 import { parseHujson, type JsonArray, type JsonNode, type JsonObject } from './hujson.ts';
 import { parseAlias, parseIpEntry, parsePorts, parseProto, portsFitProto, splitHostPort } from './alias.ts';
-import { parsePrefix, type Prefix } from './ip.ts';
+import { parsePrefix, type Prefix } from '../net/ip.ts';
 import type {
   AccessRule, AccessTest, Alias, AutoApprovers, Destination, Host, IpSpec, NamedList, NodeAttr, Policy,
   SshRule, SshTest, SshUser, TestDst,

@@ -1,5 +1,5 @@
 /** Alias resolution: whether an alias matches an identity (a node, or a user/tag/IP named in a test), and the node set it denotes. */
-import { containsIp, overlaps, type Ip, type Prefix } from './ip.ts';
+import { containsIp, overlaps, type Ip, type Prefix } from '../net/ip.ts';
 import type { IndexedNode, TopologyIndex } from './topology.ts';
 import type { Alias, Policy } from './types.ts';
 

@@ -1,5 +1,5 @@
 /** ACLs and grants resolved against a topology once, and reduced per node to the FilterRules that node enforces. */
-import { containsIp, overlaps, type Prefix } from './ip.ts';
+import { containsIp, overlaps, type Prefix } from '../net/ip.ts';
 import { INTERNET_PREFIXES } from './internet.ts';
 import type { Resolver } from './resolve.ts';
 import type { IndexedNode } from './topology.ts';

@@ -1,5 +1,5 @@
 /** The tailnet as the policy sees it (users and nodes), and an index of it built once per compilation. */
-import { isExitRoute, parseIp, parsePrefix, type Ip, type Prefix } from './ip.ts';
+import { isExitRoute, parseIp, parsePrefix, type Ip, type Prefix } from '../net/ip.ts';
 
 export interface TopologyUser {
   readonly id: number;

@@ -1,6 +1,6 @@
 /** The policy AST: Tailscale's policy file sections, with the source position of every alias and rule. */
 import type { Pos } from './errors.ts';
-import type { Prefix } from './ip.ts';
+import type { Prefix } from '../net/ip.ts';
 
 export type { Pos } from './errors.ts';
 

@@ -3,10 +3,10 @@
  * sequential or random, never handing out an address in use or one Tailscale reserves.
  */
 import { randomBytes } from 'node:crypto';
-import { bigIntToIp, parsePrefix, prefixHas, prefixSize, type Prefix } from '../net/ip.ts';
+import { containsIp, formatIp, parseCidr, type Prefix } from '../net/ip.ts';
 
 /** Addresses clients treat as special: MagicDNS (100.100.100.100) and ChromeOS's range (100.115.92.0/23). */
-const reservedV4 = [parsePrefix('100.100.100.100/32'), parsePrefix('100.115.92.0/23')];
+const reservedV4 = [cidr('100.100.100.100/32'), cidr('100.115.92.0/23')];
 
 export interface IpAllocator {
   /** Returns a free (ipv4, ipv6) pair; `inUse` says whether an address is taken. */
@@ -14,28 +14,36 @@ export interface IpAllocator {
 }
 
 export function createIpAllocator(v4: string, v6: string, mode: 'sequential' | 'random'): IpAllocator {
-  const p4 = parsePrefix(v4);
-  const p6 = parsePrefix(v6);
+  const p4 = cidr(v4);
+  const p6 = cidr(v6);
   const cursor = { 4: 0n, 6: 0n };
   const pick = (p: Prefix, inUse: (ip: string) => boolean): string => {
-    const size = prefixSize(p);
+    const size = p.hi - p.lo + 1n;
     // Skip the network address (offset 0); for IPv4 also the broadcast address.
     const first = 1n;
-    const usable = p.family === 4 ? size - 2n : size - 1n;
-    if (usable <= 0n) throw new Error(`prefix ${bigIntToIp(p.base, p.family)}/${p.bits} has no usable addresses`);
-    const start = mode === 'random' ? randomOffset(usable) : cursor[p.family];
+    const usable = p.v6 ? size - 1n : size - 2n;
+    if (usable <= 0n) throw new Error(`prefix ${p.text} has no usable addresses`);
+    const family = p.v6 ? 6 : 4;
+    const start = mode === 'random' ? randomOffset(usable) : cursor[family];
     // Probe forward from the start; bounded so a full prefix fails instead of spinning forever.
     const limit = usable < 1_000_000n ? usable : 1_000_000n;
     for (let i = 0n; i < limit; i++) {
       const offset = (start + i) % usable;
-      const ip = bigIntToIp(p.base + first + offset, p.family);
-      if (inUse(ip) || (p.family === 4 && reservedV4.some((r) => prefixHas(r, ip)))) continue;
-      if (mode === 'sequential') cursor[p.family] = offset + 1n;
+      const addr = { v6: p.v6, n: p.lo + first + offset };
+      const ip = formatIp(addr);
+      if (inUse(ip) || reservedV4.some((r) => containsIp(r, addr))) continue;
+      if (mode === 'sequential') cursor[family] = offset + 1n;
       return ip;
     }
-    throw new Error(`no free address left in ${bigIntToIp(p.base, p.family)}/${p.bits}`);
+    throw new Error(`no free address left in ${p.text}`);
   };
   return { next: (inUse) => ({ ipv4: pick(p4, inUse), ipv6: pick(p6, inUse) }) };
+}
+
+function cidr(text: string): Prefix {
+  const p = parseCidr(text);
+  if (!p) throw new Error(`invalid prefix ${text}`);
+  return p;
 }
 
 function randomOffset(below: bigint): bigint {

@@ -4,7 +4,7 @@
  * hostinfo, online).
  */
 import type { Endpoint, Node, RegisterMethod } from '../domain/types.ts';
-import { formatPrefix, parsePrefix } from '../net/ip.ts';
+import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import { indexNode, unindexNode, type Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
@@ -24,23 +24,13 @@ export interface RegisterInput {
   method: RegisterMethod;
 }
 
-const exitRoutes = ['0.0.0.0/0', '::/0'];
-
-/** Canonical, de-duplicated prefixes; approving either exit route approves both. */
-export function normalizeRoutes(routes: readonly string[]): string[] {
-  const out = new Set<string>();
-  for (const r of routes) {
-    let canonical: string;
-    try {
-      if (!r.includes('/')) throw new Error();
-      canonical = formatPrefix(parsePrefix(r));
-    } catch {
-      throw invalid(`invalid route "${r}": expected a CIDR prefix such as 10.0.0.0/24`);
-    }
-    if (exitRoutes.includes(canonical)) exitRoutes.forEach((e) => out.add(e));
-    else out.add(canonical);
+/** Canonical route list; an invalid prefix is the caller's error. */
+function checkedRoutes(routes: readonly string[]): string[] {
+  try {
+    return normalizeRoutes(routes);
+  } catch (err) {
+    throw invalid((err as Error).message);
   }
-  return [...out].sort();
 }
 
 export interface NodeOptions {
@@ -161,7 +151,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
     },
 
     approveRoutes(id: number, routes: string[]): Node {
-      return update(get(id), { approvedRoutes: normalizeRoutes(routes) }, ['routes']);
+      return update(get(id), { approvedRoutes: checkedRoutes(routes) }, ['routes']);
     },
 
     /** Expires the node's key now or at `at`; `null` disables expiry. */

@@ -3,6 +3,7 @@
  * so every map response in between reads the same cached per-node views.
  */
 import { compilePolicy, parsePolicy, type CompiledPolicy, type Topology } from '../policy/index.ts';
+import { servingRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import type { Tailnet } from './tailnet.ts';
 
@@ -24,8 +25,7 @@ export function topologyOf(t: Tailnet): Topology {
       tags: n.tags,
       ipv4: n.ipv4,
       ipv6: n.ipv6,
-      // Only routes the node both advertises and has approved are served.
-      approvedRoutes: n.approvedRoutes.filter((r) => n.availableRoutes.includes(r)),
+      approvedRoutes: servingRoutes(n),
     })),
   };
 }

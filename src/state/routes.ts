@@ -3,13 +3,11 @@
  * current one while it stays online, else the online router with the lowest id — so failover happens when
  * the primary goes offline. Exit routes are not primary-routed (every exit node serves them).
  */
+import { isExitRoute, servingRoutes } from '../domain/routes.ts';
 import type { Node } from '../domain/types.ts';
 
-const exitRoutes = new Set(['0.0.0.0/0', '::/0']);
-
-export function servedRoutes(n: Node): string[] {
-  return n.approvedRoutes.filter((r) => !exitRoutes.has(r) && n.availableRoutes.includes(r));
-}
+/** The subnet routes a node serves (exit routes have no primary). */
+const subnetRoutes = (n: Node): string[] => servingRoutes(n).filter((r) => !isExitRoute(r));
 
 export function createPrimaryRoutes() {
   /** prefix -> node id of its primary router. */
@@ -18,7 +16,7 @@ export function createPrimaryRoutes() {
     /** Recomputes the primaries; returns the ids of nodes whose primary routes changed. */
     update(nodes: readonly Node[], isOnline: (id: number) => boolean): Set<number> {
       const candidates = new Map<string, Node[]>();
-      for (const n of nodes) for (const r of servedRoutes(n)) candidates.set(r, [...(candidates.get(r) ?? []), n]);
+      for (const n of nodes) for (const r of subnetRoutes(n)) candidates.set(r, [...(candidates.get(r) ?? []), n]);
       const next = new Map<string, number>();
       for (const [prefix, routers] of candidates) {
         const current = primaries.get(prefix);

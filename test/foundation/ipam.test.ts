@@ -1,7 +1,7 @@
 /** IP allocation: distinct addresses inside the configured prefixes, reserved ranges skipped. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { prefixContains } from '../../src/net/ip.ts';
+import { cidrContains } from '../../src/net/ip.ts';
 import { createIpAllocator } from '../../src/state/ipam.ts';
 import { inProcessServer } from '../helpers/server.ts';
 
@@ -34,8 +34,8 @@ for (const allocation of ['sequential', 'random'] as const) {
       assert.equal(v4.size, 1000);
       assert.equal(v6.size, 1000);
       for (const n of nodes) {
-        assert.ok(prefixContains(prefixes.v4, `${n.ipv4}/32`), n.ipv4);
-        assert.ok(prefixContains(prefixes.v6, `${n.ipv6}/128`), n.ipv6);
+        assert.ok(cidrContains(prefixes.v4, `${n.ipv4}/32`), n.ipv4);
+        assert.ok(cidrContains(prefixes.v6, `${n.ipv6}/128`), n.ipv6);
       }
       assert.equal(new Set(nodes.map((n) => n.givenName)).size, 1000);
     } finally {

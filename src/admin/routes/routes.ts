@@ -1,10 +1,9 @@
 /** /api/v1/routes: every advertised or approved prefix with its routers, and which router is primary. */
 import type { FastifyInstance } from 'fastify';
 import type { ApiRoute } from '../../domain/api.ts';
+import { isExitRoute } from '../../domain/routes.ts';
 import type { Node } from '../../domain/types.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
-
-const exitRoutes = new Set(['0.0.0.0/0', '::/0']);
 
 /** One entry per prefix, routers by id; exit routes have no primary (every approved exit node serves them). */
 export function routeTable(t: Tailnet, primaries: ReadonlyMap<string, number>): ApiRoute[] {
@@ -16,7 +15,7 @@ export function routeTable(t: Tailnet, primaries: ReadonlyMap<string, number>): 
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([prefix, nodes]) => ({
       prefix,
-      exitRoute: exitRoutes.has(prefix),
+      exitRoute: isExitRoute(prefix),
       routers: nodes
         .sort((a, b) => a.id - b.id)
         .map((n) => ({
