@@ -4,7 +4,7 @@
  * the live state, so a rerun after a failure finishes the job and a second apply changes nothing.
  */
 import type { AdminClient } from '../client/admin-client.ts';
-import type { ApiPreAuthKey, ApiUser } from '../domain/api.ts';
+import { tailnetApi, type TailnetApi } from '../client/tailnet-api.ts';
 import type { DesiredState } from './desired.ts';
 import { readLive } from './live.ts';
 import { resolveExpiration } from './match.ts';
@@ -27,9 +27,6 @@ export interface ApplyResult {
   readonly createdKeys: readonly { readonly name: string; readonly id: string; readonly key: string }[];
 }
 
-/** Lifetime given to a node whose key expiry is turned back on (Tailscale's default key expiry). */
-const reenabledExpiryMs = 180 * 86_400_000;
-
 /** Thrown when a policy the plan would write is refused; nothing has been changed. */
 export class PolicyRefusedError extends Error {}
 
@@ -38,7 +35,7 @@ export async function checkPlanPolicy(client: AdminClient, plan: Plan): Promise<
   for (const change of plan.changes) {
     if (change.kind !== 'policy') continue;
     try {
-      await client.post('/api/v1/policy/check', { policy: change.text });
+      await tailnetApi(client).checkPolicy(change.text);
     } catch (err) {
       throw new PolicyRefusedError(`the server refuses the policy: ${(err as Error).message}`);
     }
@@ -48,59 +45,54 @@ export async function checkPlanPolicy(client: AdminClient, plan: Plan): Promise<
 
 /** Runs one change; returns the created pre-auth key's secret when the change made one. */
 export async function applyChange(client: AdminClient, change: Change, now = new Date()): Promise<{ id: string; key: string } | undefined> {
+  const api = tailnetApi(client);
   switch (change.kind) {
-    case 'user':
-      if (change.action === 'delete') await client.delete(`/api/v1/user/${change.id}`);
-      else if (change.action === 'create') await createUser(client, change.name, change.user ?? { name: change.name });
-      else await client.put(`/api/v1/user/${change.id}`, { displayName: change.user?.displayName, email: change.user?.email });
+    case 'user': {
+      const { displayName, email } = change.user ?? {};
+      if (change.action === 'delete') await api.deleteUser(change.id!);
+      else if (change.action === 'create') await api.createUser({ name: change.name, displayName, email });
+      else await api.updateUser(change.id!, { displayName, email });
       return undefined;
+    }
     case 'policy':
-      await client.post('/api/v1/policy/check', { policy: change.text });
-      await client.put('/api/v1/policy', { policy: change.text });
+      await api.checkPolicy(change.text);
+      await api.setPolicy(change.text);
       return undefined;
     case 'dns':
-      await client.put('/api/v1/dns', change.settings);
+      await api.setDns(change.settings);
       return undefined;
     case 'node':
-      for (const d of change.diffs) await setNodeAttribute(client, change.id, d.path, d.after, now);
+      for (const d of change.diffs) await setNodeAttribute(api, change.id, d.path, d.after, now);
       return undefined;
     case 'preauthkey':
-      return createPreAuthKey(client, change, now);
+      return createPreAuthKey(api, change, now);
   }
 }
 
-async function createUser(client: AdminClient, name: string, u: { displayName?: string; email?: string }): Promise<void> {
-  await client.post('/api/v1/user', { name, ...(u.displayName !== undefined ? { displayName: u.displayName } : {}), ...(u.email !== undefined ? { email: u.email } : {}) });
+async function setNodeAttribute(api: TailnetApi, id: string, attribute: string, value: unknown, now: Date): Promise<void> {
+  if (attribute === 'tags') await api.setNodeTags(id, value as string[]);
+  else if (attribute === 'approvedRoutes') await api.approveNodeRoutes(id, value as string[]);
+  else if (attribute === 'givenName') await api.renameNode(id, String(value));
+  else if (attribute === 'keyExpiryDisabled') await api.setNodeKeyExpiryDisabled(id, Boolean(value), now);
+  else throw new Error(`unknown node attribute ${attribute}`);
 }
 
-async function setNodeAttribute(client: AdminClient, id: string, attribute: string, value: unknown, now: Date): Promise<void> {
-  const base = `/api/v1/node/${id}`;
-  if (attribute === 'tags') await client.post(`${base}/tags`, { tags: value });
-  else if (attribute === 'approvedRoutes') await client.post(`${base}/approve_routes`, { routes: value });
-  else if (attribute === 'givenName') await client.post(`${base}/rename/${encodeURIComponent(String(value))}`);
-  else if (attribute === 'keyExpiryDisabled') {
-    const body = value ? { disableExpiry: true } : { expiry: new Date(now.getTime() + reenabledExpiryMs).toISOString() };
-    await client.post(`${base}/expire`, body);
-  } else throw new Error(`unknown node attribute ${attribute}`);
-}
-
-async function createPreAuthKey(client: AdminClient, change: Extract<Change, { kind: 'preauthkey' }>, now: Date) {
+async function createPreAuthKey(api: TailnetApi, change: Extract<Change, { kind: 'preauthkey' }>, now: Date) {
   const k = change.key;
-  let user: string | undefined;
+  let user: string | null = null;
   if (k.user !== undefined) {
-    const found = (await client.get<{ users: ApiUser[] }>(`/api/v1/user?name=${encodeURIComponent(k.user)}`)).users[0];
+    const found = await api.findUser(k.user);
     if (!found) throw new Error(`user "${k.user}" not found`);
     user = found.id;
   }
-  const expiration = resolveExpiration(k.expiration, now);
-  const res = await client.post<{ preAuthKey: ApiPreAuthKey }>('/api/v1/preauthkey', {
-    ...(user !== undefined ? { user } : {}),
-    ...(k.tags ? { aclTags: [...k.tags] } : {}),
+  const created = await api.createPreAuthKey({
+    user,
+    tags: k.tags ? [...k.tags] : [],
     reusable: k.reusable ?? false,
     ephemeral: k.ephemeral ?? false,
-    ...(expiration ? { expiration } : {}),
+    expiration: resolveExpiration(k.expiration, now) ?? null,
   });
-  return { id: res.preAuthKey.id, key: res.preAuthKey.key };
+  return { id: created.id, key: created.key };
 }
 
 /** Applies a plan in order and stops at the first failure; a refused policy throws PolicyRefusedError before any write. */

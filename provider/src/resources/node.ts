@@ -9,8 +9,6 @@ import type { Block } from '../schema.ts';
 import type { ApiNode, TailnetApi } from '../tailnet-api.ts';
 import { bool, list, sorted, str, strList } from '../values.ts';
 
-/** Key lifetime set when `key_expiry_disabled` goes back to false: Tailscale's default of 180 days. */
-const defaultKeyLifetimeMs = 180 * 24 * 3600_000;
 
 const schema: Block = {
   description:
@@ -82,8 +80,7 @@ async function converge(api: TailnetApi, n: ApiNode, planned: CtyObject): Promis
   const givenName = str(planned, 'given_name');
   if (givenName !== null && givenName !== n.givenName) n = await api.renameNode(n.id, givenName);
   const noExpiry = bool(planned, 'key_expiry_disabled');
-  if (noExpiry === true && n.expiry !== null) n = await api.setNodeExpiry(n.id, { disable: true });
-  if (noExpiry === false && n.expiry === null) n = await api.setNodeExpiry(n.id, { at: new Date(Date.now() + defaultKeyLifetimeMs).toISOString() });
+  if (noExpiry !== null && (n.expiry === null) !== noExpiry) n = await api.setNodeKeyExpiryDisabled(n.id, noExpiry);
   return n;
 }
 

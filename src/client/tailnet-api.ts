@@ -1,0 +1,77 @@
+/**
+ * The admin API as typed operations, one function each: the single place that knows its paths and JSON
+ * shapes for the engine and the Terraform provider.
+ */
+import { ApiError, type AdminClient } from './admin-client.ts';
+import type { ApiNode, ApiPreAuthKey, ApiUser } from '../domain/api.ts';
+import type { DnsSettings } from '../domain/types.ts';
+
+export type { ApiNode, ApiPreAuthKey, ApiUser, DnsSettings };
+export { ApiError };
+
+export interface NewPreAuthKey {
+  user: string | null;
+  reusable: boolean;
+  ephemeral: boolean;
+  expiration: string | null;
+  tags: string[];
+}
+
+/** Key lifetime given when a node's key expiry is turned back on: Tailscale's default of 180 days. */
+export const defaultKeyLifetimeMs = 180 * 86_400_000;
+
+export function tailnetApi(c: AdminClient) {
+  const seg = encodeURIComponent;
+  /** Disables key expiry, or sets the key to expire at the given time. */
+  const setNodeExpiry = async (id: string, expiry: { disable: true } | { at: string }) =>
+    (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/expire`, 'disable' in expiry ? { disableExpiry: true } : { expiry: expiry.at })).node;
+  return {
+    listUsers: async () => (await c.get<{ users: ApiUser[] }>('/api/v1/user')).users,
+    findUser: async (name: string) => (await c.get<{ users: ApiUser[] }>(`/api/v1/user?name=${seg(name)}`)).users[0],
+    createUser: async (u: { name: string; displayName?: string; email?: string }) =>
+      (await c.post<{ user: ApiUser }>('/api/v1/user', u)).user,
+    renameUser: async (id: string, newName: string) =>
+      (await c.post<{ user: ApiUser }>(`/api/v1/user/${seg(id)}/rename/${seg(newName)}`)).user,
+    updateUser: async (id: string, u: { displayName?: string; email?: string }) =>
+      (await c.put<{ user: ApiUser }>(`/api/v1/user/${seg(id)}`, u)).user,
+    deleteUser: async (id: string) => void (await c.delete(`/api/v1/user/${seg(id)}`)),
+
+    listPreAuthKeys: async () => (await c.get<{ preAuthKeys: ApiPreAuthKey[] }>('/api/v1/preauthkey')).preAuthKeys,
+    createPreAuthKey: async (k: NewPreAuthKey) =>
+      (
+        await c.post<{ preAuthKey: ApiPreAuthKey }>('/api/v1/preauthkey', {
+          ...(k.user !== null ? { user: k.user } : {}),
+          reusable: k.reusable,
+          ephemeral: k.ephemeral,
+          expiration: k.expiration,
+          aclTags: k.tags,
+        })
+      ).preAuthKey,
+    deletePreAuthKey: async (id: string) => void (await c.delete(`/api/v1/preauthkey?id=${seg(id)}`)),
+
+    listNodes: async () => (await c.get<{ nodes: ApiNode[] }>('/api/v1/node')).nodes,
+    getNode: async (id: string) => (await c.get<{ node: ApiNode }>(`/api/v1/node/${seg(id)}`)).node,
+    setNodeTags: async (id: string, tags: string[]) => (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/tags`, { tags })).node,
+    approveNodeRoutes: async (id: string, routes: string[]) =>
+      (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/approve_routes`, { routes })).node,
+    renameNode: async (id: string, name: string) => (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/rename/${seg(name)}`)).node,
+    setNodeExpiry,
+    /** Turns key expiry off, or back on with the default lifetime from `now`. */
+    setNodeKeyExpiryDisabled: (id: string, disabled: boolean, now = new Date()) =>
+      setNodeExpiry(id, disabled ? { disable: true } : { at: new Date(now.getTime() + defaultKeyLifetimeMs).toISOString() }),
+
+    /** The live policy text ('' when none was ever set). */
+    getPolicy: async () => (await c.get<{ policy: string }>('/api/v1/policy')).policy,
+    setPolicy: async (text: string) => (await c.put<{ policy: string }>('/api/v1/policy', { policy: text })).policy,
+    /** Throws an ApiError with the server's message (syntax with line:column, failing tests) when invalid. */
+    checkPolicy: async (text: string) => void (await c.post('/api/v1/policy/check', { policy: text })),
+
+    getDns: async () => (await c.get<{ dns: DnsSettings }>('/api/v1/dns')).dns,
+    setDns: async (dns: DnsSettings) => (await c.put<{ dns: DnsSettings }>('/api/v1/dns', dns)).dns,
+  };
+}
+
+export type TailnetApi = ReturnType<typeof tailnetApi>;
+
+/** True for the API's "no such object" answer, which a read turns into "gone". */
+export const isNotFound = (err: unknown) => err instanceof ApiError && err.status === 404;
