@@ -74,7 +74,7 @@ export function createMapHandler(deps: MapDeps) {
     );
   };
 
-  function stream(nodeId: number, res: Http2ServerResponse, oneShot: boolean): void {
+  async function stream(nodeId: number, res: Http2ServerResponse, oneShot: boolean): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
@@ -94,11 +94,20 @@ export function createMapHandler(deps: MapDeps) {
       },
     };
     if (oneShot) {
-      write(deps.frames.encode(deps.mapper.open({ ...session, send: () => {}, end: () => {} })));
-      deps.mapper.close(session);
+      const map = await deps.mapper.snapshot(nodeId);
+      if (map) write(deps.frames.encode(map));
       return session.end();
     }
-    const first = deps.mapper.open(session);
+    res.on('close', () => {
+      ended = true;
+      clearTimeout(timer);
+      deps.mapper.close(session);
+      setOfflineLater(nodeId);
+    });
+    const first = await deps.mapper.open(session);
+    // The client may have gone away while the first map waited for the policy to settle.
+    if (ended) return deps.mapper.close(session);
+    if (!first) return session.end();
     setOnline(nodeId);
     write(deps.frames.encode(first));
     const tick = () => {
@@ -106,16 +115,10 @@ export function createMapHandler(deps: MapDeps) {
       timer = setTimeout(tick, keepAliveMs());
     };
     timer = setTimeout(tick, keepAliveMs());
-    res.on('close', () => {
-      ended = true;
-      clearTimeout(timer);
-      deps.mapper.close(session);
-      setOfflineLater(nodeId);
-    });
   }
 
   return {
-    handle(req: MapRequest, peer: NoisePeer, res: Http2ServerResponse): void {
+    handle(req: MapRequest, peer: NoisePeer, res: Http2ServerResponse): Promise<void> | void {
       const node = nodeFor(req, peer);
       const lite = !req.Stream && req.OmitPeers === true;
       report(node.id, req, lite);
@@ -124,7 +127,7 @@ export function createMapHandler(deps: MapDeps) {
         res.end();
         return;
       }
-      stream(node.id, res, !req.Stream);
+      return stream(node.id, res, !req.Stream);
     },
     stop(): void {
       for (const t of offlineTimers.values()) clearTimeout(t);

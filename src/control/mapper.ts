@@ -22,6 +22,8 @@ interface SessionState {
   readonly session: Session;
   compiled?: CompiledPolicy;
   allowed: Set<number>;
+  /** The policy view's peer list behind `allowed`, to tell cheaply whether a recompile changed it. */
+  viewPeers: readonly number[];
   /** Peer id -> version of that peer last sent. */
   peers: Map<number, number>;
   profiles: Set<number>;
@@ -116,11 +118,16 @@ export function createMapper(deps: MapperDeps) {
     const recheck = s.compiled !== compiled;
     if (recheck) {
       s.compiled = compiled;
+    }
+    // A recompile that left this node's peer list as it was needs only the changed nodes looked at.
+    const peersMoved = recheck && !sameIds(s.viewPeers, view.peers);
+    if (peersMoved) {
       s.allowed = new Set(view.peers);
+      s.viewPeers = view.peers;
     }
     const res: MapResponse = {};
     const profiles: UserProfile[] = [];
-    const candidates = recheck ? new Set([...s.peers.keys(), ...s.allowed]) : changed;
+    const candidates = peersMoved ? new Set([...s.peers.keys(), ...s.allowed]) : changed;
     for (const id of candidates) {
       if (id === self.id) continue;
       const entry = s.allowed.has(id) ? peer(id) : undefined;
@@ -175,12 +182,17 @@ export function createMapper(deps: MapperDeps) {
   }
 
   return {
-    /** Registers a stream and returns its first, full map; a newer stream of the same node replaces the old. */
-    open(session: Session): MapResponse {
+    /**
+     * Registers a stream and returns its first, full map (undefined if the node is gone by then); a newer
+     * stream of the same node replaces the old. Waits for the policy to settle, so a burst of new streams
+     * shares one compile.
+     */
+    async open(session: Session): Promise<MapResponse | undefined> {
       opened++;
+      const compiled = await deps.policy.settled();
+      const self = t.nodes.find(session.nodeId);
+      if (!self) return undefined;
       sessions.get(session.nodeId)?.session.end();
-      const self = t.nodes.get(session.nodeId);
-      const compiled = deps.policy.current();
       const view = compiled.forNode(self.id);
       const map = fullMap(deps, self, view);
       const peers = new Map<number, number>();
@@ -190,6 +202,7 @@ export function createMapper(deps: MapperDeps) {
         session,
         compiled,
         allowed: new Set(view.peers),
+        viewPeers: view.peers,
         peers,
         profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
         selfJson: JSON.stringify(map.Node),
@@ -197,6 +210,12 @@ export function createMapper(deps: MapperDeps) {
         sshJson: ssh,
       });
       return map;
+    },
+    /** The full map of a node without opening a stream (a one-shot fetch); undefined if the node is gone. */
+    async snapshot(nodeId: number): Promise<MapResponse | undefined> {
+      const compiled = await deps.policy.settled();
+      const self = t.nodes.find(nodeId);
+      return self && fullMap(deps, self, compiled.forNode(self.id));
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {
@@ -216,6 +235,13 @@ export function createMapper(deps: MapperDeps) {
 }
 
 export type Mapper = ReturnType<typeof createMapper>;
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 const patchable = ['Endpoints', 'DiscoKey', 'Key', 'HomeDERP', 'Online', 'LastSeen', 'KeyExpiry'] as const;
 

@@ -70,7 +70,7 @@ export function createControl(deps: ControlDeps) {
         return reply(res, 200, await register.handle(body, peer, abort.signal));
       }
       if (req.method === 'POST' && path === '/machine/map') {
-        return map.handle((await readJson(req)) as MapRequest, peer, res);
+        return await map.handle((await readJson(req)) as MapRequest, peer, res);
       }
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });

@@ -4,7 +4,7 @@ import { isInternetIp } from './internet.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type CompiledSsh, type SshOptions } from './ssh.ts';
-import { indexTopology, type IndexedNode, type Topology, type TopologyIndex } from './topology.ts';
+import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
 import { FILTER_ALLOW_ALL, type FilterRule, type SshPolicy } from './wire.ts';
 
@@ -38,12 +38,15 @@ export interface CompiledPolicy {
   autoApprovedRoutes(nodeId: number, routes: readonly string[]): string[];
 }
 
-export type CompileOptions = SshOptions;
+export interface CompileOptions extends SshOptions {
+  /** Index entries reused across compiles of a changing topology (see TopologyCache). */
+  readonly topologyCache?: TopologyCache;
+}
 
 const DEFAULT_PROTOS = [6, 17, 1, 58];
 
 export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
-  const topo = indexTopology(topology);
+  const topo = indexTopology(topology, opts.topologyCache);
   const r = createResolver(policy, topo);
   const rules = compileRules(policy.rules, r);
   const ssh = compileSsh(policy.ssh, r, opts);

@@ -12,7 +12,7 @@ export { compilePolicy, type CompiledPolicy, type CompileOptions, type NodeView 
 export { runPolicyTests } from './tests.ts';
 export { diffAccess, renderAccessDiff, type AccessChange } from './diff.ts';
 export { protoName } from './alias.ts';
-export type { Topology, TopologyNode, TopologyUser } from './topology.ts';
+export type { Topology, TopologyCache, TopologyNode, TopologyUser } from './topology.ts';
 export type { Policy } from './types.ts';
 export type { FilterRule, SshPolicy, SshRuleWire, SshAction, NetPortRange, CapGrant } from './wire.ts';
 export type { Principal } from './resolve.ts';

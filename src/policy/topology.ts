@@ -50,11 +50,28 @@ export interface TopologyIndex {
   nodeByIp(ip: Ip): IndexedNode | undefined;
 }
 
-export function indexTopology(t: Topology): TopologyIndex {
-  const nodes = t.nodes.map(indexNode);
+/**
+ * Per-node index entries kept between compiles: a caller that passes the same TopologyNode objects for
+ * unchanged nodes skips re-parsing their addresses and routes.
+ */
+export type TopologyCache = WeakMap<TopologyNode, IndexedNode>;
+
+export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex {
+  const nodes = t.nodes.map((n): IndexedNode => {
+    const hit = cache?.get(n);
+    if (hit) return hit;
+    const indexed = indexNode(n);
+    cache?.set(n, indexed);
+    return indexed;
+  });
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const byUser = new Map<string, IndexedNode[]>();
-  for (const n of nodes) if (n.user !== undefined) byUser.set(n.user, [...(byUser.get(n.user) ?? []), n]);
+  for (const n of nodes) {
+    if (n.user === undefined) continue;
+    const list = byUser.get(n.user);
+    if (list) list.push(n);
+    else byUser.set(n.user, [n]);
+  }
   const byIp = new Map<string, IndexedNode>();
   for (const n of nodes) for (const ip of n.ips) byIp.set(`${ip.v6}/${ip.n}`, n);
   const aliasToUser = new Map<string, string>();
@@ -74,7 +91,10 @@ export function indexTopology(t: Topology): TopologyIndex {
 }
 
 function indexNode(n: TopologyNode): IndexedNode {
-  const ipTexts = [n.ipv4, n.ipv6].filter((s) => s !== '' && parseIp(s));
+  const parsed = [n.ipv4, n.ipv6].flatMap((text) => {
+    const ip = text === '' ? undefined : parseIp(text);
+    return ip ? [{ text, ip }] : [];
+  });
   const routes = n.approvedRoutes.flatMap((r) => {
     const p = parsePrefix(r);
     return p && 'prefix' in p ? [p.prefix] : [];
@@ -85,8 +105,8 @@ function indexNode(n: TopologyNode): IndexedNode {
     name: n.name,
     user: n.tags.length > 0 ? undefined : n.user,
     tags: n.tags,
-    ips: ipTexts.map((s) => parseIp(s)!),
-    ipTexts,
+    ips: parsed.map((p) => p.ip),
+    ipTexts: parsed.map((p) => p.text),
     subnetRoutes: routes.filter((r) => !isExitRoute(r)),
     isExit: routes.some((r) => isExitRoute(r) && !r.v6) && routes.some((r) => isExitRoute(r) && r.v6),
   };

@@ -1,9 +1,12 @@
 /**
  * The live policy compiled against the live tailnet: recompiled lazily after a policy or topology change,
- * so every map response in between reads the same cached per-node views.
+ * so every map response in between reads the same cached per-node views. The policy text is parsed once per
+ * text, unchanged nodes keep their parsed index entries, and `settled()` lets a burst of new streams share
+ * one compile instead of compiling once each.
  */
-import { compilePolicy, parsePolicy, type CompiledPolicy, type Topology } from '../policy/index.ts';
+import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type TopologyCache, type TopologyNode } from '../policy/index.ts';
 import { servingRoutes } from '../domain/routes.ts';
+import type { Node } from '../domain/types.ts';
 import type { NodeField } from './changes.ts';
 import type { Tailnet } from './tailnet.ts';
 
@@ -13,42 +16,72 @@ export const allowAllPolicy = '{"acls": [{"action": "accept", "src": ["*"], "dst
 /** Node fields that change what the policy says (who a node is, which addresses and routes it has). */
 const policyFields: ReadonlySet<NodeField> = new Set(['tags', 'owner', 'routes', 'name']);
 
-export function topologyOf(t: Tailnet): Topology {
+/** How long a new stream may wait for a shared compile: the mapper's batch window. */
+const settleMs = 15;
+
+/**
+ * The tailnet as the policy sees it. With `reuse`, a node record that has not changed (and whose owner kept
+ * their name) maps to the same TopologyNode object as last time, so compile caches keyed on it stay valid.
+ */
+export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Topology {
   const users = t.users.list();
   const names = new Map(users.map((u) => [u.id, u.name]));
   return {
     users: users.map((u) => ({ id: u.id, name: u.name, email: u.email || undefined })),
-    nodes: t.nodes.list().map((n) => ({
-      id: n.id,
-      name: n.givenName,
-      user: n.userId !== null ? names.get(n.userId) : undefined,
-      tags: n.tags,
-      ipv4: n.ipv4,
-      ipv6: n.ipv6,
-      approvedRoutes: servingRoutes(n),
-    })),
+    nodes: t.nodes.list().map((n) => {
+      const user = n.userId !== null ? names.get(n.userId) : undefined;
+      const hit = reuse?.get(n);
+      if (hit && hit.user === user) return hit;
+      const node = { id: n.id, name: n.givenName, user, tags: n.tags, ipv4: n.ipv4, ipv6: n.ipv6, approvedRoutes: servingRoutes(n) };
+      reuse?.set(n, node);
+      return node;
+    }),
   };
 }
 
 export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
   let compiled: CompiledPolicy | undefined;
+  let parsed: { text: string; policy: Policy } | undefined;
+  let settling: Promise<CompiledPolicy> | undefined;
+  const topologyNodes = new WeakMap<Node, TopologyNode>();
+  const topologyCache: TopologyCache = new WeakMap();
   t.subscribe((c) => {
     if (c.kind === 'node-updated' && !c.fields.some((f) => policyFields.has(f))) return;
     if (c.kind === 'dns-changed') return;
     compiled = undefined;
   });
+  const policy = (): Policy => {
+    const text = t.policy()?.text ?? allowAllPolicy;
+    if (parsed?.text !== text) parsed = { text, policy: parsePolicy(text, 'policy.hujson') };
+    return parsed.policy;
+  };
+  const current = (): CompiledPolicy => {
+    compiled ??= compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache });
+    return compiled;
+  };
   return {
     /** The compiled live policy (the stored one was validated when it was set). */
-    current(): CompiledPolicy {
-      compiled ??= compilePolicy(parsePolicy(t.policy()?.text ?? allowAllPolicy, 'policy.hujson'), topologyOf(t), opts);
-      return compiled;
+    current,
+    /**
+     * The compiled policy once it reflects every change so far; when it is stale, waits one batch window so
+     * that all callers arriving meanwhile (a mass connect) share a single compile.
+     */
+    settled(): Promise<CompiledPolicy> {
+      if (compiled) return Promise.resolve(compiled);
+      settling ??= new Promise((resolve) =>
+        setTimeout(() => {
+          settling = undefined;
+          resolve(current());
+        }, settleMs),
+      );
+      return settling;
     },
     /**
      * Which of the requested tags the owner may not give a node: tags missing from `tagOwners` or not owned
      * by the user (directly or through a group) or by one of the owner's tags.
      */
     unownedTags(owner: { user?: string; tags?: readonly string[] }, requested: readonly string[]): string[] {
-      const c = this.current();
+      const c = current();
       const who = { user: owner.tags?.length ? undefined : owner.user, tags: owner.tags ?? [], ips: [] };
       const owns = (tag: string) => (c.policy.tagOwners.get(tag)?.members ?? []).some((m) => c.resolver.matches(m, who));
       return requested.filter((tag) => !owns(tag));
