@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
 import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
-import { socksConnect } from '../helpers/socks.ts';
+import { withLogs } from '../helpers/failure.ts';
+import { echoesThrough } from '../helpers/socks.ts';
 
 const run = promisify(execFile);
 const harness = createHarness();
@@ -77,15 +78,6 @@ after(async () => {
   }
 });
 
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    for (const d of harness.daemons) d.dumpLogs(30);
-    console.error(`--- server log (${what}) ---\n${server.log().split('\n').slice(-40).join('\n')}`);
-    throw err;
-  }
-}
 
 async function join(name: string, extraArgs: string[] = [], key = authKey, hostname = name): Promise<Daemon> {
   const d = await harness.start({ name });
@@ -94,22 +86,6 @@ async function join(name: string, extraArgs: string[] = [], key = authKey, hostn
   return d;
 }
 
-/** True when a TCP connection from `from` through its SOCKS5 proxy to the subnet address echoes a byte. */
-async function reachesSubnet(from: Daemon): Promise<boolean> {
-  try {
-    const sock = await socksConnect(from.socksAddr, subnetIp, port, 5_000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 4_000);
-      sock.once('data', () => (clearTimeout(timer), resolve(true)));
-      sock.once('close', () => (clearTimeout(timer), resolve(false)));
-      sock.write('x');
-    });
-    sock.destroy();
-    return ok;
-  } catch {
-    return false;
-  }
-}
 
 type RouteJson = { prefix: string; routers: { name: string; approved: boolean; primary: boolean; advertised: boolean }[] };
 const routesList = (): RouteJson[] => {
@@ -121,7 +97,7 @@ const routersOf = (p: string) => routesList().find((r) => r.prefix === p)?.route
 const nodesJson = () => JSON.parse(cli(server, 'nodes', 'list', '-o', 'json').stdout) as { givenName: string; tags: string[]; online: boolean; expiry: string | null; user: unknown }[];
 
 test('a subnet route works only once approved, and routes list shows its router as primary', async () => {
-  await step('subnet', async () => {
+  await withLogs(harness, () => server.log(), 'subnet', async () => {
     client = await join('client', ['--accept-routes']);
     r1 = await join('r1', [`--advertise-routes=${prefix}`]);
     routerPids.add(r1.pid()!);
@@ -132,12 +108,12 @@ test('a subnet route works only once approved, and routes list shows its router 
     assert.match(table, /Prefix\s+Router/);
     assert.match(table, new RegExp(`${prefix.replace(/\./g, '\\.')}\\s+r1`));
     // Not approved: the client does not route the prefix into the tailnet (its direct dial is refused).
-    assert.equal(await reachesSubnet(client), false, 'unapproved route must not carry traffic');
+    assert.equal(await echoesThrough(client.socksAddr, subnetIp, port, { connectMs: 5_000, replyMs: 4_000 }), false, 'unapproved route must not carry traffic');
     assert.ok(!routerPids.has(dialers.at(-1)!), 'the failed attempt did not come through r1');
 
     assert.equal(cli(server, 'nodes', 'approve-routes', 'r1', prefix).status, 0);
     const t0 = Date.now();
-    await client.waitFor(() => reachesSubnet(client), 30_000, 'the subnet through r1');
+    await client.waitFor(() => echoesThrough(client.socksAddr, subnetIp, port, { connectMs: 5_000, replyMs: 4_000 }), 30_000, 'the subnet through r1');
     console.log(`# approved route usable after ${Date.now() - t0} ms`);
     assert.equal(dialers.at(-1), r1.pid(), 'the connection was opened by r1');
     assert.deepEqual(routersOf(prefix).map((r) => [r.name, r.approved, r.primary]), [['r1', true, true]]);
@@ -146,7 +122,7 @@ test('a subnet route works only once approved, and routes list shows its router 
 });
 
 test('--advertise-tags: owned tags make a tagged node, auto-approved by policy; unowned tags are refused', async () => {
-  await step('tags', async () => {
+  await withLogs(harness, () => server.log(), 'tags', async () => {
     const refused = await harness.start({ name: 'badtag' });
     const r = await refused.up({ loginServer: server.url, authKey, hostname: 'badtag', extraArgs: ['--advertise-tags=tag:other'], timeoutMs: 60_000 });
     assert.notEqual(r.code, 0);
@@ -168,12 +144,12 @@ test('--advertise-tags: owned tags make a tagged node, auto-approved by policy; 
 });
 
 test('HA failover: the primary router stops and the other takes over within seconds', async () => {
-  await step('failover', async () => {
+  await withLogs(harness, () => server.log(), 'failover', async () => {
     await r1.stop();
     const t0 = Date.now();
     await client.waitFor(() => routersOf(prefix).find((r) => r.name === 'r2')?.primary, 30_000, 'r2 primary');
     const primaryMs = Date.now() - t0;
-    await client.waitFor(() => reachesSubnet(client), 30_000, 'the subnet through r2');
+    await client.waitFor(() => echoesThrough(client.socksAddr, subnetIp, port, { connectMs: 5_000, replyMs: 4_000 }), 30_000, 'the subnet through r2');
     console.log(`# failover: r2 primary after ${primaryMs} ms, traffic through r2 after ${Date.now() - t0} ms`);
     assert.equal(dialers.at(-1), r2.pid(), 'the connection was opened by r2');
     assert.equal(cli(server, 'nodes', 'delete', 'r1').status, 0);
@@ -181,7 +157,7 @@ test('HA failover: the primary router stops and the other takes over within seco
 });
 
 test('MagicDNS: a client resolves peer names and an extra record set with the CLI', async () => {
-  await step('dns', async () => {
+  await withLogs(harness, () => server.log(), 'dns', async () => {
     const r2ip = (await r2.ip())[0]!;
     const q = await client.waitFor(async () => {
       const res = await client.cli(['dns', 'query', 'r2.tail.example.']);
@@ -203,7 +179,7 @@ test('MagicDNS: a client resolves peer names and an extra record set with the CL
 });
 
 test('an ephemeral node is deleted a few seconds after it goes offline', async () => {
-  await step('ephemeral', async () => {
+  await withLogs(harness, () => server.log(), 'ephemeral', async () => {
     const key = (await api(server, 'POST', '/api/v1/preauthkey', { user: '1', ephemeral: true })).json.preAuthKey.key;
     const eph = await join('eph', [], key);
     await client.waitFor(async () => Object.values((await client.status()).Peer ?? {}).some((p) => p.HostName === 'eph'), 15_000, 'client sees eph');
@@ -216,7 +192,7 @@ test('an ephemeral node is deleted a few seconds after it goes offline', async (
 });
 
 test('an expired node goes to NeedsLogin and its peers see it expired; a deleted node must log in again', async () => {
-  await step('expiry', async () => {
+  await withLogs(harness, () => server.log(), 'expiry', async () => {
     const exp = await join('exp');
     const expIp = (await exp.ip())[0]!;
     await client.waitFor(async () => /pong/.test((await client.ping(expIp, { timeoutMs: 5_000 })).stdout), 30_000, 'client pings exp');

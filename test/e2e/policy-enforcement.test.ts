@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
 import { api, inProcessServer } from '../helpers/server.ts';
-import { socksConnect } from '../helpers/socks.ts';
+import { echoesThrough } from '../helpers/socks.ts';
 
 const harness = createHarness();
 let server: Awaited<ReturnType<typeof inProcessServer>>;
@@ -42,22 +42,8 @@ const policy = (allowedPort: number) => `{
   ],
 }`;
 
-/** True when a TCP connection through `from`'s SOCKS5 proxy reaches the port and echoes a byte. */
-async function reaches(from: Daemon, port: number): Promise<boolean> {
-  try {
-    const sock = await socksConnect(from.socksAddr, taggedIp, port, 4_000);
-    const echoed = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 3_000);
-      sock.once('data', () => (clearTimeout(timer), resolve(true)));
-      sock.once('error', () => (clearTimeout(timer), resolve(false)));
-      sock.write('x');
-    });
-    sock.destroy();
-    return echoed;
-  } catch {
-    return false;
-  }
-}
+
+const reaches = (from: Daemon, port: number) => echoesThrough(from.socksAddr, taggedIp, port);
 
 before(async () => {
   ports = { ssh: await listen(22), web: await listen(80) };

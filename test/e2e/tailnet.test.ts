@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
 import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { withLogs } from '../helpers/failure.ts';
 import { socksConnect } from '../helpers/socks.ts';
 
 const harness = createHarness();
@@ -27,16 +28,6 @@ after(async () => {
   await server.stop();
 });
 
-/** Shows the daemons' and the server's logs when a step fails. */
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    for (const d of harness.daemons) d.dumpLogs(40);
-    console.error(`--- server log (${what}) ---\n${server.log().split('\n').slice(-40).join('\n')}`);
-    throw err;
-  }
-}
 
 async function join(name: string, env?: Record<string, string>): Promise<Daemon> {
   const d = await harness.start({ name, env });
@@ -51,7 +42,7 @@ const peerNames = async (d: Daemon) =>
     .sort();
 
 test('three clients join with a pre-auth key and list each other by MagicDNS name', async () => {
-  await step('join', async () => {
+  await withLogs(harness, () => server.log(), 'join', async () => {
     nodes = [await join('n1'), await join('n2'), await join('n3')];
     for (const d of nodes) {
       const others = nodes.filter((o) => o !== d).map((o) => `${o.name}.tail.example.`);
@@ -62,7 +53,7 @@ test('three clients join with a pre-auth key and list each other by MagicDNS nam
 });
 
 test('tailscale ping succeeds between every pair, directly', async () => {
-  await step('ping', async () => {
+  await withLogs(harness, () => server.log(), 'ping', async () => {
     for (const a of nodes) {
       for (const b of nodes) {
         if (a === b) continue;
@@ -78,7 +69,7 @@ test('tailscale ping succeeds between every pair, directly', async () => {
 });
 
 test('clients forced onto DERP ping each other through the embedded relay', async () => {
-  await step('derp', async () => {
+  await withLogs(harness, () => server.log(), 'derp', async () => {
     const env = { TS_DEBUG_ALWAYS_USE_DERP: '1' };
     const [d1, d2] = [await join('relay1', env), await join('relay2', env)];
     const ip = (await d2.ip())[0]!;
@@ -94,7 +85,7 @@ test('clients forced onto DERP ping each other through the embedded relay', asyn
 });
 
 test('a TCP connection crosses the tailnet through the SOCKS5 proxy', async () => {
-  await step('tcp', async () => {
+  await withLogs(harness, () => server.log(), 'tcp', async () => {
     const [a, b] = nodes as [Daemon, Daemon];
     const listener: Server = createServer((sock) => sock.pipe(sock));
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
@@ -123,7 +114,7 @@ test('a TCP connection crosses the tailnet through the SOCKS5 proxy', async () =
 });
 
 test('a fourth client appears on the others\' existing streams within 2 s, and disappears on delete', async () => {
-  await step('join-live', async () => {
+  await withLogs(harness, () => server.log(), 'join-live', async () => {
     const n4 = await join('n4');
     const t0 = Date.now();
     for (const d of nodes) await d.waitFor(async () => (await peerNames(d)).includes('n4.tail.example.'), 2_000, `${d.name} sees n4`);
@@ -137,7 +128,7 @@ test('a fourth client appears on the others\' existing streams within 2 s, and d
 });
 
 test('interactive login: the CLI approves the auth URL and the client comes up', async () => {
-  await step('interactive', async () => {
+  await withLogs(harness, () => server.log(), 'interactive', async () => {
     const d = await harness.start({ name: 'inter' });
     const up = d.startUp({ loginServer: server.url, hostname: 'inter', timeoutMs: 60_000 });
     const url = await up.authUrl(20_000);
@@ -155,7 +146,7 @@ test('interactive login: the CLI approves the auth URL and the client comes up',
 });
 
 test('server restart: clients reconnect with the same identity; offline once a client stops', async () => {
-  await step('restart', async () => {
+  await withLogs(harness, () => server.log(), 'restart', async () => {
     const ipsBefore = await Promise.all(nodes.map((d) => d.ip()));
     await server.stop();
     server = await spawnServer({ dataDir: server.dataDir, env: serverEnv, args: ['--listen', new URL(server.url).host] });

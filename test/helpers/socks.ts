@@ -32,3 +32,25 @@ export function socksConnect(proxy: string, host: string, port: number, timeoutM
     sock.on('data', onData);
   });
 }
+
+/**
+ * True when a TCP connection through a tailscaled SOCKS5 proxy reaches host:port and the listener there echoes
+ * a byte back; false when the connection is refused, dropped by a packet filter, or silent.
+ */
+export async function echoesThrough(proxy: string, host: string, port: number, timeouts = { connectMs: 4_000, replyMs: 3_000 }): Promise<boolean> {
+  try {
+    const sock = await socksConnect(proxy, host, port, timeouts.connectMs);
+    const echoed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeouts.replyMs);
+      const done = (ok: boolean) => (clearTimeout(timer), resolve(ok));
+      sock.once('data', () => done(true));
+      sock.once('error', () => done(false));
+      sock.once('close', () => done(false));
+      sock.write('x');
+    });
+    sock.destroy();
+    return echoed;
+  } catch {
+    return false;
+  }
+}
