@@ -8,7 +8,7 @@ import type { Endpoint } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import type { FrameEncoder } from './frames.ts';
 import type { Mapper, Session } from './mapper.ts';
-import { isKeyText } from './noise/keys.ts';
+import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { ProtocolError } from './register.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest, MapResponse } from './wire.ts';
@@ -50,7 +50,7 @@ export function createMapHandler(deps: MapDeps) {
   const report = (nodeId: number, req: MapRequest, lite: boolean) => {
     const endpoints = endpointsOf(req);
     t.nodes.report(nodeId, {
-      discoKey: isKeyText('discokey:', req.DiscoKey) && !/:0{64}$/.test(req.DiscoKey) ? req.DiscoKey : undefined,
+      discoKey: isPresentKey('discokey:', req.DiscoKey) ? req.DiscoKey : undefined,
       // A streaming request's endpoints may be stale (CapVer ≥ 68); the lite update carries the real ones.
       endpoints: lite || (endpoints && endpoints.length) ? endpoints : undefined,
       hostinfo: req.Hostinfo ?? undefined,

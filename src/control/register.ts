@@ -7,7 +7,7 @@ import { invalid, StateError } from '../state/errors.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
-import { isKeyText } from './noise/keys.ts';
+import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { isExpired, loginName, taggedDevices } from './netmap.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { Hostinfo, RegisterRequest, RegisterResponse } from './wire.ts';
@@ -30,7 +30,6 @@ export class ProtocolError extends Error {
 }
 
 const zeroTime = '0001-01-01T00:00:00Z';
-const isZeroKey = (k: string | undefined) => !k || /^[a-z]+:0{64}$/.test(k);
 
 function success(t: Tailnet, node: Node): RegisterResponse {
   const user = node.userId !== null ? t.users.get(node.userId) : null;
@@ -49,7 +48,7 @@ function success(t: Tailnet, node: Node): RegisterResponse {
 export function parseRegisterRequest(body: unknown): RegisterRequest {
   const r = body as RegisterRequest;
   if (typeof r !== 'object' || r === null) throw new ProtocolError(400, 'register request must be a JSON object');
-  if (!isKeyText('nodekey:', r.NodeKey) || isZeroKey(r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
+  if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
   if (r.OldNodeKey !== undefined && !isKeyText('nodekey:', r.OldNodeKey)) throw new ProtocolError(400, 'malformed OldNodeKey');
   return r;
 }
@@ -128,7 +127,7 @@ export function createRegisterHandler(deps: RegisterDeps) {
       const known = own(t.nodes.byNodeKey(req.NodeKey), peer);
       if (known && !isExpired(known, Date.now())) return success(t, known);
       // Key rotation: the old key is ours and still valid, so the node keeps its id, IPs and owner.
-      const previous = isZeroKey(req.OldNodeKey) ? undefined : own(t.nodes.byNodeKey(req.OldNodeKey!), peer);
+      const previous = isPresentKey('nodekey:', req.OldNodeKey) ? own(t.nodes.byNodeKey(req.OldNodeKey), peer) : undefined;
       if (previous && !isExpired(previous, Date.now())) {
         const rotated = t.nodes.register({
           machineKey: peer.machineKey,

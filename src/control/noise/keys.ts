@@ -48,6 +48,15 @@ export function isKeyText(prefix: PublicKeyPrefix, text: unknown): text is strin
   }
 }
 
+/** True when the text is a well-formed key with the prefix that is not the all-zero "absent" key. */
+export function isPresentKey(prefix: PublicKeyPrefix, text: unknown): text is string {
+  try {
+    return typeof text === 'string' && parseKey(prefix, text) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** The all-zero key in text form, e.g. for `legacyPublicKey`. */
 export const zeroKeyText = (prefix: PublicKeyPrefix): string => prefix + '0'.repeat(hexLength);
 
