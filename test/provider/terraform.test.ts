@@ -19,7 +19,7 @@ const policyText = `{
   "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]},],
 }`;
 
-function config(server: ChildServer, opts: { policy?: string; aliceName?: string; extra?: string } = {}): string {
+function config(server: ChildServer, opts: { policy?: string; aliceName?: string; aliceDisplayName?: string; extra?: string } = {}): string {
   return `
 terraform {
   required_providers {
@@ -34,7 +34,7 @@ provider "tailplane" {
 
 resource "tailplane_user" "alice" {
   name         = "${opts.aliceName ?? 'alice'}"
-  display_name = "Alice"
+  display_name = "${opts.aliceDisplayName ?? 'Alice'}"
   email        = "alice@example.com"
 }
 
@@ -189,7 +189,7 @@ test('a policy with a syntax error fails at plan with the server\'s message', { 
   writeConfig(config(server));
 });
 
-test('a new user name renames the user in place', { skip }, async () => {
+test('user changes (a new name, a new display name) are made in place', { skip }, async () => {
   const before = (await api(server, 'GET', '/api/v1/user?name=alice')).json.users[0];
   writeConfig(config(server, { aliceName: 'alice2' }));
   const r = await tf(['apply', '-auto-approve', '-input=false']);
@@ -197,12 +197,19 @@ test('a new user name renames the user in place', { skip }, async () => {
   assert.match(r.out, /0 added, 1 changed, 0 destroyed/);
   const after = (await api(server, 'GET', '/api/v1/user?name=alice2')).json.users[0];
   assert.equal(after.id, before.id);
+
+  writeConfig(config(server, { aliceName: 'alice2', aliceDisplayName: 'Alice Two' }));
+  const profile = await tf(['apply', '-auto-approve', '-input=false']);
+  assert.match(profile.out, /0 added, 1 changed, 0 destroyed/);
+  const updated = (await api(server, 'GET', '/api/v1/user?name=alice2')).json.users[0];
+  assert.equal(updated.id, before.id);
+  assert.equal(updated.displayName, 'Alice Two');
 });
 
 test('import adopts an existing user by name', { skip }, async () => {
   assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'dave', displayName: 'Dave' })).status, 200);
   const extra = `resource "tailplane_user" "dave" {\n  name         = "dave"\n  display_name = "Dave"\n}\n`;
-  writeConfig(config(server, { aliceName: 'alice2', extra }));
+  writeConfig(config(server, { aliceName: 'alice2', aliceDisplayName: 'Alice Two', extra }));
   const r = await tf(['import', '-input=false', 'tailplane_user.dave', 'dave']);
   assert.match(r.out, /Import successful/);
   await tf(['plan', '-detailed-exitcode', '-input=false'], 0);

@@ -1,4 +1,4 @@
-/** tailplane_user: a tailnet user; a new name renames it in place, other changes replace it (the API cannot edit them). */
+/** tailplane_user: a tailnet user; every change (name, display name, e-mail) is made in place, keeping its id. */
 import type { CtyObject } from '../cty.ts';
 import { DiagnosticError } from '../diagnostics.ts';
 import type { ManagedResource } from '../resource.ts';
@@ -7,12 +7,12 @@ import type { ApiUser, TailnetApi } from '../tailnet-api.ts';
 import { str } from '../values.ts';
 
 const schema: Block = {
-  description: 'A user of the tailnet. Changing `name` renames the user in place; changing `display_name` or `email` replaces it.',
+  description: 'A user of the tailnet. Changes are made in place: the user keeps its id and its nodes.',
   attributes: {
     id: { type: 'string', computed: true, description: 'The user id.' },
     name: { type: 'string', required: true, description: 'Unique login name, e.g. "alice" or "alice@example.com".' },
-    display_name: { type: 'string', optional: true, computed: true, default: '', forceNew: true, description: 'Name shown to people.' },
-    email: { type: 'string', optional: true, computed: true, default: '', forceNew: true, description: 'E-mail address.' },
+    display_name: { type: 'string', optional: true, computed: true, default: '', description: 'Name shown to people.' },
+    email: { type: 'string', optional: true, computed: true, default: '', description: 'E-mail address.' },
     created_at: { type: 'string', computed: true, description: 'Creation time (RFC 3339).' },
   },
 };
@@ -50,8 +50,12 @@ export function userResource(): ManagedResource {
     async update(api, prior, planned) {
       const id = str(prior, 'id')!;
       const name = str(planned, 'name')!;
-      if (name !== str(prior, 'name')) return toState(await api.renameUser(id, name));
-      return planned;
+      let user = name !== str(prior, 'name') ? await api.renameUser(id, name) : undefined;
+      const profile = { displayName: str(planned, 'display_name') ?? '', email: str(planned, 'email') ?? '' };
+      if (profile.displayName !== str(prior, 'display_name') || profile.email !== str(prior, 'email')) {
+        user = await api.updateUser(id, profile);
+      }
+      return user ? toState(user) : planned;
     },
     async delete(api, prior) {
       await api.deleteUser(str(prior, 'id')!);
