@@ -1,6 +1,5 @@
 /** The healthcare tailnet as code: operations admins, a developer team, tagged servers, a subnet router into the clinic LAN. */
-import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { App, TerraformOutput, TerraformStack } from 'cdktf';
+import { App, DataResource, TerraformOutput, TerraformStack } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AclRule, Autogroup, Group, Node, PreAuthKey, SubnetRoute, Tag, Tailnet, User } from '../../provider/constructs/index.ts';
 
@@ -8,11 +7,15 @@ import { AclRule, Autogroup, Group, Node, PreAuthKey, SubnetRoute, Tag, Tailnet,
 export interface HealthcareOptions {
   /** Default $TAILPLANE_URL. The API key is never synthesized: the provider reads $TAILPLANE_API_KEY at plan time. */
   readonly serverUrl?: string;
+  /** The tailscale CLI that enrolls the router, with any flags it needs (e.g. --socket). Default $TAILSCALE_BIN or tailscale. */
+  readonly tailscale?: string;
 }
 
 export class HealthcareStack extends TerraformStack {
   readonly tailnet: Tailnet;
   readonly routerKey: PreAuthKey;
+  readonly groups: { readonly ops: Group; readonly devs: Group };
+  readonly tags: { readonly db: Tag; readonly web: Tag; readonly router: Tag; readonly testEnv: Tag };
 
   constructor(scope: Construct, id: string, options: HealthcareOptions = {}) {
     super(scope, id);
@@ -41,9 +44,18 @@ export class HealthcareStack extends TerraformStack {
     const router = new Tag(tailnet, 'router', { owners: [ops] });
     // Developers tag their own test machines.
     const testEnv = new Tag(tailnet, 'testenv', { owners: [ops, devs] });
+    this.groups = { ops, devs };
+    this.tags = { db, web, router, testEnv };
 
-    // The clinic router: adopted once it registers, its LAN route approved and named for rules.
-    const routerNode = new Node(tailnet, 'clinic-router', { hostname: 'clinic-router', tags: [router], keyExpiryDisabled: true, waitFor: '5m' });
+    // The clinic router: enrolled by this stack (below), adopted once it registers, its LAN route approved and named
+    // for rules, and removed from the tailnet again on destroy.
+    const routerNode = new Node(tailnet, 'clinic-router', {
+      hostname: 'clinic-router',
+      tags: [router],
+      keyExpiryDisabled: true,
+      waitFor: '5m',
+      removeOnDestroy: true,
+    });
     const clinicLan = new SubnetRoute(routerNode, 'clinic-lan', { prefix: '10.20.0.0/16', name: 'clinic-lan', autoApprovers: [router] });
 
     // Access: operations everywhere; developers the test environment and the web front ends; servers their dependencies.
@@ -61,17 +73,18 @@ export class HealthcareStack extends TerraformStack {
     tailnet.test(web).accepts(db.port(5432), clinicLan.port(443)).denies(router.port(22));
     tailnet.test(db).denies(web.port(443), clinicLan.port(443));
 
-    // Enrolment: a one-time tagged key for the router, and the command that would enroll the machine with it.
+    // Enrolment: a one-time tagged key for the router, and the local command that enrolls the machine with it.
+    // terraform_data is Terraform's built-in home for provisioners, so offline CI needs no hashicorp/null provider.
     this.routerKey = new PreAuthKey(tailnet, 'router-key', { tags: [router] });
     new PreAuthKey(tailnet, 'uzo-laptop-key', { user: uzo, reusable: true });
-    new nullProvider.NullProvider(this, 'null');
-    new nullResource.Resource(this, 'enroll-router', {
-      triggers: { key_id: this.routerKey.resource.id },
+    const tailscale = options.tailscale ?? process.env.TAILSCALE_BIN ?? 'tailscale';
+    new DataResource(this, 'enroll-router', {
+      triggersReplace: { key_id: this.routerKey.resource.id },
       provisioners: [
         {
           type: 'local-exec',
           // The key goes through the environment: Terraform never prints it, and it stays out of the command text.
-          command: `${process.env.TAILSCALE_BIN ?? 'tailscale'} up --login-server ${serverUrl} --auth-key "$TS_AUTH_KEY" --hostname clinic-router --advertise-routes 10.20.0.0/16 --advertise-tags ${router.alias}`,
+          command: `${tailscale} up --login-server ${serverUrl} --auth-key "$TS_AUTH_KEY" --hostname clinic-router --advertise-routes 10.20.0.0/16 --advertise-tags ${router.alias}`,
           environment: { TS_AUTH_KEY: this.routerKey.key },
         },
       ],

@@ -14,6 +14,8 @@ export interface NodeConfig {
   readonly approvedRoutes?: string[];
   readonly givenName?: string;
   readonly keyExpiryDisabled?: boolean;
+  /** Delete the node on destroy (for machines the configuration enrolled itself). */
+  readonly removeOnDestroy?: boolean;
 }
 
 const spec: AttrSpec = {
@@ -24,6 +26,7 @@ const spec: AttrSpec = {
   approvedRoutes: ['approved_routes', 'stringSet'],
   givenName: ['given_name', 'string'],
   keyExpiryDisabled: ['key_expiry_disabled', 'bool'],
+  removeOnDestroy: ['remove_on_destroy', 'bool'],
 };
 
 export class Node extends TailplaneResource<NodeConfig> {

@@ -15,6 +15,8 @@ export interface NodeProps {
   readonly keyExpiryDisabled?: boolean;
   /** How long apply waits for the machine to register, e.g. "5m". */
   readonly waitFor?: string;
+  /** Remove the node from the tailnet on destroy: set it when the stack enrolls the machine itself. */
+  readonly removeOnDestroy?: boolean;
 }
 
 /**
@@ -37,6 +39,7 @@ export class Node extends Construct {
       givenName: props.givenName,
       keyExpiryDisabled: props.keyExpiryDisabled,
       waitFor: props.waitFor,
+      removeOnDestroy: props.removeOnDestroy,
       // Unmanaged unless a SubnetRoute or ExitNode is declared on this node.
       approvedRoutes: Lazy.listValue({ produce: () => (this.routes.length ? [...this.routes] : undefined) }),
       provider: tailnet.provider,

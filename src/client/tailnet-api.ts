@@ -51,6 +51,7 @@ export function tailnetApi(c: AdminClient) {
 
     listNodes: async () => (await c.get<{ nodes: ApiNode[] }>('/api/v1/node')).nodes,
     getNode: async (id: string) => (await c.get<{ node: ApiNode }>(`/api/v1/node/${seg(id)}`)).node,
+    deleteNode: async (id: string) => void (await c.delete(`/api/v1/node/${seg(id)}`)),
     setNodeTags: async (id: string, tags: string[]) => (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/tags`, { tags })).node,
     approveNodeRoutes: async (id: string, routes: string[]) =>
       (await c.post<{ node: ApiNode }>(`/api/v1/node/${seg(id)}/approve_routes`, { routes })).node,

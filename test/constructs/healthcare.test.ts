@@ -16,7 +16,7 @@ import { checkPolicy } from '../../src/policy/index.ts';
 type Json = Record<string, any>;
 
 function synthHealthcare(): Json {
-  const stack = new HealthcareStack(Testing.app(), 'healthcare', { serverUrl: 'https://tailplane.test' });
+  const stack = new HealthcareStack(Testing.app(), 'healthcare', { serverUrl: 'https://tailplane.test', tailscale: 'tailscale' });
   return JSON.parse(Testing.synth(stack, true));
 }
 
@@ -69,7 +69,7 @@ test('a tailplane_user per user, and the policy created after them', () => {
   for (const d of policy.depends_on) assert.match(d, /^tailplane_user\./);
 });
 
-test('the router key and the null_resource that enrolls with it through a Terraform expression', () => {
+test('the router key and the terraform_data that enrolls with it through a Terraform expression', () => {
   const out = synthHealthcare();
   const keys = out.resource.tailplane_preauth_key as Json;
   const [keyName, routerKey] = Object.entries(keys).find(([name]) => name.includes('router-key'))!;
@@ -78,15 +78,16 @@ test('the router key and the null_resource that enrolls with it through a Terraf
   const uzoKey = Object.entries(keys).find(([name]) => name.includes('uzo-laptop'))![1];
   assert.match(uzoKey.user, /^\$\{tailplane_user\.[^.]+\.name\}$/);
 
-  const enroll = only(out.resource.null_resource);
+  const enroll = only(out.resource.terraform_data);
   const exec = enroll.provisioner[0]['local-exec'];
   assert.match(exec.command, /^tailscale up --login-server https:\/\/tailplane\.test --auth-key "\$TS_AUTH_KEY" .*--advertise-routes 10\.20\.0\.0\/16/);
   assert.equal(exec.environment.TS_AUTH_KEY, `\${tailplane_preauth_key.${keyName}.key}`);
-  assert.equal(enroll.triggers.key_id, `\${tailplane_preauth_key.${keyName}.id}`);
+  assert.equal(enroll.triggers_replace.key_id, `\${tailplane_preauth_key.${keyName}.id}`);
 
   const node = only(out.resource.tailplane_node);
   assert.deepEqual(node.approved_routes, ['10.20.0.0/16']);
   assert.deepEqual(node.tags, ['tag:router']);
+  assert.equal(node.remove_on_destroy, true);
   const dns = only(out.resource.tailplane_dns);
   assert.equal(dns.magic_dns, true);
   assert.deepEqual(dns.split_dns, { 'clinic.lan': ['10.20.0.53'] });

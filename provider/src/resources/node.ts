@@ -1,19 +1,20 @@
 /**
  * tailplane_node: adopts a node that registered itself (found by `hostname` or `name`) and manages its tags,
- * approved routes, MagicDNS name and key expiry. Destroy only releases management: the machine stays registered.
+ * approved routes, MagicDNS name and key expiry. Destroy releases management and leaves the machine registered,
+ * unless `remove_on_destroy` says the configuration also enrolled it.
  */
 import type { CtyObject } from '../cty.ts';
 import { DiagnosticError, errorDiag, type Diagnostic } from '../diagnostics.ts';
 import type { ManagedResource } from '../resource.ts';
 import type { Block } from '../schema.ts';
-import type { ApiNode, TailnetApi } from '../tailnet-api.ts';
+import { isNotFound, type ApiNode, type TailnetApi } from '../tailnet-api.ts';
 import { bool, list, sorted, str, strList } from '../values.ts';
 
 
 const schema: Block = {
   description:
     'A registered node taken under management. Arguments left null are not managed. Destroying the resource ' +
-    'releases management only: the node stays registered with its current settings.',
+    'releases management: the node stays registered with its current settings, unless remove_on_destroy is set.',
   attributes: {
     id: { type: 'string', computed: true, description: 'The node id.' },
     hostname: { type: 'string', optional: true, forceNew: true, description: 'Adopt the node whose client hostname is this.' },
@@ -23,6 +24,11 @@ const schema: Block = {
     approved_routes: { type: ['set', 'string'], optional: true, description: 'Approved subnet routes and exit routes.' },
     given_name: { type: 'string', optional: true, computed: true, description: 'The MagicDNS name.' },
     key_expiry_disabled: { type: 'bool', optional: true, description: 'Whether the node key never expires.' },
+    remove_on_destroy: {
+      type: 'bool',
+      optional: true,
+      description: 'Delete the node from the tailnet on destroy, for machines this configuration enrolled itself (default false).',
+    },
     user: { type: 'string', computed: true, description: 'The owning user name ("" for a tagged node).' },
     ip_addresses: { type: ['list', 'string'], computed: true, description: 'The node addresses (IPv4, IPv6).' },
   },
@@ -44,6 +50,7 @@ function toState(n: ApiNode, prior: CtyObject | null): CtyObject {
     hostname: prior ? prior.hostname ?? null : n.name,
     name: prior ? prior.name ?? null : null,
     wait_for: prior ? prior.wait_for ?? null : null,
+    remove_on_destroy: prior ? prior.remove_on_destroy ?? null : null,
     tags: managed('tags') ? list(sorted(n.tags)) : null,
     approved_routes: managed('approved_routes') ? list(sorted(n.approvedRoutes)) : null,
     given_name: n.givenName,
@@ -110,8 +117,13 @@ export function nodeResource(): ManagedResource {
     async update(api, prior, planned) {
       return toState(await converge(api, await api.getNode(str(prior, 'id')!), planned), planned);
     },
-    // Releasing management leaves the machine, its tags and routes as they are.
-    async delete() {},
+    // Releasing management leaves the machine, its tags and routes as they are, unless asked to remove it.
+    async delete(api, prior) {
+      if (bool(prior, 'remove_on_destroy') !== true) return;
+      await api.deleteNode(str(prior, 'id')!).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+    },
     async import(api, id) {
       const nodes = await api.listNodes();
       const n = nodes.find((x) => x.id === id) ?? nodes.find((x) => x.givenName === id) ?? nodes.find((x) => x.name === id);
