@@ -20,10 +20,9 @@ export interface Session {
 
 interface SessionState {
   readonly session: Session;
-  compiled?: CompiledPolicy;
+  /** The policy view last applied: a recompile that carried it over (same object) changed nothing for this node. */
+  view: NodeView;
   allowed: Set<number>;
-  /** The policy view's peer list behind `allowed`, to tell cheaply whether a recompile changed it. */
-  viewPeers: readonly number[];
   /** Peer id -> version of that peer last sent. */
   peers: Map<number, number>;
   profiles: Set<number>;
@@ -115,16 +114,11 @@ export function createMapper(deps: MapperDeps) {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
-    const recheck = s.compiled !== compiled;
-    if (recheck) {
-      s.compiled = compiled;
-    }
-    // A recompile that left this node's peer list as it was needs only the changed nodes looked at.
-    const peersMoved = recheck && !sameIds(s.viewPeers, view.peers);
-    if (peersMoved) {
-      s.allowed = new Set(view.peers);
-      s.viewPeers = view.peers;
-    }
+    const recheck = s.view !== view;
+    // A new view that left this node's peer list as it was needs only the changed nodes looked at.
+    const peersMoved = recheck && !sameIds(s.view.peers, view.peers);
+    if (peersMoved) s.allowed = new Set(view.peers);
+    s.view = view;
     const res: MapResponse = {};
     const profiles: UserProfile[] = [];
     const candidates = peersMoved ? new Set([...s.peers.keys(), ...s.allowed]) : changed;
@@ -200,9 +194,8 @@ export function createMapper(deps: MapperDeps) {
       const { filter, ssh } = viewJson(view);
       sessions.set(session.nodeId, {
         session,
-        compiled,
+        view,
         allowed: new Set(view.peers),
-        viewPeers: view.peers,
         peers,
         profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
         selfJson: JSON.stringify(map.Node),

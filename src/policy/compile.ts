@@ -1,5 +1,6 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
+import { affectedNodes } from './incremental.ts';
 import { isInternetIp } from './internet.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
@@ -30,6 +31,8 @@ export interface CompiledPolicy {
   readonly ssh: readonly CompiledSsh[];
   /** Per-node view, computed on first request and cached. Throws for an unknown node id. */
   forNode(id: number): NodeView;
+  /** The views computed (or carried over) so far, for the next compile to reuse. */
+  readonly cachedViews: ReadonlyMap<number, NodeView>;
   /** Whether src may open proto/port to dst (IANA proto number). */
   canAccess(src: Principal, dst: Principal, proto: number, port: number): boolean;
   /** First-match SSH decision for src connecting to dst as `login`. */
@@ -41,6 +44,11 @@ export interface CompiledPolicy {
 export interface CompileOptions extends SshOptions {
   /** Index entries reused across compiles of a changing topology (see TopologyCache). */
   readonly topologyCache?: TopologyCache;
+  /**
+   * The last compile of the same live policy: views the topology change cannot have altered are carried over
+   * (same objects, so callers can tell "unchanged" by identity). Only its views map is kept, never the compile.
+   */
+  readonly previous?: CompiledPolicy;
 }
 
 const DEFAULT_PROTOS = [6, 17, 1, 58];
@@ -53,6 +61,9 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const selfSources = selfSourcesCache(r);
   const peers = peerFinder(policy, rules, topo);
   const views = new Map<number, NodeView>();
+  const prev = opts.previous;
+  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }) : 'all';
+  const prevViews = affected === 'all' ? undefined : prev?.cachedViews;
 
   const node = (id: number): IndexedNode => {
     const n = topo.byId.get(id);
@@ -60,8 +71,11 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     return n;
   };
   const forNode = (id: number): NodeView => {
-    const hit = views.get(id);
-    if (hit) return hit;
+    const hit = views.get(id) ?? (affected !== 'all' && !affected.has(id) ? prevViews?.get(id) : undefined);
+    if (hit) {
+      views.set(id, hit);
+      return hit;
+    }
     const n = node(id);
     const capabilities = capabilitiesOf(policy, r, n);
     const view: NodeView = {
@@ -88,7 +102,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     });
   };
   return {
-    policy, topology: topo, resolver: r, rules, ssh, forNode, canAccess, autoApprovedRoutes,
+    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, canAccess, autoApprovedRoutes,
     sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
   };
 }

@@ -55,8 +55,9 @@ export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
     if (parsed?.text !== text) parsed = { text, policy: parsePolicy(text, 'policy.hujson') };
     return parsed.policy;
   };
+  let last: CompiledPolicy | undefined;
   const current = (): CompiledPolicy => {
-    compiled ??= compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache });
+    compiled ??= last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, previous: last });
     return compiled;
   };
   return {

@@ -1,0 +1,116 @@
+/**
+ * A compile that carries views over from the previous one must give every node exactly the view a fresh
+ * compile gives: checked over random topology edits (joins, leaves, retags, owner changes, route changes)
+ * for policies with groups, tags, autogroup:self, prefixes and subnet routes, via, grants, SSH and no ACLs.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compilePolicy, parsePolicy, type CompiledPolicy, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
+import { policyText } from './fixture.ts';
+
+const users = [
+  { id: 1, name: 'alice', email: 'alice@example.com' },
+  { id: 2, name: 'bob', email: 'bob@example.com' },
+  { id: 3, name: 'carol' },
+];
+const tagSets = [[], ['tag:server'], ['tag:router'], ['tag:ci'], ['tag:server', 'tag:ci']];
+const routeSets = [[], ['10.20.0.0/16'], ['10.20.0.0/24', '0.0.0.0/0', '::/0'], ['192.168.1.0/24']];
+
+const policies: Record<string, string> = {
+  groups: policyText(`"acls": [
+    {"action": "accept", "src": ["group:admins"], "dst": ["tag:server:22,443", "db-subnet:5432"]},
+    {"action": "accept", "src": ["group:devs"], "dst": ["tag:ci:*", "printer:631"]},
+    {"action": "accept", "src": ["tag:ci"], "dst": ["tag:server:443"]},
+  ]`),
+  self: policyText(`"acls": [
+    {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},
+    {"action": "accept", "src": ["alice@"], "dst": ["bob@:22", "autogroup:internet:*"]},
+  ]`),
+  wildcards: policyText(`"acls": [
+    {"action": "accept", "src": ["*"], "dst": ["tag:server:443"]},
+    {"action": "accept", "src": ["tag:ci"], "dst": ["*:80"]},
+  ]`),
+  viaAndGrants: policyText(`"grants": [
+    {"src": ["group:devs"], "dst": ["10.20.0.0/24"], "ip": ["443"], "via": ["tag:router"]},
+    {"src": ["autogroup:tagged"], "dst": ["autogroup:member"], "ip": ["*"], "app": {"example.com/cap/x": [{}]}},
+  ]`),
+  ssh: policyText(`
+    "acls": [{"action": "accept", "src": ["group:admins"], "dst": ["tag:server:*"]}],
+    "ssh": [
+      {"action": "accept", "src": ["group:admins"], "dst": ["tag:server"], "users": ["root"]},
+      {"action": "check", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]},
+    ]`),
+  noAcls: policyText(`"ssh": []`),
+};
+
+/** A small deterministic PRNG, so a failure names a reproducible seed. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return (n: number) => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s % n;
+  };
+}
+
+function makeNode(id: number, pick: (n: number) => number): TopologyNode {
+  const tags = tagSets[pick(tagSets.length)]!;
+  return {
+    id, name: `n${id}`, user: tags.length ? undefined : users[pick(users.length)]!.name, tags,
+    ipv4: `100.64.0.${id}`, ipv6: `fd7a:115c:a1e0::${id}`, approvedRoutes: routeSets[pick(routeSets.length)]!,
+  };
+}
+
+/** One random edit: a join, a leave, or a replaced node (new tags, owner or routes); unchanged nodes keep their object. */
+function edit(nodes: TopologyNode[], nextId: () => number, pick: (n: number) => number): TopologyNode[] {
+  const out = [...nodes];
+  const op = pick(3);
+  if (op === 0 || out.length < 3) out.push(makeNode(nextId(), pick));
+  else if (op === 1) out.splice(pick(out.length), 1);
+  else {
+    const i = pick(out.length);
+    out[i] = { ...makeNode(out[i]!.id, pick), ipv4: out[i]!.ipv4, ipv6: out[i]!.ipv6 };
+  }
+  return out;
+}
+
+const viewsOf = (c: CompiledPolicy, topo: Topology) => topo.nodes.map((n) => c.forNode(n.id));
+
+for (const [name, text] of Object.entries(policies)) {
+  test(`incremental views equal fresh views under random edits: ${name}`, () => {
+    const policy = parsePolicy(text, 'p.hujson');
+    for (let seed = 1; seed <= 15; seed++) {
+      const pick = rng(seed);
+      let id = 0;
+      const nextId = () => ++id;
+      let nodes = Array.from({ length: 12 }, () => makeNode(nextId(), pick));
+      const cache: TopologyCache = new WeakMap();
+      let prev: CompiledPolicy | undefined;
+      let reused = 0;
+      for (let step = 0; step < 25; step++) {
+        // Edits come in bursts, as in a mapper batch.
+        for (let k = 1 + pick(3); k > 0; k--) nodes = edit(nodes, nextId, pick);
+        const topo: Topology = { users, nodes };
+        const incremental = compilePolicy(policy, topo, { topologyCache: cache, previous: prev });
+        const fresh = compilePolicy(policy, topo);
+        const got = viewsOf(incremental, topo);
+        assert.deepEqual(got, viewsOf(fresh, topo), `seed ${seed}, step ${step}`);
+        if (prev) reused += got.filter((v) => prev!.cachedViews.get(v.nodeId) === v).length;
+        prev = incremental;
+      }
+      if (name === 'groups' || name === 'ssh') assert.ok(reused > 0, `seed ${seed}: some views are carried over`);
+    }
+  });
+}
+
+test('a changed policy or a new user recomputes every view', () => {
+  const topo: Topology = { users, nodes: Array.from({ length: 6 }, (_, i) => makeNode(i + 1, rng(7))) };
+  const topologyCache: TopologyCache = new WeakMap();
+  const first = compilePolicy(parsePolicy(policies.groups!, 'p'), topo, { topologyCache });
+  viewsOf(first, topo);
+  const otherPolicy = compilePolicy(parsePolicy(policies.groups!, 'p'), topo, { topologyCache, previous: first });
+  assert.ok(viewsOf(otherPolicy, topo).every((v) => first.cachedViews.get(v.nodeId) !== v));
+  const samePolicy = compilePolicy(first.policy, { ...topo, users: [...users, { id: 9, name: 'dave' }] }, { topologyCache, previous: first });
+  assert.ok(viewsOf(samePolicy, topo).every((v) => first.cachedViews.get(v.nodeId) !== v));
+  const unchanged = compilePolicy(first.policy, topo, { topologyCache, previous: first });
+  assert.ok(viewsOf(unchanged, topo).every((v) => first.cachedViews.get(v.nodeId) === v));
+});
