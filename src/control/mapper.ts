@@ -50,6 +50,8 @@ export interface MapperDeps extends NetmapContext {
 export function createMapper(deps: MapperDeps) {
   const t = deps.tailnet;
   const sessions = new Map<number, SessionState>();
+  /** Peer id -> the sessions allowed to see it: who must hear about a change to that node. */
+  const watchers = new Map<number, Set<SessionState>>();
   const peerCache = new Map<number, PeerEntry>();
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
@@ -106,8 +108,41 @@ export function createMapper(deps: MapperDeps) {
       changed.add(id);
       dirty.add(id);
     }
+    const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
-    for (const s of sessions.values()) update(s, compiled, changed, dnsChanged);
+    const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
+    for (const s of visit) update(s, compiled, changed, dnsChanged);
+  }
+
+  /** Sessions whose view may have changed, of a changed node, or watching one: nobody else has news. */
+  function concerned(affected: ReadonlySet<number>, changed: ReadonlySet<number>): Set<SessionState> {
+    const out = new Set<SessionState>();
+    const own = (id: number) => {
+      const s = sessions.get(id);
+      if (s) out.add(s);
+    };
+    for (const id of affected) own(id);
+    for (const id of changed) {
+      own(id);
+      for (const s of watchers.get(id) ?? []) out.add(s);
+    }
+    return out;
+  }
+
+  /** Replaces the set of peers a session may see, keeping the reverse index in step. */
+  function setAllowed(s: SessionState, ids: readonly number[]): void {
+    for (const id of s.allowed) watchers.get(id)?.delete(s);
+    s.allowed = new Set(ids);
+    for (const id of ids) {
+      let w = watchers.get(id);
+      if (!w) watchers.set(id, (w = new Set()));
+      w.add(s);
+    }
+  }
+
+  function forget(s: SessionState): void {
+    if (sessions.get(s.session.nodeId) === s) sessions.delete(s.session.nodeId);
+    setAllowed(s, []);
   }
 
   function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): void {
@@ -117,7 +152,7 @@ export function createMapper(deps: MapperDeps) {
     const recheck = s.view !== view;
     // A new view that left this node's peer list as it was needs only the changed nodes looked at.
     const peersMoved = recheck && !sameIds(s.view.peers, view.peers);
-    if (peersMoved) s.allowed = new Set(view.peers);
+    if (peersMoved) setAllowed(s, view.peers);
     s.view = view;
     const res: MapResponse = {};
     const profiles: UserProfile[] = [];
@@ -169,7 +204,7 @@ export function createMapper(deps: MapperDeps) {
 
   /** A deleted node learns its key is no longer valid, so the client asks its user to log in again. */
   function endDeleted(s: SessionState): void {
-    sessions.delete(s.session.nodeId);
+    forget(s);
     const wire = JSON.parse(s.selfJson || '{}') as WireNode;
     if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
     s.session.end();
@@ -186,22 +221,28 @@ export function createMapper(deps: MapperDeps) {
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(session.nodeId);
       if (!self) return undefined;
-      sessions.get(session.nodeId)?.session.end();
+      const replaced = sessions.get(session.nodeId);
+      if (replaced) {
+        forget(replaced);
+        replaced.session.end();
+      }
       const view = compiled.forNode(self.id);
       const map = fullMap(deps, self, view);
       const peers = new Map<number, number>();
       for (const p of map.Peers ?? []) peers.set(p.ID, peer(p.ID)!.version);
       const { filter, ssh } = viewJson(view);
-      sessions.set(session.nodeId, {
+      const state: SessionState = {
         session,
         view,
-        allowed: new Set(view.peers),
+        allowed: new Set(),
         peers,
         profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
         selfJson: JSON.stringify(map.Node),
         filterJson: filter,
         sshJson: ssh,
-      });
+      };
+      setAllowed(state, view.peers);
+      sessions.set(session.nodeId, state);
       return map;
     },
     /** The full map of a node without opening a stream (a one-shot fetch); undefined if the node is gone. */
@@ -212,7 +253,8 @@ export function createMapper(deps: MapperDeps) {
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {
-      if (sessions.get(session.nodeId)?.session === session) sessions.delete(session.nodeId);
+      const s = sessions.get(session.nodeId);
+      if (s?.session === session) forget(s);
     },
     has: (nodeId: number) => sessions.has(nodeId),
     count: () => sessions.size,
@@ -223,6 +265,7 @@ export function createMapper(deps: MapperDeps) {
       if (timer) clearTimeout(timer);
       for (const s of sessions.values()) s.session.end();
       sessions.clear();
+      watchers.clear();
     },
   };
 }

@@ -33,6 +33,8 @@ export interface CompiledPolicy {
   forNode(id: number): NodeView;
   /** The views computed (or carried over) so far, for the next compile to reuse. */
   readonly cachedViews: ReadonlyMap<number, NodeView>;
+  /** Nodes whose view may differ from the previous compile's ('all' without one). */
+  readonly affected: ReadonlySet<number> | 'all';
   /** Whether src may open proto/port to dst (IANA proto number). */
   canAccess(src: Principal, dst: Principal, proto: number, port: number): boolean;
   /** First-match SSH decision for src connecting to dst as `login`. */
@@ -102,7 +104,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     });
   };
   return {
-    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, canAccess, autoApprovedRoutes,
+    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes,
     sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
   };
 }

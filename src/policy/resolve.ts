@@ -74,12 +74,19 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
         return a.name === 'danger-all';
     }
   };
+  /** Nodes that could match: the index answers users, groups and tags without a scan of the tailnet. */
+  const candidates = (a: Alias): readonly IndexedNode[] => {
+    if (a.kind === 'tag') return topo.byTag.get(a.name) ?? [];
+    if (a.kind === 'user') return topo.byUser.get(userName(a)) ?? [];
+    if (a.kind === 'group') return [...groupUsers(a.name)].flatMap((u) => topo.byUser.get(u) ?? []).sort((x, y) => x.id - y.id);
+    return topo.nodes;
+  };
   const nodes = (a: Alias): NodeSet => {
     const hit = nodeCache.get(a.text);
     if (hit) return hit;
     const all = a.kind === 'wildcard' || (a.kind === 'autogroup' && a.name === 'danger-all');
     const ids = new Set<number>();
-    if (!all) for (const n of topo.nodes) if (matches(a, principalOf(n))) ids.add(n.id);
+    if (!all) for (const n of candidates(a)) if (matches(a, principalOf(n))) ids.add(n.id);
     const set = { all, ids };
     nodeCache.set(a.text, set);
     return set;

@@ -45,6 +45,8 @@ export interface TopologyIndex {
   readonly byId: ReadonlyMap<number, IndexedNode>;
   /** Untagged nodes per owning user name; the unit autogroup:self works in. */
   readonly byUser: ReadonlyMap<string, readonly IndexedNode[]>;
+  /** Nodes per tag they carry. */
+  readonly byTag: ReadonlyMap<string, readonly IndexedNode[]>;
   /** Resolves a user alias ("alice@", "alice@example.com") to a topology user name, if that user exists. */
   userName(alias: string): string | undefined;
   nodeByIp(ip: Ip): IndexedNode | undefined;
@@ -66,11 +68,15 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
   });
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const byUser = new Map<string, IndexedNode[]>();
-  for (const n of nodes) {
-    if (n.user === undefined) continue;
-    const list = byUser.get(n.user);
+  const byTag = new Map<string, IndexedNode[]>();
+  const push = (m: Map<string, IndexedNode[]>, key: string, n: IndexedNode) => {
+    const list = m.get(key);
     if (list) list.push(n);
-    else byUser.set(n.user, [n]);
+    else m.set(key, [n]);
+  };
+  for (const n of nodes) {
+    if (n.user !== undefined) push(byUser, n.user, n);
+    for (const tag of n.tags) push(byTag, tag, n);
   }
   const byIp = new Map<string, IndexedNode>();
   for (const n of nodes) for (const ip of n.ips) byIp.set(`${ip.v6}/${ip.n}`, n);
@@ -85,6 +91,7 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
     nodes,
     byId,
     byUser,
+    byTag,
     userName: (alias) => aliasToUser.get(alias),
     nodeByIp: (ip) => byIp.get(`${ip.v6}/${ip.n}`),
   };

@@ -56,13 +56,27 @@ export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
     return parsed.policy;
   };
   let last: CompiledPolicy | undefined;
+  let affected: Set<number> | 'all' = 'all';
   const current = (): CompiledPolicy => {
-    compiled ??= last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, previous: last });
+    if (compiled) return compiled;
+    compiled = last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, previous: last });
+    if (compiled.affected === 'all') affected = 'all';
+    else if (affected !== 'all') for (const id of compiled.affected) affected.add(id);
     return compiled;
   };
   return {
     /** The compiled live policy (the stored one was validated when it was set). */
     current,
+    /**
+     * Nodes whose view may have changed in any compile since the last call ('all' when unknown), so a
+     * consumer that applies views (the mapper) looks only at those.
+     */
+    takeAffected(): ReadonlySet<number> | 'all' {
+      current();
+      const out = affected;
+      affected = new Set();
+      return out;
+    },
     /**
      * The compiled policy once it reflects every change so far; when it is stale, waits one batch window so
      * that all callers arriving meanwhile (a mass connect) share a single compile.
