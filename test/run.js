@@ -2,11 +2,12 @@
 // `npm test`: builds the pinned test peers (tailscale, tailscaled), type-checks, then runs every test file
 // with node's test runner. Arguments narrow the run to matching test files.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
@@ -22,4 +23,15 @@ const filters = process.argv.slice(2);
 const files = findTests('test').sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 run('node', ['--import', 'tsx', 'test/peers/build.ts']);
 run('npx', ['tsc', '-p', 'tsconfig.json']);
-run('node', ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files]);
+const testArgs = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec'];
+run('node', [...testArgs, ...files]);
+
+// The provider and the cdktf stack must work with OpenTofu too: run those tests again with the tofu that
+// test/peers/build.ts built (same path as its tofuBinary()).
+const tofuVersion = JSON.parse(readFileSync('test/peers/versions.json', 'utf8')).tofu;
+const tofu = join(homedir(), '.cache', 'tailplane', 'peers', `tofu-${tofuVersion}`, 'tofu');
+const iacTests = files.filter((f) => /(provider\/terraform|cdktf\/deploy)\.test\.ts$/.test(f));
+if (iacTests.length > 0) {
+  console.log(`\n# again with OpenTofu ${tofuVersion}: ${iacTests.join(' ')}`);
+  run('node', [...testArgs, ...iacTests], { ...process.env, TERRAFORM_BINARY_NAME: tofu });
+}

@@ -6,14 +6,16 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { installProvider } from '../../provider/install.ts';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
 import { peerBinaries } from '../peers/build.ts';
 import { api, cli, repoRoot, spawnServer, tempDir, type ChildServer } from '../helpers/server.ts';
 
+/** terraform from the PATH, or OpenTofu when test/run.js sets TERRAFORM_BINARY_NAME (cdktf reads it too). */
 const terraformBin = process.env.TERRAFORM_BINARY_NAME ?? 'terraform';
+const product = basename(terraformBin).startsWith('tofu') ? 'OpenTofu' : 'Terraform';
 const skip = spawnSync(terraformBin, ['version']).status === 0 ? false : `no ${terraformBin} on the PATH`;
 const cdktfCli = join(repoRoot, 'node_modules', '.bin', 'cdktf');
 const stackDir = () => join(project, 'cdktf.out', 'stacks', 'healthcare');
@@ -99,6 +101,7 @@ after(async () => {
 
 test('cdktf deploy creates the users, tags, policy, DNS and routes, and enrolls the router with its tags', { skip, timeout: 600_000 }, async () => {
   const r = await cdktf(['deploy', '--auto-approve']);
+  assert.match(r.out, new RegExp(`${product} has been successfully initialized`));
   assert.match(r.out, /Apply complete! Resources: 9 added, 0 changed, 0 destroyed/);
 
   const users = ((await api(server, 'GET', '/api/v1/user')).json.users as any[]).map((u) => u.name).sort();

@@ -20,7 +20,7 @@ export interface PeerBinaries {
 }
 
 /** The pinned versions from test/peers/versions.json. */
-export function pinnedVersions(): { tailscale: string; oldestTailscale?: string } {
+export function pinnedVersions(): { tailscale: string; oldestTailscale?: string; tofu: string } {
   return JSON.parse(readFileSync(join(peersDir, 'versions.json'), 'utf8'));
 }
 
@@ -36,26 +36,47 @@ export function peersBuilt(version?: string): boolean {
   return existsSync(b.tailscale) && existsSync(b.tailscaled);
 }
 
-/** `go install`s tailscale and tailscaled at the version into a temp GOBIN, then moves them into place. */
+/** `go install`s tailscale and tailscaled at the version into the peer cache. */
 export async function buildTailscale(version: string): Promise<PeerBinaries> {
   const bins = peerBinaries(version);
   if (peersBuilt(version)) {
     console.log(`[peers] tailscale ${version}: already built in ${dirname(bins.tailscale)}`);
     return bins;
   }
-  const dir = dirname(bins.tailscale);
+  await goInstall(dirname(bins.tailscale), commands.map((c) => `tailscale.com/cmd/${c}@${version}`));
+  return bins;
+}
+
+/**
+ * Where OpenTofu lives: v1.6 is the newest line `go install` can build (later tags carry `replace` directives).
+ * The -X flag makes it a release build, so it reports "1.6.3" rather than "1.6.3-dev".
+ */
+export function tofuBinary(version: string = pinnedVersions().tofu): string {
+  return join(peerCacheDir(`tofu-${version}`), 'tofu');
+}
+
+export async function buildTofu(version: string): Promise<string> {
+  const bin = tofuBinary(version);
+  if (existsSync(bin)) {
+    console.log(`[peers] tofu ${version}: already built in ${dirname(bin)}`);
+    return bin;
+  }
+  await goInstall(dirname(bin), [`github.com/opentofu/opentofu/cmd/tofu@${version}`], ['-ldflags=-X github.com/opentofu/opentofu/version.dev=no']);
+  return bin;
+}
+
+/** `go install`s packages into a temp GOBIN, then moves the commands into `dir`, so a crash never leaves half a binary. */
+async function goInstall(dir: string, pkgs: string[], flags: string[] = []): Promise<void> {
   const gobin = join(dir, `.gobin-${process.pid}`);
   mkdirSync(gobin, { recursive: true });
-  const pkgs = commands.map((c) => `tailscale.com/cmd/${c}@${version}`);
   console.log(`[peers] go install ${pkgs.join(' ')} (first run takes minutes)`);
   try {
-    await runChecked('go', ['install', ...pkgs], { cwd: dir, env: { ...process.env, GOBIN: gobin }, timeoutMs: installTimeoutMs });
-    for (const c of commands) renameSync(join(gobin, c), join(dir, c));
+    await runChecked('go', ['install', ...flags, ...pkgs], { cwd: dir, env: { ...process.env, GOBIN: gobin }, timeoutMs: installTimeoutMs });
+    for (const c of readdirSync(gobin)) renameSync(join(gobin, c), join(dir, c));
   } finally {
     rmSync(gobin, { recursive: true, force: true });
   }
-  console.log(`[peers] tailscale ${version}: built into ${dir}`);
-  return bins;
+  console.log(`[peers] built into ${dir}`);
 }
 
 /** Runs a command with a deadline, passing its output through; rejects with a clear message on failure. */
@@ -88,8 +109,10 @@ export function peerProgram(name: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const { tailscale } = pinnedVersions();
+  const { tailscale, tofu } = pinnedVersions();
   await buildTailscale(tailscale);
+  // The IaC tests run once with the terraform on the PATH and once with OpenTofu.
+  await buildTofu(tofu);
   for (const dir of goProgramDirs()) {
     const name = basename(dir);
     console.log(`[peers] ${name}: ${await buildGoProgram(dir, name)}`);

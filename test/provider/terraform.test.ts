@@ -6,12 +6,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { installProvider } from '../../provider/install.ts';
 import { samePolicy } from '../../provider/src/resources/policy.ts';
 import { api, spawnServer, tempDir, type ChildServer } from '../helpers/server.ts';
 
+/** terraform from the PATH, or OpenTofu when test/run.js sets TERRAFORM_BINARY_NAME. */
 const terraformBin = process.env.TERRAFORM_BINARY_NAME ?? 'terraform';
+const product = basename(terraformBin).startsWith('tofu') ? 'OpenTofu' : 'Terraform';
 const haveTerraform = spawnSync(terraformBin, ['version'], { encoding: 'utf8' }).status === 0;
 
 const policyText = `{
@@ -131,7 +133,7 @@ test('init installs the provider from the offline mirror', { skip }, async () =>
   writeConfig(config(server));
   const r = await tf(['init', '-input=false']);
   assert.match(r.out, /terraform\.local\/tailplane\/tailplane/);
-  assert.match(r.out, /successfully initialized/);
+  assert.match(r.out, new RegExp(`${product} has been successfully initialized`));
 });
 
 test('apply creates the user, the pre-auth key, the policy and the DNS settings', { skip }, async () => {
@@ -164,7 +166,8 @@ test('a change by hand shows as drift in a refresh-only plan, and apply restores
   const drift = await tf(['plan', '-refresh-only', '-detailed-exitcode', '-input=false'], 2);
   assert.match(drift.out, /tailplane_dns\.main has changed/);
   assert.match(drift.out, /nameservers/);
-  assert.match(drift.out, /"1\.1\.1\.1" -> "9\.9\.9\.9"/);
+  // Terraform prints a list element change as `"a" -> "b"`, OpenTofu 1.6 as `- "a",` then `+ "b",`.
+  assert.match(drift.out, /"1\.1\.1\.1" -> "9\.9\.9\.9"|- "1\.1\.1\.1",\s+\+ "9\.9\.9\.9",/);
   const fix = await tf(['apply', '-auto-approve', '-input=false']);
   assert.match(fix.out, /0 added, 1 changed, 0 destroyed/);
   assert.deepEqual((await api(server, 'GET', '/api/v1/dns')).json.dns.nameservers, ['1.1.1.1']);
