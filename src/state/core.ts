@@ -28,7 +28,7 @@ export interface Core {
    * Commits `fn`'s writes in one store transaction; if it throws, nothing is written and the indexes are
    * untouched. On success `apply` updates the indexes and the changes are published in order.
    */
-  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[] }): T;
+  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[] }, opts?: { soft?: boolean }): T;
   /** Publishes without a store write (online/offline, which lives only in memory). */
   publish(changes: Change[]): void;
   subscribe(listener: ChangeListener): () => void;
@@ -76,8 +76,8 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
   };
   return {
     ix,
-    write(fn) {
-      const { result, apply, changes } = store.write(fn);
+    write(fn, opts) {
+      const { result, apply, changes } = store.write(fn, opts);
       apply?.();
       if (changes) publish(changes);
       return result;

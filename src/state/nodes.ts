@@ -46,7 +46,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
     return n;
   };
   /** Commits a new version of a node and publishes which fields changed. */
-  const update = (before: Node, patch: Partial<Node>, fields: NodeField[]): Node => {
+  /** Writes a node's new record; `soft` for what the client reports anyway on its next connection. */
+  const update = (before: Node, patch: Partial<Node>, fields: NodeField[], soft = false): Node => {
     const node = Object.freeze({ ...before, ...patch, id: before.id });
     return core.write((tx) => {
       tx.updateNode(node);
@@ -58,7 +59,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
         },
         changes: [{ kind: 'node-updated', before, node, fields }],
       };
-    });
+    }, { soft });
   };
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
@@ -208,7 +209,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
           }
         }
       }
-      return fields.length === 0 ? node : update(node, patch, fields);
+      return fields.length === 0 ? node : update(node, patch, fields, true);
     },
 
     /** Marks a node connected or not; going offline records last seen. */
@@ -221,7 +222,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
         return;
       }
       ix.online.delete(id);
-      update(node, { lastSeen: now().toISOString() }, ['online']);
+      update(node, { lastSeen: now().toISOString() }, ['online'], true);
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The SQLite store (better-sqlite3): WAL, foreign keys, synchronous=FULL so an acknowledged write survives a
- * crash, and append-only migrations applied at open.
+ * crash or power loss (soft writes: a crash only), and append-only migrations applied at open.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -22,7 +22,16 @@ export function openSqliteStore(path: string): Store {
   const tx = createTx(db);
   return {
     load: () => loadAll(db),
-    write: (fn) => db.transaction(() => fn(tx))(),
+    write: (fn, opts) => {
+      if (!opts?.soft) return db.transaction(() => fn(tx))();
+      // WAL with synchronous=NORMAL commits without an fsync; the connection goes back to FULL right after.
+      db.pragma('synchronous = NORMAL');
+      try {
+        return db.transaction(() => fn(tx))();
+      } finally {
+        db.pragma('synchronous = FULL');
+      }
+    },
     healthy: () => {
       try {
         return db.prepare('SELECT 1 AS ok').get() !== undefined;

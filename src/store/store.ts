@@ -38,8 +38,12 @@ export interface StoreTx {
 
 export interface Store {
   load(): StoredTailnet;
-  /** Runs fn in one transaction: all of its writes land, or none do. */
-  write<T>(fn: (tx: StoreTx) => T): T;
+  /**
+   * Runs fn in one transaction: all of its writes land, or none do. A `soft` write (state clients report
+   * again on every reconnect) survives a process crash but may be lost with the machine's power, which spares
+   * the disk flush; the next durable write makes it durable too.
+   */
+  write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** True when the database answers a trivial query. */
   healthy(): boolean;
   close(): void;

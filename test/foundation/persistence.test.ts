@@ -1,8 +1,12 @@
 /** Durability: state survives a restart, and kill -9 during a write burst loses no acknowledged write. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
 import { api, spawnServer } from '../helpers/server.ts';
 
 test('all state survives a restart', async () => {
@@ -66,5 +70,34 @@ test('kill -9 during concurrent writes loses no acknowledged write and leaves no
     console.log(`# ${acknowledged.length} acknowledged of ${sent} sent; ${users.length} stored after kill -9`);
   } finally {
     await restarted.stop();
+  }
+});
+
+test('soft writes (what clients report) also survive kill -9, interleaved with durable ones', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'tailplane-soft-')), 'db.sqlite');
+  openSqliteStore(path).close();
+  // A child writes users, alternating soft and durable commits, and prints each acknowledged id.
+  const script = `
+    import { openSqliteStore } from ${JSON.stringify(new URL('../../src/store/sqlite.ts', import.meta.url).href)};
+    const store = openSqliteStore(${JSON.stringify(path)});
+    for (let i = 0; ; i++) {
+      const u = { name: 'u' + i, displayName: '', email: '', createdAt: new Date().toISOString() };
+      const id = store.write((tx) => tx.insertUser(u), { soft: i % 2 === 0 });
+      process.stdout.write(id + '\\n');
+    }`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  while (out.split('\n').length < 2000) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const acknowledged = out.split('\n').filter(Boolean).map(Number);
+  const db = new Database(path);
+  try {
+    assert.equal((db.pragma('integrity_check', { simple: true }) as string), 'ok');
+    const stored = new Set((db.prepare('SELECT id FROM users').all() as { id: number }[]).map((r) => r.id));
+    assert.deepEqual(acknowledged.filter((id) => !stored.has(id)), []);
+  } finally {
+    db.close();
   }
 });
