@@ -71,7 +71,8 @@ export function checkTargets(runs: RunResult[]): TargetCheck[] {
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 
-function table(head: string[], rows: string[][]): string {
+/** A Markdown table (also readable in a terminal). */
+export function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
@@ -98,7 +99,8 @@ export function targetTable(checks: TargetCheck[]): string {
   );
 }
 
-export function markdown(m: Machine, runs: RunResult[], checks: TargetCheck[]): string {
+/** `sideBySide`: the Headscale comparison section (compare.ts), when it was measured. */
+export function markdown(m: Machine, runs: RunResult[], checks: TargetCheck[], sideBySide = 'Headscale side-by-side: not measured.'): string {
   return [
     '# tailplane bench',
     '',
@@ -114,7 +116,7 @@ export function markdown(m: Machine, runs: RunResult[], checks: TargetCheck[]): 
     '',
     checks.length ? targetTable(checks) : '_No run at 1,000 or 10,000 nodes, so no target applies._',
     '',
-    'Headscale side-by-side: not measured.',
+    sideBySide,
     '',
   ].join('\n');
 }

@@ -2,10 +2,12 @@
  * `npm run bench`: runs the load-generator scenarios for each node count and policy, prints the results
  * against the issue's targets, and writes bench-results/latest.{json,md}.
  * Flags: --nodes 100,1000[,5000,10000]  --policy grouped,allow-all  --concurrency 64  --out bench-results
+ *        --compare headscale: also run every scenario against Headscale (servers/headscale.ts) and report ratios.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { checkComparison, comparisonMarkdown, comparisonRows, comparisonTable, pairRuns } from './compare.ts';
 import type { PolicyKind } from './policy.ts';
 import { checkTargets, machine, markdown, scenarioTable, targetTable } from './report.ts';
 import { runScenarios, type RunResult } from './scenarios.ts';
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     policy: { type: 'string', default: 'grouped,allow-all' },
     concurrency: { type: 'string', default: '64' },
     out: { type: 'string', default: 'bench-results' },
+    compare: { type: 'string' },
   },
 });
 
@@ -27,22 +30,43 @@ if (counts.some((c) => !Number.isInteger(c) || c < 2)) throw new Error(`--nodes:
 const kinds = values.policy.split(',') as PolicyKind[];
 if (kinds.some((k) => k !== 'grouped' && k !== 'allow-all')) throw new Error(`--policy: expected grouped and/or allow-all, got ${values.policy}`);
 const concurrency = Number(values.concurrency);
+if (values.compare !== undefined && values.compare !== 'headscale') throw new Error(`--compare: only headscale is supported, got ${values.compare}`);
+const compare = values.compare === 'headscale';
 
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
 const runs: RunResult[] = [];
+const headscaleRuns: RunResult[] = [];
+const log = (s: string) => console.log(s);
 for (const nodes of counts) {
   for (const policy of kinds) {
     if (policy === 'allow-all' && nodes > allowAllMaxNodes) continue;
     console.log(`${nodes} nodes, ${policy} policy:`);
-    runs.push(await runScenarios({ nodes, policy, concurrency, log: (s) => console.log(s) }));
+    runs.push(await runScenarios({ nodes, policy, concurrency, log }));
+    // Right after tailplane's run of the same layout, so both see the same machine conditions.
+    if (!compare) continue;
+    console.log(`${nodes} nodes, ${policy} policy, Headscale:`);
+    headscaleRuns.push(await runScenarios({ server: 'headscale', nodes, policy, concurrency, log }));
   }
 }
 const checks = checkTargets(runs);
 console.log('\n' + scenarioTable(runs) + '\n');
 if (checks.length) console.log(targetTable(checks) + '\n');
-console.log('Headscale side-by-side: not measured.');
+let sideBySide: string | undefined;
+let comparison: object | undefined;
+if (compare) {
+  const pairs = pairRuns(runs, headscaleRuns);
+  const rows = comparisonRows(pairs);
+  const verdicts = checkComparison(pairs);
+  console.log(`${headscaleRuns[0]?.server ?? 'headscale'}:\n` + scenarioTable(headscaleRuns) + '\n');
+  console.log('Side by side (ratio = headscale ÷ tailplane):\n' + comparisonTable(rows) + '\n');
+  console.log(targetTable(verdicts) + '\n');
+  sideBySide = comparisonMarkdown(headscaleRuns, rows, verdicts);
+  comparison = { headscaleRuns, rows, targets: verdicts };
+} else {
+  console.log('Headscale side-by-side: not measured.');
+}
 mkdirSync(values.out, { recursive: true });
-writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks }, null, 2) + '\n');
-writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks));
+writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison }, null, 2) + '\n');
+writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide));
 console.log(`wrote ${join(values.out, 'latest.md')} and latest.json`);

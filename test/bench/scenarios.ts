@@ -1,14 +1,14 @@
 /**
- * The bench scenarios against a real server child process: mass connect, one join, one endpoint change, a
+ * The bench scenarios against a real server child process (tailplane, or Headscale for the comparison; see servers/): mass connect, one join, one endpoint change, a
  * tailnet-wide policy change and a mass reconnect after restart, each with the server's CPU and RSS around it.
  */
 import { performance } from 'node:perf_hooks';
 import type { MapResponse } from '../../src/control/wire.ts';
-import { api, spawnServer, type ChildServer } from '../helpers/server.ts';
 import { createFleet, waitForFrames } from './loadgen/fleet.ts';
-import type { SimNode, Target } from './loadgen/node.ts';
-import { blockOf, blockSize, isTagged, policyText, type PolicyKind } from './policy.ts';
+import type { SimNode } from './loadgen/node.ts';
+import { blockOf, blockSize, policyText, type PolicyKind } from './policy.ts';
 import { sampleProc, type ProcSample } from './proc.ts';
+import { startBenchServer, type ServerKind } from './servers/index.ts';
 
 export interface ScenarioResult {
   readonly name: string;
@@ -22,6 +22,8 @@ export interface ScenarioResult {
 }
 
 export interface RunResult {
+  /** The server under test: "tailplane" or "headscale v0.29.2". */
+  readonly server: string;
   readonly nodes: number;
   readonly policy: PolicyKind;
   readonly scenarios: ScenarioResult[];
@@ -30,60 +32,20 @@ export interface RunResult {
 }
 
 export interface RunOptions {
+  /** The server to run against; tailplane unless comparing. */
+  server?: ServerKind;
   nodes: number;
   policy: PolicyKind;
   concurrency: number;
   log: (msg: string) => void;
 }
 
-/**
- * Server env: no STUN port (other tests may hold 3478); with BENCH_PROFILE_DIR set, the server preloads the
- * CPU profiler (node refuses --cpu-prof in NODE_OPTIONS) and writes a .cpuprofile there when it exits.
- */
-const serverEnv: Record<string, string> = {
-  TAILPLANE_DERP_STUN_LISTEN_ADDR: '',
-  ...(process.env.BENCH_PROFILE_DIR
-    ? { NODE_OPTIONS: `--import ${import.meta.resolve('tsx')} --import ${import.meta.resolve('./cpu-profile.ts')}` }
-    : {}),
-};
 const waitMs = (n: number) => 30_000 + n * 20;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : 0;
 };
-
-async function serverTarget(server: ChildServer): Promise<Target> {
-  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
-  return { port: Number(new URL(server.url).port), serverPublic: Buffer.from(key.publicKey.slice('mkey:'.length), 'hex') };
-}
-
-async function must(server: ChildServer, method: string, path: string, body?: unknown) {
-  const r = await api(server, method, path, body);
-  if (r.status !== 200) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.json)}`);
-  return r.json;
-}
-
-/** Users, the policy and reusable pre-auth keys: per block a user key and a tag key (grouped), or one key. */
-async function provision(server: ChildServer, kind: PolicyKind, blocks: number): Promise<(index: number) => string> {
-  await must(server, 'POST', '/api/v1/user', { name: 'admin' });
-  const text = policyText(kind, blocks, 0);
-  if (kind === 'allow-all') {
-    const { preAuthKey } = await must(server, 'POST', '/api/v1/preauthkey', { user: '1', reusable: true });
-    return () => preAuthKey.key;
-  }
-  const keys: { user: string; tag: string }[] = [];
-  for (let k = 0; k < blocks; k++) {
-    const { user } = await must(server, 'POST', '/api/v1/user', { name: `u${k}` });
-    keys.push({ user: '', tag: '' });
-    keys[k]!.user = (await must(server, 'POST', '/api/v1/preauthkey', { user: String(user.id), reusable: true })).preAuthKey.key;
-  }
-  await must(server, 'PUT', '/api/v1/policy', { policy: text });
-  for (let k = 0; k < blocks; k++) {
-    keys[k]!.tag = (await must(server, 'POST', '/api/v1/preauthkey', { reusable: true, aclTags: [`tag:t${k}`] })).preAuthKey.key;
-  }
-  return (i) => (isTagged(i) ? keys[blockOf(i)]!.tag : keys[blockOf(i)]!.user);
-}
 
 /** Waits until no node has received a delta for `quietMs` (keep-alives do not count: they never stop). */
 async function settle(nodes: readonly SimNode[], quietMs = 500, maxMs = 60_000): Promise<void> {
@@ -98,27 +60,38 @@ async function settle(nodes: readonly SimNode[], quietMs = 500, maxMs = 60_000):
   }
 }
 
-const peerKeyIn = (m: MapResponse, key: string) => m.PeersChanged?.some((p) => p.Key === key) ?? false;
+/** The node learnt of peer `key`: in a delta, or in a full peer list (a server may resend the whole list). */
+const peerKeyIn = (m: MapResponse, key: string) => (m.PeersChanged ?? m.Peers)?.some((p) => p.Key === key) ?? false;
+
+/**
+ * The frame carries a new packet filter: `PacketFilter`, or the keyed `PacketFilters` of capability version
+ * 81+, which Headscale sends (wire.ts does not model it; clients accept either).
+ */
+const hasPacketFilter = (m: MapResponse) => m.PacketFilter !== undefined || (m as { PacketFilters?: unknown }).PacketFilters !== undefined;
 
 export async function runScenarios(opts: RunOptions): Promise<RunResult> {
   const { nodes: n, policy, log } = opts;
   const blocks = Math.max(1, Math.ceil((n + 1) / blockSize));
   const cpu0 = process.cpuUsage();
-  let server = await spawnServer({ env: serverEnv });
+  const server = await startBenchServer(opts.server ?? 'tailplane');
   const results: ScenarioResult[] = [];
   const measure = async (name: string, body: () => Promise<Omit<ScenarioResult, 'name' | 'server'>>) => {
-    const pid = server.process.pid!;
+    const pid = server.pid();
     const before: ProcSample = sampleProc(pid);
+    const repolls0 = repolls();
     const r = await body();
-    const after = sampleProc(server.process.pid!);
+    const after = sampleProc(server.pid());
     // After a restart the process is new, so all of its CPU time belongs to this scenario.
-    const cpuSec = server.process.pid === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
-    const s = { ...r, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
+    const cpuSec = server.pid() === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
+    // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
+    const extra = repolls() > repolls0 ? { ...r.extra, streamRepolls: repolls() - repolls0 } : r.extra;
+    const s = { ...r, extra, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
     results.push(s);
-    log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(r.extra)} server cpu ${s.server.cpuSec.toFixed(2)} s rss ${after.rssMiB.toFixed(0)} MiB`);
+    log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${s.server.cpuSec.toFixed(2)} s rss ${after.rssMiB.toFixed(0)} MiB`);
   };
-  const keyFor = await provision(server, policy, blocks);
-  const fleet = createFleet(await serverTarget(server), { concurrency: opts.concurrency });
+  const keyFor = await server.provision(policy, blocks);
+  const fleet = createFleet(await server.target(), { concurrency: opts.concurrency });
+  const repolls = () => fleet.nodes.reduce((sum, x) => sum + x.metrics.repolls, 0);
   try {
     await measure('mass connect', async () => {
       const t0 = performance.now();
@@ -182,8 +155,8 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const t0 = performance.now();
       const a = await waitForFrames(
         fleet.nodes,
-        (m) => m.PacketFilter !== undefined,
-        () => must(server, 'PUT', '/api/v1/policy', { policy: policyText(policy, blocks, 1) }),
+        hasPacketFilter,
+        () => server.setPolicy(policyText(policy, blocks, 1)!),
         waitMs(n) * 2,
       );
       await settle(fleet.nodes);
@@ -194,9 +167,9 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       await server.stop();
       const retries0 = fleet.retries();
       const t0 = performance.now();
-      server = await spawnServer({ dataDir: server.dataDir, env: serverEnv });
+      await server.start();
       const listening = performance.now();
-      Object.assign(fleet.target, await serverTarget(server));
+      Object.assign(fleet.target, await server.target());
       const settled = await Promise.allSettled(fleet.nodes.map((x) => fleet.reconnect(x)));
       const ok = fleet.nodes.filter((_, i) => settled[i]!.status === 'fulfilled');
       const last = Math.max(...ok.map((x) => x.metrics.firstMapAt!));
@@ -208,5 +181,5 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     await server.stop();
   }
   const cpu = process.cpuUsage(cpu0);
-  return { nodes: n, policy, scenarios: results, loadgenCpuSec: (cpu.user + cpu.system) / 1e6 };
+  return { server: server.name, nodes: n, policy, scenarios: results, loadgenCpuSec: (cpu.user + cpu.system) / 1e6 };
 }

@@ -1,6 +1,7 @@
 /** An in-test TS2021 client over raw TCP: sends the /ts2021 upgrade, reads the 101 and handshake reply, wraps the socket. */
 import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { NoiseConn } from '../../src/control/noise/conn.ts';
 import { initiate } from '../../src/control/noise/initiator.ts';
 import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
@@ -85,9 +86,49 @@ export async function h2Request(session: http2.ClientHttp2Session, path: string,
   });
 }
 
+/** Magic that starts tailscale's optional "early payload", sent over Noise before HTTP/2 (controlhttp). */
+const earlyPayloadMagic = Buffer.from('\xff\xff\xffTS', 'latin1');
+/** 5 magic bytes then a u32 big-endian JSON length: as long as an HTTP/2 frame header, never mistaken for one. */
+const earlyHeaderSize = 9;
+
+/**
+ * Drops the early payload (tailcfg.EarlyNoise JSON) if the server sends one, as tailscale's client does:
+ * headscale always sends it, tailplane never, and Node's HTTP/2 client would choke on it. Holds the first 9
+ * bytes until it knows; anything else (an HTTP/2 SETTINGS frame) passes through untouched.
+ */
+function skipEarlyPayload(inner: Duplex): Duplex {
+  let head: Buffer | undefined = Buffer.alloc(0);
+  let skip = 0;
+  const outer = new Duplex({
+    allowHalfOpen: false,
+    read: () => void inner.resume(),
+    write: (chunk: Buffer, _enc, cb) => void inner.write(chunk, cb),
+    final: (cb) => void inner.end(cb),
+    destroy: (err, cb) => (inner.destroy(), cb(err)),
+  });
+  inner.on('data', (chunk: Buffer) => {
+    if (head !== undefined) {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < earlyHeaderSize) return;
+      if (head.subarray(0, 5).equals(earlyPayloadMagic)) skip = earlyHeaderSize + head.readUInt32BE(5);
+      [chunk, head] = [head, undefined];
+    }
+    const n = Math.min(skip, chunk.length);
+    skip -= n;
+    if (chunk.length > n && !outer.push(chunk.subarray(n))) inner.pause();
+  });
+  inner.on('end', () => {
+    if (head?.length) outer.push(head);
+    outer.push(null);
+  });
+  inner.on('error', (err) => outer.destroy(err));
+  inner.on('close', () => outer.destroy());
+  return outer;
+}
+
 /** Opens an HTTP/2 client session (prior knowledge) over a Noise client connection. */
 export function h2Session(client: NoiseClient): http2.ClientHttp2Session {
-  const session = http2.connect('https://control.test', { createConnection: () => client.conn });
+  const session = http2.connect('https://control.test', { createConnection: () => skipEarlyPayload(client.conn) });
   session.on('error', () => {});
   return session;
 }

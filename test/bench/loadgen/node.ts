@@ -38,7 +38,13 @@ export interface NodeMetrics {
   bytes: number;
   /** Arrival times and top-level fields of every non-keep-alive frame after the first map. */
   deltas: { at: number; fields: string[] }[];
+  /** Streams the server ended that the node re-opened (and got a first frame on), as tailscaled would. */
+  repolls: number;
 }
+
+/** tailscaled's map routine backs off 10 ms × n² after n failed polls in a row (util/backoff), then retries. */
+const repollDelayMs = (n: number) => 10 * n * n;
+const maxRepolls = 8;
 
 const hex32 = () => randomBytes(32).toString('hex');
 
@@ -65,7 +71,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
   const nodeKey = `nodekey:${hex32()}`;
   const discoKey = `discokey:${hex32()}`;
   const info = hostinfo(name);
-  const metrics: NodeMetrics = { frames: 0, bytes: 0, deltas: [] };
+  const metrics: NodeMetrics = { frames: 0, bytes: 0, deltas: [], repolls: 0 };
   const listeners = new Set<FrameListener>();
   /** The peer ids this node's netmap holds now, to check the policy gave each node the peers it should. */
   const peers = new Set<number>();
@@ -95,18 +101,69 @@ export function createSimNode(index: number, name = `bench-${index}`) {
     for (const id of map.PeersRemoved ?? []) peers.delete(id);
   };
 
-  const onFrame = (map: MapResponse, at: number, resolveFirst: (f: Frame) => void) => {
+  /** `resolveFirst` is set for a stream's first frame; a re-poll's first frame counts as a delta, not a first map. */
+  const onFrame = (map: MapResponse, at: number, resolveFirst: ((f: Frame) => void) | undefined, again: boolean) => {
     metrics.frames++;
     trackPeers(map);
-    if (metrics.firstMapAt === undefined) {
+    if (resolveFirst && !again) {
       metrics.firstMapAt = at;
       metrics.firstMapPeers = map.Peers?.length ?? 0;
       nodeId = map.Node?.ID;
-      resolveFirst({ at, map });
     } else if (!map.KeepAlive) {
       metrics.deltas.push({ at, fields: Object.keys(map).filter((k) => k !== 'ControlTime') });
     }
+    resolveFirst?.({ at, map });
     for (const l of listeners) l({ at, map });
+  };
+
+  /**
+   * Opens a streaming map poll and resolves with its first frame (the full map). When the server ends a stream
+   * that had delivered frames, the node polls again on the same connection (`again`: first-map metrics stay).
+   */
+  const poll = (again: boolean): Promise<Frame> => {
+    if (!again) metrics.firstMapAt = undefined;
+    const decoder = createFrameDecoder();
+    const t0 = performance.now();
+    return new Promise((resolve, reject) => {
+      const req = session!.request({ ':method': 'POST', ':path': '/machine/map', 'content-type': 'application/json' });
+      stream = req;
+      let first: ((f: Frame) => void) | undefined = (f) => {
+        if (!again) metrics.firstMapMs = f.at - t0;
+        resolve(f);
+      };
+      req.on('response', (h) => {
+        if (h[':status'] !== 200) reject(new Error(`map ${name}: HTTP ${h[':status']}`));
+      });
+      req.on('data', (chunk: Buffer) => {
+        const at = performance.now();
+        metrics.bytes += chunk.length;
+        for (const map of decoder.push(chunk)) {
+          onFrame(map as MapResponse, at, first, again);
+          first = undefined;
+        }
+      });
+      req.on('error', reject);
+      req.on('close', () => {
+        reject(new Error(`map ${name}: stream closed before the first frame`));
+        if (!first && stream === req) void repoll(session!);
+      });
+      req.end(JSON.stringify(mapRequest(true)));
+    });
+  };
+
+  /** Re-polls with tailscaled's back-off until a stream works, the connection dies, or close()/connect() replace it. */
+  const repoll = async (s: http2.ClientHttp2Session) => {
+    for (let n = 1; n <= maxRepolls; n++) {
+      await new Promise((r) => setTimeout(r, repollDelayMs(n)));
+      if (session !== s || s.closed || s.destroyed) return;
+      try {
+        await poll(true);
+        metrics.repolls++;
+        return;
+      } catch {
+        // Try again after a longer pause, like tailscaled.
+      }
+    }
   };
 
   return {
@@ -131,30 +188,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
       metrics.registerMs = performance.now() - t0;
     },
     /** Opens the streaming map poll and resolves with its first frame (the full map). */
-    openStream(): Promise<Frame> {
-      metrics.firstMapAt = undefined;
-      const decoder = createFrameDecoder();
-      const t0 = performance.now();
-      return new Promise((resolve, reject) => {
-        const req = session!.request({ ':method': 'POST', ':path': '/machine/map', 'content-type': 'application/json' });
-        stream = req;
-        const first = (f: Frame) => {
-          metrics.firstMapMs = f.at - t0;
-          resolve(f);
-        };
-        req.on('response', (h) => {
-          if (h[':status'] !== 200) reject(new Error(`map ${name}: HTTP ${h[':status']}`));
-        });
-        req.on('data', (chunk: Buffer) => {
-          const at = performance.now();
-          metrics.bytes += chunk.length;
-          for (const map of decoder.push(chunk)) onFrame(map as MapResponse, at, first);
-        });
-        req.on('error', reject);
-        req.on('close', () => reject(new Error(`map ${name}: stream closed before the first frame`)));
-        req.end(JSON.stringify(mapRequest(true)));
-      });
-    },
+    openStream: (): Promise<Frame> => poll(false),
     /** The lite update a client sends when its endpoints change: Stream:false, OmitPeers:true. */
     async liteUpdate(): Promise<void> {
       generation++;

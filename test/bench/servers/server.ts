@@ -1,0 +1,31 @@
+/**
+ * What the bench scenarios need from a control server, so the same scenarios run against tailplane and
+ * against Headscale: where nodes dial, which process to sample, provisioning, policy changes and a restart.
+ */
+import type { Target } from '../loadgen/node.ts';
+import type { PolicyKind } from '../policy.ts';
+
+export interface BenchServer {
+  /** Shown in tables, e.g. "tailplane" or "headscale v0.29.2". */
+  readonly name: string;
+  /** Where simulated nodes dial; read it again after start(), the port may change. */
+  target(): Promise<Target>;
+  /** The server process, for CPU and RSS samples; a new one after a restart. */
+  pid(): number;
+  /** Users, policy and reusable pre-auth keys for the layout; returns the key node `index` registers with. */
+  provision(kind: PolicyKind, blocks: number): Promise<(index: number) => string>;
+  /** Replaces the tailnet policy (policy.ts text). */
+  setPolicy(text: string): Promise<void>;
+  /** Stops the process; the data stays for start(). Safe to call twice. */
+  stop(): Promise<void>;
+  /** Starts the process again on the same data and resolves once it accepts connections. */
+  start(): Promise<void>;
+}
+
+export type ServerKind = 'tailplane' | 'headscale';
+
+/** The Noise target from a server's `/key` endpoint (the same on both servers). */
+export async function keyTarget(baseUrl: string): Promise<Target> {
+  const key = (await (await fetch(`${baseUrl}/key?v=130`)).json()) as { publicKey: string };
+  return { port: Number(new URL(baseUrl).port), serverPublic: Buffer.from(key.publicKey.slice('mkey:'.length), 'hex') };
+}
