@@ -31,10 +31,10 @@ export interface KeyPair {
 /** Generates a fresh X25519 key pair. */
 export function generateKeyPair(): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return {
-    privateKey: privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(pkcs8Prefix.length),
-    publicKey: publicKey.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length),
-  };
+  const raw = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(pkcs8Prefix.length);
+  // The handshake's DH uses this key next: keep the KeyObject so it is not imported again.
+  importedPrivate.set(raw, privateKey);
+  return { privateKey: raw, publicKey: publicKey.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length) };
 }
 
 /** Derives the X25519 public key of a raw private key. */
