@@ -8,7 +8,7 @@ import type { RunResult, ScenarioResult } from './scenarios.ts';
 /** The bar: tailplane at least this many times better than Headscale. */
 export const targetRatio = 5;
 /** Scenarios whose latency is a fan-out: one change, and the time until every affected node saw it. */
-export const fanOutScenarios = ['join (fan-out)', 'endpoint change', 'policy change'];
+export const fanOutScenarios = ['join (fan-out)', 'endpoint change', 'policy change', 'ephemeral churn (5 %)'];
 /** /proc counts CPU in 10 ms ticks: a tailplane figure below that is treated as one tick, not as zero. */
 const cpuTickSec = 0.01;
 

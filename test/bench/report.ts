@@ -55,7 +55,10 @@ export function checkTargets(runs: RunResult[]): TargetCheck[] {
       const rate = connect?.extra.registrationsPerSec;
       if (rate !== undefined) {
         const ok = rate >= 200;
-        out.push({ target: '≥ 200 registrations/s', nodes: r.nodes, policy: r.policy, measured: `${rate.toFixed(0)} /s`, verdict: ok ? 'PASS' : 'MISS', margin: `${ok ? '+' : ''}${(((rate - 200) / 200) * 100).toFixed(0)} %` });
+        // The load generator shares the machine, so also give the server's own cost: what one core of it sustains.
+        const cpuMs = (connect!.server.cpuSec * 1000) / r.nodes;
+        const margin = `${ok ? '+' : ''}${(((rate - 200) / 200) * 100).toFixed(0)} %; server CPU ${cpuMs.toFixed(1)} ms per registration (≈${(1000 / cpuMs).toFixed(0)}/s per server core), load generator ${((r.loadgenCpuSec * 1000) / r.nodes).toFixed(1)} ms per node over the whole run`;
+        out.push({ target: '≥ 200 registrations/s', nodes: r.nodes, policy: r.policy, measured: `${rate.toFixed(0)} /s`, verdict: ok ? 'PASS' : 'MISS', margin });
       }
     }
     if (r.nodes === 10_000) {

@@ -1,6 +1,7 @@
 /**
- * The bench scenarios against a real server child process (tailplane, or Headscale for the comparison; see servers/): mass connect, one join, one endpoint change, a
- * tailnet-wide policy change and a mass reconnect after restart, each with the server's CPU and RSS around it.
+ * The bench scenarios against a real server child process (tailplane, or Headscale for the comparison; see
+ * servers/): mass connect, one join, one endpoint change, a tailnet-wide policy change, a wave of ephemeral
+ * churn and a mass reconnect after restart, each with the server's CPU and RSS around it.
  */
 import { performance } from 'node:perf_hooks';
 import type { MapResponse } from '../../src/control/wire.ts';
@@ -69,6 +70,17 @@ const peerKeyIn = (m: MapResponse, key: string) => (m.PeersChanged ?? m.Peers)?.
  */
 const hasPacketFilter = (m: MapResponse) => m.PacketFilter !== undefined || (m as { PacketFilters?: unknown }).PacketFilters !== undefined;
 
+/** When a node learnt of each removed peer id and each added peer key, from now on. */
+function watchPeers(node: SimNode) {
+  const removed = new Map<number, number>();
+  const added = new Map<string, number>();
+  const off = node.onFrame(({ at, map }) => {
+    for (const id of map.PeersRemoved ?? []) if (!removed.has(id)) removed.set(id, at);
+    for (const p of map.PeersChanged ?? map.Peers ?? []) if (!added.has(p.Key)) added.set(p.Key, at);
+  });
+  return { removed, added, off };
+}
+
 export async function runScenarios(opts: RunOptions): Promise<RunResult> {
   const { nodes: n, policy, log } = opts;
   const blocks = Math.max(1, Math.ceil((n + 1) / blockSize));
@@ -89,13 +101,13 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     results.push(s);
     log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${s.server.cpuSec.toFixed(2)} s rss ${after.rssMiB.toFixed(0)} MiB`);
   };
-  const keyFor = await server.provision(policy, blocks);
+  const keys = await server.provision(policy, blocks);
   const fleet = createFleet(await server.target(), { concurrency: opts.concurrency });
   const repolls = () => fleet.nodes.reduce((sum, x) => sum + x.metrics.repolls, 0);
   try {
     await measure('mass connect', async () => {
       const t0 = performance.now();
-      const joined = await Promise.allSettled(Array.from({ length: n }, (_, i) => fleet.join(i, keyFor(i))));
+      const joined = await Promise.allSettled(Array.from({ length: n }, (_, i) => fleet.join(i, keys.node(i))));
       const failed = joined.filter((j) => j.status === 'rejected').length;
       if (fleet.nodes.length === 0) throw new Error('no node could connect');
       const regDone = Math.max(...fleet.nodes.map((x) => x.metrics.firstMapAt! - x.metrics.firstMapMs!));
@@ -127,7 +139,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       let key = '';
       const t0 = performance.now();
       const a = await waitForFrames(affected, (m) => peerKeyIn(m, key), async () => {
-        const pending = fleet.join(idx, keyFor(0));
+        const pending = fleet.join(idx, keys.node(0));
         key = fleet.nodes.at(-1)!.nodeKey;
         await pending;
       }, waitMs(n));
@@ -161,6 +173,35 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       );
       await settle(fleet.nodes);
       return { ms: a.last - t0, affected: fleet.nodes.length, missing: a.missing, extra: {} };
+    });
+
+    // 5 % of the tailnet is ephemeral (CI runners, short-lived VMs); one wave replaces all of them at once.
+    const churnCount = Math.max(1, Math.round(n * 0.05));
+    // Even indexes spread over the blocks: user-owned nodes, since the ephemeral keys belong to block users.
+    const churnIndex = (k: number) => Math.floor((k * n) / churnCount) & ~1;
+    const wave = (w: number) =>
+      Promise.all(Array.from({ length: churnCount }, (_, k) => fleet.join(churnIndex(k), keys.ephemeral(churnIndex(k)), `eph-${w}-${k}`)));
+    let ephemerals = await wave(0);
+    await settle(fleet.nodes);
+
+    await measure('ephemeral churn (5 %)', async () => {
+      const leaving = ephemerals;
+      const stayers = fleet.nodes.filter((x) => !leaving.includes(x));
+      const seen = stayers.map((x) => watchPeers(x));
+      const t0 = performance.now();
+      const [, joined] = await Promise.all([Promise.all(leaving.map((x) => fleet.leave(x))), wave(1)]);
+      ephemerals = joined;
+      // Every stayer must see each leaver of its block removed and each joiner of its block added.
+      const sees = (a: SimNode, b: SimNode) => policy === 'allow-all' || blockOf(a.index) === blockOf(b.index);
+      const wants = stayers.map((x) => ({ gone: leaving.filter((l) => sees(x, l)).map((l) => l.id()!), added: joined.filter((j) => sees(x, j)).map((j) => j.nodeKey) }));
+      const done = (i: number) => wants[i]!.gone.every((id) => seen[i]!.removed.has(id)) && wants[i]!.added.every((k) => seen[i]!.added.has(k));
+      const deadline = performance.now() + waitMs(n);
+      while (performance.now() < deadline && !stayers.every((_, i) => done(i))) await new Promise((r) => setTimeout(r, 50));
+      const last = Math.max(...stayers.map((_, i) => Math.max(...wants[i]!.gone.map((id) => seen[i]!.removed.get(id) ?? 0), ...wants[i]!.added.map((k) => seen[i]!.added.get(k) ?? 0))));
+      for (const w of seen) w.off();
+      await settle(fleet.nodes);
+      const missing = stayers.filter((_, i) => !done(i)).length;
+      return { ms: last - t0, affected: stayers.length, missing, extra: { left: leaving.length, joined: joined.length } };
     });
 
     await measure('restart + reconnect', async () => {

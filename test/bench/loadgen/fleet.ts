@@ -60,6 +60,15 @@ export function createFleet(target: Target, opts: { concurrency: number }) {
       await withRetry(node, () => node.connect(target));
       await node.openStream();
     },
+    /** Logs a node out (an ephemeral node is then deleted) and drops it from the fleet. */
+    async leave(node: SimNode): Promise<void> {
+      nodes.splice(nodes.indexOf(node), 1);
+      try {
+        await node.logout();
+      } finally {
+        node.close();
+      }
+    },
     close(): void {
       for (const n of nodes) n.close();
     },

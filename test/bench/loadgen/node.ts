@@ -189,6 +189,12 @@ export function createSimNode(index: number, name = `bench-${index}`) {
     },
     /** Opens the streaming map poll and resolves with its first frame (the full map). */
     openStream: (): Promise<Frame> => poll(false),
+    /** `tailscale logout`: a register request whose expiry is in the past; the server deletes an ephemeral node. */
+    async logout(): Promise<void> {
+      const body = { Version: clientVersion, NodeKey: nodeKey, Hostinfo: info, Expiry: new Date(123_000).toISOString() };
+      const res = await h2Request(session!, '/machine/register', JSON.stringify(body));
+      if (res.status !== 200) throw new Error(`logout ${name}: HTTP ${res.status} ${res.body}`);
+    },
     /** The lite update a client sends when its endpoints change: Stream:false, OmitPeers:true. */
     async liteUpdate(): Promise<void> {
       generation++;

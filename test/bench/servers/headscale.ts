@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { peerCacheDir } from '../../peers/go-build.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from '../policy.ts';
-import { keyTarget, type BenchServer } from './server.ts';
+import { keyTarget, type BenchKeys, type BenchServer } from './server.ts';
 
 const run = promisify(execFile);
 
@@ -177,22 +177,25 @@ type Api = (method: string, path: string, body?: unknown) => Promise<any>;
  * what tailplane's tag keys do too. The policy text is policy.ts's unchanged: Headscale's dialect accepts the
  * `user@` form, groups, tagOwners and port lists as they are.
  */
-async function provision(api: Api, setPolicy: (text: string) => Promise<void>, kind: PolicyKind, blocks: number): Promise<(index: number) => string> {
+async function provision(api: Api, setPolicy: (text: string) => Promise<void>, kind: PolicyKind, blocks: number): Promise<BenchKeys> {
   const expiration = new Date(Date.now() + keyLifetimeMs).toISOString();
   const key = async (body: object): Promise<string> => (await api('POST', '/api/v1/preauthkey', { reusable: true, expiration, ...body })).preAuthKey.key;
   const admin = (await api('POST', '/api/v1/user', { name: 'admin' })).user;
   if (kind === 'allow-all') {
     // No policy set: Headscale, like tailplane, then allows all traffic.
-    const k = await key({ user: admin.id });
-    return () => k;
+    const [k, eph] = [await key({ user: admin.id }), await key({ user: admin.id, ephemeral: true })];
+    return { node: () => k, ephemeral: () => eph };
   }
-  const userKeys: string[] = [];
+  const users: { key: string; ephemeral: string }[] = [];
   for (let k = 0; k < blocks; k++) {
     const { user } = await api('POST', '/api/v1/user', { name: `u${k}` });
-    userKeys.push(await key({ user: user.id }));
+    users.push({ key: await key({ user: user.id }), ephemeral: await key({ user: user.id, ephemeral: true }) });
   }
   await setPolicy(policyText(kind, blocks, 0)!);
   const tagKeys: string[] = [];
   for (let k = 0; k < blocks; k++) tagKeys.push(await key({ aclTags: [`tag:t${k}`] }));
-  return (i) => (isTagged(i) ? tagKeys[blockOf(i)]! : userKeys[blockOf(i)]!);
+  return {
+    node: (i) => (isTagged(i) ? tagKeys[blockOf(i)]! : users[blockOf(i)]!.key),
+    ephemeral: (i) => users[blockOf(i)]!.ephemeral,
+  };
 }

@@ -12,14 +12,22 @@ export interface BenchServer {
   target(): Promise<Target>;
   /** The server process, for CPU and RSS samples; a new one after a restart. */
   pid(): number;
-  /** Users, policy and reusable pre-auth keys for the layout; returns the key node `index` registers with. */
-  provision(kind: PolicyKind, blocks: number): Promise<(index: number) => string>;
+  /** Users, policy and reusable pre-auth keys for the layout. */
+  provision(kind: PolicyKind, blocks: number): Promise<BenchKeys>;
   /** Replaces the tailnet policy (policy.ts text). */
   setPolicy(text: string): Promise<void>;
   /** Stops the process; the data stays for start(). Safe to call twice. */
   stop(): Promise<void>;
   /** Starts the process again on the same data and resolves once it accepts connections. */
   start(): Promise<void>;
+}
+
+/** The pre-auth key a simulated node registers with. */
+export interface BenchKeys {
+  /** The key of node `index` (its block's user, or its block's tag for odd indexes in the grouped layout). */
+  node(index: number): string;
+  /** An ephemeral key owned by the user of `index`'s block: its nodes vanish when they log out. */
+  ephemeral(index: number): string;
 }
 
 export type ServerKind = 'tailplane' | 'headscale';

@@ -1,7 +1,7 @@
 /** tailplane as a bench server: a `tailplane serve` child process driven through its admin API. */
 import { api, spawnServer, type ChildServer } from '../../helpers/server.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from '../policy.ts';
-import { keyTarget, type BenchServer } from './server.ts';
+import { keyTarget, type BenchKeys, type BenchServer } from './server.ts';
 
 /**
  * Server env: no STUN port (other tests may hold 3478); with BENCH_PROFILE_DIR set, the server preloads the
@@ -20,25 +20,26 @@ async function must(server: ChildServer, method: string, path: string, body?: un
   return r.json;
 }
 
-/** Users, the policy and reusable pre-auth keys: per block a user key and a tag key (grouped), or one key. */
-async function provision(server: ChildServer, kind: PolicyKind, blocks: number): Promise<(index: number) => string> {
-  await must(server, 'POST', '/api/v1/user', { name: 'admin' });
-  const text = policyText(kind, blocks, 0);
+/** Users, the policy and reusable pre-auth keys: per block a user key, an ephemeral one and a tag key (grouped). */
+async function provision(server: ChildServer, kind: PolicyKind, blocks: number): Promise<BenchKeys> {
+  const key = async (body: object): Promise<string> => (await must(server, 'POST', '/api/v1/preauthkey', { reusable: true, ...body })).preAuthKey.key;
+  const admin = (await must(server, 'POST', '/api/v1/user', { name: 'admin' })).user;
   if (kind === 'allow-all') {
-    const { preAuthKey } = await must(server, 'POST', '/api/v1/preauthkey', { user: '1', reusable: true });
-    return () => preAuthKey.key;
+    const [k, eph] = [await key({ user: String(admin.id) }), await key({ user: String(admin.id), ephemeral: true })];
+    return { node: () => k, ephemeral: () => eph };
   }
-  const keys: { user: string; tag: string }[] = [];
+  const users: { key: string; ephemeral: string }[] = [];
   for (let k = 0; k < blocks; k++) {
     const { user } = await must(server, 'POST', '/api/v1/user', { name: `u${k}` });
-    keys.push({ user: '', tag: '' });
-    keys[k]!.user = (await must(server, 'POST', '/api/v1/preauthkey', { user: String(user.id), reusable: true })).preAuthKey.key;
+    users.push({ key: await key({ user: String(user.id) }), ephemeral: await key({ user: String(user.id), ephemeral: true }) });
   }
-  await must(server, 'PUT', '/api/v1/policy', { policy: text });
-  for (let k = 0; k < blocks; k++) {
-    keys[k]!.tag = (await must(server, 'POST', '/api/v1/preauthkey', { reusable: true, aclTags: [`tag:t${k}`] })).preAuthKey.key;
-  }
-  return (i) => (isTagged(i) ? keys[blockOf(i)]!.tag : keys[blockOf(i)]!.user);
+  await must(server, 'PUT', '/api/v1/policy', { policy: policyText(kind, blocks, 0) });
+  const tags: string[] = [];
+  for (let k = 0; k < blocks; k++) tags.push(await key({ aclTags: [`tag:t${k}`] }));
+  return {
+    node: (i) => (isTagged(i) ? tags[blockOf(i)]! : users[blockOf(i)]!.key),
+    ephemeral: (i) => users[blockOf(i)]!.ephemeral,
+  };
 }
 
 export async function startTailplane(): Promise<BenchServer> {
