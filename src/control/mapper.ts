@@ -129,20 +129,25 @@ export function createMapper(deps: MapperDeps) {
     return out;
   }
 
-  /** Replaces the set of peers a session may see, keeping the reverse index in step. */
-  function setAllowed(s: SessionState, ids: readonly number[]): void {
-    for (const id of s.allowed) watchers.get(id)?.delete(s);
-    s.allowed = new Set(ids);
+  /** Lets a session see these peers, or stop seeing them, keeping the reverse index in step. */
+  function allow(s: SessionState, ids: Iterable<number>): void {
     for (const id of ids) {
+      s.allowed.add(id);
       let w = watchers.get(id);
       if (!w) watchers.set(id, (w = new Set()));
       w.add(s);
     }
   }
+  function disallow(s: SessionState, ids: Iterable<number>): void {
+    for (const id of ids) {
+      s.allowed.delete(id);
+      watchers.get(id)?.delete(s);
+    }
+  }
 
   function forget(s: SessionState): void {
     if (sessions.get(s.session.nodeId) === s) sessions.delete(s.session.nodeId);
-    setAllowed(s, []);
+    disallow(s, [...s.allowed]);
   }
 
   function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): void {
@@ -150,13 +155,18 @@ export function createMapper(deps: MapperDeps) {
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
     const recheck = s.view !== view;
-    // A new view that left this node's peer list as it was needs only the changed nodes looked at.
-    const peersMoved = recheck && !sameIds(s.view.peers, view.peers);
-    if (peersMoved) setAllowed(s, view.peers);
+    // Only peers that entered or left the view, or changed themselves, can need news: with allow-all every
+    // view moves on every join, and rescanning whole peer lists would make each flush O(N²).
+    let candidates: Iterable<number> = changed;
+    if (recheck && !sameIds(s.view.peers, view.peers)) {
+      const { added, removed } = diffSorted(s.view.peers, view.peers);
+      disallow(s, removed);
+      allow(s, added);
+      candidates = new Set([...changed, ...added, ...removed]);
+    }
     s.view = view;
     const res: MapResponse = {};
     const profiles: UserProfile[] = [];
-    const candidates = peersMoved ? new Set([...s.peers.keys(), ...s.allowed]) : changed;
     for (const id of candidates) {
       if (id === self.id) continue;
       const entry = s.allowed.has(id) ? peer(id) : undefined;
@@ -241,7 +251,7 @@ export function createMapper(deps: MapperDeps) {
         filterJson: filter,
         sshJson: ssh,
       };
-      setAllowed(state, view.peers);
+      allow(state, view.peers);
       sessions.set(session.nodeId, state);
       return map;
     },
@@ -271,6 +281,20 @@ export function createMapper(deps: MapperDeps) {
 }
 
 export type Mapper = ReturnType<typeof createMapper>;
+
+/** What was added to and removed from a sorted id list. */
+function diffSorted(before: readonly number[], after: readonly number[]): { added: number[]; removed: number[] } {
+  const added: number[] = [];
+  const removed: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < before.length || j < after.length) {
+    if (j >= after.length || (i < before.length && before[i]! < after[j]!)) removed.push(before[i++]!);
+    else if (i >= before.length || after[j]! < before[i]!) added.push(after[j++]!);
+    else (i++, j++);
+  }
+  return { added, removed };
+}
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
   if (a === b) return true;
