@@ -1,10 +1,10 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
-import { affectedNodes } from './incremental.ts';
+import { affectedNodes, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './internet.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
-import { compileSsh, sshDecision, sshForNode, type CompiledSsh, type SshOptions } from './ssh.ts';
+import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
 import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
 import { FILTER_ALLOW_ALL, type FilterRule, type SshPolicy } from './wire.ts';
@@ -23,12 +23,8 @@ export interface NodeView {
   readonly capMap: Readonly<Record<string, readonly unknown[]>>;
 }
 
-export interface CompiledPolicy {
-  readonly policy: Policy;
-  readonly topology: TopologyIndex;
-  readonly resolver: Resolver;
-  readonly rules: readonly CompiledRule[];
-  readonly ssh: readonly CompiledSsh[];
+/** The policy, topology, resolver and rules (CompileParts) plus the per-node views and checks derived from them. */
+export interface CompiledPolicy extends CompileParts {
   /** Per-node view, computed on first request and cached. Throws for an unknown node id. */
   forNode(id: number): NodeView;
   /** The views computed (or carried over) so far, for the next compile to reuse. */

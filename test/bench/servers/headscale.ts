@@ -7,11 +7,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { freePort } from '../../harness/tailscaled.ts';
 import { peerCacheDir } from '../../peers/go-build.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from '../policy.ts';
 import { keyTarget, type BenchKeys, type BenchServer } from './server.ts';
@@ -54,17 +54,6 @@ export async function buildHeadscale(): Promise<string> {
   return out;
 }
 
-/** A free loopback port: headscale logs its configured address, not the bound one, so ":0" is no use. */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
 
 /**
  * The config: SQLite with WAL and the example config's GORM settings, policy in the database (so the API can
@@ -144,6 +133,7 @@ async function halt(p: Proc): Promise<void> {
 export async function startHeadscale(): Promise<BenchServer> {
   const bin = await buildHeadscale();
   const dir = mkdtempSync(join(tmpdir(), 'bench-headscale-'));
+  // A fixed free port: headscale logs its configured address, not the bound one, so ":0" is no use.
   const url = `http://127.0.0.1:${await freePort()}`;
   const config = writeConfig(dir, Number(new URL(url).port));
   let proc = await serve(bin, config, dir, url);
