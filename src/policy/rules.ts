@@ -56,11 +56,29 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
     if (literal.length > 0) for (const p of literal) prefixes.add(p.text);
     else for (const id of r.nodes(a).ids) ipIds.add(id);
   }
-  const srcIPs = all ? ['*'] : [...sortIps(ipIds, r), ...[...prefixes].sort()];
-  const key = srcIPs.join(',');
-  const shared = interned.get(key) ?? srcIPs;
-  interned.set(key, shared);
-  return { all, ids, srcIPs: shared, key };
+  // Sorted lazily: only nodes whose packet filter is (re)built read them, and after a small topology change
+  // that is a few rules' destinations, not every rule in the policy.
+  let ips: { srcIPs: readonly string[]; key: string } | undefined;
+  const sorted = () => {
+    if (!ips) {
+      const srcIPs = all ? ['*'] : [...sortIps(ipIds, r), ...[...prefixes].sort()];
+      const key = srcIPs.join(',');
+      const shared = interned.get(key) ?? srcIPs;
+      interned.set(key, shared);
+      ips = { srcIPs: shared, key };
+    }
+    return ips;
+  };
+  return {
+    all,
+    ids,
+    get srcIPs() {
+      return sorted().srcIPs;
+    },
+    get key() {
+      return sorted().key;
+    },
+  };
 }
 
 /** Node addresses, IPv4 before IPv6, each in numeric order (deterministic output). */

@@ -78,8 +78,15 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
     if (n.user !== undefined) push(byUser, n.user, n);
     for (const tag of n.tags) push(byTag, tag, n);
   }
-  const byIp = new Map<string, IndexedNode>();
-  for (const n of nodes) for (const ip of n.ips) byIp.set(`${ip.v6}/${ip.n}`, n);
+  // Built on first use: only tests and tools look nodes up by address, and a live compile runs per change.
+  let byIp: Map<string, IndexedNode> | undefined;
+  const ipIndex = () => {
+    if (!byIp) {
+      byIp = new Map();
+      for (const n of nodes) for (const ip of n.ips) byIp.set(`${ip.v6}/${ip.n}`, n);
+    }
+    return byIp;
+  };
   const aliasToUser = new Map<string, string>();
   for (const u of t.users) {
     aliasToUser.set(`${u.name}@`, u.name);
@@ -93,7 +100,7 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
     byUser,
     byTag,
     userName: (alias) => aliasToUser.get(alias),
-    nodeByIp: (ip) => byIp.get(`${ip.v6}/${ip.n}`),
+    nodeByIp: (ip) => ipIndex().get(`${ip.v6}/${ip.n}`),
   };
 }
 
