@@ -41,6 +41,11 @@ interface PeerEntry {
 
 /** Flush delay: long enough to coalesce a burst (mass connect, a policy change), short against the 1 s target. */
 const batchMs = 15;
+/**
+ * Under load the delay grows to the last flush's duration (up to this cap): a flush costs one policy compile
+ * whatever its batch size, so on a large tailnet a busy server coalesces more changes per compile.
+ */
+const maxBatchMs = 250;
 
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
@@ -58,6 +63,7 @@ export function createMapper(deps: MapperDeps) {
   let pending: Change[] = [];
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
+  let lastFlushMs = 0;
 
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
@@ -90,10 +96,19 @@ export function createMapper(deps: MapperDeps) {
   const unsubscribe = t.subscribe((c) => {
     markDirty(c);
     pending.push(c);
-    timer ??= setTimeout(flush, batchMs);
+    timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(batchMs, lastFlushMs)));
   });
 
   function flush(): void {
+    const started = performance.now();
+    try {
+      flushBatch();
+    } finally {
+      lastFlushMs = performance.now() - started;
+    }
+  }
+
+  function flushBatch(): void {
     timer = undefined;
     const batch = pending;
     pending = [];
