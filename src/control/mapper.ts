@@ -156,7 +156,9 @@ export function createMapper(deps: MapperDeps) {
   function disallow(s: SessionState, ids: Iterable<number>): void {
     for (const id of ids) {
       s.allowed.delete(id);
-      watchers.get(id)?.delete(s);
+      const w = watchers.get(id);
+      // Deleted nodes' ids must not pile up as empty entries.
+      if (w?.delete(s) && w.size === 0) watchers.delete(id);
     }
   }
 
