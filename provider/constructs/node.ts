@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import * as tf from '../bindings/index.ts';
 import type { PolicyDoc } from './render.ts';
 import { checkName, cidr, portsOf, type Port, type Ports, type TagOwner, type TagRef } from './refs.ts';
-import { tailnetOf, validateRefs, type PolicyPart, type TailnetScope } from './scope.ts';
+import { joinPolicy, tailnetOf, validateRefs, type PolicyPart } from './scope.ts';
 
 export interface NodeProps {
   /** The client hostname the machine registered with (it registers itself; this adopts it). */
@@ -83,7 +83,6 @@ export interface SubnetRouteProps {
 export class SubnetRoute extends Construct implements PolicyPart {
   readonly refKind: 'host' | 'prefix';
   readonly alias: string;
-  private readonly tailnet: TailnetScope;
 
   constructor(node: Node, id: string, readonly props: SubnetRouteProps) {
     super(node, id);
@@ -91,9 +90,7 @@ export class SubnetRoute extends Construct implements PolicyPart {
     this.refKind = props.name ? 'host' : 'prefix';
     this.alias = props.name ? checkName('host', props.name) : props.prefix;
     node.approve(props.prefix);
-    this.tailnet = tailnetOf(this);
-    this.tailnet.register(this);
-    validateRefs(this, this.tailnet, () => props.autoApprovers ?? []);
+    joinPolicy(this, () => props.autoApprovers ?? []);
   }
 
   get hostValue(): string | undefined {
@@ -123,9 +120,7 @@ export class ExitNode extends Construct implements PolicyPart {
   constructor(node: Node, id: string, readonly props: ExitNodeProps = {}) {
     super(node, id);
     node.approve('0.0.0.0/0', '::/0');
-    const tailnet = tailnetOf(this);
-    tailnet.register(this);
-    validateRefs(this, tailnet, () => props.autoApprovers ?? []);
+    joinPolicy(this, () => props.autoApprovers ?? []);
   }
 
   contribute(doc: PolicyDoc): void {

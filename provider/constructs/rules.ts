@@ -2,7 +2,7 @@
 import { Construct } from 'constructs';
 import type { PolicyDoc } from './render.ts';
 import { destinationText, type AclSource, type AclTarget, type Port, type Ports, type SshLogin, type SshSource, type SshTarget, type TestSource, type TestTarget, type TagRef } from './refs.ts';
-import { tailnetOf, validateRefs, type PolicyPart } from './scope.ts';
+import { joinPolicy, type PolicyPart } from './scope.ts';
 
 export type Protocol = 'tcp' | 'udp' | 'icmp' | 'sctp' | number;
 
@@ -25,9 +25,7 @@ const comment = (c: Construct, description?: string) => (description ? `${descri
 export class AclRule extends Construct implements PolicyPart {
   constructor(scope: Construct, id: string, readonly props: AclRuleProps) {
     super(scope, id);
-    const tailnet = tailnetOf(this);
-    tailnet.register(this);
-    validateRefs(this, tailnet, () => [...props.src, ...props.dst.map(targetOf)]);
+    joinPolicy(this, () => [...props.src, ...props.dst.map(targetOf)]);
     if (props.src.length === 0 || props.dst.length === 0) throw new Error(`${this.node.path}: an ACL rule needs a source and a destination`);
   }
 
@@ -53,9 +51,7 @@ export interface GrantProps extends Common {
 export class Grant extends Construct implements PolicyPart {
   constructor(scope: Construct, id: string, readonly props: GrantProps) {
     super(scope, id);
-    const tailnet = tailnetOf(this);
-    tailnet.register(this);
-    validateRefs(this, tailnet, () => [...props.src, ...props.dst, ...(props.via ?? [])]);
+    joinPolicy(this, () => [...props.src, ...props.dst, ...(props.via ?? [])]);
   }
 
   contribute(doc: PolicyDoc): void {
@@ -85,9 +81,7 @@ export interface SshRuleProps extends Common {
 export class SshRule extends Construct implements PolicyPart {
   constructor(scope: Construct, id: string, readonly props: SshRuleProps) {
     super(scope, id);
-    const tailnet = tailnetOf(this);
-    tailnet.register(this);
-    validateRefs(this, tailnet, () => [...props.src, ...props.dst]);
+    joinPolicy(this, () => [...props.src, ...props.dst]);
     if (props.as.length === 0) throw new Error(`${this.node.path}: an SSH rule needs at least one login in \`as\``);
   }
 
@@ -121,9 +115,7 @@ export class AclTest extends Construct implements PolicyPart {
     super(scope, id);
     this.accept = [...(props.accept ?? [])];
     this.deny = [...(props.deny ?? [])];
-    const tailnet = tailnetOf(this);
-    tailnet.register(this);
-    validateRefs(this, tailnet, () => [props.src, ...this.accept.map((d) => d.target), ...this.deny.map((d) => d.target)]);
+    joinPolicy(this, () => [props.src, ...this.accept.map((d) => d.target), ...this.deny.map((d) => d.target)]);
   }
 
   /** Expects `src` to reach each destination (one port each). */

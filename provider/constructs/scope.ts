@@ -52,6 +52,17 @@ export function validateRefs(c: Construct, tailnet: TailnetScope, refs: () => It
   c.node.addValidation({ validate: () => refErrors(tailnet, refs()) });
 }
 
+/**
+ * Adds a policy part to its tailnet's document and checks its references at synth: the one way every rule,
+ * test and route construct joins the policy. Returns the tailnet.
+ */
+export function joinPolicy(part: Construct & PolicyPart, refs: () => Iterable<PolicyRef>): TailnetScope {
+  const tailnet = tailnetOf(part);
+  tailnet.register(part);
+  validateRefs(part, tailnet, refs);
+  return tailnet;
+}
+
 /** The first free child id `prefix-N` under `scope`, for constructs made by the fluent API. */
 export function nextId(scope: IConstruct, prefix: string): string {
   let n = 1;
