@@ -3,6 +3,7 @@
  * milliseconds; each flush works out, per session, only what that node must learn — peers added, removed,
  * patched or replaced, a new packet filter, SSH policy, DNS or self node — and never reopens a stream.
  */
+import { servingRoutes } from '../domain/routes.ts';
 import type { CompiledPolicy, NodeView } from '../policy/index.ts';
 import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
@@ -119,9 +120,12 @@ export function createMapper(deps: MapperDeps) {
       if (c.kind === 'dns-changed') dnsChanged = true;
       if (c.kind === 'dns-changed' || c.kind === 'user-updated') for (const id of peerCache.keys()) changed.add(id);
     }
-    for (const id of deps.primary.update(t.nodes.list(), t.nodes.isOnline)) {
-      changed.add(id);
-      dirty.add(id);
+    // Primaries depend on routers only: a batch that touched none leaves them as they were.
+    if (batch.some(touchesRouter)) {
+      for (const id of deps.primary.update(t.nodes.list(), t.nodes.isOnline)) {
+        changed.add(id);
+        dirty.add(id);
+      }
     }
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
@@ -298,6 +302,12 @@ export function createMapper(deps: MapperDeps) {
 }
 
 export type Mapper = ReturnType<typeof createMapper>;
+
+/** Whether a change involves a node that serves routes (before or after it), so primaries may move. */
+function touchesRouter(c: Change): boolean {
+  if (c.kind !== 'node-added' && c.kind !== 'node-updated' && c.kind !== 'node-removed') return false;
+  return servingRoutes(c.node).length > 0 || (c.kind === 'node-updated' && servingRoutes(c.before).length > 0);
+}
 
 /** What was added to and removed from a sorted id list. */
 function diffSorted(before: readonly number[], after: readonly number[]): { added: number[]; removed: number[] } {
