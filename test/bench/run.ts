@@ -38,6 +38,7 @@ const concurrency = Number(values.concurrency);
 if (values.compare !== 'headscale' && values.compare !== 'none') throw new Error(`--compare: headscale or none, got ${values.compare}`);
 const compare = values.compare === 'headscale';
 const compareMaxNodes = Number(values['compare-max-nodes']);
+if (!Number.isInteger(compareMaxNodes) || compareMaxNodes < 0) throw new Error(`--compare-max-nodes: expected a whole number, got ${values['compare-max-nodes']}`);
 
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
