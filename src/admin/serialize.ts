@@ -68,5 +68,5 @@ export function preAuthKeyJson(k: PreAuthKey, t: Tailnet, fullKey?: string): Api
 }
 
 export function apiKeyJson(k: ApiKey): ApiApiKey {
-  return { id: String(k.id), prefix: k.prefix, expiration: k.expiration, createdAt: k.createdAt, lastSeen: k.lastSeen };
+  return { id: String(k.id), prefix: k.prefix, role: k.role, expiration: k.expiration, createdAt: k.createdAt, lastSeen: k.lastSeen };
 }

@@ -56,6 +56,7 @@ export interface ApiPreAuthKey {
 export interface ApiApiKey {
   id: string;
   prefix: string;
+  role: string;
   expiration: string | null;
   createdAt: string;
   lastSeen: string | null;

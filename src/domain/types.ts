@@ -3,6 +3,8 @@
  * Plain immutable data; no I/O here.
  */
 
+import type { Role } from '../auth/roles.ts';
+
 /** Numeric ids are the database row ids; they are what clients see as Node.ID / User.ID (never 0). */
 export type NodeId = number;
 export type UserId = number;
@@ -70,6 +72,8 @@ export interface PreAuthKey {
 export interface ApiKey {
   readonly id: number;
   readonly prefix: string;
+  /** What the key may change: admin, network-admin, it-admin or auditor (src/auth/roles.ts). */
+  readonly role: Role;
   readonly expiration: string | null;
   readonly lastSeen: string | null;
   readonly createdAt: string;

@@ -4,6 +4,7 @@
  */
 import type { ApiKey, PreAuthKey } from '../domain/types.ts';
 import type { Hashed } from '../store/store.ts';
+import { isRole, roles } from '../auth/roles.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
@@ -124,10 +125,13 @@ export function createApiKeys(core: Core, now: () => Date) {
     });
   return {
     list: (): ApiKey[] => [...ix.apiKeys.values()].map((k) => k.record),
-    create(input: { expiration?: string | null }): { key: string; record: ApiKey } {
+    create(input: { expiration?: string | null; role?: string }): { key: string; record: ApiKey } {
+      const role = input.role ?? 'admin';
+      if (!isRole(role)) throw invalid(`invalid role "${role}": use one of ${roles.join(', ')}`);
       const secret = newSecret('tpkey-api');
       const fields = {
         prefix: secret.prefix,
+        role,
         expiration: checkExpiration(input.expiration, now()),
         lastSeen: null,
         createdAt: now().toISOString(),

@@ -60,4 +60,6 @@ export const migrations: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: the role an API key carries (src/auth/roles.ts); keys made before roles existed stay admin.
+  `ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';`,
 ];

@@ -118,6 +118,7 @@ function apiKeyFromRow(r: Row): Hashed<ApiKey> {
     record: {
       id: r.id as number,
       prefix: r.prefix as string,
+      role: r.role as ApiKey['role'],
       expiration: (r.expiration as string | null) ?? null,
       lastSeen: (r.last_seen as string | null) ?? null,
       createdAt: r.created_at as string,
@@ -201,7 +202,7 @@ function userParams(u: Omit<User, 'id'>) {
 }
 
 function apiKeyParams(k: Omit<ApiKey, 'id'>) {
-  return { prefix: k.prefix, expiration: k.expiration, last_seen: k.lastSeen, created_at: k.createdAt };
+  return { prefix: k.prefix, role: k.role, expiration: k.expiration, last_seen: k.lastSeen, created_at: k.createdAt };
 }
 
 function createTx(db: Database.Database): StoreTx {

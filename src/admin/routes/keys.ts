@@ -2,6 +2,7 @@
  * /api/v1/preauthkey and /api/v1/apikey: create (the full key is returned only here), list, expire, delete.
  */
 import type { FastifyInstance } from 'fastify';
+import { roles, type Role } from '../../auth/roles.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { apiKeyJson, preAuthKeyJson } from '../serialize.ts';
 import { bool, idString, nullableTime, str, strList, strict } from '../schemas.ts';
@@ -64,10 +65,15 @@ export function keyRoutes(app: FastifyInstance, t: Tailnet): void {
     },
   );
 
-  app.post<{ Body: { expiration?: string | null } }>(
+  app.post<{ Body: { expiration?: string | null; role?: Role } }>(
     '/api/v1/apikey',
-    { schema: { summary: 'Create an API key (shown once)', body: strict({ expiration: nullableTime }) } },
-    async (req) => ({ apiKey: t.apiKeys.create({ expiration: req.body?.expiration }).key }),
+    {
+      schema: {
+        summary: 'Create an API key (shown once) with a role: admin (default), network-admin, it-admin or auditor',
+        body: strict({ expiration: nullableTime, role: { type: 'string', enum: roles } }),
+      },
+    },
+    async (req) => ({ apiKey: t.apiKeys.create({ expiration: req.body?.expiration, role: req.body?.role }).key }),
   );
 
   app.get('/api/v1/apikey', { schema: { summary: 'List API keys' } }, async () => ({

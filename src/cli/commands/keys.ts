@@ -1,6 +1,7 @@
 /**
  * `tailplane preauthkeys …` and `tailplane apikeys …`.
  */
+import { isRole, roleSummaries, roles } from '../../auth/roles.ts';
 import type { ApiApiKey, ApiPreAuthKey } from '../../domain/api.ts';
 import { UsageError } from '../args.ts';
 import type { Context } from '../context.ts';
@@ -22,6 +23,7 @@ const preAuthColumns: Column<ApiPreAuthKey>[] = [
 const apiKeyColumns: Column<ApiApiKey>[] = [
   { header: 'ID', value: (k) => k.id },
   { header: 'Prefix', value: (k) => k.prefix },
+  { header: 'Role', value: (k) => k.role },
   { header: 'Expiration', value: (k) => k.expiration },
   { header: 'Created', value: (k) => k.createdAt },
   { header: 'Last seen', value: (k) => k.lastSeen },
@@ -105,9 +107,14 @@ export const keyCommands: Command[] = [
   {
     path: ['apikeys', 'create'],
     summary: 'Create an admin API key (printed once)',
-    flags: { expiration: { alias: 'e', type: 'string', description: 'lifetime (90d default) or RFC 3339 time' } },
+    flags: {
+      expiration: { alias: 'e', type: 'string', description: 'lifetime (90d default) or RFC 3339 time' },
+      role: { alias: 'r', type: 'string', description: `what it may change: ${roles.map((r) => `${r} (${roleSummaries[r]})`).join(', ')}; default admin` },
+    },
     async run(ctx) {
-      const body = { expiration: expirationFrom(ctx.flag('expiration') ?? '90d') };
+      const role = ctx.flag('role');
+      if (role !== undefined && !isRole(role)) throw new UsageError(`invalid role "${role}": use one of ${roles.join(', ')}`);
+      const body = { expiration: expirationFrom(ctx.flag('expiration') ?? '90d'), ...(role ? { role } : {}) };
       const { apiKey } = await ctx.client().post<{ apiKey: string }>('/api/v1/apikey', body);
       return ctx.format === 'table' ? apiKey : renderObject(ctx.format, { apiKey });
     },
