@@ -55,6 +55,7 @@ export async function startServer(config: Config): Promise<Server> {
     policy: createPolicyChecker(tailnet, policyView),
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
+    serverUrl: () => serverUrl,
     serverFactory: (handler) => {
       httpServer = http.createServer((req, res) => {
         if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;

@@ -16,6 +16,7 @@ import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
+import { consolePlugin } from '../console/plugin.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -25,6 +26,8 @@ export interface AdminDeps {
   primaryRoutes: () => ReadonlyMap<string, number>;
   /** Log level for the structured (pino) log on stderr, or false for none. */
   logLevel: string | false;
+  /** The URL clients use as --login-server (the console shows it in `tailscale up` lines). */
+  serverUrl: () => string;
   serverFactory?: FastifyServerFactory;
 }
 
@@ -66,6 +69,13 @@ export function createAdminApp(deps: AdminDeps) {
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
+  app.register(consolePlugin, {
+    prefix: '/admin',
+    tailnet: deps.tailnet,
+    policy: deps.policy,
+    primaryRoutes: deps.primaryRoutes,
+    serverUrl: deps.serverUrl,
+  });
   app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
     const login = deps.registrations.get(req.params.authId);
     reply.type('text/html; charset=utf-8');

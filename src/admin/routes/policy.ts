@@ -3,11 +3,10 @@
  * a refused policy changes nothing), its access diff against the live policy, and the tailnet as the policy sees it.
  */
 import type { FastifyInstance } from 'fastify';
-import { diffAccess, parsePolicy, PolicyError, renderAccessDiff, type Policy, type Topology } from '../../policy/index.ts';
-import { allowAllPolicy, topologyOf } from '../../state/policy-view.ts';
+import type { Topology } from '../../policy/index.ts';
+import { topologyOf } from '../../state/policy-view.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
-import { conflict, invalid } from '../../state/errors.ts';
-import { policyFileName, type PolicyChecker } from '../policy-checker.ts';
+import { assertValidPolicy, policyAccessDiff, type PolicyChecker } from '../policy-checker.ts';
 import { str, strict } from '../schemas.ts';
 
 const policyBody = strict({ policy: str }, ['policy']);
@@ -29,20 +28,8 @@ export function exportTopology(t: Tailnet): Topology {
   };
 }
 
-function parseOr(text: string, fail: (msg: string) => Error): Policy {
-  try {
-    return parsePolicy(text, policyFileName);
-  } catch (err) {
-    if (err instanceof PolicyError) throw fail(err.message);
-    throw err;
-  }
-}
-
 export function policyRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChecker): void {
-  const checked = (text: string) => {
-    const errors = policy.check(text);
-    if (errors.length > 0) throw invalid(`policy refused:\n${errors.join('\n')}`);
-  };
+  const checked = (text: string) => assertValidPolicy(policy, text);
 
   app.get('/api/v1/policy', { schema: { summary: 'Get the policy (HuJSON text)' } }, async () => {
     const p = t.policy();
@@ -71,13 +58,7 @@ export function policyRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChe
   app.post<{ Body: { policy: string } }>(
     '/api/v1/policy/diff',
     { schema: { summary: 'Who gains and who loses which access if this policy replaced the live one', body: policyBody } },
-    async (req) => {
-      const proposed = parseOr(req.body.policy, (m) => invalid(`invalid policy:\n${m}`));
-      // A policy stored before validation was this strict can fail now; say so rather than answer 500.
-      const live = parseOr(t.policy()?.text ?? allowAllPolicy, (m) => conflict(`the live policy does not validate:\n${m}`));
-      const changes = diffAccess(live, proposed, topologyOf(t));
-      return { changes, text: renderAccessDiff(changes) };
-    },
+    async (req) => policyAccessDiff(t, req.body.policy),
   );
 
   app.get('/api/v1/topology', { schema: { summary: 'The tailnet as the policy sees it (users; nodes with owner or tags, addresses, routes)' } }, async () =>
