@@ -16,7 +16,7 @@ export function layout(p: { title: string; body: Html; ctx?: Ctx; flash?: { kind
   const { ctx, flash } = p;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${p.title} · tailplane</title><link rel="stylesheet" href="/admin/static/console.css">
+<title>${p.title} · tailplane</title><link rel="icon" href="/admin/static/favicon.svg"><link rel="stylesheet" href="/admin/static/console.css">
 <script type="module" src="/admin/static/console.js"></script></head>
 <body>${ctx ? html`<a class="skip" href="#main">Skip to content</a>
 <header><nav aria-label="Main"><span class="brand">tailplane</span><ul>${nav.map(

@@ -76,7 +76,7 @@ declare module 'fastify' {
 }
 
 const staticDir = new URL('./static/', import.meta.url);
-const staticTypes: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png' };
+const staticTypes: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
 
 /** No script, style, font or image from anywhere but this server; no inline script or style; no framing. */
 const csp = [
@@ -180,6 +180,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
       reply.header('set-cookie', cookie(loginCookie, token, 600, secure(req)));
       return token;
     },
+    clearLoginToken: (reply, req) => void reply.header('set-cookie', cookie(loginCookie, '', 0, secure(req))),
   });
   app.get('/', async (_req, reply) => reply.redirect('/admin/machines', 303));
   eventStreams(app, deps.tailnet);

@@ -5,6 +5,7 @@
  *        --compare headscale|none (default headscale): also run the scenarios against Headscale (servers/headscale.ts)
  *        and report ratios, for node counts up to --compare-max-nodes (default 100: Headscale needs ~6 minutes to
  *        connect 1,000 nodes on a 2-core machine, which would not fit the quick run's 5 minutes).
+ *        --console-nodes 10000 (0 to skip): server time of the admin console's machines page with that many machines.
  * The defaults are the quick run (under 5 minutes); the full one is
  *   npm run bench -- --nodes 100,1000,5000,10000 --compare-max-nodes 1000
  */
@@ -15,6 +16,7 @@ import { checkComparison, comparisonMarkdown, comparisonRows, comparisonTable, p
 import type { PolicyKind } from './policy.ts';
 import { checkTargets, machine, markdown, scenarioTable, targetTable } from './report.ts';
 import { runScenarios, type RunResult } from './scenarios.ts';
+import { benchConsole, type ConsoleBench } from './console.ts';
 
 /** Allow-all hands every node every peer, so its cost is quadratic: run it only up to this many nodes. */
 const allowAllMaxNodes = 1000;
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench-results' },
     compare: { type: 'string', default: 'headscale' },
     'compare-max-nodes': { type: 'string', default: '100' },
+    'console-nodes': { type: 'string', default: '10000' },
   },
 });
 
@@ -39,6 +42,9 @@ if (values.compare !== 'headscale' && values.compare !== 'none') throw new Error
 const compare = values.compare === 'headscale';
 const compareMaxNodes = Number(values['compare-max-nodes']);
 if (!Number.isInteger(compareMaxNodes) || compareMaxNodes < 0) throw new Error(`--compare-max-nodes: expected a whole number, got ${values['compare-max-nodes']}`);
+
+const consoleNodes = Number(values['console-nodes']);
+if (!Number.isInteger(consoleNodes) || consoleNodes < 0) throw new Error(`--console-nodes: expected a whole number, got ${values['console-nodes']}`);
 
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
@@ -73,7 +79,16 @@ if (compare) {
 } else {
   console.log('Headscale side-by-side: not measured.');
 }
+let consolePage: ConsoleBench | undefined;
+let consoleLine = '';
+if (consoleNodes > 0) {
+  console.log(`admin console, machines page with ${consoleNodes} machines:`);
+  consolePage = await benchConsole(consoleNodes);
+  const worst = Math.max(consolePage.firstPageMs.median, consolePage.searchMs.median);
+  consoleLine = `Admin console machines page with ${consoleNodes} machines, server time: first page ${consolePage.firstPageMs.median} ms median (max ${consolePage.firstPageMs.max}), search ${consolePage.searchMs.median} ms median (max ${consolePage.searchMs.max}); target < 300 ms: ${worst < 300 ? 'pass' : 'MISS'}.`;
+  console.log(consoleLine + '\n');
+}
 mkdirSync(values.out, { recursive: true });
-writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison }, null, 2) + '\n');
-writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide));
+writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison, consolePage }, null, 2) + '\n');
+writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : ''));
 console.log(`wrote ${join(values.out, 'latest.md')} and latest.json`);

@@ -7,6 +7,7 @@ import { loginCookie, parseCookies, sameToken, sessionCookie, type Session } fro
 interface LoginHelpers {
   setSession(reply: FastifyReply, req: FastifyRequest, s: Session | null): void;
   loginToken(reply: FastifyReply, req: FastifyRequest): string;
+  clearLoginToken(reply: FastifyReply, req: FastifyRequest): void;
 }
 
 /** Only a console path may follow a login (no open redirect). */
@@ -42,6 +43,7 @@ export function loginPages(app: FastifyInstance, con: Console, h: LoginHelpers):
     const old = cookies.get(sessionCookie);
     if (old) con.sessions.end(old);
     h.setSession(reply, req, con.sessions.create(key));
+    h.clearLoginToken(reply, req);
     return reply.redirect(safeNext(body.next), 303);
   });
 
