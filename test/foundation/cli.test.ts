@@ -58,6 +58,21 @@ test('API keys: create, list, expire, delete', () => {
   assert.ok(!json('apikeys', 'list').some((k: { prefix: string }) => k.prefix === prefix));
 });
 
+test('API key roles: --role sets it, the listing shows it, and the server enforces it', () => {
+  const network = ok('apikeys', 'create', '--role', 'network-admin');
+  const prefix = network.split('-')[2]!;
+  assert.equal(json('apikeys', 'list').find((k: { prefix: string }) => k.prefix === prefix).role, 'network-admin');
+  assert.equal(json('apikeys', 'list').find((k: { prefix: string }) => k.prefix !== prefix).role, 'admin', 'the default role');
+  const as = (...args: string[]) => cli({ url: server.url, apiKey: network }, ...args);
+  assert.equal(as('dns', 'get').status, 0, 'every role reads');
+  const denied = as('users', 'create', 'carol');
+  assert.equal(denied.status, 1);
+  assert.match(denied.stderr, /forbidden: the network-admin role may not change users \(needs admin or it-admin\)/);
+  const bad = cli(server, 'apikeys', 'create', '--role', 'root');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /invalid role "root": use one of admin, network-admin, it-admin, auditor/);
+});
+
 test('nodes list on an empty tailnet prints an empty table, not an error', () => {
   assert.match(ok('nodes', 'list'), /^ID\s+Hostname\s+Name/);
   assert.deepEqual(json('nodes', 'list'), []);
