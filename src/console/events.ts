@@ -1,7 +1,7 @@
 /**
  * Server-sent events for the console: one "change" event whenever machines or users change (joined, left, online,
- * offline, renamed, retagged, routes), coalesced to at most a few per second; the page then re-fetches what it
- * shows. Endpoint-only updates (frequent, invisible in the console) are not sent.
+ * offline, renamed, retagged, routes, hostname or version), coalesced to at most a few per second; the page then
+ * re-fetches what it shows. Endpoint and key-only updates (frequent, invisible in the console) are not sent.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Change } from '../state/changes.ts';
@@ -11,7 +11,7 @@ const coalesceMs = 250;
 const heartbeatMs = 25_000;
 
 const visible = (c: Change) =>
-  c.kind !== 'node-updated' || c.fields.some((f) => f !== 'endpoints' && f !== 'keys' && f !== 'hostinfo');
+  c.kind !== 'node-updated' || c.fields.some((f) => f !== 'endpoints' && f !== 'keys');
 
 /** Registers GET /events (under the console's prefix); open streams end when the server closes. */
 export function eventStreams(app: FastifyInstance, tailnet: Tailnet): void {

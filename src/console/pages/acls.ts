@@ -14,6 +14,8 @@ import type { Console, Form } from '../plugin.ts';
 
 const digest = (text: string) => createHash('sha256').update(text).digest('base64url');
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
+/** Browsers submit a textarea with CRLF line ends; the policy is stored with the LF it was written with. */
+const policyOf = (body: Form) => str(body.policy).replace(/\r\n/g, '\n');
 
 /** `policy.hujson:12:7: message` as a list item that names (and lets the editor jump to) its line. */
 function errorItem(message: string): Html {
@@ -76,13 +78,13 @@ ${previewed ? html`<h2>Before you save</h2><p role="status">The policy is valid 
   app.get('/acls', async (req, reply) => render(req, reply, live().text, live().base));
 
   app.post<{ Body: Form }>('/acls/preview', async (req, reply) => {
-    const text = str(req.body.policy);
+    const text = policyOf(req.body);
     return render(req, reply, text, str(req.body.base), preview(text));
   });
 
   app.post<{ Body: Form }>('/acls/save', async (req, reply) => {
     const ctx = con.ctx(req);
-    const text = str(req.body.policy);
+    const text = policyOf(req.body);
     if (!ctx.may('policy')) return con.refuse(reply, req, 'policy');
     if (str(req.body.previewed) !== digest(text)) {
       ctx.session.flash = { kind: 'error', text: 'The policy changed after its preview: check it again before saving.' };

@@ -39,7 +39,7 @@ export function keyPages(app: FastifyInstance, con: Console): void {
       'Keys',
       html`${created ?? ''}<h2>Pre-auth keys</h2>
 ${ctx.may('keys') ? html`<form method="post" action="/admin/keys/preauth" class="row">${csrfField(csrf)}
-<label>User <select name="user"><option value="">none (tagged machines)</option>${users.map((u) => html`<option value="${u.id}">${u.name}</option>`)}</select></label>
+<label for="key-user">User</label><select id="key-user" name="user"><option value="">none (tagged machines)</option>${users.map((u) => html`<option value="${u.id}">${u.name}</option>`)}</select>
 <label>Tags <input name="tags" placeholder="tag:server"></label>
 <label><input type="checkbox" name="reusable" value="1"> Reusable</label><label><input type="checkbox" name="ephemeral" value="1"> Ephemeral</label>
 <label>Expires in (hours) <input name="hours" type="number" min="1" value="24"></label><button type="submit">Create pre-auth key</button></form>` : ''}

@@ -29,6 +29,8 @@ export interface MachineFilters {
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 const osOf = (n: Node) => str(n.hostinfo.OS);
 const versionOf = (n: Node) => str(n.hostinfo.IPNVersion);
+/** What the client calls itself now (its latest Hostinfo), falling back to the name it registered with. */
+const hostnameOf = (n: Node) => str(n.hostinfo.Hostname) || n.hostname;
 
 /** The machines that pass the filters, sorted by name, and the requested page of them. */
 export function filterMachines(t: Tailnet, f: MachineFilters, now = Date.now()) {
@@ -37,7 +39,7 @@ export function filterMachines(t: Tailnet, f: MachineFilters, now = Date.now()) 
   const matches = (n: Node) => {
     if (q) {
       const owner = n.userId !== null ? (users.get(n.userId)?.name ?? '') : '';
-      const hay = `${n.givenName} ${n.hostname} ${n.ipv4} ${n.ipv6} ${owner} ${n.tags.join(' ')}`.toLowerCase();
+      const hay = `${n.givenName} ${hostnameOf(n)} ${n.ipv4} ${n.ipv6} ${owner} ${n.tags.join(' ')}`.toLowerCase();
       if (!hay.includes(q)) return false;
     }
     if (f.user && String(n.userId) !== f.user) return false;
@@ -77,7 +79,7 @@ export function machineRows(t: Tailnet, f: MachineFilters): { rows: Html; summar
   const now = Date.now();
   const r = filterMachines(t, f, now);
   const rows = r.nodes.map(
-    (n) => html`<tr data-node="${n.id}"><td><a href="/admin/machines/${n.id}">${n.givenName}</a>${n.hostname !== n.givenName ? html`<div class="muted">${n.hostname}</div>` : ''}</td>
+    (n) => html`<tr data-node="${n.id}"><td><a href="/admin/machines/${n.id}">${n.givenName}</a>${hostnameOf(n) !== n.givenName ? html`<div class="muted">${hostnameOf(n)}</div>` : ''}</td>
 <td>${ownerOf(n, r.users)}</td><td>${n.ipv4}<div class="muted">${n.ipv6}</div></td><td>${versionOf(n)}<div class="muted">${osOf(n)}</div></td>
 <td>${routeBadges(n)}</td><td>${status(t.nodes.isOnline(n.id))}<div class="muted">${t.nodes.isOnline(n.id) ? '' : `last seen ${when(n.lastSeen)}`}</div></td><td>${expiryLabel(n, now)}</td></tr>`,
   );
@@ -183,7 +185,7 @@ function machineBody(t: Tailnet, n: Node, ctx: Ctx, primaries: ReadonlyMap<strin
   return html`<p><a href="/admin/machines">All machines</a></p>
 <dl class="details">
 ${field('Status', status(t.nodes.isOnline(n.id)))}
-${field('Hostname', n.hostname)}
+${field('Hostname', hostnameOf(n))}
 ${field('FQDN', `${n.givenName}.${t.dns().baseDomain}`)}
 ${field('Addresses', `${n.ipv4}, ${n.ipv6}`)}
 ${field('Owner', n.tags.length ? html`tags ${n.tags.join(', ')}` : (owner ?? ''))}

@@ -14,8 +14,11 @@ async function refresh() {
   if (focused) rows.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
 }
 
-const events = new EventSource(table.dataset.live);
-events.addEventListener('change', () => {
+const schedule = () => {
   clearTimeout(timer);
   timer = setTimeout(refresh, 100);
-});
+};
+const events = new EventSource(table.dataset.live);
+events.addEventListener('change', schedule);
+// A change between rendering the page and (re)connecting the stream would otherwise be missed.
+events.addEventListener('open', schedule);
