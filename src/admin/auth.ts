@@ -19,7 +19,8 @@ export function requireApiKey(app: FastifyInstance, tailnet: Tailnet, publicPath
     if (!key) {
       return reply.code(401).send({ code: 401, message: 'invalid, expired or revoked API key' });
     }
-    const denial = apiV1Denial(key.role, req.method, req.routeOptions.url ?? req.url);
+    const route = req.routeOptions.url;
+    const denial = route === undefined ? null : apiV1Denial(key.role, req.method, route);
     if (denial) return reply.code(403).send({ code: 403, message: denial });
   });
 }

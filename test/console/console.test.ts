@@ -198,7 +198,7 @@ test('every page: the keyboard reaches every action, and axe finds no serious or
   assert.deepEqual(cspErrors, [], 'no CSP violation on any page');
 });
 
-test('an auditor sees the policy but cannot save it, in the console or the API', async () => {
+test('an auditor sees the policy but cannot save it, in the console or the API; revoking its key ends the session', async () => {
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(/\/admin\/login$/);
   await logIn(auditorKey);
@@ -222,4 +222,8 @@ test('an auditor sees the policy but cannot save it, in the console or the API',
   // The machine page shows no actions to an auditor.
   await page.goto(`${server.url}/admin/machines/${(await api(server, 'GET', '/api/v1/node')).json.nodes[0].id}`);
   assert.equal(await page.getByRole('button', { name: /Delete|Rename|Expire|Save approved/ }).count(), 0);
+  // Revoking the key ends its console session at once.
+  assert.equal((await api(server, 'POST', '/api/v1/apikey/expire', { prefix: auditorKey.split('-')[2] })).status, 200);
+  await page.goto(`${server.url}/admin/machines`);
+  assert.match(page.url(), /\/admin\/login\?next=/);
 });
