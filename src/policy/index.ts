@@ -36,3 +36,4 @@ export function checkPolicy(text: string, fileName: string, topology?: Topology)
   if (semantic.length > 0) return sortErrors(semantic);
   return sortErrors(runPolicyTests(compilePolicy(policy, topology ?? { users: [], nodes: [] })));
 }
+export { heldBy, type HeldBy } from './ssh-check.ts';
