@@ -45,7 +45,7 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
   const decide = (id: string, state: 'approved' | 'denied' | 'timeout', by: string | null): SshCheck => {
     const c = ix.sshChecks.get(id);
     if (!c) throw notFound(`no SSH check with id "${id}"`);
-    if (c.state !== 'pending') throw conflict(`SSH check ${id} is already ${c.state}`);
+    if (c.state !== 'pending') throw conflict(`SSH check ${id} is already ${c.state === 'timeout' ? 'timed out' : c.state}`);
     const now = nowMs();
     const validUntil = state === 'approved' && c.periodMs > 0 ? new Date(now + c.periodMs).toISOString() : null;
     const decided = save({ ...c, state, decidedAt: new Date(now).toISOString(), decidedBy: by, validUntil });
