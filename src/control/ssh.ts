@@ -8,7 +8,7 @@
  */
 import type { Http2ServerRequest } from 'node:http2';
 import type { Node } from '../domain/types.ts';
-import { heldBy, type SshAction } from '../policy/index.ts';
+import { heldBy, noiseUrlBase, type SshAction } from '../policy/index.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { SshCheck } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
@@ -43,7 +43,7 @@ export function createSshActions(deps: SshActionDeps) {
     return node;
   };
 
-  const waitUrl = (id: string) => `${deps.serverUrl}${sshActionPrefix}wait/${id}`;
+  const waitUrl = (id: string) => `${noiseUrlBase(deps.serverUrl)}${sshActionPrefix}wait/${id}`;
 
   /** The first fetch: accept within an approval's period, or open a check and hand over its wait URL. */
   async function first(srcId: number, dst: Node, sshUser: string, localUser: string): Promise<SshAction> {

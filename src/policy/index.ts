@@ -37,3 +37,4 @@ export function checkPolicy(text: string, fileName: string, topology?: Topology)
   return sortErrors(runPolicyTests(compilePolicy(policy, topology ?? { users: [], nodes: [] })));
 }
 export { heldBy, type HeldBy } from './ssh-check.ts';
+export { noiseUrlBase } from './noise-url.ts';
