@@ -7,10 +7,9 @@
  * Only the destination node itself may fetch either (its Noise machine key must be the node's).
  */
 import type { Http2ServerRequest } from 'node:http2';
-import type { Node } from '../domain/types.ts';
+import type { Node, SshCheck } from '../domain/types.ts';
 import { heldBy, noiseUrlBase, type SshAction } from '../policy/index.ts';
 import type { PolicyView } from '../state/policy-view.ts';
-import type { SshCheck } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { loginName } from './netmap.ts';
 import { ProtocolError } from './register.ts';
@@ -30,7 +29,7 @@ const maxUserLength = 256;
 
 const reject = (message: string): SshAction => ({ reject: true, message: `tailplane: ${message}\n` });
 
-const minutes = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+const duration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
 
 export function createSshActions(deps: SshActionDeps) {
   const t = deps.tailnet;
@@ -53,7 +52,7 @@ export function createSshActions(deps: SshActionDeps) {
       return reject(`check mode needs a person behind the source device; tagged devices (${src.tags.join(', ')}) cannot use it.`);
     }
     const held = heldBy(await deps.policy.settled(), src.id, dst.id, sshUser);
-    if (!held) return reject(`the tailnet policy no longer holds this session for a check; connect again.`);
+    if (!held) return reject('the tailnet policy does not hold this session for a check (it may just have changed); connect again.');
     // checkPeriod "always" (0) holds every session, whatever other rules' approvals admit.
     if (held.periodMs > 0 && checks.approvalFor(src.userId, dst.id)) return held.accept;
     const c = checks.start({
@@ -72,7 +71,7 @@ export function createSshActions(deps: SshActionDeps) {
       message:
         `# tailplane: this SSH session needs approval (check ${c.id}).\n` +
         `# An admin approves it with:  tailplane ssh approve ${c.id}\n` +
-        `# Waiting up to ${minutes(timeout)}...\n`,
+        `# Waiting up to ${duration(timeout)}...\n`,
       holdAndDelegate: waitUrl(c.id),
     };
   }

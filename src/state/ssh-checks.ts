@@ -56,11 +56,16 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
     return decided;
   };
 
-  const arm = (c: SshCheck) => {
+  const arm = (c: SshCheck, delayMs = Math.max(0, Date.parse(c.deadline) - nowMs())) => {
     const timer = setTimeout(() => {
       timers.delete(c.id);
-      if (ix.sshChecks.get(c.id)?.state === 'pending') decide(c.id, 'timeout', null);
-    }, Math.max(0, Date.parse(c.deadline) - nowMs()));
+      if (ix.sshChecks.get(c.id)?.state !== 'pending') return;
+      try {
+        decide(c.id, 'timeout', null);
+      } catch {
+        arm(c, 5_000); // the store refused the write (busy disk): the check stays pending until it can be recorded
+      }
+    }, delayMs);
     timer.unref();
     timers.set(c.id, timer);
   };
@@ -115,7 +120,7 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
           resolve(x);
         };
         const onAbort = () => done(ix.sshChecks.get(id) ?? c);
-        const timer = setTimeout(onAbort, maxMs);
+        const timer = setTimeout(onAbort, maxMs); // the round is over: the caller answers "still pending"
         set.add(done);
         signal?.addEventListener('abort', onAbort, { once: true });
       });

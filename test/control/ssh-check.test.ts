@@ -111,7 +111,7 @@ test('tagged sources cannot use check mode; a session the policy does not hold i
   assert.match(tagged.json.message, /tagged devices \(tag:ci\) cannot use it/);
   const root = await noise(machines.dst, from(ids.alice, 'root'));
   assert.equal(root.json.reject, true);
-  assert.match(root.json.message, /policy no longer holds this session/);
+  assert.match(root.json.message, /policy does not hold this session for a check/);
   assert.equal(server.tailnet.sshChecks.list().length, before, 'no check opened');
   // The source node is not the destination: it may not open checks for the destination.
   assert.equal((await noise(machines.alice, from(ids.alice))).status, 403);
