@@ -13,12 +13,12 @@ import Database from 'better-sqlite3';
 import { createHarness, runCommand, type Daemon, type RunningCommand } from '../harness/tailscaled.ts';
 import { peerBinaries } from '../peers/build.ts';
 import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
-import { cliAsync, inProcessServer, tempDir } from '../helpers/server.ts';
+import { api, cliAsync, inProcessServer, tempDir } from '../helpers/server.ts';
 
 /** The local account sessions log in as; created for this file and removed after it. */
 const local = `tpssh${process.pid % 100_000}`;
-/** Short, so the timeout case is quick; the default is 10 minutes. */
-const checkTimeoutSeconds = 8;
+/** Short, so the timeout case is quick (the default is 10 minutes), yet room for a few CLI runs on a busy machine. */
+const checkTimeoutSeconds = 25;
 const bins = peerBinaries();
 const harness = createHarness();
 const scratch = tempDir('tp-ssh-');
@@ -76,15 +76,16 @@ async function checks(): Promise<{ id: string; state: string; srcUser: { name: s
   return JSON.parse(r.stdout);
 }
 
-/** Starts a carol session and returns it with the id of the check that holds it. */
+/** Starts a carol session and returns it with the id of the check that holds it, as the banner and the list show it. */
 async function heldSession(): Promise<{ session: RunningCommand; id: string }> {
-  const known = new Set((await checks()).map((c) => c.id));
   const session = ssh(carol, local);
-  const check = await carol.waitFor(async () => (await checks()).find((c) => c.state === 'pending' && !known.has(c.id)), 30_000, 'a pending SSH check');
+  const banner = await carol.waitFor(() => /tailplane ssh approve (\S+)/.exec(session.output()), 30_000, 'the check banner in ssh output');
+  const id = banner[1]!;
+  const check = (await api(server, 'GET', '/api/v1/ssh/checks')).json.checks.find((c: { id: string }) => c.id === id);
+  assert.equal(check?.state, 'pending', `check ${id} is listed as pending`);
   assert.equal(check.srcUser.name, 'carol@example.com');
   assert.equal(check.localUser, local);
-  await carol.waitFor(() => session.output().includes(`tailplane ssh approve ${check.id}`), 10_000, 'the check banner in ssh output');
-  return { session, id: check.id };
+  return { session, id };
 }
 
 before(async () => {
@@ -132,7 +133,7 @@ test('accept: alice runs echo hello as the allowed local user, is refused as roo
     // The host's SSH host keys reach alice in the netmap (Hostinfo.sshHostKeys of the peer).
     const keys = await alice.waitFor(async () => {
       const peers = Object.values((await alice.status()).Peer ?? {});
-      return peers.find((p) => p.TailscaleIPs?.includes(hostIp))?.SSH_HostKeys as string[] | undefined;
+      return peers.find((p) => p.TailscaleIPs?.includes(hostIp))?.sshHostKeys as string[] | undefined;
     }, 30_000, "the host's SSH host keys in alice's netmap");
     assert.ok(keys.some((k) => k.startsWith('ssh-ed25519 ')), JSON.stringify(keys));
 
@@ -183,18 +184,18 @@ test('forged SSH action requests (another node, unknown id, malformed URL) get 4
     assert.equal(await get(`/machine/ssh/action/wait/${id}`), 403, "another node polls the held session's check");
     assert.equal(await get(`/machine/ssh/action/from/${carolId}/to/${hostId}?ssh_user=${local}&local_user=${local}`), 403, 'another node opens a check for the host');
     assert.equal(await get(`/machine/ssh/action/wait/${'x'.repeat(12)}`), 404, 'an unknown check id');
-    assert.equal(await get('/machine/ssh/action/wait/../../register'), 400, 'a malformed URL');
+    assert.equal(await get('/machine/ssh/action/wait/not%20an%20id'), 400, 'a malformed check id');
+    assert.equal(await get(`/machine/ssh/action/wait/${id}/approve`), 400, 'a path that is no action');
     assert.equal(await get(`/machine/ssh/action/from/abc/to/${hostId}`), 400, 'a malformed node id');
     assert.equal(await get('/machine/ssh/action/'), 400, 'no action at all');
   } finally {
     h2.destroy();
     client.conn.destroy();
   }
-  const now = await checks();
+  const now = (await api(server, 'GET', '/api/v1/ssh/checks')).json.checks as { id: string; state: string }[];
   assert.deepEqual(now.map((c) => [c.id, c.state]), [[id, 'pending']], 'still exactly the one pending check, approved by nobody');
   assert.equal(await Promise.race([session.done.then(() => 'ended'), new Promise((r) => setTimeout(() => r('held'), 1_000))]), 'held');
-  const deny = await cliAsync(server, 'ssh', 'deny', id);
-  assert.equal(deny.status, 0, deny.stderr);
+  assert.equal((await api(server, 'POST', `/api/v1/ssh/checks/${id}/deny`)).status, 200);
   const r = await session.done;
   assert.notEqual(r.code, 0);
   assert.equal(r.stdout, '');
