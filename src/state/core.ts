@@ -20,7 +20,7 @@ export interface Indexes {
   settings: { policy: PolicyRecord | null; dns: DnsSettings };
   /** Connected node ids (not persisted: a restart starts with everyone offline). */
   readonly online: Set<number>;
-  /** Open SSH checks by id: pending, or approved and perhaps still admitting sessions. */
+  /** SSH checks by id still of use: pending, approvals that may admit sessions, and those decided lately. */
   readonly sshChecks: Map<string, SshCheck>;
 }
 
