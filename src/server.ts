@@ -43,6 +43,7 @@ export async function startServer(config: Config): Promise<Server> {
       extraRecords: [],
     },
     expirySeconds: config.node.expirySeconds,
+    sshCheckTimeoutMs: config.ssh.checkTimeoutSeconds * 1000,
   });
   const registrations = createRegistrations({ ttlMs: 15 * 60_000 });
   const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
@@ -113,6 +114,7 @@ export async function startServer(config: Config): Promise<Server> {
       autoApprover.stop();
       reaper.stop();
       control.stop();
+      tailnet.sshChecks.stop();
       noise.close();
       derp?.close();
       await stun?.close();

@@ -14,6 +14,7 @@ import type { PolicyChecker } from './policy-checker.ts';
 import { policyRoutes } from './routes/policy.ts';
 import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
+import { sshRoutes } from './routes/ssh.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin } from '../console/plugin.ts';
@@ -68,6 +69,7 @@ export function createAdminApp(deps: AdminDeps) {
   routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
+  sshRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

@@ -33,6 +33,10 @@ export interface Config {
     /** How long an ephemeral node may stay disconnected before it is deleted, in seconds. */
     ephemeralInactivitySeconds: number;
   };
+  ssh: {
+    /** How long a Tailscale SSH "check" session waits for approval before it fails, in seconds. */
+    checkTimeoutSeconds: number;
+  };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
 }
 
@@ -47,6 +51,7 @@ export function defaultConfig(): Config {
     dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], searchDomains: [] },
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
+    ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
   };
 }
@@ -74,6 +79,8 @@ const fileKeys: Record<string, string> = {
   node: 'node',
   'node.expiry_seconds': 'expirySeconds',
   'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
+  ssh: 'ssh',
+  'ssh.check_timeout_seconds': 'checkTimeoutSeconds',
   log: 'log',
   'log.level': 'level',
 };
@@ -205,6 +212,10 @@ function validate(c: Config): void {
     ['node.ephemeral_inactivity_seconds', c.node.ephemeralInactivitySeconds],
   ] as const) {
     if (!Number.isInteger(value) || value < 0) fail(key, value, 'expected a whole number of seconds ≥ 0');
+  }
+  if (!Number.isInteger(c.ssh.checkTimeoutSeconds) || c.ssh.checkTimeoutSeconds < 1 || c.ssh.checkTimeoutSeconds > 1800) {
+    // The destination node gives up on its own after 30 minutes.
+    fail('ssh.check_timeout_seconds', c.ssh.checkTimeoutSeconds, 'expected a whole number of seconds from 1 to 1800');
   }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');

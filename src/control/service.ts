@@ -1,6 +1,7 @@
 /**
  * The control plane's request router over Noise: reads and size-limits JSON bodies, dispatches
- * /machine/register and /machine/map, and answers the optional endpoints with 501 like Headscale.
+ * /machine/register, /machine/map and the SSH check actions, and answers the other optional endpoints with
+ * 501 like Headscale.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
@@ -12,6 +13,7 @@ import { createFrameEncoder } from './frames.ts';
 import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
+import { createSshActions, sshActionPrefix } from './ssh.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
 
@@ -48,6 +50,13 @@ function reply(res: Http2ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
+/** Aborts when the client goes away, so a long poll stops waiting for it. */
+function closed(res: Http2ServerResponse): AbortSignal {
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
+  return abort.signal;
+}
+
 export function createControl(deps: ControlDeps) {
   const primary = createPrimaryRoutes();
   const mapper = createMapper({
@@ -59,18 +68,20 @@ export function createControl(deps: ControlDeps) {
   });
   const register = createRegisterHandler(deps);
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
+  const ssh = createSshActions(deps);
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
     const path = new URL(req.url, 'https://control').pathname;
     try {
       if (req.method === 'POST' && path === '/machine/register') {
         const body = parseRegisterRequest(await readJson(req));
-        const abort = new AbortController();
-        res.on('close', () => abort.abort());
-        return reply(res, 200, await register.handle(body, peer, abort.signal));
+        return reply(res, 200, await register.handle(body, peer, closed(res)));
       }
       if (req.method === 'POST' && path === '/machine/map') {
         return await map.handle((await readJson(req)) as MapRequest, peer, res);
+      }
+      if (path.startsWith(sshActionPrefix)) {
+        return reply(res, 200, await ssh.handle(req, peer, closed(res)));
       }
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });

@@ -74,3 +74,21 @@ export interface ApiRoute {
   exitRoute: boolean;
   routers: { nodeId: string; name: string; advertised: boolean; approved: boolean; primary: boolean; online: boolean }[];
 }
+
+/** A Tailscale SSH check as the admin API shows it (ids as strings, like every id of the API). */
+export interface ApiSshCheck {
+  id: string;
+  state: 'pending' | 'approved' | 'denied' | 'timeout';
+  srcNode: { id: string; name: string };
+  srcUser: { id: string; name: string };
+  dstNode: { id: string; name: string };
+  sshUser: string;
+  localUser: string;
+  /** The check period an approval lasts, in seconds; 0 = this session only. */
+  checkPeriodSeconds: number;
+  createdAt: string;
+  deadline: string;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  validUntil: string | null;
+}

@@ -95,3 +95,36 @@ export interface PolicyRecord {
   readonly text: string;
   readonly updatedAt: string;
 }
+
+/** Where a Tailscale SSH check stands: waiting for a person, or decided (approved, denied, or nobody answered). */
+export type SshCheckState = 'pending' | 'approved' | 'denied' | 'timeout';
+
+/**
+ * One Tailscale SSH "check": a session that a destination node holds until a person approves it. Names are
+ * copied in (not only ids) so the record still says who and where after a node or user is gone.
+ */
+export interface SshCheck {
+  /** Random public id: in the URL the destination node polls and in `tailplane ssh approve <id>`. */
+  readonly id: string;
+  readonly srcNodeId: number;
+  readonly srcNode: string;
+  readonly srcUserId: number;
+  /** The source user's login name (e-mail or name). */
+  readonly srcUser: string;
+  readonly dstNodeId: number;
+  readonly dstNode: string;
+  /** The user name the ssh client asked for, and the local account it maps to on the destination. */
+  readonly sshUser: string;
+  readonly localUser: string;
+  readonly state: SshCheckState;
+  /** How long an approval lets later sessions through without a new check; 0 = this session only. */
+  readonly periodMs: number;
+  readonly createdAt: string;
+  /** When a pending check times out. */
+  readonly deadline: string;
+  readonly decidedAt: string | null;
+  /** Who approved or denied it (e.g. `api-key:<prefix>`); null for a timeout. */
+  readonly decidedBy: string | null;
+  /** Until when an approval admits later sessions of the same user to the same node; null when it does not. */
+  readonly validUntil: string | null;
+}

@@ -16,6 +16,8 @@ export type { Topology, TopologyCache, TopologyNode, TopologyUser } from './topo
 export type { Policy } from './types.ts';
 export type { FilterRule, SshPolicy, SshRuleWire, SshAction, NetPortRange, CapGrant } from './wire.ts';
 export type { Principal } from './resolve.ts';
+export { heldBy, type HeldBy } from './ssh-check.ts';
+export { noiseUrlBase } from './noise-url.ts';
 
 /** Parses and validates a policy; throws a PolicyError (listing every problem, one `file:line:col: ...` per line). */
 export function parsePolicy(text: string, fileName: string): Policy {

@@ -1,6 +1,7 @@
 /** SSH rules resolved once, then reduced per destination node to a tailcfg SSHPolicy; also answers "may X ssh as U to Y?". */
 import { principalOf, type Principal, type Resolver } from './resolve.ts';
 import { sortIps } from './rules.ts';
+import { noiseUrlBase } from './noise-url.ts';
 import type { IndexedNode } from './topology.ts';
 import type { Alias, SshRule } from './types.ts';
 import type { SshAction, SshPolicy, SshRuleWire } from './wire.ts';
@@ -52,7 +53,7 @@ function action(rule: SshRule, opts: SshOptions): SshAction {
   if (rule.action === 'accept') return { accept: true, ...forwarding };
   const ms = rule.checkPeriodMs ?? DEFAULT_CHECK_PERIOD_MS;
   return {
-    holdAndDelegate: `${opts.serverUrl ?? ''}/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER`,
+    holdAndDelegate: `${noiseUrlBase(opts.serverUrl)}/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER`,
     ...(ms > 0 ? { sessionDuration: ms * 1_000_000 } : {}),
     ...forwarding,
   };

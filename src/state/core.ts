@@ -2,7 +2,7 @@
  * The tailnet in memory: indexed, immutable records loaded from the store, and the single write path —
  * commit to the store in one transaction, then swap in the new records, then publish the change.
  */
-import type { ApiKey, DnsSettings, Node, PolicyRecord, PreAuthKey, User } from '../domain/types.ts';
+import type { ApiKey, DnsSettings, Node, PolicyRecord, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import type { Hashed, Store, StoreTx } from '../store/store.ts';
 import type { Change, ChangeListener } from './changes.ts';
 
@@ -20,6 +20,8 @@ export interface Indexes {
   settings: { policy: PolicyRecord | null; dns: DnsSettings };
   /** Connected node ids (not persisted: a restart starts with everyone offline). */
   readonly online: Set<number>;
+  /** SSH checks by id still of use: pending, approvals that may admit sessions, and those decided lately. */
+  readonly sshChecks: Map<string, SshCheck>;
 }
 
 export interface Core {
@@ -68,6 +70,7 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
       dns: (loaded.settings.dns as DnsSettings | undefined) ?? defaultDns,
     },
     online: new Set(),
+    sshChecks: new Map(loaded.sshChecks.map((c) => [c.id, Object.freeze(c)])),
   };
   for (const n of loaded.nodes) indexNode(ix, Object.freeze(n));
   const listeners = new Set<ChangeListener>();

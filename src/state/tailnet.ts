@@ -10,12 +10,15 @@ import { createIpAllocator } from './ipam.ts';
 import { createApiKeys, createPreAuthKeys } from './keys.ts';
 import { createNodes } from './nodes.ts';
 import { checkDns } from './dns.ts';
+import { createSshChecks } from './ssh-checks.ts';
 import { createUsers } from './users.ts';
 
 export interface TailnetOptions {
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
   defaultDns: DnsSettings;
   expirySeconds: number;
+  /** How long a Tailscale SSH check waits for a person before it fails; 10 minutes when not given. */
+  sshCheckTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -30,6 +33,7 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     nodes,
     preAuthKeys: createPreAuthKeys(core, users, now),
     apiKeys: createApiKeys(core, now),
+    sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),
     subscribe: core.subscribe,
     healthy: () => store.healthy(),
     policy: (): PolicyRecord | null => core.ix.settings.policy,

@@ -62,4 +62,26 @@ export const migrations: readonly string[] = [
   `,
   // 2: the role an API key carries (src/auth/roles.ts); keys made before roles existed stay admin.
   `ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';`,
+  // 3: Tailscale SSH checks, kept after they are decided: the durable record of who approved, denied or let time out which session.
+  `
+  CREATE TABLE ssh_checks (
+    id TEXT PRIMARY KEY,
+    src_node_id INTEGER NOT NULL,
+    src_node TEXT NOT NULL,
+    src_user_id INTEGER NOT NULL,
+    src_user TEXT NOT NULL,
+    dst_node_id INTEGER NOT NULL,
+    dst_node TEXT NOT NULL,
+    ssh_user TEXT NOT NULL,
+    local_user TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'timeout')),
+    period_ms INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    deadline TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    valid_until TEXT
+  );
+  CREATE INDEX ssh_checks_open ON ssh_checks (state, valid_until);
+  `,
 ];

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ApiKey, Node, PreAuthKey, User } from '../domain/types.ts';
+import type { ApiKey, Node, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import { migrations } from './migrations.ts';
 import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
 
@@ -136,6 +136,53 @@ function loadAll(db: Database.Database): StoredTailnet {
     preAuthKeys: all('SELECT * FROM pre_auth_keys ORDER BY id').map(preAuthKeyFromRow),
     apiKeys: all('SELECT * FROM api_keys ORDER BY id').map(apiKeyFromRow),
     settings,
+    // Open checks, plus those decided within the hour, whose destination may still be polling for the outcome.
+    sshChecks: all(
+      `SELECT * FROM ssh_checks WHERE state = 'pending' OR valid_until IS NOT NULL
+         OR decided_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour') ORDER BY created_at`,
+    ).map(sshCheckFromRow),
+  };
+}
+
+function sshCheckFromRow(r: Row): SshCheck {
+  return {
+    id: r.id as string,
+    srcNodeId: r.src_node_id as number,
+    srcNode: r.src_node as string,
+    srcUserId: r.src_user_id as number,
+    srcUser: r.src_user as string,
+    dstNodeId: r.dst_node_id as number,
+    dstNode: r.dst_node as string,
+    sshUser: r.ssh_user as string,
+    localUser: r.local_user as string,
+    state: r.state as SshCheck['state'],
+    periodMs: r.period_ms as number,
+    createdAt: r.created_at as string,
+    deadline: r.deadline as string,
+    decidedAt: (r.decided_at as string | null) ?? null,
+    decidedBy: (r.decided_by as string | null) ?? null,
+    validUntil: (r.valid_until as string | null) ?? null,
+  };
+}
+
+function sshCheckParams(c: SshCheck) {
+  return {
+    id: c.id,
+    src_node_id: c.srcNodeId,
+    src_node: c.srcNode,
+    src_user_id: c.srcUserId,
+    src_user: c.srcUser,
+    dst_node_id: c.dstNodeId,
+    dst_node: c.dstNode,
+    ssh_user: c.sshUser,
+    local_user: c.localUser,
+    state: c.state,
+    period_ms: c.periodMs,
+    created_at: c.createdAt,
+    deadline: c.deadline,
+    decided_at: c.decidedAt,
+    decided_by: c.decidedBy,
+    valid_until: c.validUntil,
   };
 }
 
@@ -211,6 +258,8 @@ function createTx(db: Database.Database): StoreTx {
   const nodes = statements(db, 'nodes', columnsOf(nodeParams));
   const preAuth = statements(db, 'pre_auth_keys', columnsOf(preAuthKeyParams), ['hash']);
   const apiKeys = statements(db, 'api_keys', columnsOf(apiKeyParams), ['hash']);
+  const sshColumns = Object.keys(sshCheckParams({} as SshCheck));
+  const putSshCheck = db.prepare(`INSERT OR REPLACE INTO ssh_checks (${sshColumns.join(', ')}) VALUES (${sshColumns.map((c) => '@' + c).join(', ')})`);
   const putSetting = db.prepare(
     'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   );
@@ -229,6 +278,9 @@ function createTx(db: Database.Database): StoreTx {
     deleteApiKey: (id) => apiKeys.remove(id),
     putSetting: (key, value) => {
       putSetting.run(key, json(value));
+    },
+    putSshCheck: (c) => {
+      putSshCheck.run(sshCheckParams(c));
     },
   };
 }

@@ -2,7 +2,7 @@
  * The persistence interface of the tailnet: what the state layer needs from a database, nothing more.
  * SQLite implements it today; a PostgreSQL store would implement the same interface.
  */
-import type { ApiKey, Node, PreAuthKey, User } from '../domain/types.ts';
+import type { ApiKey, Node, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 
 /** A secret-bearing record as stored: the public record plus the hash of its secret. */
 export interface Hashed<T> {
@@ -17,6 +17,8 @@ export interface StoredTailnet {
   readonly preAuthKeys: Hashed<PreAuthKey>[];
   readonly apiKeys: Hashed<ApiKey>[];
   readonly settings: Record<string, unknown>;
+  /** SSH checks still of use: pending, approvals that may admit sessions, and those decided within the hour. */
+  readonly sshChecks: SshCheck[];
 }
 
 /** Writes inside one transaction. Insert methods return the new row id. */
@@ -34,6 +36,8 @@ export interface StoreTx {
   updateApiKey(k: ApiKey): void;
   deleteApiKey(id: number): void;
   putSetting(key: string, value: unknown): void;
+  /** Inserts or replaces an SSH check by its id. */
+  putSshCheck(c: SshCheck): void;
 }
 
 export interface Store {

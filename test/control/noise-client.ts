@@ -72,17 +72,18 @@ export async function dialNoise(port: number, serverPublic: Uint8Array, options:
   return { conn, machine, initiation: init.initiation, reply };
 }
 
-/** Sends one HTTP/2 request over a Noise duplex and returns status and body. */
-export async function h2Request(session: http2.ClientHttp2Session, path: string, body = ''): Promise<{ status: number; body: Buffer }> {
+/** Sends one HTTP/2 request (POST unless told) over a Noise duplex and returns status and body. */
+export async function h2Request(session: http2.ClientHttp2Session, path: string, body = '', method = 'POST'): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
+    const req = session.request({ ':method': method, ':path': path, 'content-type': 'application/json' });
     const chunks: Buffer[] = [];
     let status = 0;
     req.on('response', (h) => (status = Number(h[':status'])));
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
     req.on('error', reject);
-    req.end(body);
+    // A GET's stream ends with its headers (node's default for GET and HEAD): nothing more to write.
+    if (method !== 'GET') req.end(body);
   });
 }
 

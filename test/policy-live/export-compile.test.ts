@@ -63,7 +63,8 @@ test('nodes export -> policy compile --topology gives each node the filter, SSH 
     assert.deepEqual(c.packetFilter, view.packetFilter, `${c.node} packet filter`);
     assert.deepEqual(c.sshPolicy, view.sshPolicy, `${c.node} SSH policy`);
   }
-  assert.match(JSON.stringify(web.sshPolicy), /holdAndDelegate":"http:\/\/127\.0\.0\.1:\d+\/machine\/ssh\/action/);
+  // https: the node fetches it over Noise, which its client dials only for https URLs.
+  assert.match(JSON.stringify(web.sshPolicy), /holdAndDelegate":"https:\/\/127\.0\.0\.1:\d+\/machine\/ssh\/action/);
 });
 
 test('policy compile --node prints a readable summary; unknown nodes and bad topology files are usage errors', async () => {
