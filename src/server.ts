@@ -38,6 +38,7 @@ export async function startServer(config: Config): Promise<Server> {
       magicDns: config.dns.magicDns,
       baseDomain: config.dns.baseDomain,
       nameservers: config.dns.nameservers,
+      overrideLocalDns: config.dns.overrideLocalDns,
       splitDns: {},
       searchDomains: config.dns.searchDomains,
       extraRecords: [],

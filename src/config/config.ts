@@ -16,7 +16,7 @@ export interface Config {
   listenAddr: string;
   dataDir: string;
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
-  dns: { magicDns: boolean; baseDomain: string; nameservers: string[]; searchDomains: string[] };
+  dns: { magicDns: boolean; baseDomain: string; nameservers: string[]; overrideLocalDns: boolean; searchDomains: string[] };
   derp: {
     /** Run the embedded DERP relay on the listen address and advertise it. */
     enabled: boolean;
@@ -44,7 +44,7 @@ export function defaultConfig(): Config {
     listenAddr: '127.0.0.1:8080',
     dataDir: './data',
     prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
-    dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], searchDomains: [] },
+    dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], overrideLocalDns: true, searchDomains: [] },
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     log: { level: 'info' },
@@ -64,6 +64,7 @@ const fileKeys: Record<string, string> = {
   'dns.magic_dns': 'magicDns',
   'dns.base_domain': 'baseDomain',
   'dns.nameservers': 'nameservers',
+  'dns.override_local_dns': 'overrideLocalDns',
   'dns.search_domains': 'searchDomains',
   derp: 'derp',
   'derp.enabled': 'enabled',
@@ -190,6 +191,7 @@ function validate(c: Config): void {
   if (!Array.isArray(c.dns.nameservers) || c.dns.nameservers.some((n) => !isIP(String(n)))) {
     fail('dns.nameservers', c.dns.nameservers, 'expected a list of IP addresses');
   }
+  checkType('dns.override_local_dns', c.dns.overrideLocalDns, 'boolean');
   if (!Array.isArray(c.dns.searchDomains)) fail('dns.search_domains', c.dns.searchDomains, 'expected a list');
   checkType('derp.enabled', c.derp.enabled, 'boolean');
   if (!Number.isInteger(c.derp.regionId) || c.derp.regionId < 1 || c.derp.regionId > 65535) {

@@ -24,6 +24,12 @@ export function isExpired(n: Node, now: number): boolean {
   return n.expiry !== null && Date.parse(n.expiry) <= now;
 }
 
+/**
+ * Granted to every node, as Tailscale does: without it a client's MagicDNS answers AAAA queries for peers that
+ * also have an IPv4 address with no records (tailcfg.NodeAttrMagicDNSPeerAAAA, capability version 116).
+ */
+const selfDnsCaps = { 'magicdns-aaaa': null };
+
 /** What the netmap builder needs besides the tailnet itself. */
 export interface NetmapContext {
   readonly tailnet: Tailnet;
@@ -64,7 +70,7 @@ export function wireNode(ctx: NetmapContext, n: Node, view?: NodeView): WireNode
   if (n.tags.length) w.Tags = [...n.tags];
   if (primary.length) w.PrimaryRoutes = [...primary];
   if (!online && n.lastSeen) w.LastSeen = n.lastSeen;
-  if (view) w.CapMap = { 'https://tailscale.com/cap/ssh': null, ...(view.capMap as Record<string, unknown[]>) };
+  if (view) w.CapMap = { 'https://tailscale.com/cap/ssh': null, ...selfDnsCaps, ...(view.capMap as Record<string, unknown[]>) };
   return w;
 }
 
@@ -77,13 +83,18 @@ export function dnsConfig(d: DnsSettings): DnsConfig {
   for (const [domain, resolvers] of Object.entries(d.splitDns)) {
     routes[domain.endsWith('.') ? domain : `${domain}.`] = resolvers.map((Addr) => ({ Addr }));
   }
-  return {
+  const resolvers = d.nameservers.map((Addr) => ({ Addr }));
+  const out: DnsConfig = {
     Proxied: d.magicDns,
-    Domains: [d.baseDomain, ...d.searchDomains],
-    Resolvers: d.nameservers.map((Addr) => ({ Addr })),
+    // The base domain is a search domain only with MagicDNS on, so short names resolve (as on Tailscale).
+    Domains: [...(d.magicDns ? [d.baseDomain] : []), ...d.searchDomains],
     Routes: routes,
     ExtraRecords: d.extraRecords.map((r) => ({ Name: r.name, Type: r.type, Value: r.value })),
   };
+  // "Override local DNS" off: the nameservers only back up split DNS; the device keeps its own resolvers.
+  if (d.overrideLocalDns) out.Resolvers = resolvers;
+  else out.FallbackResolvers = resolvers;
+  return out;
 }
 
 /** Peers a node may see: in its policy view, known to the tailnet and with a disco key (trap T18). */

@@ -114,6 +114,7 @@ export interface DnsConfig {
   Proxied?: boolean;
   Domains?: string[];
   Resolvers?: DnsResolver[];
+  FallbackResolvers?: DnsResolver[];
   Routes?: Record<string, DnsResolver[] | null>;
   ExtraRecords?: { Name: string; Type?: string; Value: string }[];
 }
