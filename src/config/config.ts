@@ -27,6 +27,13 @@ export interface Config {
     /** Serve this DERP map file (JSON) instead of, or in addition to, the embedded region. */
     mapPath: string;
   };
+  certs: {
+    /**
+     * host:port of the embedded authoritative DNS responder (UDP and TCP) that serves the ACME DNS-01 challenge
+     * records clients publish with /machine/set-dns; "" (the default) turns HTTPS certificates off.
+     */
+    dnsListenAddr: string;
+  };
   node: {
     /** Default key expiry for user-owned nodes, in seconds; 0 = never. Tagged nodes never expire by default. */
     expirySeconds: number;
@@ -46,6 +53,7 @@ export function defaultConfig(): Config {
     prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
     dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], overrideLocalDns: true, searchDomains: [] },
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
+    certs: { dnsListenAddr: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     log: { level: 'info' },
   };
@@ -72,6 +80,8 @@ const fileKeys: Record<string, string> = {
   'derp.region_code': 'regionCode',
   'derp.stun_listen_addr': 'stunListenAddr',
   'derp.map_path': 'mapPath',
+  certs: 'certs',
+  'certs.dns_listen_addr': 'dnsListenAddr',
   node: 'node',
   'node.expiry_seconds': 'expirySeconds',
   'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
@@ -202,6 +212,9 @@ function validate(c: Config): void {
     fail('derp.stun_listen_addr', c.derp.stunListenAddr, 'expected host:port or ""');
   }
   checkType('derp.map_path', c.derp.mapPath, 'string');
+  if (c.certs.dnsListenAddr !== '' && !parseHostPort(String(c.certs.dnsListenAddr))) {
+    fail('certs.dns_listen_addr', c.certs.dnsListenAddr, 'expected host:port or ""');
+  }
   for (const [key, value] of [
     ['node.expiry_seconds', c.node.expirySeconds],
     ['node.ephemeral_inactivity_seconds', c.node.ephemeralInactivitySeconds],

@@ -36,6 +36,8 @@ export interface NetmapContext {
   readonly derpMap: () => DerpMap;
   /** The prefixes for which each node is the primary subnet router. */
   readonly primaryRoutes: (nodeId: number) => readonly string[];
+  /** HTTPS certificates are on: each node's DNS config names its FQDN in CertDomains. */
+  readonly certificates: boolean;
 }
 
 /** The node as tailcfg.Node; `self` adds what only the node itself gets (capabilities, authorization). */
@@ -76,6 +78,17 @@ export function wireNode(ctx: NetmapContext, n: Node, view?: NodeView): WireNode
 
 export function profileOf(t: Tailnet, n: Node): UserProfile {
   return n.userId === null ? taggedDevices : userProfile(t.users.get(n.userId));
+}
+
+/** The FQDN (lower case, no final dot) `tailscale cert` may ask a certificate for: the node's MagicDNS name. */
+export const certDomain = (d: DnsSettings, n: Node): string => `${n.givenName}.${d.baseDomain}`.toLowerCase().replace(/\.$/, '');
+
+/** The DNS config a node gets: the tailnet's settings, plus its own name in CertDomains when certificates are on. */
+export function nodeDnsConfig(ctx: NetmapContext, self: Node): DnsConfig {
+  const d = ctx.tailnet.dns();
+  const out = dnsConfig(d);
+  if (ctx.certificates) out.CertDomains = [certDomain(d, self)];
+  return out;
 }
 
 export function dnsConfig(d: DnsSettings): DnsConfig {
@@ -122,7 +135,7 @@ export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResp
     Domain: t.dns().baseDomain,
     PacketFilter: view.packetFilter,
     SSHPolicy: view.sshPolicy,
-    DNSConfig: dnsConfig(t.dns()),
+    DNSConfig: nodeDnsConfig(ctx, self),
     UserProfiles: [...profiles.values()],
     CollectServices: false,
     ControlTime: new Date().toISOString(),

@@ -1,6 +1,6 @@
 /**
  * The control plane's request router over Noise: reads and size-limits JSON bodies, dispatches
- * /machine/register and /machine/map, and answers the optional endpoints with 501 like Headscale.
+ * /machine/register, /machine/map and /machine/set-dns, and answers the optional endpoints with 501 like Headscale.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
@@ -12,6 +12,7 @@ import { createFrameEncoder } from './frames.ts';
 import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
+import { createSetDnsHandler } from './set-dns.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
 
@@ -24,7 +25,9 @@ export interface ControlDeps {
   readonly policy: PolicyView;
   readonly derpMap: () => DerpMap;
   readonly serverUrl: string;
-  readonly log: { warn(obj: object, msg?: string): void };
+  /** Publishes an ACME challenge TXT record; set when HTTPS certificates are enabled. */
+  readonly publishTxt?: (name: string, value: string) => void;
+  readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -56,8 +59,10 @@ export function createControl(deps: ControlDeps) {
     primary,
     derpMap: deps.derpMap,
     primaryRoutes: (id) => primary.routesOf(id),
+    certificates: deps.publishTxt !== undefined,
   });
   const register = createRegisterHandler(deps);
+  const setDns = createSetDnsHandler(deps);
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
@@ -72,6 +77,7 @@ export function createControl(deps: ControlDeps) {
       if (req.method === 'POST' && path === '/machine/map') {
         return await map.handle((await readJson(req)) as MapRequest, peer, res);
       }
+      if (req.method === 'POST' && path === '/machine/set-dns') return reply(res, 200, setDns(await readJson(req), peer));
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {
