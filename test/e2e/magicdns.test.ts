@@ -11,7 +11,7 @@ import { startDnsServer, type DnsServer } from '../../src/dns/server.ts';
 import { rcode, rrType } from '../../src/dns/message.ts';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
 import { withLogs } from '../helpers/failure.ts';
-import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { api, cli, cliAsync, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 const harness = createHarness();
 let server: ChildServer;
@@ -190,29 +190,36 @@ test('extra records, search domains, split DNS and global nameservers reach clie
       return s.FallbackResolvers?.[0]?.Addr === `127.0.0.1:${global.port}` ? s : undefined;
     }, 10_000, 'nameserver as a fallback');
     assert.equal(off.Resolvers, undefined);
-    assert.equal(JSON.parse(cli(server, 'dns', 'get', '-o', 'json').stdout).dns.overrideLocalDns, false);
+    assert.equal((await api(server, 'GET', '/api/v1/dns')).json.dns.overrideLocalDns, false);
   }));
 
 test('bad settings are refused naming the field, and nothing already pushed changes', () =>
   step('refused', async () => {
-    const before = JSON.parse(cli(server, 'dns', 'get', '-o', 'json').stdout).dns;
+    const before = (await api(server, 'GET', '/api/v1/dns')).json.dns;
     const clientBefore = await dnsStatus(a);
-    const cases: [string[], RegExp][] = [
-      [['--base-domain', 'not a domain!'], /dns\.baseDomain: "not a domain!" is not a DNS name/],
-      [['--nameservers', 'not-an-ip'], /dns\.nameservers: "not-an-ip" is not an IP address/],
-      [['--nameservers', '10.0.0.300'], /dns\.nameservers: "10\.0\.0\.300"/],
-      [['--split-dns', 'corp.example.b@d=127.0.0.1'], /dns\.splitDns: "corp\.example\.b@d" is not a DNS name/],
-      [['--split-dns', 'corp.example.123=127.0.0.1'], /dns\.splitDns: "corp\.example\.123" is not a DNS name/],
-      [['--extra-record', 'x.tail.example=A:fd7a::1'], /dns\.extraRecords\["x\.tail\.example"\]: "fd7a::1" is not an IPv4 address/],
+    // The CLI prints the server's message.
+    // cliAsync: a blocked event loop would let the API client's idle keep-alive socket go stale.
+    const viaCli = await cliAsync(server, 'dns', 'set', '--split-dns', 'corp.example.b@d=127.0.0.1');
+    assert.notEqual(viaCli.status, 0);
+    assert.match(viaCli.stderr, /dns\.splitDns: "corp\.example\.b@d" is not a DNS name/);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ baseDomain: 'not a domain!' }, /^dns\.baseDomain: "not a domain!" is not a DNS name$/],
+      [{ baseDomain: 'tail.example.' + 'x'.repeat(64) }, /^dns\.baseDomain: /],
+      [{ nameservers: ['not-an-ip'] }, /^dns\.nameservers: "not-an-ip" is not an IP address, IP:port or https:\/\/ URL$/],
+      [{ nameservers: ['10.0.0.300'] }, /^dns\.nameservers: "10\.0\.0\.300"/],
+      [{ splitDns: { 'corp.example.123': ['127.0.0.1'] } }, /^dns\.splitDns: "corp\.example\.123" is not a DNS name$/],
+      [{ splitDns: { 'corp.example': ['corp-dns'] } }, /^dns\.splitDns\["corp\.example"\]: "corp-dns" is not an IP/],
+      [{ searchDomains: ['-bad.example'] }, /^dns\.searchDomains: "-bad\.example" is not a DNS name$/],
+      [{ extraRecords: [{ name: 'x.tail.example', type: 'A', value: 'fd7a::1' }] }, /^dns\.extraRecords\["x\.tail\.example"\]: "fd7a::1" is not an IPv4 address$/],
     ];
-    for (const [flags, message] of cases) {
-      const r = cli(server, 'dns', 'set', ...flags);
-      assert.notEqual(r.status, 0, `${flags.join(' ')} was accepted`);
-      assert.match(r.stderr, message);
+    for (const [patch, message] of cases) {
+      const r = await api(server, 'PUT', '/api/v1/dns', { ...before, ...patch });
+      assert.equal(r.status, 400, `${JSON.stringify(patch)} was accepted`);
+      assert.match(r.json.message, message);
     }
-    assert.deepEqual(JSON.parse(cli(server, 'dns', 'get', '-o', 'json').stdout).dns, before);
+    assert.deepEqual((await api(server, 'GET', '/api/v1/dns')).json.dns, before);
     // A real change afterwards still arrives, so the client is listening: the refused ones never reached it.
-    assert.equal(cli(server, 'dns', 'set', '--search-domains', 'corp.example,marker.example').status, 0);
+    assert.equal((await api(server, 'PUT', '/api/v1/dns', { ...before, searchDomains: ['corp.example', 'marker.example'] })).status, 200);
     const after = await a.waitFor(async () => {
       const s = await dnsStatus(a);
       return s.SearchDomains.includes('marker.example') ? s : undefined;
