@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,9 +20,35 @@ const harness = createHarness();
 const base = 'tail.example';
 let server: ChildServer;
 let pebble: ChildProcess;
+let shim: https.Server;
 let pebbleLog = '';
 let directory: string;
+let dnsAddr: string;
 let client: Daemon;
+
+/**
+ * A TLS pass-through in front of Pebble that adds one header. tailscale's ACME client (tempfork/acme
+ * CreateOrderCert) polls the order at the Location of the finalize response; Pebble finalizes asynchronously
+ * and answers "processing" without a Location, so the client would poll "". The shim sets Location to the
+ * order's URL (finalize-order/<id> -> my-order/<id>) and changes nothing else; Pebble builds its URLs from the
+ * Host header, which passes through, so every URL it hands out points back at the shim.
+ */
+async function pebbleShim(pebblePort: number, files: { cert: string; key: string; ca: string }): Promise<https.Server> {
+  const ca = readFileSync(files.ca);
+  const shim = https.createServer({ cert: readFileSync(files.cert), key: readFileSync(files.key) }, (req, res) => {
+    const up = https.request({ host: '127.0.0.1', port: pebblePort, method: req.method, path: req.url, headers: req.headers, ca }, (upRes) => {
+      const headers = { ...upRes.headers };
+      const m = /^\/finalize-order\/([^/?]+)$/.exec(req.url ?? '');
+      if (m && !headers.location) headers.location = `https://${req.headers.host}/my-order/${m[1]}`;
+      res.writeHead(upRes.statusCode ?? 502, headers);
+      upRes.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => shim.listen(0, '127.0.0.1', r));
+  return shim;
+}
 
 /** Resolves once `read()` matches `re`, with the first group. */
 async function waitForLine(read: () => string, re: RegExp, what: string, ms = 20_000): Promise<string> {
@@ -37,7 +65,7 @@ before(async () => {
   server = await spawnServer({
     env: { TAILPLANE_DNS_BASE_DOMAIN: base, TAILPLANE_DNS_NAMESERVERS: '[]', TAILPLANE_CERTS_DNS_LISTEN_ADDR: '127.0.0.1:0' },
   });
-  const dnsAddr = await waitForLine(server.log, /acme dns responder listening on (127\.0\.0\.1:\d+)/, 'DNS responder');
+  dnsAddr = await waitForLine(server.log, /acme dns responder listening on (127\.0\.0\.1:\d+)/, 'DNS responder');
 
   const files = pebbleFiles();
   const dir = tempDir('tp-pebble-');
@@ -64,7 +92,8 @@ before(async () => {
   pebble.stdout!.on('data', (d) => (pebbleLog += d));
   pebble.stderr!.on('data', (d) => (pebbleLog += d));
   await waitForLine(() => pebbleLog, /(Listening on: 127\.0\.0\.1:\d+)/, 'Pebble');
-  directory = `https://127.0.0.1:${acme}/dir`;
+  shim = await pebbleShim(acme, files);
+  directory = `https://127.0.0.1:${(shim.address() as AddressInfo).port}/dir`;
 
   await api(server, 'POST', '/api/v1/user', { name: 'alice', email: 'alice@example.com' });
   const authKey = (await api(server, 'POST', '/api/v1/preauthkey', { user: '1' })).json.preAuthKey.key;
@@ -77,6 +106,7 @@ before(async () => {
 after(async () => {
   await harness.cleanup();
   pebble?.kill();
+  shim?.close();
   await server?.stop();
 });
 
@@ -99,7 +129,10 @@ test('tailscale cert gets a certificate for the node FQDN from Pebble through DN
     assert.match(leaf.issuer, /Pebble/);
     assert.match(readFileSync(keyFile, 'utf8'), /PRIVATE KEY/);
     assert.match(server.log(), /published an ACME challenge record/);
-    assert.match(pebbleLog, new RegExp(`_acme-challenge\\.${fqdn.replace(/\./g, '\\.')}|dns-01`), 'Pebble validated by DNS-01');
+    // The daemon chose DNS-01, and Pebble, whose only DNS is tailplane's responder, found the TXT record.
+    assert.match(client.logTail(400), /acme: using dns-01/);
+    assert.match(pebbleLog, new RegExp(`Using custom DNS resolver for ACME challenges: ${dnsAddr.replace(/\./g, '\\.')}`));
+    assert.match(pebbleLog, /set VALID by completed challenge/);
   }));
 
 test('tailscale cert refuses a name that is not in CertDomains', async () => {
