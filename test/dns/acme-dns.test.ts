@@ -14,7 +14,7 @@ import { defaultConfig } from '../../src/config/config.ts';
 import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
 import { createChallengeStore } from '../../src/dns/challenges.ts';
 import { startServer } from '../../src/server.ts';
-import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
+import { noisePost } from '../control/noise-client.ts';
 import { inProcessServer, tempDir } from '../helpers/server.ts';
 
 type Srv = Awaited<ReturnType<typeof inProcessServer>>;
@@ -31,17 +31,8 @@ const serverKey = async (s: Srv) => {
 };
 
 /** Posts one JSON request over a fresh Noise connection made with `machine`. */
-async function post(s: Srv, machine: KeyPair, path: string, body: unknown) {
-  const client = await dialNoise(Number(new URL(s.url).port), await serverKey(s), { machine });
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, JSON.stringify(body));
-    return { status: res.status, json: res.body.length ? JSON.parse(res.body.toString()) : null };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
+const post = async (s: Srv, machine: KeyPair, path: string, body: unknown) =>
+  noisePost(Number(new URL(s.url).port), await serverKey(s), path, body, machine);
 
 const setDns = (s: Srv, from: (typeof nodes)[number], name: string, value = 'x'.repeat(43), type = 'TXT', nodeKey = from.nodeKey) =>
   post(s, from.machine, '/machine/set-dns', { Version: 130, NodeKey: nodeKey, Name: name, Type: type, Value: value });
