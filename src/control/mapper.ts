@@ -30,7 +30,7 @@ interface SessionState {
   selfJson: string;
   filterJson: string;
   sshJson: string;
-  /** The DNS config last sent: it carries the node's own name (CertDomains), so a rename changes it too. */
+  /** DNSConfig and Domain last sent: the config carries the node's own name (CertDomains), so a rename changes it too. */
   dnsJson: string;
 }
 
@@ -229,11 +229,10 @@ export function createMapper(deps: MapperDeps) {
       }
     }
     if (dnsChanged || changed.has(self.id)) {
-      const dns = nodeDnsConfig(deps, self);
+      const dns = { DNSConfig: nodeDnsConfig(deps, self), Domain: t.dns().baseDomain };
       const json = JSON.stringify(dns);
       if (json !== s.dnsJson) {
-        res.DNSConfig = dns;
-        res.Domain = t.dns().baseDomain;
+        Object.assign(res, dns);
         s.dnsJson = json;
       }
     }
@@ -278,7 +277,7 @@ export function createMapper(deps: MapperDeps) {
         selfJson: JSON.stringify(map.Node),
         filterJson: filter,
         sshJson: ssh,
-        dnsJson: JSON.stringify(map.DNSConfig),
+        dnsJson: JSON.stringify({ DNSConfig: map.DNSConfig, Domain: map.Domain }),
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);

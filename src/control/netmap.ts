@@ -91,7 +91,7 @@ export function nodeDnsConfig(ctx: NetmapContext, self: Node): DnsConfig {
   return out;
 }
 
-export function dnsConfig(d: DnsSettings): DnsConfig {
+function dnsConfig(d: DnsSettings): DnsConfig {
   const routes: Record<string, { Addr: string }[] | null> = {};
   for (const [domain, resolvers] of Object.entries(d.splitDns)) {
     routes[domain.endsWith('.') ? domain : `${domain}.`] = resolvers.map((Addr) => ({ Addr }));

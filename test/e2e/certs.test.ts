@@ -140,3 +140,12 @@ test('tailscale cert refuses a name that is not in CertDomains', async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /invalid domain "other\.tail\.example"; must be one of \["web\.tail\.example"\]/);
 });
+
+test('a rename moves CertDomains to the new name on the open stream', async () => {
+  const node = (await api(server, 'GET', '/api/v1/node')).json.nodes.find((n: { givenName: string }) => n.givenName === 'web');
+  assert.equal((await api(server, 'POST', `/api/v1/node/${node.id}/rename/www`)).status, 200);
+  await client.waitFor(async () => {
+    const s = JSON.parse((await client.cli(['dns', 'status', '--json'])).stdout);
+    return JSON.stringify(s.CertDomains) === JSON.stringify([`www.${base}`]);
+  }, 5_000, 'CertDomains = [www.tail.example]');
+});
