@@ -68,7 +68,10 @@ function readName(buf: Buffer, off: number): { name: string; next: number } | nu
     if ((len & 0xc0) !== 0 || off + 1 + len > buf.length) return null;
     wire += len + 1;
     if (wire > maxNameWire) return null;
-    labels.push(buf.toString('latin1', off + 1, off + 1 + len));
+    const label = buf.toString('latin1', off + 1, off + 1 + len);
+    // A dot inside a label would make "a.b" (one label) read as two: such a name matches nothing of ours.
+    if (label.includes('.')) return null;
+    labels.push(label);
     off += 1 + len;
   }
   return null;
