@@ -15,7 +15,7 @@ const maxNameWire = 255;
 /** A TXT character-string holds at most 255 bytes; longer values are split into several. */
 const maxCharString = 255;
 /** Without EDNS a UDP answer must fit in 512 bytes (RFC 1035 §4.2.1). */
-export const maxUdpPlain = 512;
+const maxUdpPlain = 512;
 
 export interface Query {
   readonly id: number;
