@@ -1,6 +1,7 @@
 /**
  * `tailplane serve`: wires configuration, the SQLite store, the tailnet state, the admin API, the control
- * protocol and the embedded DERP relay onto one HTTP listener.
+ * protocol and the embedded DERP relay onto one HTTP listener, plus the ACME challenge DNS responder when
+ * HTTPS certificates are on.
  */
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
@@ -18,12 +19,17 @@ import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
+import { createChallengeStore } from './dns/challenges.ts';
+import { createAcmeResponder } from './dns/responder.ts';
+import { startDnsServer, type DnsServer } from './dns/server.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
   /** The URL the server listens on (useful when the config asked for port 0). */
   readonly url: string;
+  /** The port of the ACME challenge DNS responder, when HTTPS certificates are on. */
+  readonly acmeDnsPort: number | undefined;
   /** Map streams open now and opened since start. */
   stats(): { mapStreams: number; mapStreamsOpened: number };
   close(): Promise<void>;
@@ -38,6 +44,7 @@ export async function startServer(config: Config): Promise<Server> {
       magicDns: config.dns.magicDns,
       baseDomain: config.dns.baseDomain,
       nameservers: config.dns.nameservers,
+      overrideLocalDns: config.dns.overrideLocalDns,
       splitDns: {},
       searchDomains: config.dns.searchDomains,
       extraRecords: [],
@@ -70,6 +77,7 @@ export async function startServer(config: Config): Promise<Server> {
     },
   });
   const log = admin.log;
+  const challenges = config.certs.dnsListenAddr ? createChallengeStore() : undefined;
   const control = createControl({
     tailnet,
     registrations,
@@ -78,6 +86,7 @@ export async function startServer(config: Config): Promise<Server> {
     get serverUrl() {
       return serverUrl;
     },
+    publishTxt: challenges && ((name, value) => challenges.set(name, value)),
     log,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
@@ -96,32 +105,55 @@ export async function startServer(config: Config): Promise<Server> {
   await admin.ready();
   writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
 
+  let dns: DnsServer | undefined;
+  let stun: Awaited<ReturnType<typeof startStun>>;
+  const close = async () => {
+    unsubscribe();
+    autoApprover.stop();
+    reaper.stop();
+    control.stop();
+    tailnet.sshChecks.stop();
+    noise.close();
+    derp?.close();
+    await stun?.close();
+    await dns?.close();
+    await admin.close();
+    store.close();
+  };
+  // Bound before the HTTP listener: a taken DNS port fails the start before anything serves.
+  if (challenges) {
+    try {
+      dns = await startAcmeDns(config, tailnet, challenges, log);
+    } catch (err) {
+      await close();
+      throw new Error(`certs.dns_listen_addr ${config.certs.dnsListenAddr}: ${(err as Error).message}`);
+    }
+  }
   const { host, port } = parseHostPort(config.listenAddr)!;
   await admin.listen({ host, port });
   const addr = httpServer.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   // Asked for a random port (tests): clients must be told the real one.
   if (port === 0) serverUrl = url;
-  const stun = await startStun(config);
+  stun = await startStun(config);
   derpMap = await buildDerpMap(config, serverUrl, stun?.port);
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
     url,
+    acmeDnsPort: dns?.port,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
-    async close() {
-      unsubscribe();
-      autoApprover.stop();
-      reaper.stop();
-      control.stop();
-      tailnet.sshChecks.stop();
-      noise.close();
-      derp?.close();
-      await stun?.close();
-      await admin.close();
-      store.close();
-    },
+    close,
   };
+}
+
+/** The authoritative responder for the base domain's ACME challenge records (UDP and TCP, one port). */
+async function startAcmeDns(config: Config, tailnet: Tailnet, store: ReturnType<typeof createChallengeStore>, log: { info(msg: string): void; warn(obj: object, msg?: string): void }) {
+  const { host, port } = parseHostPort(config.certs.dnsListenAddr)!;
+  const answer = createAcmeResponder({ zone: () => tailnet.dns().baseDomain, store, nsName: new URL(config.serverUrl).hostname });
+  const server = await startDnsServer({ host, port, answer, log });
+  log.info(`acme dns responder listening on ${host.includes(':') ? `[${host}]` : host}:${server.port} (udp, tcp)`);
+  return server;
 }
 
 async function startStun(config: Config) {

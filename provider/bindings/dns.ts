@@ -13,6 +13,7 @@ export interface DnsConfig {
   readonly magicDns?: boolean;
   readonly baseDomain?: string;
   readonly nameservers?: string[];
+  readonly overrideLocalDns?: boolean;
   readonly searchDomains?: string[];
   /** Resolvers per domain. */
   readonly splitDns?: Record<string, string[]>;
@@ -23,6 +24,7 @@ const spec: AttrSpec = {
   magicDns: ['magic_dns', 'bool'],
   baseDomain: ['base_domain', 'string'],
   nameservers: ['nameservers', 'stringList'],
+  overrideLocalDns: ['override_local_dns', 'bool'],
   searchDomains: ['search_domains', 'stringList'],
   splitDns: ['split_dns', 'stringListMap'],
   extraRecords: ['extra_records', 'objectList'],

@@ -8,6 +8,8 @@ export interface DnsProps {
   /** The MagicDNS suffix, e.g. "clinic.tailnet.internal". */
   readonly baseDomain?: string;
   readonly nameservers?: string[];
+  /** Nameservers answer every name (true) or only back up the device's own DNS (false). */
+  readonly overrideLocalDns?: boolean;
   readonly searchDomains?: string[];
   /** Resolvers per domain, e.g. { 'clinic.lan': ['10.20.0.53'] }. */
   readonly splitDns?: Record<string, string[]>;

@@ -16,7 +16,7 @@ export interface Config {
   listenAddr: string;
   dataDir: string;
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
-  dns: { magicDns: boolean; baseDomain: string; nameservers: string[]; searchDomains: string[] };
+  dns: { magicDns: boolean; baseDomain: string; nameservers: string[]; overrideLocalDns: boolean; searchDomains: string[] };
   derp: {
     /** Run the embedded DERP relay on the listen address and advertise it. */
     enabled: boolean;
@@ -26,6 +26,13 @@ export interface Config {
     stunListenAddr: string;
     /** Serve this DERP map file (JSON) instead of, or in addition to, the embedded region. */
     mapPath: string;
+  };
+  certs: {
+    /**
+     * host:port of the embedded authoritative DNS responder (UDP and TCP) that serves the ACME DNS-01 challenge
+     * records clients publish with /machine/set-dns; "" (the default) turns HTTPS certificates off.
+     */
+    dnsListenAddr: string;
   };
   node: {
     /** Default key expiry for user-owned nodes, in seconds; 0 = never. Tagged nodes never expire by default. */
@@ -48,8 +55,9 @@ export function defaultConfig(): Config {
     listenAddr: '127.0.0.1:8080',
     dataDir: './data',
     prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
-    dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], searchDomains: [] },
+    dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], overrideLocalDns: true, searchDomains: [] },
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
+    certs: { dnsListenAddr: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
@@ -69,6 +77,7 @@ const fileKeys: Record<string, string> = {
   'dns.magic_dns': 'magicDns',
   'dns.base_domain': 'baseDomain',
   'dns.nameservers': 'nameservers',
+  'dns.override_local_dns': 'overrideLocalDns',
   'dns.search_domains': 'searchDomains',
   derp: 'derp',
   'derp.enabled': 'enabled',
@@ -76,6 +85,8 @@ const fileKeys: Record<string, string> = {
   'derp.region_code': 'regionCode',
   'derp.stun_listen_addr': 'stunListenAddr',
   'derp.map_path': 'mapPath',
+  certs: 'certs',
+  'certs.dns_listen_addr': 'dnsListenAddr',
   node: 'node',
   'node.expiry_seconds': 'expirySeconds',
   'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
@@ -197,6 +208,7 @@ function validate(c: Config): void {
   if (!Array.isArray(c.dns.nameservers) || c.dns.nameservers.some((n) => !isIP(String(n)))) {
     fail('dns.nameservers', c.dns.nameservers, 'expected a list of IP addresses');
   }
+  checkType('dns.override_local_dns', c.dns.overrideLocalDns, 'boolean');
   if (!Array.isArray(c.dns.searchDomains)) fail('dns.search_domains', c.dns.searchDomains, 'expected a list');
   checkType('derp.enabled', c.derp.enabled, 'boolean');
   if (!Number.isInteger(c.derp.regionId) || c.derp.regionId < 1 || c.derp.regionId > 65535) {
@@ -207,6 +219,9 @@ function validate(c: Config): void {
     fail('derp.stun_listen_addr', c.derp.stunListenAddr, 'expected host:port or ""');
   }
   checkType('derp.map_path', c.derp.mapPath, 'string');
+  if (c.certs.dnsListenAddr !== '' && !parseHostPort(String(c.certs.dnsListenAddr))) {
+    fail('certs.dns_listen_addr', c.certs.dnsListenAddr, 'expected host:port or ""');
+  }
   for (const [key, value] of [
     ['node.expiry_seconds', c.node.expirySeconds],
     ['node.ephemeral_inactivity_seconds', c.node.ephemeralInactivitySeconds],

@@ -8,7 +8,7 @@ import type { CompiledPolicy, NodeView } from '../policy/index.ts';
 import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
-import { dnsConfig, fullMap, profileOf, wireNode, type NetmapContext } from './netmap.ts';
+import { fullMap, nodeDnsConfig, profileOf, wireNode, type NetmapContext } from './netmap.ts';
 import type { MapResponse, PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
@@ -30,6 +30,8 @@ interface SessionState {
   selfJson: string;
   filterJson: string;
   sshJson: string;
+  /** DNSConfig and Domain last sent: the config carries the node's own name (CertDomains), so a rename changes it too. */
+  dnsJson: string;
 }
 
 interface PeerEntry {
@@ -226,9 +228,13 @@ export function createMapper(deps: MapperDeps) {
         s.selfJson = json;
       }
     }
-    if (dnsChanged) {
-      res.DNSConfig = dnsConfig(t.dns());
-      res.Domain = t.dns().baseDomain;
+    if (dnsChanged || changed.has(self.id)) {
+      const dns = { DNSConfig: nodeDnsConfig(deps, self), Domain: t.dns().baseDomain };
+      const json = JSON.stringify(dns);
+      if (json !== s.dnsJson) {
+        Object.assign(res, dns);
+        s.dnsJson = json;
+      }
     }
     if (Object.keys(res).length > 0) s.session.send({ ...res, ControlTime: new Date().toISOString() });
   }
@@ -271,6 +277,7 @@ export function createMapper(deps: MapperDeps) {
         selfJson: JSON.stringify(map.Node),
         filterJson: filter,
         sshJson: ssh,
+        dnsJson: JSON.stringify({ DNSConfig: map.DNSConfig, Domain: map.Domain }),
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);

@@ -24,12 +24,20 @@ export function isExpired(n: Node, now: number): boolean {
   return n.expiry !== null && Date.parse(n.expiry) <= now;
 }
 
+/**
+ * Granted to every node, as Tailscale does: without it a client's MagicDNS answers AAAA queries for peers that
+ * also have an IPv4 address with no records (tailcfg.NodeAttrMagicDNSPeerAAAA, capability version 116).
+ */
+const selfDnsCaps = { 'magicdns-aaaa': null };
+
 /** What the netmap builder needs besides the tailnet itself. */
 export interface NetmapContext {
   readonly tailnet: Tailnet;
   readonly derpMap: () => DerpMap;
   /** The prefixes for which each node is the primary subnet router. */
   readonly primaryRoutes: (nodeId: number) => readonly string[];
+  /** HTTPS certificates are on: each node's DNS config names its FQDN in CertDomains. */
+  readonly certificates: boolean;
 }
 
 /** The node as tailcfg.Node; `self` adds what only the node itself gets (capabilities, authorization). */
@@ -64,7 +72,7 @@ export function wireNode(ctx: NetmapContext, n: Node, view?: NodeView): WireNode
   if (n.tags.length) w.Tags = [...n.tags];
   if (primary.length) w.PrimaryRoutes = [...primary];
   if (!online && n.lastSeen) w.LastSeen = n.lastSeen;
-  if (view) w.CapMap = { 'https://tailscale.com/cap/ssh': null, ...(view.capMap as Record<string, unknown[]>) };
+  if (view) w.CapMap = { 'https://tailscale.com/cap/ssh': null, ...selfDnsCaps, ...(view.capMap as Record<string, unknown[]>) };
   return w;
 }
 
@@ -72,18 +80,34 @@ export function profileOf(t: Tailnet, n: Node): UserProfile {
   return n.userId === null ? taggedDevices : userProfile(t.users.get(n.userId));
 }
 
-export function dnsConfig(d: DnsSettings): DnsConfig {
+/** The FQDN (lower case, no final dot) `tailscale cert` may ask a certificate for: the node's MagicDNS name. */
+export const certDomain = (d: DnsSettings, n: Node): string => `${n.givenName}.${d.baseDomain}`.toLowerCase().replace(/\.$/, '');
+
+/** The DNS config a node gets: the tailnet's settings, plus its own name in CertDomains when certificates are on. */
+export function nodeDnsConfig(ctx: NetmapContext, self: Node): DnsConfig {
+  const d = ctx.tailnet.dns();
+  const out = dnsConfig(d);
+  if (ctx.certificates) out.CertDomains = [certDomain(d, self)];
+  return out;
+}
+
+function dnsConfig(d: DnsSettings): DnsConfig {
   const routes: Record<string, { Addr: string }[] | null> = {};
   for (const [domain, resolvers] of Object.entries(d.splitDns)) {
     routes[domain.endsWith('.') ? domain : `${domain}.`] = resolvers.map((Addr) => ({ Addr }));
   }
-  return {
+  const resolvers = d.nameservers.map((Addr) => ({ Addr }));
+  const out: DnsConfig = {
     Proxied: d.magicDns,
-    Domains: [d.baseDomain, ...d.searchDomains],
-    Resolvers: d.nameservers.map((Addr) => ({ Addr })),
+    // The base domain is a search domain only with MagicDNS on, so short names resolve (as on Tailscale).
+    Domains: [...(d.magicDns ? [d.baseDomain] : []), ...d.searchDomains],
     Routes: routes,
     ExtraRecords: d.extraRecords.map((r) => ({ Name: r.name, Type: r.type, Value: r.value })),
   };
+  // "Override local DNS" off: the nameservers only back up split DNS; the device keeps its own resolvers.
+  if (d.overrideLocalDns) out.Resolvers = resolvers;
+  else out.FallbackResolvers = resolvers;
+  return out;
 }
 
 /** Peers a node may see: in its policy view, known to the tailnet and with a disco key (trap T18). */
@@ -111,7 +135,7 @@ export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResp
     Domain: t.dns().baseDomain,
     PacketFilter: view.packetFilter,
     SSHPolicy: view.sshPolicy,
-    DNSConfig: dnsConfig(t.dns()),
+    DNSConfig: nodeDnsConfig(ctx, self),
     UserProfiles: [...profiles.values()],
     CollectServices: false,
     ControlTime: new Date().toISOString(),

@@ -1,7 +1,7 @@
 /**
  * The control plane's request router over Noise: reads and size-limits JSON bodies, dispatches
- * /machine/register, /machine/map and the SSH check actions, and answers the other optional endpoints with
- * 501 like Headscale.
+ * /machine/register, /machine/map, /machine/set-dns and the SSH check actions, and answers the other optional
+ * endpoints with 501 like Headscale.
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
@@ -14,6 +14,7 @@ import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
 import { createSshActions, sshActionPrefix } from './ssh.ts';
+import { createSetDnsHandler } from './set-dns.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
 
@@ -26,7 +27,9 @@ export interface ControlDeps {
   readonly policy: PolicyView;
   readonly derpMap: () => DerpMap;
   readonly serverUrl: string;
-  readonly log: { warn(obj: object, msg?: string): void };
+  /** Publishes an ACME challenge TXT record; set when HTTPS certificates are enabled. */
+  readonly publishTxt?: (name: string, value: string) => void;
+  readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -65,8 +68,10 @@ export function createControl(deps: ControlDeps) {
     primary,
     derpMap: deps.derpMap,
     primaryRoutes: (id) => primary.routesOf(id),
+    certificates: deps.publishTxt !== undefined,
   });
   const register = createRegisterHandler(deps);
+  const setDns = createSetDnsHandler(deps);
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
   const ssh = createSshActions(deps);
 
@@ -83,6 +88,7 @@ export function createControl(deps: ControlDeps) {
       if (path.startsWith(sshActionPrefix)) {
         return reply(res, 200, await ssh.handle(req, peer, closed(res)));
       }
+      if (req.method === 'POST' && path === '/machine/set-dns') return reply(res, 200, setDns(await readJson(req), peer));
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {

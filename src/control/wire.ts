@@ -114,8 +114,11 @@ export interface DnsConfig {
   Proxied?: boolean;
   Domains?: string[];
   Resolvers?: DnsResolver[];
+  FallbackResolvers?: DnsResolver[];
   Routes?: Record<string, DnsResolver[] | null>;
   ExtraRecords?: { Name: string; Type?: string; Value: string }[];
+  /** Names (FQDN, no trailing dot) the server helps get TLS certificates for, through /machine/set-dns. */
+  CertDomains?: string[];
 }
 
 export interface MapResponse {

@@ -83,7 +83,13 @@ export interface ApiKey {
 export interface DnsSettings {
   readonly magicDns: boolean;
   readonly baseDomain: string;
+  /** Global resolvers: IP addresses (IP:port for a resolver on another port) or DoH https:// URLs. */
   readonly nameservers: readonly string[];
+  /**
+   * "Override local DNS": true sends the nameservers as the client's resolvers for every name; false offers
+   * them only as fallbacks, and clients keep their own DNS for names outside MagicDNS and split DNS.
+   */
+  readonly overrideLocalDns: boolean;
   /** Split DNS: domain -> resolvers. */
   readonly splitDns: Readonly<Record<string, readonly string[]>>;
   readonly searchDomains: readonly string[];

@@ -76,6 +76,7 @@ export interface DesiredDns {
   readonly magicDns?: boolean;
   readonly baseDomain?: string;
   readonly nameservers?: readonly string[];
+  readonly overrideLocalDns?: boolean;
   readonly splitDns?: Readonly<Record<string, readonly string[]>>;
   readonly searchDomains?: readonly string[];
   readonly extraRecords?: readonly { name: string; type: 'A' | 'AAAA'; value: string }[];
@@ -222,6 +223,7 @@ export function validateDesired(value: unknown, source?: string): DesiredState {
         magicDns: boolean,
         baseDomain: string(),
         nameservers: strings(),
+        overrideLocalDns: boolean,
         splitDns: map(() => {}, strings()),
         searchDomains: strings(),
         extraRecords: list(object({ name: string(), type: string(/^(A|AAAA)$/, '"A" or "AAAA"'), value: string() }, ['name', 'type', 'value'])),

@@ -67,7 +67,8 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
     names: new Set(),
     settings: {
       policy: (loaded.settings.policy as PolicyRecord | undefined) ?? null,
-      dns: (loaded.settings.dns as DnsSettings | undefined) ?? defaultDns,
+      // Settings stored before a field existed get its default (what clients were sent before).
+      dns: { ...defaultDns, ...(loaded.settings.dns as Partial<DnsSettings> | undefined) },
     },
     online: new Set(),
     sshChecks: new Map(loaded.sshChecks.map((c) => [c.id, Object.freeze(c)])),

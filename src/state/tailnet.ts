@@ -50,7 +50,9 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
       });
     },
     dns: (): DnsSettings => core.ix.settings.dns,
-    setDns(dns: DnsSettings): DnsSettings {
+    /** Replaces the DNS settings; a caller that omits overrideLocalDns (it predates the field) keeps the current value. */
+    setDns(input: Omit<DnsSettings, 'overrideLocalDns'> & { overrideLocalDns?: boolean }): DnsSettings {
+      const dns: DnsSettings = { ...input, overrideLocalDns: input.overrideLocalDns ?? core.ix.settings.dns.overrideLocalDns };
       const problem = checkDns(dns);
       if (problem) throw invalid(problem);
       const frozen = Object.freeze(structuredClone(dns));

@@ -133,3 +133,16 @@ export function h2Session(client: NoiseClient): http2.ClientHttp2Session {
   session.on('error', () => {});
   return session;
 }
+
+/** Posts one JSON request over a fresh Noise connection (with `machine`, or a fresh machine key) and closes it. */
+export async function noisePost(port: number, serverPublic: Uint8Array, path: string, body: unknown, machine?: KeyPair) {
+  const client = await dialNoise(port, serverPublic, { machine });
+  const session = h2Session(client);
+  try {
+    const res = await h2Request(session, path, JSON.stringify(body));
+    return { status: res.status, json: res.body.length ? JSON.parse(res.body.toString()) : null };
+  } finally {
+    session.destroy();
+    client.conn.destroy();
+  }
+}

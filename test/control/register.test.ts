@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { inProcessServer } from '../helpers/server.ts';
-import { dialNoise, h2Request, h2Session } from './noise-client.ts';
+import { noisePost } from './noise-client.ts';
 
 let server: Awaited<ReturnType<typeof inProcessServer>>;
 let port: number;
@@ -22,17 +22,7 @@ after(async () => {
 const nodeKey = () => `nodekey:${randomBytes(32).toString('hex')}`;
 
 /** Opens a Noise connection with a fresh machine key and posts one JSON request. */
-async function post(path: string, body: unknown) {
-  const client = await dialNoise(port, serverPublic);
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, JSON.stringify(body));
-    return { status: res.status, json: res.body.length ? JSON.parse(res.body.toString()) : null };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
+const post = (path: string, body: unknown) => noisePost(port, serverPublic, path, body);
 
 test('50 concurrent registrations with one single-use key make exactly one node', async () => {
   const t = server.tailnet;

@@ -128,7 +128,7 @@ test('a desired policy whose test fails is refused and nothing changes', async (
     assert.deepEqual((await api(server, 'GET', '/api/v1/dns')).json.dns.nameservers, ['1.1.1.1']);
 
     // The server's own check refuses it too, quoting the failing test.
-    const text = planChanges(desired, { users: [], nodes: [], preAuthKeys: [], policy: '', dns: { magicDns: true, baseDomain: 'x', nameservers: [], splitDns: {}, searchDomains: [], extraRecords: [] } })
+    const text = planChanges(desired, { users: [], nodes: [], preAuthKeys: [], policy: '', dns: { magicDns: true, baseDomain: 'x', nameservers: [], overrideLocalDns: true, splitDns: {}, searchDomains: [], extraRecords: [] } })
       .changes.find((c) => c.kind === 'policy') as { text: string };
     const check = await api(server, 'POST', '/api/v1/policy/check', { policy: text.text });
     assert.equal(check.status, 400);

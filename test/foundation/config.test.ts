@@ -32,6 +32,8 @@ test('bad values name the key and the value', () => {
     ['listen_addr: nowhere\n', /listen_addr="nowhere"/],
     ['node:\n  expiry_seconds: -5\n', /node\.expiry_seconds=-5/],
     ['dns:\n  nameservers: [banana]\n', /dns\.nameservers/],
+    ['dns:\n  override_local_dns: maybe\n', /dns\.override_local_dns="maybe": expected a boolean/],
+    ['certs:\n  dns_listen_addr: port53\n', /certs\.dns_listen_addr="port53": expected host:port/],
     ['colour: blue\n', /unknown config key "colour"/],
   ];
   for (const [yaml, message] of cases) {

@@ -1,7 +1,7 @@
-/** Builds the pinned real test peers (tailscale, tailscaled) and every Go program under test/peers/ into the cache. */
+/** Builds the pinned real test peers (tailscale, tailscaled, OpenTofu, Pebble) and every Go program under test/peers/ into the cache. */
 import { ensureProtos } from '../../provider/src/proto-source.ts';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildGoProgram, peerCacheDir } from './go-build.ts';
@@ -20,7 +20,7 @@ export interface PeerBinaries {
 }
 
 /** The pinned versions from test/peers/versions.json. */
-export function pinnedVersions(): { tailscale: string; oldestTailscale?: string; tofu: string } {
+export function pinnedVersions(): { tailscale: string; oldestTailscale?: string; tofu: string; pebble: string } {
   return JSON.parse(readFileSync(join(peersDir, 'versions.json'), 'utf8'));
 }
 
@@ -63,6 +63,33 @@ export async function buildTofu(version: string): Promise<string> {
   }
   await goInstall(dirname(bin), [`github.com/opentofu/opentofu/cmd/tofu@${version}`], ['-ldflags=-X github.com/opentofu/opentofu/version.dev=no']);
   return bin;
+}
+
+/** Let's Encrypt's test ACME server, and the TLS files it serves its API with (minica CA, localhost cert). */
+export interface PebbleFiles {
+  readonly bin: string;
+  /** The CA that signed `cert` (pebble.minica.pem): what a client must trust to talk to Pebble. */
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export function pebbleFiles(version: string = pinnedVersions().pebble): PebbleFiles {
+  const dir = peerCacheDir(`pebble-${version}`);
+  return { bin: join(dir, 'pebble'), ca: join(dir, 'certs', 'pebble.minica.pem'), cert: join(dir, 'certs', 'localhost', 'cert.pem'), key: join(dir, 'certs', 'localhost', 'key.pem') };
+}
+
+/** `go install`s Pebble, then copies its test certificates out of the module cache beside the binary. */
+export async function buildPebble(version: string): Promise<PebbleFiles> {
+  const files = pebbleFiles(version);
+  if (existsSync(files.bin) && existsSync(files.key)) {
+    console.log(`[peers] pebble ${version}: already built in ${dirname(files.bin)}`);
+    return files;
+  }
+  await goInstall(dirname(files.bin), [`github.com/letsencrypt/pebble/v2/cmd/pebble@${version}`]);
+  const modCache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
+  cpSync(join(modCache, 'github.com', 'letsencrypt', 'pebble', `v2@${version}`, 'test', 'certs'), join(dirname(files.bin), 'certs'), { recursive: true });
+  return files;
 }
 
 /** `go install`s packages into a temp GOBIN, then moves the commands into `dir`, so a crash never leaves half a binary. */
@@ -129,11 +156,13 @@ async function ensureSshClient(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { tailscale, tofu } = pinnedVersions();
+  const { tailscale, tofu, pebble } = pinnedVersions();
   await ensureSshClient();
   await buildTailscale(tailscale);
   // The IaC tests run once with the terraform on the PATH and once with OpenTofu.
   await buildTofu(tofu);
+  // The `tailscale cert` test gets its certificate from a real ACME server.
+  await buildPebble(pebble);
   for (const dir of goProgramDirs()) {
     const name = basename(dir);
     console.log(`[peers] ${name}: ${await buildGoProgram(dir, name)}`);

@@ -34,9 +34,10 @@ function parseExtraRecords(v: string): DnsSettings['extraRecords'] {
 
 /** The current settings with every given flag applied; flags not given keep their value. */
 function applyFlags(ctx: Context, d: DnsSettings): DnsSettings {
-  const magic = ctx.args.flags['magic-dns'];
   const next = { ...d };
-  if (typeof magic === 'boolean') next.magicDns = magic;
+  const bool = (name: string) => ctx.args.flags[name];
+  if (typeof bool('magic-dns') === 'boolean') next.magicDns = bool('magic-dns') as boolean;
+  if (typeof bool('override-local-dns') === 'boolean') next.overrideLocalDns = bool('override-local-dns') as boolean;
   const str = (name: string) => ctx.flag(name);
   if (str('base-domain') !== undefined) next.baseDomain = str('base-domain')!;
   if (str('nameservers') !== undefined) next.nameservers = items(str('nameservers')!);
@@ -63,7 +64,11 @@ export const dnsCommands: Command[] = [
     flags: {
       'magic-dns': { type: 'boolean', description: 'MagicDNS on (--magic-dns) or off (--magic-dns=false)' },
       'base-domain': { type: 'string', description: 'MagicDNS domain, e.g. tail.example' },
-      nameservers: { type: 'string', description: 'global resolvers, comma-separated ("" for none)' },
+      nameservers: { type: 'string', description: 'global resolvers (IP, IP:port or https:// URL), comma-separated ("" for none)' },
+      'override-local-dns': {
+        type: 'boolean',
+        description: 'use the nameservers for every name (--override-local-dns), or only as fallbacks beside the device\'s own DNS (=false)',
+      },
       'search-domains': { type: 'string', description: 'search domains, comma-separated' },
       'split-dns': { type: 'string', repeatable: true, description: 'domain=ip[,ip…] (repeatable or ;-separated; replaces all)' },
       'extra-record': { type: 'string', repeatable: true, description: 'name=A:ip or name=AAAA:ip (repeatable; replaces all)' },
