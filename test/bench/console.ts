@@ -28,7 +28,7 @@ const key = (prefix: string) => `${prefix}:${randomBytes(32).toString('hex')}`;
 export async function benchConsole(nodes: number, rounds = 15): Promise<ConsoleBench> {
   const dir = mkdtempSync(join(tmpdir(), 'tailplane-console-bench-'));
   const store = openSqliteStore(join(dir, 'tailplane.sqlite'));
-  const dns = { magicDns: true, baseDomain: 'bench.example', nameservers: [], splitDns: {}, searchDomains: [], extraRecords: [] };
+  const dns = { magicDns: true, overrideLocalDns: true, baseDomain: 'bench.example', nameservers: [], splitDns: {}, searchDomains: [], extraRecords: [] };
   const t = createTailnet(store, { prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' }, defaultDns: dns, expirySeconds: 180 * 86400 });
   const users = Array.from({ length: 50 }, (_, i) => t.users.create({ name: `user${i}` }));
   for (let i = 0; i < nodes; i++) {

@@ -44,6 +44,7 @@ export function dnsPages(app: FastifyInstance, con: Console): void {
       'DNS',
       html`<form method="post" action="/admin/dns" class="stack">${csrfField(ctx.session.csrf)}
 <label><input type="checkbox" name="magicDns" value="1"${d.magicDns ? html` checked` : ''}${ctx.may('dns') ? '' : html` disabled`}> MagicDNS (machines reach each other by name)</label>
+<label><input type="checkbox" name="overrideLocalDns" value="1"${d.overrideLocalDns ? html` checked` : ''}${ctx.may('dns') ? '' : html` disabled`}> Override local DNS (clients use these nameservers for every name, not only as a fallback)</label>
 <label for="baseDomain">Base domain</label><input id="baseDomain" name="baseDomain" value="${d.baseDomain}" required${ro}>
 ${area('nameservers', 'Nameservers', d.nameservers.join('\n'), 'One IP address or https:// DoH URL per line.')}
 ${area('searchDomains', 'Search domains', d.searchDomains.join('\n'), 'One domain per line.')}
@@ -57,6 +58,7 @@ ${ctx.may('dns') ? html`<div class="row"><button type="submit">Save DNS settings
     const b = req.body;
     t.setDns({
       magicDns: b.magicDns === '1',
+      overrideLocalDns: b.overrideLocalDns === '1',
       baseDomain: typeof b.baseDomain === 'string' ? b.baseDomain.trim() : '',
       nameservers: lines(b.nameservers),
       searchDomains: lines(b.searchDomains),
