@@ -4,7 +4,7 @@
  */
 import { ApiError, type AdminClient } from './admin-client.ts';
 import type { ApiNode, ApiPreAuthKey, ApiUser } from '../domain/api.ts';
-import type { DnsSettings } from '../domain/types.ts';
+import { defaultKeyLifetimeMs, type DnsSettings } from '../domain/types.ts';
 
 export type { ApiNode, ApiPreAuthKey, ApiUser, DnsSettings };
 export { ApiError };
@@ -17,8 +17,7 @@ export interface NewPreAuthKey {
   tags: string[];
 }
 
-/** Key lifetime given when a node's key expiry is turned back on: Tailscale's default of 180 days. */
-export const defaultKeyLifetimeMs = 180 * 86_400_000;
+export { defaultKeyLifetimeMs };
 
 export function tailnetApi(c: AdminClient) {
   const seg = encodeURIComponent;

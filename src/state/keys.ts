@@ -32,6 +32,7 @@ export interface PreAuthKeyInput {
   ephemeral?: boolean;
   expiration?: string | null;
   tags?: string[];
+  description?: string;
 }
 
 export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
@@ -65,6 +66,7 @@ export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
         tags,
         expiration: checkExpiration(input.expiration, now()),
         createdAt: now().toISOString(),
+        description: input.description ?? '',
       };
       return core.write((tx) => {
         const record = { id: tx.insertPreAuthKey(fields, secret.hash), ...fields };

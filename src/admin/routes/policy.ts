@@ -2,12 +2,13 @@
  * /api/v1/policy and /api/v1/topology: the HuJSON policy (validated with its own tests before it is stored;
  * a refused policy changes nothing), its access diff against the live policy, and the tailnet as the policy sees it.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { diffAccess, parsePolicy, PolicyError, renderAccessDiff, type Policy, type Topology } from '../../policy/index.ts';
 import { allowAllPolicy, topologyOf } from '../../state/policy-view.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { conflict, invalid } from '../../state/errors.ts';
 import { policyFileName, type PolicyChecker } from '../policy-checker.ts';
+import { checkedPolicy, policyEtag, writePolicy } from '../policy-write.ts';
 import { str, strict } from '../schemas.ts';
 
 const policyBody = strict({ policy: str }, ['policy']);
@@ -39,23 +40,28 @@ function parseOr(text: string, fail: (msg: string) => Error): Policy {
 }
 
 export function policyRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChecker): void {
-  const checked = (text: string) => {
-    const errors = policy.check(text);
-    if (errors.length > 0) throw invalid(`policy refused:\n${errors.join('\n')}`);
+  const checked = (text: string) => checkedPolicy(policy, text);
+  /** The policy with its ETag, in the header (for If-Match) and in the body (for clients that read only JSON). */
+  const withEtag = (reply: FastifyReply) => {
+    const p = t.policy();
+    const etag = policyEtag(t);
+    reply.header('etag', etag);
+    return { policy: p?.text ?? '', updatedAt: p?.updatedAt ?? null, etag };
   };
 
-  app.get('/api/v1/policy', { schema: { summary: 'Get the policy (HuJSON text)' } }, async () => {
-    const p = t.policy();
-    return { policy: p?.text ?? '', updatedAt: p?.updatedAt ?? null };
-  });
+  app.get('/api/v1/policy', { schema: { summary: 'Get the policy (HuJSON text) and its ETag' } }, async (_req, reply) => withEtag(reply));
 
-  app.put<{ Body: { policy: string } }>(
+  app.put<{ Body: { policy: string }; Headers: { 'if-match'?: string } }>(
     '/api/v1/policy',
-    { schema: { summary: 'Replace the policy; refused if invalid or its tests fail', body: policyBody } },
-    async (req) => {
-      checked(req.body.policy);
-      const p = t.setPolicy(req.body.policy);
-      return { policy: p.text, updatedAt: p.updatedAt };
+    {
+      schema: {
+        summary: 'Replace the policy; refused if invalid or its tests fail, 412 if If-Match names an older policy',
+        body: policyBody,
+      },
+    },
+    async (req, reply) => {
+      writePolicy(t, policy, req.body.policy, req.headers['if-match']);
+      return withEtag(reply);
     },
   );
 
