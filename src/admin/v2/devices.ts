@@ -7,7 +7,7 @@ import { defaultKeyLifetimeMs } from '../../domain/types.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { bool, str, strList, strict } from '../schemas.ts';
 import { deviceOf, deviceParams as params, httpError, tailnetParams } from './common.ts';
-import { deviceJson } from './shapes.ts';
+import { deviceFilterFields, deviceJson } from './shapes.ts';
 
 type Id = { Params: { id: string } };
 type Query = Record<string, string | string[] | undefined>;
@@ -15,9 +15,8 @@ type Query = Record<string, string | string[] | undefined>;
 /** Keeps the devices whose field matches one of the wanted values (any shared element for list fields). */
 function filtered(devices: Record<string, unknown>[], query: Query): Record<string, unknown>[] {
   const filters = Object.entries(query).filter(([key]) => key !== 'fields');
-  for (const [key] of filters) {
-    if (devices.length > 0 && !(key in devices[0]!)) throw httpError(400, `cannot filter devices by "${key}": not a device field`);
-  }
+  const unknown = filters.find(([key]) => !deviceFilterFields.has(key));
+  if (unknown) throw httpError(400, `cannot filter devices by "${unknown[0]}": not a device field`);
   return devices.filter((d) =>
     filters.every(([key, wanted]) => {
       const values = ([] as string[]).concat(wanted ?? []);

@@ -13,6 +13,12 @@ const zeroTime = '0001-01-01T00:00:00Z';
 
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
+/** Fields of a device that a list can be filtered by (`?os=linux&tags=tag:web`). */
+export const deviceFilterFields: ReadonlySet<string> = new Set([
+  'addresses', 'id', 'nodeId', 'authorized', 'user', 'tags', 'keyExpiryDisabled', 'blocksIncomingConnections', 'clientVersion',
+  'hostname', 'isEphemeral', 'isExternal', 'connectedToControl', 'machineKey', 'name', 'nodeKey', 'os', 'updateAvailable',
+]);
+
 export function deviceJson(n: Node, t: Tailnet, all: boolean) {
   const owner = n.userId !== null ? t.users.get(n.userId) : undefined;
   const online = t.nodes.isOnline(n.id);
