@@ -113,7 +113,10 @@ before(async () => {
   harness = createHarness();
   server = await spawnServer({ env: { TAILPLANE_DNS_BASE_DOMAIN: 'tail.example' } });
   assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'alice', email: 'alice@example.com' })).status, 200);
-  assert.equal((await api(server, 'PUT', '/api/v1/policy', { policy })).status, 200);
+  // "ts-default" (unquoted here) matches only while no policy was ever set: the first write lands, a second is a 412.
+  const basic = { authorization: `Basic ${Buffer.from(`${server.apiKey}:`).toString('base64')}`, 'content-type': 'application/hujson', 'if-match': 'ts-default' };
+  assert.equal((await api(server, 'POST', '/api/v2/tailnet/-/acl', policy, basic)).status, 200);
+  assert.equal((await api(server, 'POST', '/api/v2/tailnet/-/acl', policy, basic)).status, 412);
 });
 
 after(async () => {
@@ -190,6 +193,8 @@ test('PUT /api/v1/policy takes If-Match: a stale ETag is a 412, and neither the 
   const put = await api(server, 'PUT', '/api/v1/policy', { policy: edited }, { 'if-match': etag });
   assert.equal(put.status, 200, JSON.stringify(put.json));
   assert.notEqual(put.json.etag, etag);
+  const unquoted = await api(server, 'PUT', '/api/v1/policy', { policy: edited }, { 'if-match': put.json.etag.slice(1, -1) });
+  assert.equal(unquoted.status, 200, 'an unquoted ETag matches too');
   const stale = await api(server, 'PUT', '/api/v1/policy', { policy }, { 'if-match': etag });
   assert.equal(stale.status, 412);
   assert.match(stale.json.message, /changed since you read it/);
