@@ -36,9 +36,15 @@ export interface V2Deps {
   auth: Authenticator;
 }
 
-function keepRaw(req: FastifyRequest, body: string): unknown {
-  req.rawText = body;
-  return body;
+/** Parses a JSON body, keeping its text as sent; an empty body is no body. */
+function parseJson(req: FastifyRequest, text: string): unknown {
+  req.rawText = text;
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw httpError(400, `invalid JSON body: ${(err as Error).message}`);
+  }
 }
 
 export function apiV2(app: FastifyInstance, deps: V2Deps): void {
@@ -46,29 +52,23 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
     async (v2) => {
       // JSON is parsed here rather than by fastify so that the policy routes can keep the text as sent.
       v2.removeContentTypeParser('application/json');
-      v2.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-        const text = keepRaw(req, body as string);
-        if ((text as string).trim() === '') return done(null, undefined);
-        try {
-          done(null, JSON.parse(text as string));
-        } catch (err) {
-          done(httpError(400, `invalid JSON body: ${(err as Error).message}`), undefined);
-        }
-      });
-      v2.addContentTypeParser('application/hujson', { parseAs: 'string' }, (req, body, done) => done(null, keepRaw(req, body as string)));
-      v2.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
-        done(null, Object.fromEntries(new URLSearchParams(body as string))),
+      v2.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, body: string) => parseJson(req, body));
+      // A HuJSON policy body is text; the policy routes parse it with positions for their error messages.
+      v2.addContentTypeParser('application/hujson', { parseAs: 'string' }, async (req: FastifyRequest, body: string) => (req.rawText = body));
+      // The OAuth token request (RFC 6749 §4.4.2).
+      v2.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, async (_req: FastifyRequest, body: string) =>
+        Object.fromEntries(new URLSearchParams(body)),
       );
       v2.addHook('onRequest', async (req, reply) => {
         const scope = req.routeOptions.config.scope;
         if (scope === undefined) return;
+        const who = deps.auth.identify(req.headers.authorization);
+        if (isRefusal(who)) return reply.code(401).send({ message: who.refused });
+        if (!may(who, scope)) return reply.code(403).send({ message: `this credential lacks the "${scope}" scope` });
         const tailnet = (req.params as { tailnet?: string }).tailnet;
         if (tailnet !== undefined && tailnet !== '-') {
           return reply.code(404).send({ message: `tailnet "${tailnet}" not found: use "-" (the tailnet of your credentials)` });
         }
-        const who = deps.auth.identify(req.headers.authorization);
-        if (isRefusal(who)) return reply.code(401).send({ message: who.refused });
-        if (!may(who, scope)) return reply.code(403).send({ message: `this credential lacks the "${scope}" scope` });
       });
       oauthRoutes(v2, deps.tailnet);
       policyRoutes(v2, deps.tailnet, deps.policy);
