@@ -30,6 +30,7 @@ const policy = `{
   "tagOwners": { "tag:probe": ["alice@example.com"], "tag:probe2": ["alice@example.com"] },
   "acls": [{ "action": "accept", "src": ["*"], "dst": ["*:*"] }],
 }`;
+const serverEnv = { TAILPLANE_DNS_BASE_DOMAIN: 'tail.example' };
 let server: ChildServer;
 let probe: string;
 
@@ -111,7 +112,7 @@ async function fullRun(daemon: Daemon, hostname: string, credentials: string[]):
 before(async () => {
   probe = await peerProgram('apiv2probe');
   harness = createHarness();
-  server = await spawnServer({ env: { TAILPLANE_DNS_BASE_DOMAIN: 'tail.example' } });
+  server = await spawnServer({ env: serverEnv });
   assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'alice', email: 'alice@example.com' })).status, 200);
   // "ts-default" (unquoted here) matches only while no policy was ever set: the first write lands, a second is a 412.
   const basic = { authorization: `Basic ${Buffer.from(`${server.apiKey}:`).toString('base64')}`, 'content-type': 'application/hujson', 'if-match': 'ts-default' };
@@ -149,15 +150,24 @@ test('an OAuth client is held to its scopes: reads allowed, writes and ungranted
   const { id, clientId, clientSecret } = JSON.parse(created.stdout);
   const r = await runProbe(['-mode', 'refused', '-client-id', clientId, '-client-secret', clientSecret]);
   assert.equal(r.code, 0, `apiv2probe -mode refused failed: ${r.stderr}`);
-  // Deleting the client revokes it: its credentials no longer obtain a token.
+  // A token outlives a restart (it is stored, hashed); deleting the client revokes the client and its tokens.
+  const tokenOf = () =>
+    fetch(`${server.url}/api/v2/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
+    });
+  const { access_token: token, scope } = await (await tokenOf()).json();
+  assert.equal(scope, 'devices:core:read');
+  await server.stop();
+  server = await spawnServer({ dataDir: server.dataDir, env: serverEnv });
+  const bearer = { authorization: `Bearer ${token}` };
+  assert.equal((await api(server, 'GET', '/api/v2/tailnet/-/devices', undefined, bearer)).status, 200, 'the token works after a restart');
   assert.equal(cli(server, 'oauth-clients', 'delete', id).status, 0);
-  const token = await fetch(`${server.url}/api/v2/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
-  });
-  assert.equal(token.status, 401);
-  assert.equal((await token.json()).error, 'invalid_client');
+  assert.equal((await api(server, 'GET', '/api/v2/tailnet/-/devices', undefined, bearer)).status, 401, 'its token is revoked');
+  const again = await tokenOf();
+  assert.equal(again.status, 401);
+  assert.equal((await again.json()).error, 'invalid_client');
 });
 
 test("README's curl example works, and bad input is a 400 with a message (never a 500)", async () => {
