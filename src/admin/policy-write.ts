@@ -26,7 +26,12 @@ export function ifMatchHolds(t: Tailnet, header: string): boolean {
   const live = policyEtag(t).slice(1, -1);
   return header
     .split(',')
-    .map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .map((tag) =>
+      tag
+        .trim()
+        .replace(/^W\//, '')
+        .replace(/^"(.*)"$/, '$1')
+    )
     .some((tag) => tag === '*' || tag === live || (tag === defaultPolicyTag && t.policy() === null));
 }
 

@@ -28,7 +28,8 @@ export function createAuthenticator(t: Tailnet) {
     /** The principal behind an Authorization header, or why there is none. */
     identify(header: string | undefined): Principal | Refusal {
       const secret = credentialOf(header);
-      if (secret === null) return { refused: 'missing credentials: send the API key as "Authorization: Bearer <key>" or as the Basic auth user' };
+      if (secret === null)
+        return { refused: 'missing credentials: send the API key as "Authorization: Bearer <key>" or as the Basic auth user' };
       const key = t.apiKeys.authenticate(secret);
       if (key) return { kind: 'api-key', id: key.id, scopes: ['all'] };
       const token = t.oauthClients.authenticateToken(secret);

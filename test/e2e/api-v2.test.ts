@@ -70,7 +70,7 @@ function runProbe(args: string[], onStep: (s: Step) => Promise<void> = async () 
       await handling;
       if (failure) reject(failure);
       else resolve({ code, steps: steps, stderr });
-    }),
+    })
   );
 }
 
@@ -85,20 +85,35 @@ async function fullRun(daemon: Daemon, hostname: string, credentials: string[]):
       assert.match(s.authKey!, /^tpkey-auth-/);
       const up = await daemon.up({ loginServer: server.url, authKey: s.authKey, hostname, extraArgs: [`--advertise-routes=${route}`] });
       assert.equal(up.code, 0, `tailscale up: ${up.stderr}${up.stdout}`);
-      await daemon.waitFor(async () => (await api(server, 'GET', '/api/v1/node')).json.nodes.some((n: any) => n.name === hostname && n.availableRoutes.length === 1), 20_000, 'the advertised route reaches the server');
+      await daemon.waitFor(
+        async () =>
+          (await api(server, 'GET', '/api/v1/node')).json.nodes.some((n: any) => n.name === hostname && n.availableRoutes.length === 1),
+        20_000,
+        'the advertised route reaches the server'
+      );
     }
     if (s.step === 'device') {
       const n = (await node(s.id!)).json.node;
-      assert.deepEqual([n.givenName, n.tags, n.approvedRoutes, n.expiry], [`${hostname}-renamed`, ['tag:probe', 'tag:probe2'], [route], null]);
+      assert.deepEqual(
+        [n.givenName, n.tags, n.approvedRoutes, n.expiry],
+        [`${hostname}-renamed`, ['tag:probe', 'tag:probe2'], [route], null]
+      );
       // The daemon itself hears of the new tags and name through its map stream.
-      await daemon.waitFor(async () => {
-        const self = (await daemon.status()).Self as { Tags?: string[]; DNSName?: string };
-        return self.Tags?.includes('tag:probe2') && self.DNSName?.startsWith(`${hostname}-renamed.`);
-      }, 20_000, 'tags and name in tailscale status');
+      await daemon.waitFor(
+        async () => {
+          const self = (await daemon.status()).Self as { Tags?: string[]; DNSName?: string };
+          return self.Tags?.includes('tag:probe2') && self.DNSName?.startsWith(`${hostname}-renamed.`);
+        },
+        20_000,
+        'tags and name in tailscale status'
+      );
     }
     if (s.step === 'dns') {
       const dns = (await api(server, 'GET', '/api/v1/dns')).json.dns;
-      assert.deepEqual([dns.nameservers, dns.searchDomains, dns.splitDns, dns.magicDns], [['9.9.9.9', '1.1.1.1'], ['corp.example'], { 'b.example': ['10.0.0.54'] }, true]);
+      assert.deepEqual(
+        [dns.nameservers, dns.searchDomains, dns.splitDns, dns.magicDns],
+        [['9.9.9.9', '1.1.1.1'], ['corp.example'], { 'b.example': ['10.0.0.54'] }, true]
+      );
     }
   });
   assert.equal(r.code, 0, `apiv2probe failed: ${r.stderr}`);
@@ -115,7 +130,11 @@ before(async () => {
   server = await spawnServer({ env: serverEnv });
   assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'alice', email: 'alice@example.com' })).status, 200);
   // "ts-default" (unquoted here) matches only while no policy was ever set: the first write lands, a second is a 412.
-  const basic = { authorization: `Basic ${Buffer.from(`${server.apiKey}:`).toString('base64')}`, 'content-type': 'application/hujson', 'if-match': 'ts-default' };
+  const basic = {
+    authorization: `Basic ${Buffer.from(`${server.apiKey}:`).toString('base64')}`,
+    'content-type': 'application/hujson',
+    'if-match': 'ts-default',
+  };
   assert.equal((await api(server, 'POST', '/api/v2/tailnet/-/acl', policy, basic)).status, 200);
   assert.equal((await api(server, 'POST', '/api/v2/tailnet/-/acl', policy, basic)).status, 412);
 });
@@ -127,21 +146,42 @@ after(async () => {
 
 test('the Go client with an API key drives every endpoint against a joined tailscaled', async () => {
   const daemon = await harness.start({ name: 'bykey' });
-  await withLogs(harness, () => server.log(), 'api key', () => fullRun(daemon, 'probe-key', ['-key', server.apiKey]));
+  await withLogs(
+    harness,
+    () => server.log(),
+    'api key',
+    () => fullRun(daemon, 'probe-key', ['-key', server.apiKey])
+  );
 });
 
 test('the Go client with an OAuth client from `tailplane oauth-clients create` does the same; its secret is stored hashed', async () => {
-  const created = cli(server, 'oauth-clients', 'create', '--scopes', 'devices:core,devices:routes,dns,policy_file,auth_keys,users:read', '-o', 'json');
+  const created = cli(
+    server,
+    'oauth-clients',
+    'create',
+    '--scopes',
+    'devices:core,devices:routes,dns,policy_file,auth_keys,users:read',
+    '-o',
+    'json'
+  );
   assert.equal(created.status, 0, created.stderr);
   const { clientId, clientSecret } = JSON.parse(created.stdout);
   assert.match(clientSecret, new RegExp(`^tpkey-client-${clientId}-`));
   const daemon = await harness.start({ name: 'byoauth' });
-  await withLogs(harness, () => server.log(), 'oauth', () => fullRun(daemon, 'probe-oauth', ['-client-id', clientId, '-client-secret', clientSecret]));
+  await withLogs(
+    harness,
+    () => server.log(),
+    'oauth',
+    () => fullRun(daemon, 'probe-oauth', ['-client-id', clientId, '-client-secret', clientSecret])
+  );
   const secretPart = clientSecret.split('-').at(-1);
   for (const f of readdirSync(server.dataDir).filter((f) => f.includes('.db') || f.includes('sqlite'))) {
     assert.ok(!readFileSync(join(server.dataDir, f)).includes(secretPart), `the client secret is not stored in ${f}`);
   }
-  assert.match(cli(server, 'oauth-clients', 'list').stdout, new RegExp(`${clientId}\\s+devices:core,devices:routes,dns,policy_file,auth_keys,users:read`));
+  assert.match(
+    cli(server, 'oauth-clients', 'list').stdout,
+    new RegExp(`${clientId}\\s+devices:core,devices:routes,dns,policy_file,auth_keys,users:read`)
+  );
 });
 
 test('an OAuth client is held to its scopes: reads allowed, writes and ungranted scopes refused', async () => {
@@ -191,7 +231,11 @@ test("README's curl example works, and bad input is a 400 with a message (never 
     assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(r.json)}`);
     assert.equal(typeof r.json.message, 'string', `${method} ${path}: a message`);
   }
-  assert.equal((await api(server, 'GET', '/api/v2/tailnet/example.com/devices', undefined, basic)).status, 404, 'only the "-" tailnet exists');
+  assert.equal(
+    (await api(server, 'GET', '/api/v2/tailnet/example.com/devices', undefined, basic)).status,
+    404,
+    'only the "-" tailnet exists'
+  );
   assert.equal((await api(server, 'GET', '/api/v2/tailnet/-/devices', undefined, { authorization: 'Basic Zm9vOg==' })).status, 401);
 });
 
@@ -212,9 +256,15 @@ test('PUT /api/v1/policy takes If-Match: a stale ETag is a 412, and neither the 
 
   // The engine: a plan made before someone else's edit does not overwrite it.
   const client = createAdminClient({ url: server.url, apiKey: server.apiKey });
-  const desired: DesiredState = { tags: { 'tag:probe': ['alice@example.com'] }, acls: [{ action: 'accept', src: ['alice@example.com'], dst: ['*:22'] }] };
+  const desired: DesiredState = {
+    tags: { 'tag:probe': ['alice@example.com'] },
+    acls: [{ action: 'accept', src: ['alice@example.com'], dst: ['*:22'] }],
+  };
   const plan = planChanges(desired, await readLive(client));
-  assert.ok(plan.changes.some((c) => c.kind === 'policy'), 'the plan writes the policy');
+  assert.ok(
+    plan.changes.some((c) => c.kind === 'policy'),
+    'the plan writes the policy'
+  );
   assert.equal((await api(server, 'PUT', '/api/v1/policy', { policy })).status, 200, 'someone else edits after the plan');
   const result = await applyPlan(client, plan);
   assert.match(result.failed?.error ?? '', /changed by someone else since this plan was made/);
@@ -223,7 +273,10 @@ test('PUT /api/v1/policy takes If-Match: a stale ETag is a 412, and neither the 
 
   // The provider: an update over a policy Terraform has not refreshed is refused.
   const provider = createTailnetApi({ url: server.url, apiKey: server.apiKey });
-  await assert.rejects(policyResource().update(provider, { id: 'policy', policy: edited }, { id: 'policy', policy: edited + '\n' }), /changed outside Terraform/);
+  await assert.rejects(
+    policyResource().update(provider, { id: 'policy', policy: edited }, { id: 'policy', policy: edited + '\n' }),
+    /changed outside Terraform/
+  );
   await policyResource().update(provider, { id: 'policy', policy }, { id: 'policy', policy: edited });
   assert.equal((await api(server, 'GET', '/api/v1/policy')).json.policy, edited, 'an update over the refreshed policy lands');
   await provider.close();

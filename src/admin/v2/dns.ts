@@ -27,18 +27,32 @@ export function dnsRoutes(app: FastifyInstance, t: Tailnet): void {
   });
 
   app.get('/tailnet/:tailnet/dns/preferences', read, async () => ({ magicDNS: t.dns().magicDns }));
-  app.post<{ Body: { magicDNS: boolean } }>('/tailnet/:tailnet/dns/preferences', write(strict({ magicDNS: bool }, ['magicDNS'])), async (req) => ({
-    magicDNS: set({ magicDns: req.body.magicDNS }).magicDns,
-  }));
+  app.post<{ Body: { magicDNS: boolean } }>(
+    '/tailnet/:tailnet/dns/preferences',
+    write(strict({ magicDNS: bool }, ['magicDNS'])),
+    async (req) => ({
+      magicDNS: set({ magicDns: req.body.magicDNS }).magicDns,
+    })
+  );
 
   app.get('/tailnet/:tailnet/dns/searchpaths', read, async () => ({ searchPaths: t.dns().searchDomains }));
-  app.post<{ Body: { searchPaths: string[] } }>('/tailnet/:tailnet/dns/searchpaths', write(strict({ searchPaths: strList }, ['searchPaths'])), async (req) => ({
-    searchPaths: set({ searchDomains: req.body.searchPaths }).searchDomains,
-  }));
+  app.post<{ Body: { searchPaths: string[] } }>(
+    '/tailnet/:tailnet/dns/searchpaths',
+    write(strict({ searchPaths: strList }, ['searchPaths'])),
+    async (req) => ({
+      searchPaths: set({ searchDomains: req.body.searchPaths }).searchDomains,
+    })
+  );
 
   app.get('/tailnet/:tailnet/dns/split-dns', read, async () => t.dns().splitDns);
-  app.put<{ Body: SplitDns }>('/tailnet/:tailnet/dns/split-dns', write(splitDnsBody), async (req) => set({ splitDns: withoutUnset(req.body ?? {}) }).splitDns);
-  app.patch<{ Body: SplitDns }>('/tailnet/:tailnet/dns/split-dns', write(splitDnsBody), async (req) =>
-    set({ splitDns: withoutUnset({ ...t.dns().splitDns, ...req.body }) }).splitDns,
+  app.put<{ Body: SplitDns }>(
+    '/tailnet/:tailnet/dns/split-dns',
+    write(splitDnsBody),
+    async (req) => set({ splitDns: withoutUnset(req.body ?? {}) }).splitDns
+  );
+  app.patch<{ Body: SplitDns }>(
+    '/tailnet/:tailnet/dns/split-dns',
+    write(splitDnsBody),
+    async (req) => set({ splitDns: withoutUnset({ ...t.dns().splitDns, ...req.body }) }).splitDns
   );
 }

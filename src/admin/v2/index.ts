@@ -54,10 +54,14 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
       v2.removeContentTypeParser('application/json');
       v2.addContentTypeParser('application/json', { parseAs: 'string' }, async (req: FastifyRequest, body: string) => parseJson(req, body));
       // A HuJSON policy body is text; the policy routes parse it with positions for their error messages.
-      v2.addContentTypeParser('application/hujson', { parseAs: 'string' }, async (req: FastifyRequest, body: string) => (req.rawText = body));
+      v2.addContentTypeParser(
+        'application/hujson',
+        { parseAs: 'string' },
+        async (req: FastifyRequest, body: string) => (req.rawText = body)
+      );
       // The OAuth token request (RFC 6749 §4.4.2).
       v2.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, async (_req: FastifyRequest, body: string) =>
-        Object.fromEntries(new URLSearchParams(body)),
+        Object.fromEntries(new URLSearchParams(body))
       );
       v2.addHook('onRequest', async (req, reply) => {
         const scope = req.routeOptions.config.scope;
@@ -77,6 +81,6 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
       dnsRoutes(v2, deps.tailnet);
       userRoutes(v2, deps.tailnet);
     },
-    { prefix: v2Prefix },
+    { prefix: v2Prefix }
   );
 }

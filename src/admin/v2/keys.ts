@@ -45,7 +45,10 @@ export function keyRoutes(app: FastifyInstance, t: Tailnet): void {
       const create = req.body?.capabilities?.devices?.create ?? {};
       const tags = create.tags ?? [];
       if (tags.length === 0) {
-        throw httpError(400, 'give capabilities.devices.create.tags: keys made through the API are owned by tags, as API keys and OAuth clients belong to no user');
+        throw httpError(
+          400,
+          'give capabilities.devices.create.tags: keys made through the API are owned by tags, as API keys and OAuth clients belong to no user'
+        );
       }
       const seconds = req.body?.expirySeconds || maxExpirySeconds;
       const { key, record } = t.preAuthKeys.create({
@@ -56,21 +59,34 @@ export function keyRoutes(app: FastifyInstance, t: Tailnet): void {
         description: req.body?.description ?? '',
       });
       return keyJson(record, new Date(), key);
-    },
+    }
   );
 
   app.get<{ Querystring: { all?: string } }>(
     '/tailnet/:tailnet/keys',
-    { schema: { summary: 'List auth keys', params: tailnetParams, querystring: strict({ all: { type: 'string', enum: ['true', 'false'] } }) }, config: { scope: 'auth_keys:read' } },
-    async () => ({ keys: t.preAuthKeys.list().map((k) => keyJson(k, new Date())) }),
+    {
+      schema: {
+        summary: 'List auth keys',
+        params: tailnetParams,
+        querystring: strict({ all: { type: 'string', enum: ['true', 'false'] } }),
+      },
+      config: { scope: 'auth_keys:read' },
+    },
+    async () => ({ keys: t.preAuthKeys.list().map((k) => keyJson(k, new Date())) })
   );
 
-  app.get<KeyParams>('/tailnet/:tailnet/keys/:id', { schema: { summary: 'Get an auth key (never its secret)', params: keyParams }, config: { scope: 'auth_keys:read' } }, async (req) =>
-    keyJson(t.preAuthKeys.get(keyId(req.params.id)), new Date()),
+  app.get<KeyParams>(
+    '/tailnet/:tailnet/keys/:id',
+    { schema: { summary: 'Get an auth key (never its secret)', params: keyParams }, config: { scope: 'auth_keys:read' } },
+    async (req) => keyJson(t.preAuthKeys.get(keyId(req.params.id)), new Date())
   );
 
-  app.delete<KeyParams>('/tailnet/:tailnet/keys/:id', { schema: { summary: 'Delete (revoke) an auth key', params: keyParams }, config: { scope: 'auth_keys' } }, async (req, reply) => {
-    t.preAuthKeys.remove(keyId(req.params.id));
-    return reply.send();
-  });
+  app.delete<KeyParams>(
+    '/tailnet/:tailnet/keys/:id',
+    { schema: { summary: 'Delete (revoke) an auth key', params: keyParams }, config: { scope: 'auth_keys' } },
+    async (req, reply) => {
+      t.preAuthKeys.remove(keyId(req.params.id));
+      return reply.send();
+    }
+  );
 }

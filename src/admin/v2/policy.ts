@@ -14,7 +14,9 @@ type PolicyRequest = FastifyRequest<{ Params: { tailnet: string }; Headers: { 'i
 
 /** The policy text a request carries: the body as sent (HuJSON or JSON). */
 function policyText(req: FastifyRequest): string {
-  if (req.rawText === undefined || req.rawText.trim() === '') throw httpError(400, 'send the policy as the request body (application/hujson or application/json)');
+  if (req.rawText === undefined || req.rawText.trim() === '') {
+    throw httpError(400, 'send the policy as the request body (application/hujson or application/json)');
+  }
   return req.rawText;
 }
 
@@ -22,7 +24,9 @@ function policyText(req: FastifyRequest): string {
 function sendPolicy(t: Tailnet, req: FastifyRequest, reply: FastifyReply) {
   reply.header('etag', policyEtag(t));
   const text = livePolicyText(t);
-  if (/application\/json/i.test(req.headers.accept ?? '')) return reply.type('application/json').send(JSON.stringify(JSON5.parse(text), null, 2));
+  if (/application\/json/i.test(req.headers.accept ?? '')) {
+    return reply.type('application/json').send(JSON.stringify(JSON5.parse(text), null, 2));
+  }
   return reply.type('application/hujson').send(text);
 }
 
@@ -32,8 +36,13 @@ function withTests(live: string, tests: unknown[]): string {
 }
 
 export function policyRoutes(app: FastifyInstance, t: Tailnet, checker: PolicyChecker): void {
-  app.get('/tailnet/:tailnet/acl', { schema: { summary: 'Get the policy file (HuJSON; JSON with Accept: application/json) and its ETag', params }, config: { scope: 'policy_file:read' } }, async (req, reply) =>
-    sendPolicy(t, req, reply),
+  app.get(
+    '/tailnet/:tailnet/acl',
+    {
+      schema: { summary: 'Get the policy file (HuJSON; JSON with Accept: application/json) and its ETag', params },
+      config: { scope: 'policy_file:read' },
+    },
+    async (req, reply) => sendPolicy(t, req, reply)
   );
 
   app.post(
@@ -42,13 +51,17 @@ export function policyRoutes(app: FastifyInstance, t: Tailnet, checker: PolicyCh
     async (req: PolicyRequest, reply) => {
       writePolicy(t, checker, policyText(req), req.headers['if-match']);
       return sendPolicy(t, req, reply);
-    },
+    }
   );
 
-  app.post('/tailnet/:tailnet/acl/validate', { schema: { summary: 'Check a policy file (or tests against the live one)', params }, config: { scope: 'policy_file:read' } }, async (req, reply) => {
-    const text = Array.isArray(req.body) ? withTests(livePolicyText(t), req.body) : policyText(req);
-    const errors = checker.check(text);
-    if (errors.length === 0) return reply.code(200).send();
-    return { message: 'policy refused', data: [{ user: '', errors }] };
-  });
+  app.post(
+    '/tailnet/:tailnet/acl/validate',
+    { schema: { summary: 'Check a policy file (or tests against the live one)', params }, config: { scope: 'policy_file:read' } },
+    async (req, reply) => {
+      const text = Array.isArray(req.body) ? withTests(livePolicyText(t), req.body) : policyText(req);
+      const errors = checker.check(text);
+      if (errors.length === 0) return reply.code(200).send();
+      return { message: 'policy refused', data: [{ user: '', errors }] };
+    }
+  );
 }

@@ -14,10 +14,9 @@ const zeroTime = '0001-01-01T00:00:00Z';
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
 /** Fields of a device that a list can be filtered by (`?os=linux&tags=tag:web`). */
-export const deviceFilterFields: ReadonlySet<string> = new Set([
-  'addresses', 'id', 'nodeId', 'authorized', 'user', 'tags', 'keyExpiryDisabled', 'blocksIncomingConnections', 'clientVersion',
-  'hostname', 'isEphemeral', 'isExternal', 'connectedToControl', 'machineKey', 'name', 'nodeKey', 'os', 'updateAvailable',
-]);
+export const deviceFilterFields: ReadonlySet<string> = new Set(
+  'addresses id nodeId authorized user tags keyExpiryDisabled blocksIncomingConnections clientVersion hostname isEphemeral isExternal connectedToControl machineKey name nodeKey os updateAvailable'.split(' '),
+);
 
 export function deviceJson(n: Node, t: Tailnet, all: boolean) {
   const owner = n.userId !== null ? t.users.get(n.userId) : undefined;
@@ -73,7 +72,9 @@ export function keyJson(k: PreAuthKey, now: Date, fullKey?: string) {
     ...(fullKey !== undefined ? { key: fullKey } : {}),
     description: k.description,
     created: k.createdAt,
-    ...(k.expiration !== null ? { expires: k.expiration, expirySeconds: Math.round((Date.parse(k.expiration) - Date.parse(k.createdAt)) / 1000) } : {}),
+    ...(k.expiration !== null
+      ? { expires: k.expiration, expirySeconds: Math.round((Date.parse(k.expiration) - Date.parse(k.createdAt)) / 1000) }
+      : {}),
     invalid: expired || (k.used && !k.reusable),
     // Every device joins authorized (tailplane has no device approval), so every key is pre-authorized.
     capabilities: { devices: { create: { reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags, preauthorized: true } } },
@@ -83,7 +84,10 @@ export function keyJson(k: PreAuthKey, now: Date, fullKey?: string) {
 
 export function userJson(u: User, t: Tailnet) {
   const nodes = t.nodes.list().filter((n) => n.userId === u.id);
-  const seen = nodes.map((n) => n.lastSeen).filter((s): s is string => s !== null).sort();
+  const seen = nodes
+    .map((n) => n.lastSeen)
+    .filter((s): s is string => s !== null)
+    .sort();
   const connected = nodes.some((n) => t.nodes.isOnline(n.id));
   const lastSeen = connected ? new Date().toISOString() : seen.at(-1);
   return {

@@ -22,11 +22,15 @@ export function userRoutes(app: FastifyInstance, t: Tailnet): void {
       const { type, role } = req.query;
       const matches = (type === undefined || type === 'member') && (role === undefined || role === 'member');
       return { users: matches ? t.users.list().map((u) => userJson(u, t)) : [] };
-    },
+    }
   );
 
-  app.get<{ Params: { id: string } }>('/users/:id', { schema: { summary: 'Get a user', params: strict({ id: str }, ['id']) }, config: { scope: 'users:read' } }, async (req) => {
-    if (!/^[0-9]{1,15}$/.test(req.params.id)) throw httpError(404, `user "${req.params.id}" not found`);
-    return userJson(t.users.get(Number(req.params.id)), t);
-  });
+  app.get<{ Params: { id: string } }>(
+    '/users/:id',
+    { schema: { summary: 'Get a user', params: strict({ id: str }, ['id']) }, config: { scope: 'users:read' } },
+    async (req) => {
+      if (!/^[0-9]{1,15}$/.test(req.params.id)) throw httpError(404, `user "${req.params.id}" not found`);
+      return userJson(t.users.get(Number(req.params.id)), t);
+    }
+  );
 }

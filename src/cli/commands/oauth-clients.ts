@@ -32,14 +32,19 @@ export const oauthClientCommands: Command[] = [
       description: { alias: 'd', type: 'string', description: 'what the client is for' },
     },
     async run(ctx) {
-      const scopes = (ctx.flag('scopes') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const scopes = (ctx.flag('scopes') ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (scopes.length === 0) throw new UsageError('give the scopes as --scopes devices:core,dns:read,…');
       const { oauthClient } = await ctx.client().post<{ oauthClient: ApiOAuthClient }>('/api/v1/oauth-client', {
         scopes,
         description: ctx.flag('description') ?? '',
       });
       if (ctx.format !== 'table') return renderObject(ctx.format, oauthClient as never);
-      return `client id:     ${oauthClient.clientId}\nclient secret: ${oauthClient.clientSecret}\nscopes:        ${scopes.join(' ')}\n(the secret is shown only now)`;
+      return `client id:     ${oauthClient.clientId}\nclient secret: ${oauthClient.clientSecret}\nscopes:        ${scopes.join(
+        ' '
+      )}\n(the secret is shown only now)`;
     },
   },
   {
