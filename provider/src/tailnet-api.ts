@@ -2,7 +2,7 @@
 import { createAdminClient } from '../../src/client/admin-client.ts';
 import { tailnetApi } from '../../src/client/tailnet-api.ts';
 
-export { ApiError, isNotFound, type ApiNode, type ApiPreAuthKey, type ApiUser, type DnsSettings, type NewPreAuthKey } from '../../src/client/tailnet-api.ts';
+export { ApiError, isNotFound, isStalePolicy, type ApiNode, type ApiPreAuthKey, type ApiUser, type DnsSettings, type NewPreAuthKey } from '../../src/client/tailnet-api.ts';
 
 export function createTailnetApi(opts: { url: string; apiKey: string }) {
   const client = createAdminClient({ url: opts.url, apiKey: opts.apiKey });

@@ -18,6 +18,9 @@ import { sshRoutes } from './routes/ssh.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin } from '../console/plugin.ts';
+import { createAuthenticator } from '../auth/principal.ts';
+import { oauthClientRoutes } from './routes/oauth-clients.ts';
+import { apiV2, v2Prefix } from './v2/index.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -56,7 +59,10 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']));
+  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']);
+  // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
+  app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
+  requireApiKey(app, deps.tailnet, publicPaths);
 
   app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
   app.get('/version', async () => ({ version }));
@@ -70,6 +76,8 @@ export function createAdminApp(deps: AdminDeps) {
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
   sshRoutes(app, deps.tailnet);
+  oauthClientRoutes(app, deps.tailnet);
+  apiV2(app, { tailnet: deps.tailnet, policy: deps.policy, auth: createAuthenticator(deps.tailnet) });
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

@@ -3,9 +3,7 @@
  * may change, and which area every state-changing admin API v1 route touches. Reading is open to every role;
  * the admin API and the console both ask this module, so a role means the same thing everywhere.
  */
-
-export const roles = ['admin', 'network-admin', 'it-admin', 'auditor'] as const;
-export type Role = (typeof roles)[number];
+import { roles, type Role } from '../domain/roles.ts';
 
 /** What a write changes. */
 export type Area = 'policy' | 'dns' | 'routes' | 'users' | 'machines' | 'keys' | 'apikeys';
@@ -16,16 +14,6 @@ const writable: Record<Role, readonly Area[]> = {
   'it-admin': ['users', 'machines', 'keys'],
   auditor: [],
 };
-
-/** One line per role, for help texts and the console. */
-export const roleSummaries: Record<Role, string> = {
-  admin: 'everything',
-  'network-admin': 'policy, DNS and routes',
-  'it-admin': 'users, machines and keys',
-  auditor: 'read-only',
-};
-
-export const isRole = (s: string): s is Role => (roles as readonly string[]).includes(s);
 
 export function mayWrite(role: Role, area: Area): boolean {
   return writable[role].includes(area);

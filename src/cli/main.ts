@@ -10,6 +10,7 @@ import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { nodeCommands } from './commands/nodes.ts';
+import { oauthClientCommands } from './commands/oauth-clients.ts';
 import { policyCommands } from './commands/policy.ts';
 import { routeCommands } from './commands/routes.ts';
 import { serverCommands } from './commands/server.ts';
@@ -17,7 +18,7 @@ import { sshCommands } from './commands/ssh.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...policyCommands, ...sshCommands, ...engineCommands];
+const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
@@ -27,6 +28,7 @@ const groupAliases: Record<string, string> = {
   preauthkey: 'preauthkeys',
   authkey: 'preauthkeys',
   apikey: 'apikeys',
+  'oauth-client': 'oauth-clients',
 };
 
 function find(words: string[]): { command: Command; rest: string[] } | undefined {

@@ -30,13 +30,14 @@ export function createAdminClient(opts: ClientOptions) {
   const timeout = opts.timeoutMs ?? 30_000;
   const retries = opts.retries ?? 3;
 
-  async function once<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  async function once<T>(method: Method, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const res = await pool.request({
       method,
       path,
       headers: {
         authorization: `Bearer ${opts.apiKey}`,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
       },
       body: body !== undefined ? JSON.stringify(body) : undefined,
       headersTimeout: timeout,
@@ -56,10 +57,10 @@ export function createAdminClient(opts: ClientOptions) {
     return parsed as T;
   }
 
-  async function call<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: Method, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await once<T>(method, path, body);
+        return await once<T>(method, path, body, headers);
       } catch (err) {
         const transient = err instanceof ApiError ? err.status >= 500 : isConnectionError(err);
         if (!transient || !idempotent.has(method) || attempt >= retries) throw describe(err, base.origin);
@@ -71,7 +72,8 @@ export function createAdminClient(opts: ClientOptions) {
   return {
     get: <T>(path: string) => call<T>('GET', path),
     post: <T>(path: string, body: unknown = {}) => call<T>('POST', path, body),
-    put: <T>(path: string, body: unknown) => call<T>('PUT', path, body),
+    /** `headers` e.g. `{ 'if-match': etag }` for a write that must not overwrite an unseen change. */
+    put: <T>(path: string, body: unknown, headers?: Record<string, string>) => call<T>('PUT', path, body, headers),
     delete: <T>(path: string) => call<T>('DELETE', path),
     close: () => pool.close(),
   };

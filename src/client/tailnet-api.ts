@@ -4,7 +4,7 @@
  */
 import { ApiError, type AdminClient } from './admin-client.ts';
 import type { ApiNode, ApiPreAuthKey, ApiUser } from '../domain/api.ts';
-import type { DnsSettings } from '../domain/types.ts';
+import { defaultKeyLifetimeMs, type DnsSettings } from '../domain/types.ts';
 
 export type { ApiNode, ApiPreAuthKey, ApiUser, DnsSettings };
 export { ApiError };
@@ -17,8 +17,7 @@ export interface NewPreAuthKey {
   tags: string[];
 }
 
-/** Key lifetime given when a node's key expiry is turned back on: Tailscale's default of 180 days. */
-export const defaultKeyLifetimeMs = 180 * 86_400_000;
+export { defaultKeyLifetimeMs };
 
 export function tailnetApi(c: AdminClient) {
   const seg = encodeURIComponent;
@@ -63,7 +62,14 @@ export function tailnetApi(c: AdminClient) {
 
     /** The live policy text ('' when none was ever set). */
     getPolicy: async () => (await c.get<{ policy: string }>('/api/v1/policy')).policy,
-    setPolicy: async (text: string) => (await c.put<{ policy: string }>('/api/v1/policy', { policy: text })).policy,
+    /** The live policy text with its ETag, to write back with `setPolicy(text, etag)`. */
+    getPolicyVersion: async () => {
+      const { policy, etag } = await c.get<{ policy: string; etag: string }>('/api/v1/policy');
+      return { policy, etag };
+    },
+    /** Replaces the policy; with `ifMatch`, only if the live policy still has that ETag (else ApiError 412). */
+    setPolicy: async (text: string, ifMatch?: string) =>
+      (await c.put<{ policy: string }>('/api/v1/policy', { policy: text }, ifMatch !== undefined ? { 'if-match': ifMatch } : undefined)).policy,
     /** Throws an ApiError with the server's message (syntax with line:column, failing tests) when invalid. */
     checkPolicy: async (text: string) => void (await c.post('/api/v1/policy/check', { policy: text })),
 
@@ -76,3 +82,6 @@ export type TailnetApi = ReturnType<typeof tailnetApi>;
 
 /** True for the API's "no such object" answer, which a read turns into "gone". */
 export const isNotFound = (err: unknown) => err instanceof ApiError && err.status === 404;
+
+/** True for the API's "the policy changed since you read it" answer (a stale If-Match). */
+export const isStalePolicy = (err: unknown) => err instanceof ApiError && err.status === 412;

@@ -1,5 +1,5 @@
 /** The console's page frame: skip link, navigation, who is logged in with which role, logout, and the flash message. */
-import { roleSummaries } from '../auth/roles.ts';
+import { roleSummaries } from '../domain/roles.ts';
 import { csrfField, html, type Html } from './html.ts';
 import type { Ctx } from './plugin.ts';
 

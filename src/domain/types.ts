@@ -3,7 +3,7 @@
  * Plain immutable data; no I/O here.
  */
 
-import type { Role } from '../auth/roles.ts';
+import type { Role } from './roles.ts';
 
 /** Numeric ids are the database row ids; they are what clients see as Node.ID / User.ID (never 0). */
 export type NodeId = number;
@@ -56,6 +56,9 @@ export interface Node {
   readonly approvedRoutes: readonly string[];
 }
 
+/** Key lifetime given when a node's key expiry is turned back on: Tailscale's default of 180 days. */
+export const defaultKeyLifetimeMs = 180 * 86_400_000;
+
 export interface PreAuthKey {
   readonly id: number;
   /** Public part shown in lists ("tskey-auth-<prefix>"); the secret is only stored hashed. */
@@ -67,6 +70,8 @@ export interface PreAuthKey {
   readonly tags: readonly string[];
   readonly expiration: string | null;
   readonly createdAt: string;
+  /** Free text for people (API v2's `description`); '' when none was given. */
+  readonly description: string;
 }
 
 export interface ApiKey {
@@ -77,6 +82,29 @@ export interface ApiKey {
   readonly expiration: string | null;
   readonly lastSeen: string | null;
   readonly createdAt: string;
+}
+
+/**
+ * An OAuth client (API v2's client credentials): its id is the public prefix of its secret, which is stored
+ * hashed; it may obtain access tokens for its scopes only.
+ */
+export interface OAuthClient {
+  readonly id: number;
+  /** The client id people and tools use (`client_id`). */
+  readonly prefix: string;
+  readonly scopes: readonly string[];
+  readonly description: string;
+  readonly createdAt: string;
+}
+
+/** A short-lived access token an OAuth client obtained; stored hashed, valid until `expiresAt`. */
+export interface OAuthToken {
+  readonly id: number;
+  readonly prefix: string;
+  /** Row id of the OAuth client; deleting the client revokes its tokens. */
+  readonly clientId: number;
+  readonly scopes: readonly string[];
+  readonly expiresAt: string;
 }
 
 /** DNS settings of the tailnet (MagicDNS and what clients get in DNSConfig). */

@@ -4,7 +4,7 @@
  * the live state, so a rerun after a failure finishes the job and a second apply changes nothing.
  */
 import type { AdminClient } from '../client/admin-client.ts';
-import { tailnetApi, type TailnetApi } from '../client/tailnet-api.ts';
+import { isStalePolicy, tailnetApi, type TailnetApi } from '../client/tailnet-api.ts';
 import type { DesiredState } from './desired.ts';
 import { readLive } from './live.ts';
 import { resolveExpiration } from './match.ts';
@@ -56,7 +56,12 @@ export async function applyChange(client: AdminClient, change: Change, now = new
     }
     case 'policy':
       await api.checkPolicy(change.text);
-      await api.setPolicy(change.text);
+      try {
+        await api.setPolicy(change.text, change.etag);
+      } catch (err) {
+        if (!isStalePolicy(err)) throw err;
+        throw new Error('the policy was changed by someone else since this plan was made; nothing was overwritten: plan again');
+      }
       return undefined;
     case 'dns':
       await api.setDns(change.settings);

@@ -10,6 +10,8 @@ export interface LiveState {
   readonly preAuthKeys: readonly ApiPreAuthKey[];
   /** The policy's HuJSON text; "" when none was ever set. */
   readonly policy: string;
+  /** The live policy's ETag: a policy write planned from this state only lands while it is still live. */
+  readonly policyEtag?: string;
   readonly dns: DnsSettings;
 }
 
@@ -19,8 +21,8 @@ export async function readLive(client: AdminClient): Promise<LiveState> {
     api.listUsers(),
     api.listNodes(),
     api.listPreAuthKeys(),
-    api.getPolicy(),
+    api.getPolicyVersion(),
     api.getDns(),
   ]);
-  return { users, nodes, preAuthKeys, policy, dns };
+  return { users, nodes, preAuthKeys, policy: policy.policy, policyEtag: policy.etag, dns };
 }

@@ -24,6 +24,8 @@ export type Change =
       readonly kind: 'policy';
       /** The HuJSON text to write. */
       readonly text: string;
+      /** ETag of the live policy this change was planned against; apply refuses to write over any other. */
+      readonly etag?: string;
       readonly problems: readonly string[];
       readonly accessDiff?: readonly AccessChange[];
     })
@@ -116,7 +118,7 @@ function policyChange(desired: DesiredState, live: LiveState, topology: Paramete
       : diffValues(before ?? {}, after);
   if (diffs.length === 0) return undefined;
   const action = live.policy.trim() === '' ? 'create' : 'update';
-  return { kind: 'policy', action, address: 'policy', text, diffs, ...reviewPolicy(live.policy, text, topology) };
+  return { kind: 'policy', action, address: 'policy', text, etag: live.policyEtag, diffs, ...reviewPolicy(live.policy, text, topology) };
 }
 
 function dnsChange(desired: DesiredState, live: LiveState): Change | undefined {

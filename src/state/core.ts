@@ -2,7 +2,7 @@
  * The tailnet in memory: indexed, immutable records loaded from the store, and the single write path —
  * commit to the store in one transaction, then swap in the new records, then publish the change.
  */
-import type { ApiKey, DnsSettings, Node, PolicyRecord, PreAuthKey, SshCheck, User } from '../domain/types.ts';
+import type { ApiKey, DnsSettings, Node, OAuthClient, OAuthToken, PolicyRecord, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import type { Hashed, Store, StoreTx } from '../store/store.ts';
 import type { Change, ChangeListener } from './changes.ts';
 
@@ -13,6 +13,8 @@ export interface Indexes {
   readonly nodesByMachineKey: Map<string, Node>;
   readonly preAuthKeys: Map<number, Hashed<PreAuthKey>>;
   readonly apiKeys: Map<number, Hashed<ApiKey>>;
+  readonly oauthClients: Map<number, Hashed<OAuthClient>>;
+  readonly oauthTokens: Map<number, Hashed<OAuthToken>>;
   /** IPs in use, for allocation. */
   readonly ips: Set<string>;
   /** Given names in use, for uniqueness. */
@@ -63,6 +65,8 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
     nodesByMachineKey: new Map(),
     preAuthKeys: new Map(loaded.preAuthKeys.map((k) => [k.record.id, k])),
     apiKeys: new Map(loaded.apiKeys.map((k) => [k.record.id, k])),
+    oauthClients: new Map(loaded.oauthClients.map((c) => [c.record.id, c])),
+    oauthTokens: new Map(loaded.oauthTokens.map((t) => [t.record.id, t])),
     ips: new Set(),
     names: new Set(),
     settings: {

@@ -4,7 +4,7 @@
  */
 import type { ApiKey, PreAuthKey } from '../domain/types.ts';
 import type { Hashed } from '../store/store.ts';
-import { isRole, roles } from '../auth/roles.ts';
+import { isRole, roles } from '../domain/roles.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
@@ -33,6 +33,7 @@ export interface PreAuthKeyInput {
   ephemeral?: boolean;
   expiration?: string | null;
   tags?: string[];
+  description?: string;
 }
 
 export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
@@ -66,6 +67,7 @@ export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
         tags,
         expiration: checkExpiration(input.expiration, now()),
         createdAt: now().toISOString(),
+        description: input.description ?? '',
       };
       return core.write((tx) => {
         const record = { id: tx.insertPreAuthKey(fields, secret.hash), ...fields };

@@ -4,7 +4,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export type SecretKind = 'tpkey-api' | 'tpkey-auth';
+/** API key, pre-auth key, OAuth client secret, OAuth access token. */
+export type SecretKind = 'tpkey-api' | 'tpkey-auth' | 'tpkey-client' | 'tpkey-oauth';
 
 export interface NewSecret {
   /** The full key, handed to the user exactly once. */

@@ -9,6 +9,7 @@ import { invalid } from './errors.ts';
 import { createIpAllocator } from './ipam.ts';
 import { createApiKeys, createPreAuthKeys } from './keys.ts';
 import { createNodes } from './nodes.ts';
+import { createOAuthClients } from './oauth.ts';
 import { checkDns } from './dns.ts';
 import { createSshChecks } from './ssh-checks.ts';
 import { createUsers } from './users.ts';
@@ -34,6 +35,7 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     preAuthKeys: createPreAuthKeys(core, users, now),
     apiKeys: createApiKeys(core, now),
     sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),
+    oauthClients: createOAuthClients(core, now),
     subscribe: core.subscribe,
     healthy: () => store.healthy(),
     policy: (): PolicyRecord | null => core.ix.settings.policy,

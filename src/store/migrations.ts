@@ -84,4 +84,24 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX ssh_checks_open ON ssh_checks (state, valid_until);
   `,
+  // 4: OAuth clients and the access tokens they obtain (API v2), and a description on pre-auth keys.
+  `
+  CREATE TABLE oauth_clients (
+    id INTEGER PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE oauth_tokens (
+    id INTEGER PRIMARY KEY,
+    prefix TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    client_id INTEGER NOT NULL REFERENCES oauth_clients(id) ON DELETE CASCADE,
+    scopes TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  ALTER TABLE pre_auth_keys ADD COLUMN description TEXT NOT NULL DEFAULT '';
+  `,
 ];

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ApiKey, Node, PreAuthKey, SshCheck, User } from '../domain/types.ts';
+import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import { migrations } from './migrations.ts';
 import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
 
@@ -108,6 +108,33 @@ function preAuthKeyFromRow(r: Row): Hashed<PreAuthKey> {
       tags: JSON.parse(r.tags as string),
       expiration: (r.expiration as string | null) ?? null,
       createdAt: r.created_at as string,
+      description: r.description as string,
+    },
+  };
+}
+
+function oauthClientFromRow(r: Row): Hashed<OAuthClient> {
+  return {
+    hash: r.hash as string,
+    record: {
+      id: r.id as number,
+      prefix: r.prefix as string,
+      scopes: JSON.parse(r.scopes as string),
+      description: r.description as string,
+      createdAt: r.created_at as string,
+    },
+  };
+}
+
+function oauthTokenFromRow(r: Row): Hashed<OAuthToken> {
+  return {
+    hash: r.hash as string,
+    record: {
+      id: r.id as number,
+      prefix: r.prefix as string,
+      clientId: r.client_id as number,
+      scopes: JSON.parse(r.scopes as string),
+      expiresAt: r.expires_at as string,
     },
   };
 }
@@ -135,6 +162,8 @@ function loadAll(db: Database.Database): StoredTailnet {
     nodes: all('SELECT * FROM nodes ORDER BY id').map(nodeFromRow),
     preAuthKeys: all('SELECT * FROM pre_auth_keys ORDER BY id').map(preAuthKeyFromRow),
     apiKeys: all('SELECT * FROM api_keys ORDER BY id').map(apiKeyFromRow),
+    oauthClients: all('SELECT * FROM oauth_clients ORDER BY id').map(oauthClientFromRow),
+    oauthTokens: all('SELECT * FROM oauth_tokens ORDER BY id').map(oauthTokenFromRow),
     settings,
     // Open checks, plus those decided within the hour, whose destination may still be polling for the outcome.
     sshChecks: all(
@@ -219,6 +248,7 @@ function preAuthKeyParams(k: Omit<PreAuthKey, 'id'>) {
     tags: json(k.tags),
     expiration: k.expiration,
     created_at: k.createdAt,
+    description: k.description,
   };
 }
 
@@ -252,6 +282,14 @@ function apiKeyParams(k: Omit<ApiKey, 'id'>) {
   return { prefix: k.prefix, role: k.role, expiration: k.expiration, last_seen: k.lastSeen, created_at: k.createdAt };
 }
 
+function oauthClientParams(c: Omit<OAuthClient, 'id'>) {
+  return { prefix: c.prefix, scopes: json(c.scopes), description: c.description, created_at: c.createdAt };
+}
+
+function oauthTokenParams(t: Omit<OAuthToken, 'id'>) {
+  return { prefix: t.prefix, client_id: t.clientId, scopes: json(t.scopes), expires_at: t.expiresAt };
+}
+
 function createTx(db: Database.Database): StoreTx {
   const columnsOf = (params: (x: never) => Row) => Object.keys(params({} as never));
   const users = statements(db, 'users', columnsOf(userParams));
@@ -260,6 +298,9 @@ function createTx(db: Database.Database): StoreTx {
   const apiKeys = statements(db, 'api_keys', columnsOf(apiKeyParams), ['hash']);
   const sshColumns = Object.keys(sshCheckParams({} as SshCheck));
   const putSshCheck = db.prepare(`INSERT OR REPLACE INTO ssh_checks (${sshColumns.join(', ')}) VALUES (${sshColumns.map((c) => '@' + c).join(', ')})`);
+  const oauthClients = statements(db, 'oauth_clients', columnsOf(oauthClientParams), ['hash']);
+  const oauthTokens = statements(db, 'oauth_tokens', columnsOf(oauthTokenParams), ['hash']);
+  const deleteExpiredTokens = db.prepare('DELETE FROM oauth_tokens WHERE expires_at < ?');
   const putSetting = db.prepare(
     'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   );
@@ -276,6 +317,12 @@ function createTx(db: Database.Database): StoreTx {
     insertApiKey: (k, hash) => apiKeys.insert({ ...apiKeyParams(k), hash }),
     updateApiKey: (k) => apiKeys.update(k.id, apiKeyParams(k)),
     deleteApiKey: (id) => apiKeys.remove(id),
+    insertOAuthClient: (c, hash) => oauthClients.insert({ ...oauthClientParams(c), hash }),
+    deleteOAuthClient: (id) => oauthClients.remove(id),
+    insertOAuthToken: (t, hash) => oauthTokens.insert({ ...oauthTokenParams(t), hash }),
+    deleteExpiredOAuthTokens: (now) => {
+      deleteExpiredTokens.run(now);
+    },
     putSetting: (key, value) => {
       putSetting.run(key, json(value));
     },

@@ -2,7 +2,7 @@
  * The persistence interface of the tailnet: what the state layer needs from a database, nothing more.
  * SQLite implements it today; a PostgreSQL store would implement the same interface.
  */
-import type { ApiKey, Node, PreAuthKey, SshCheck, User } from '../domain/types.ts';
+import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 
 /** A secret-bearing record as stored: the public record plus the hash of its secret. */
 export interface Hashed<T> {
@@ -16,6 +16,8 @@ export interface StoredTailnet {
   readonly nodes: Node[];
   readonly preAuthKeys: Hashed<PreAuthKey>[];
   readonly apiKeys: Hashed<ApiKey>[];
+  readonly oauthClients: Hashed<OAuthClient>[];
+  readonly oauthTokens: Hashed<OAuthToken>[];
   readonly settings: Record<string, unknown>;
   /** SSH checks still of use: pending, approvals that may admit sessions, and those decided within the hour. */
   readonly sshChecks: SshCheck[];
@@ -35,6 +37,11 @@ export interface StoreTx {
   insertApiKey(k: Omit<ApiKey, 'id'>, hash: string): number;
   updateApiKey(k: ApiKey): void;
   deleteApiKey(id: number): void;
+  insertOAuthClient(c: Omit<OAuthClient, 'id'>, hash: string): number;
+  deleteOAuthClient(id: number): void;
+  insertOAuthToken(t: Omit<OAuthToken, 'id'>, hash: string): number;
+  /** Deletes every token that expired before `now` (RFC 3339). */
+  deleteExpiredOAuthTokens(now: string): void;
   putSetting(key: string, value: unknown): void;
   /** Inserts or replaces an SSH check by its id. */
   putSshCheck(c: SshCheck): void;

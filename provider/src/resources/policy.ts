@@ -8,7 +8,7 @@ import type { CtyObject } from '../cty.ts';
 import { errorDiag, type Diagnostic } from '../diagnostics.ts';
 import type { ManagedResource } from '../resource.ts';
 import type { Block } from '../schema.ts';
-import { ApiError, type TailnetApi } from '../tailnet-api.ts';
+import { ApiError, isStalePolicy, type TailnetApi } from '../tailnet-api.ts';
 import { str } from '../values.ts';
 
 /** What "no policy" means: everyone reaches everything. Used on destroy when there was no policy before. */
@@ -46,6 +46,23 @@ async function check(api: TailnetApi, text: string): Promise<Diagnostic[]> {
 
 const state = (text: string): CtyObject => ({ id: 'policy', policy: text });
 
+/**
+ * Writes `text` only over the policy Terraform last saw (`expected`; undefined on create): a change made by
+ * someone else since the refresh, or between this read and the write (the server's ETag check), is refused
+ * rather than overwritten.
+ */
+async function guardedSet(api: TailnetApi, text: string, expected: string | null | undefined): Promise<string> {
+  const live = await api.getPolicyVersion();
+  const stale = new Error('the tailnet policy was changed outside Terraform since the last refresh; nothing was overwritten: run terraform apply again to see the change');
+  if (expected != null && live.policy !== '' && !samePolicy(expected, live.policy)) throw stale;
+  try {
+    await api.setPolicy(text, live.etag);
+  } catch (err) {
+    throw isStalePolicy(err) ? stale : err;
+  }
+  return live.policy;
+}
+
 export function policyResource(): ManagedResource {
   return {
     typeName: 'tailplane_policy',
@@ -63,8 +80,7 @@ export function policyResource(): ManagedResource {
       return api && text !== null ? check(api, text) : [];
     },
     async create(api, planned) {
-      const previous = await api.getPolicy();
-      await api.setPolicy(str(planned, 'policy')!);
+      const previous = await guardedSet(api, str(planned, 'policy')!, undefined);
       return { state: state(str(planned, 'policy')!), private: { previous } };
     },
     async read(api, prior) {
@@ -73,13 +89,13 @@ export function policyResource(): ManagedResource {
       const priorText = str(prior, 'policy');
       return state(priorText !== null && samePolicy(priorText, live) ? priorText : live);
     },
-    async update(api, _prior, planned) {
-      await api.setPolicy(str(planned, 'policy')!);
+    async update(api, prior, planned) {
+      await guardedSet(api, str(planned, 'policy')!, str(prior, 'policy'));
       return planned;
     },
-    async delete(api, _prior, priv) {
+    async delete(api, prior, priv) {
       const previous = typeof priv?.previous === 'string' ? priv.previous : '';
-      await api.setPolicy(previous !== '' ? previous : allowAllPolicy);
+      await guardedSet(api, previous !== '' ? previous : allowAllPolicy, str(prior, 'policy'));
     },
     async import(api) {
       return state(await api.getPolicy());

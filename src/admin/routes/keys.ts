@@ -2,7 +2,7 @@
  * /api/v1/preauthkey and /api/v1/apikey: create (the full key is returned only here), list, expire, delete.
  */
 import type { FastifyInstance } from 'fastify';
-import { roles, type Role } from '../../auth/roles.ts';
+import { roles, type Role } from '../../domain/roles.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { apiKeyJson, preAuthKeyJson } from '../serialize.ts';
 import { bool, idString, nullableTime, str, strList, strict } from '../schemas.ts';

@@ -2,11 +2,12 @@
  * /api/v1/policy and /api/v1/topology: the HuJSON policy (validated with its own tests before it is stored;
  * a refused policy changes nothing), its access diff against the live policy, and the tailnet as the policy sees it.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Topology } from '../../policy/index.ts';
 import { topologyOf } from '../../state/policy-view.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { assertValidPolicy, policyAccessDiff, type PolicyChecker } from '../policy-checker.ts';
+import { policyEtag, writePolicy } from '../policy-write.ts';
 import { str, strict } from '../schemas.ts';
 
 const policyBody = strict({ policy: str }, ['policy']);
@@ -30,19 +31,27 @@ export function exportTopology(t: Tailnet): Topology {
 
 export function policyRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChecker): void {
   const checked = (text: string) => assertValidPolicy(policy, text);
-
-  app.get('/api/v1/policy', { schema: { summary: 'Get the policy (HuJSON text)' } }, async () => {
+  /** The policy with its ETag, in the header (for If-Match) and in the body (for clients that read only JSON). */
+  const withEtag = (reply: FastifyReply) => {
     const p = t.policy();
-    return { policy: p?.text ?? '', updatedAt: p?.updatedAt ?? null };
-  });
+    const etag = policyEtag(t);
+    reply.header('etag', etag);
+    return { policy: p?.text ?? '', updatedAt: p?.updatedAt ?? null, etag };
+  };
 
-  app.put<{ Body: { policy: string } }>(
+  app.get('/api/v1/policy', { schema: { summary: 'Get the policy (HuJSON text) and its ETag' } }, async (_req, reply) => withEtag(reply));
+
+  app.put<{ Body: { policy: string }; Headers: { 'if-match'?: string } }>(
     '/api/v1/policy',
-    { schema: { summary: 'Replace the policy; refused if invalid or its tests fail', body: policyBody } },
-    async (req) => {
-      checked(req.body.policy);
-      const p = t.setPolicy(req.body.policy);
-      return { policy: p.text, updatedAt: p.updatedAt };
+    {
+      schema: {
+        summary: 'Replace the policy; refused if invalid or its tests fail, 412 if If-Match names an older policy',
+        body: policyBody,
+      },
+    },
+    async (req, reply) => {
+      writePolicy(t, policy, req.body.policy, req.headers['if-match']);
+      return withEtag(reply);
     },
   );
 

@@ -1,7 +1,7 @@
 /**
  * `tailplane preauthkeys …` and `tailplane apikeys …`.
  */
-import { isRole, roleSummaries, roles } from '../../auth/roles.ts';
+import { isRole, roleSummaries, roles } from '../../domain/roles.ts';
 import type { ApiApiKey, ApiPreAuthKey } from '../../domain/api.ts';
 import { UsageError } from '../args.ts';
 import type { Context } from '../context.ts';

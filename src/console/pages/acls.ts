@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { assertValidPolicy, policyAccessDiff } from '../../admin/policy-checker.ts';
+import { policyEtag, writePolicy } from '../../admin/policy-write.ts';
 import type { AccessChange } from '../../policy/index.ts';
 import { StateError } from '../../state/errors.ts';
 import { html, type Html } from '../html.ts';
@@ -62,7 +63,7 @@ ${previewed ? html`<h2>Before you save</h2><p role="status">The policy is valid 
       errors.length ? 400 : 200,
     );
   };
-  const live = () => ({ text: t.policy()?.text ?? '', base: t.policy()?.updatedAt ?? '' });
+  const live = () => ({ text: t.policy()?.text ?? '', base: policyEtag(t) });
 
   /** The check and diff of the API v1 policy routes; refusals become the error list. */
   const preview = (text: string) => {
@@ -96,7 +97,7 @@ ${previewed ? html`<h2>Before you save</h2><p role="status">The policy is valid 
     }
     const result = preview(text);
     if ('errors' in result) return render(req, reply, text, live().base, result);
-    t.setPolicy(text);
+    writePolicy(t, con.deps.policy, text, str(req.body.base));
     ctx.session.flash = { kind: 'ok', text: 'Policy saved: every client gets it now.' };
     return reply.redirect('/admin/acls', 303);
   });

@@ -4,7 +4,7 @@
  * them: never in a URL, the session or a log.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { roles, roleSummaries } from '../../auth/roles.ts';
+import { roles, roleSummaries } from '../../domain/roles.ts';
 import { invalid, StateError } from '../../state/errors.ts';
 import { actionForm, csrfField, html, when, type Html } from '../html.ts';
 import type { Console, Form } from '../plugin.ts';
