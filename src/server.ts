@@ -108,11 +108,12 @@ export async function startServer(config: Config): Promise<Server> {
     url,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
     async close() {
+      // Timers and streams first, so nothing writes to the store once it is closed.
       unsubscribe();
       autoApprover.stop();
       reaper.stop();
       control.stop();
-      noise.close();
+      await noise.close();
       derp?.close();
       await stun?.close();
       await admin.close();
