@@ -135,7 +135,8 @@ test('interactive login: the CLI approves the auth URL and the client comes up',
     const authId = url.split('/').pop()!;
     const page = await fetch(url);
     assert.match(await page.text(), new RegExp(authId));
-    const r = cli(server, 'nodes', 'register', '--user', 'alice', '--auth-id', authId);
+    // The whole URL, as a user pastes it from `tailscale up`; the CLI takes the id from its end.
+    const r = cli(server, 'nodes', 'register', '--user', 'alice', '--auth-id', url);
     assert.equal(r.status, 0, r.stderr);
     const done = await up.done;
     assert.equal(done.code, 0, done.stderr + done.stdout);

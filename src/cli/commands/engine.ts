@@ -19,7 +19,7 @@ import {
   type Plan,
   type Progress,
 } from '../../engine/index.ts';
-import { UsageError, type FlagSpecs } from '../args.ts';
+import { CliError, UsageError, type FlagSpecs } from '../args.ts';
 import type { Context } from '../context.ts';
 import type { Command } from './command.ts';
 
@@ -40,11 +40,12 @@ async function currentPlan(ctx: Context): Promise<{ plan: Plan; source: string }
 function engineCommand(c: Command): Command {
   return {
     ...c,
+    usageExitCode: 1,
     async run(ctx) {
       try {
         return await c.run(ctx);
       } catch (err) {
-        const expected = [DesiredStateError, PolicyRefusedError, ApiError, UsageError].some((E) => err instanceof E);
+        const expected = [DesiredStateError, PolicyRefusedError, ApiError, UsageError, CliError].some((E) => err instanceof E);
         console.error(`tailplane: ${(err as Error).message}`);
         if (!expected) console.error((err as Error).stack);
         process.exitCode = 1;
