@@ -52,7 +52,7 @@ export async function startServer(config: Config): Promise<Server> {
   const admin = createAdminApp({
     tailnet,
     registrations,
-    policy: createPolicyChecker(tailnet, policyView),
+    policy: createPolicyChecker(tailnet),
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverFactory: (handler) => {

@@ -62,7 +62,7 @@ export function createAdminApp(deps: AdminDeps) {
   }));
   userRoutes(app, deps.tailnet);
   keyRoutes(app, deps.tailnet);
-  nodeRoutes(app, deps.tailnet, deps.registrations, deps.policy);
+  nodeRoutes(app, deps.tailnet, deps.registrations);
   routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);

@@ -1,6 +1,6 @@
 /** The admin API's policy checker: the policy engine's full check (syntax, references, `tests`) against the live tailnet. */
 import { checkPolicy } from '../policy/index.ts';
-import { topologyOf, type PolicyView } from '../state/policy-view.ts';
+import { topologyOf } from '../state/policy-view.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 
 /** The name policy errors quote (`policy.hujson:12:7: ...`); the stored policy has no file of its own. */
@@ -10,14 +10,11 @@ export const policyFileName = 'policy.hujson';
 export interface PolicyChecker {
   /** Every problem with the policy text (syntax with line:col, references, failing tests); empty when valid. */
   check(text: string): string[];
-  /** The requested tags the live policy's tagOwners do not let this user give a node. */
-  unownedTags(user: string, tags: readonly string[]): string[];
 }
 
-export function createPolicyChecker(t: Tailnet, live: PolicyView): PolicyChecker {
+export function createPolicyChecker(t: Tailnet): PolicyChecker {
   return {
     // The topology is read per check, so the policy's tests see the nodes as they are now.
     check: (text) => checkPolicy(text, policyFileName, topologyOf(t)).map((e) => e.message),
-    unownedTags: (user, tags) => live.unownedTags({ user }, tags),
   };
 }

@@ -10,6 +10,7 @@ import { createIpAllocator } from './ipam.ts';
 import { createApiKeys, createPreAuthKeys } from './keys.ts';
 import { createNodes } from './nodes.ts';
 import { checkDns } from './dns.ts';
+import { createTagOwners } from './tag-owners.ts';
 import { createUsers } from './users.ts';
 
 export interface TailnetOptions {
@@ -24,11 +25,13 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
   const core = createCore(store, opts.defaultDns);
   const users = createUsers(core, now);
   const ipam = createIpAllocator(opts.prefixes.v4, opts.prefixes.v6, opts.prefixes.allocation);
-  const nodes = createNodes(core, users, ipam, { expirySeconds: opts.expirySeconds }, now);
+  const tagOwners = createTagOwners(() => core.ix.settings.policy, users);
+  const nodes = createNodes(core, users, ipam, tagOwners, { expirySeconds: opts.expirySeconds }, now);
   return {
     users,
     nodes,
-    preAuthKeys: createPreAuthKeys(core, users, now),
+    tagOwners,
+    preAuthKeys: createPreAuthKeys(core, users, tagOwners, now),
     apiKeys: createApiKeys(core, now),
     subscribe: core.subscribe,
     healthy: () => store.healthy(),

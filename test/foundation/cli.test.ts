@@ -1,5 +1,7 @@
 /** The `tailplane` CLI against a running server: the headscale-style round trip, table and JSON output. */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { cli, spawnServer, type ChildServer } from '../helpers/server.ts';
 
@@ -19,6 +21,7 @@ function ok(...args: string[]): string {
 const json = (...args: string[]) => JSON.parse(ok(...args, '-o', 'json'));
 
 test('users and pre-auth keys round trip', () => {
+  assert.match(ok('policy', 'get'), /^No policy is set: every node may reach every other/, 'not an empty line');
   assert.match(ok('users', 'create', 'alice', '--email', 'alice@example.com'), /created user alice/);
   const users = json('users', 'list');
   assert.equal(users.length, 1);
@@ -28,6 +31,10 @@ test('users and pre-auth keys round trip', () => {
   assert.match(reusable, /^tpkey-auth-[a-z0-9]{12}-\S+$/);
   const ephemeral = json('preauthkeys', 'create', '-u', 'alice', '--ephemeral');
   assert.equal(ephemeral.ephemeral, true);
+  // Tags must be defined in the policy's tagOwners; a tags-only key (the admin's) may carry any defined tag.
+  const policy = join(server.dataDir, 'tags.hujson');
+  writeFileSync(policy, '{ "tagOwners": { "tag:ci": [], "tag:server": [] } }');
+  ok('policy', 'set', '-f', policy);
   const tagged = json('preauthkeys', 'create', '--tags', 'tag:ci,tag:server');
   assert.deepEqual(tagged.aclTags, ['tag:ci', 'tag:server']);
   assert.equal(tagged.user, null);
