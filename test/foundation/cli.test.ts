@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 let server: ChildServer;
 before(async () => {
@@ -72,7 +72,7 @@ test('nodes list on an empty tailnet prints an empty table, not an error', () =>
   assert.deepEqual(JSON.parse(ok('nodes', 'list', '-o', 'yaml') === '[]' ? '[]' : 'null'), []);
 });
 
-test('policy, health, version and errors', () => {
+test('policy, health, version and errors', async () => {
   ok('users', 'rename', 'alice', '--new-name', 'alice2');
   assert.equal(json('users', 'list')[0].name, 'alice2');
   assert.deepEqual(json('health'), { databaseConnectivity: true });
@@ -85,6 +85,12 @@ test('policy, health, version and errors', () => {
   const dup = cli(server, 'users', 'create', 'alice2');
   assert.equal(dup.status, 1);
   assert.match(dup.stderr, /already exists/);
+  // Schema words stay out of messages: an id is a number.
+  const badId = cli(server, 'preauthkeys', 'expire', '-i', 'abc');
+  assert.equal(badId.status, 2);
+  assert.match(badId.stderr, /^tailplane: key id must be a number, not "abc"/);
+  const viaApi = await api(server, 'POST', '/api/v1/preauthkey/expire', { id: 'abc' });
+  assert.deepEqual([viaApi.status, viaApi.json.message], [400, 'invalid request: id must be a number']);
   const jsonErr = cli(server, 'users', 'create', 'alice2', '-o', 'json');
   assert.deepEqual(JSON.parse(jsonErr.stdout), { error: 'user "alice2" already exists' });
 });
