@@ -60,7 +60,7 @@ export async function startServer(config: Config): Promise<Server> {
   const admin = createAdminApp({
     tailnet,
     registrations,
-    policy: createPolicyChecker(tailnet, policyView),
+    policy: createPolicyChecker(tailnet),
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverUrl: () => serverUrl,
@@ -108,12 +108,13 @@ export async function startServer(config: Config): Promise<Server> {
   let dns: DnsServer | undefined;
   let stun: Awaited<ReturnType<typeof startStun>>;
   const close = async () => {
+    // Timers and streams first, so nothing writes to the store once it is closed.
     unsubscribe();
     autoApprover.stop();
     reaper.stop();
     control.stop();
     tailnet.sshChecks.stop();
-    noise.close();
+    await noise.close();
     derp?.close();
     await stun?.close();
     await dns?.close();

@@ -8,6 +8,7 @@ import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
+import { idString } from './schemas.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import type { PolicyChecker } from './policy-checker.ts';
@@ -55,7 +56,7 @@ export function createAdminApp(deps: AdminDeps) {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'admin API error');
-    const message = err.validation ? `invalid request: ${err.message}` : status === 500 ? 'internal error' : err.message;
+    const message = err.validation ? validationMessage(err) : status === 500 ? 'internal error' : err.message;
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
@@ -71,7 +72,7 @@ export function createAdminApp(deps: AdminDeps) {
   }));
   userRoutes(app, deps.tailnet);
   keyRoutes(app, deps.tailnet);
-  nodeRoutes(app, deps.tailnet, deps.registrations, deps.policy);
+  nodeRoutes(app, deps.tailnet, deps.registrations);
   routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
@@ -100,4 +101,13 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
 
 function page(title: string, body: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${title} · tailplane</title></head><body><h1>${title}</h1>${body}</body></html>`;
+}
+
+/** The schema's words, except where they mean nothing to a user: an id pattern becomes "… must be a number". */
+function validationMessage(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (first?.keyword === 'pattern' && first.params.pattern === idString.pattern) {
+    return `invalid request: ${first.instancePath.split('/').pop() || 'id'} must be a number`;
+  }
+  return `invalid request: ${err.message}`;
 }

@@ -3,7 +3,7 @@
  * tailnet, and the access diff of a proposed policy. The API routes and the console both go through here.
  */
 import { checkPolicy, diffAccess, parsePolicy, PolicyError, renderAccessDiff, type AccessChange, type Policy } from '../policy/index.ts';
-import { allowAllPolicy, topologyOf, type PolicyView } from '../state/policy-view.ts';
+import { allowAllPolicy, topologyOf } from '../state/policy-view.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { conflict, invalid } from '../state/errors.ts';
 
@@ -14,15 +14,12 @@ export const policyFileName = 'policy.hujson';
 export interface PolicyChecker {
   /** Every problem with the policy text (syntax with line:col, references, failing tests); empty when valid. */
   check(text: string): string[];
-  /** The requested tags the live policy's tagOwners do not let this user give a node. */
-  unownedTags(user: string, tags: readonly string[]): string[];
 }
 
-export function createPolicyChecker(t: Tailnet, live: PolicyView): PolicyChecker {
+export function createPolicyChecker(t: Tailnet): PolicyChecker {
   return {
     // The topology is read per check, so the policy's tests see the nodes as they are now.
     check: (text) => checkPolicy(text, policyFileName, topologyOf(t)).map((e) => e.message),
-    unownedTags: (user, tags) => live.unownedTags({ user }, tags),
   };
 }
 

@@ -18,7 +18,11 @@ export interface Parsed {
   readonly positionals: string[];
 }
 
+/** The command line itself is wrong (unknown flag, missing argument, malformed value): exit 2. */
 export class UsageError extends Error {}
+
+/** The command was well formed but failed (a user or node not found, a file that cannot be read): exit 1. */
+export class CliError extends Error {}
 
 export function parseArgs(argv: string[], specs: FlagSpecs): Parsed {
   const flags: Record<string, string | boolean | undefined> = {};

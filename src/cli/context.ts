@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { createAdminClient, type AdminClient } from '../client/admin-client.ts';
-import { UsageError, type FlagSpecs, type Parsed } from './args.ts';
+import { CliError, UsageError, type FlagSpecs, type Parsed } from './args.ts';
 import { parseFormat, type Format } from './output.ts';
 
 export const globalFlags: FlagSpecs = {
@@ -36,7 +36,7 @@ interface CliFileConfig {
 function readCliConfig(path: string | undefined): CliFileConfig {
   const file = path ?? join(homedir(), '.config', 'tailplane', 'cli.yaml');
   if (!existsSync(file)) {
-    if (path) throw new UsageError(`CLI config file ${path} not found`);
+    if (path) throw new CliError(`CLI config file ${path} not found`);
     return {};
   }
   return (YAML.parse(readFileSync(file, 'utf8')) ?? {}) as CliFileConfig;

@@ -4,7 +4,7 @@
  */
 import { ApiError } from '../client/admin-client.ts';
 import { ConfigError } from '../config/config.ts';
-import { parseArgs, usage, UsageError } from './args.ts';
+import { CliError, parseArgs, usage, UsageError } from './args.ts';
 import type { Command } from './commands/command.ts';
 import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
@@ -18,7 +18,7 @@ import { sshCommands } from './commands/ssh.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands];
+export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
@@ -69,16 +69,16 @@ export async function main(argv: string[]): Promise<number> {
     if (out !== undefined) console.log(out);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    return report(err, argv.includes('json') || argv.includes('-ojson'));
+    return report(err, argv.includes('json') || argv.includes('-ojson'), command.usageExitCode ?? 2);
   }
 }
 
-function report(err: unknown, json: boolean): number {
+function report(err: unknown, json: boolean, usageExitCode: number): number {
   const message = (err as Error).message;
   if (json) console.log(JSON.stringify({ error: message }));
   else console.error(`tailplane: ${message}`);
-  if (err instanceof UsageError) return 2;
-  if (err instanceof ApiError || err instanceof ConfigError) return 1;
+  if (err instanceof UsageError) return usageExitCode;
+  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError) return 1;
   console.error((err as Error).stack);
   return 1;
 }

@@ -19,7 +19,7 @@ export interface Column<T> {
 
 function cell(v: unknown): string {
   if (v === null || v === undefined || v === '') return '-';
-  if (Array.isArray(v)) return v.length ? v.join(',') : '-';
+  if (Array.isArray(v)) return v.length ? v.map((x) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x))).join(',') : '-';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   return String(v);
 }

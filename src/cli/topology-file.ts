@@ -1,20 +1,20 @@
 /** Reads a topology file (the JSON `tailplane nodes export` writes) and checks its shape field by field. */
 import { readFileSync } from 'node:fs';
 import type { Topology, TopologyNode, TopologyUser } from '../policy/index.ts';
-import { UsageError } from './args.ts';
+import { CliError } from './args.ts';
 
 type Obj = Record<string, unknown>;
 
-/** Throws a UsageError naming the file and the field (`topo.json: nodes[2].ipv4: expected a string`). */
+/** Throws a CliError naming the file and the field (`topo.json: nodes[2].ipv4: expected a string`). */
 export function readTopologyFile(file: string): Topology {
   let data: unknown;
   try {
     data = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new UsageError(`cannot read topology ${file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read topology ${file}: ${(err as Error).message}`);
   }
   const fail = (where: string, what: string): never => {
-    throw new UsageError(`${file}: ${where}: expected ${what}`);
+    throw new CliError(`${file}: ${where}: expected ${what}`);
   };
   const root = object(data, 'the file', fail);
   const users = list(root.users, 'users', fail).map((u, i) => user(object(u, `users[${i}]`, fail), `users[${i}]`, fail));

@@ -96,12 +96,22 @@ const fileKeys: Record<string, string> = {
   'log.level': 'level',
 };
 
-/** Environment overrides: TAILPLANE_SERVER_URL, TAILPLANE_DNS_BASE_DOMAIN, … (the file key, upper-cased). */
+/** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
+export function configKeys(): string[] {
+  const keys = Object.keys(fileKeys);
+  return keys.filter((k) => !keys.some((other) => other.startsWith(k + '.')));
+}
+
+/** The environment variable that overrides a key: TAILPLANE_ and the key upper-cased, every dot an underscore. */
+export function envName(key: string): string {
+  return 'TAILPLANE_' + key.replaceAll('.', '_').toUpperCase();
+}
+
+/** Environment overrides: TAILPLANE_SERVER_URL, TAILPLANE_DNS_BASE_DOMAIN, … */
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(fileKeys)) {
-    const name = 'TAILPLANE_' + key.replace('.', '_').toUpperCase();
-    const raw = env[name];
+  for (const key of configKeys()) {
+    const raw = env[envName(key)];
     if (raw === undefined) continue;
     const path = key.split('.');
     let target = out;
@@ -137,7 +147,13 @@ function merge(target: Record<string, unknown>, source: Record<string, unknown>,
 }
 
 export function parseConfigFile(path: string): Record<string, unknown> {
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError(`cannot read the config file ${path} (--config): ${why}`);
+  }
   try {
     const parsed = ['.yaml', '.yml'].includes(extname(path)) ? YAML.parse(text) : JSON5.parse(text);
     if (parsed === null || parsed === undefined) return {};

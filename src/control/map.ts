@@ -39,6 +39,8 @@ export function createMapHandler(deps: MapDeps) {
   const t = deps.tailnet;
   const keepAlive = deps.frames.encode({ KeepAlive: true });
   const offlineTimers = new Map<number, NodeJS.Timeout>();
+  /** Set at shutdown: streams that close afterwards must not schedule writes to a store about to close. */
+  let stopped = false;
 
   const nodeFor = (req: MapRequest, peer: NoisePeer) => {
     if (!isKeyText('nodekey:', req.NodeKey)) throw new ProtocolError(400, 'map request needs a NodeKey');
@@ -64,6 +66,7 @@ export function createMapHandler(deps: MapDeps) {
   };
 
   const setOfflineLater = (nodeId: number) => {
+    if (stopped) return;
     clearTimeout(offlineTimers.get(nodeId));
     offlineTimers.set(
       nodeId,
@@ -105,8 +108,11 @@ export function createMapHandler(deps: MapDeps) {
       setOfflineLater(nodeId);
     });
     const first = await deps.mapper.open(session);
-    // The client may have gone away while the first map waited for the policy to settle.
-    if (ended) return deps.mapper.close(session);
+    // The client may have gone away (or the server begun to shut down) while the first map waited for the policy.
+    if (ended || stopped) {
+      deps.mapper.close(session);
+      return session.end();
+    }
     if (!first) return session.end();
     setOnline(nodeId);
     write(deps.frames.encode(first));
@@ -119,6 +125,7 @@ export function createMapHandler(deps: MapDeps) {
 
   return {
     handle(req: MapRequest, peer: NoisePeer, res: Http2ServerResponse): Promise<void> | void {
+      if (stopped) throw new ProtocolError(503, 'server shutting down');
       const node = nodeFor(req, peer);
       const lite = !req.Stream && req.OmitPeers === true;
       report(node.id, req, lite);
@@ -129,8 +136,11 @@ export function createMapHandler(deps: MapDeps) {
       }
       return stream(node.id, res, !req.Stream);
     },
+    /** Stops the offline timers for good; streams still open are ended by the mapper. */
     stop(): void {
+      stopped = true;
       for (const t of offlineTimers.values()) clearTimeout(t);
+      offlineTimers.clear();
     },
   };
 }

@@ -4,7 +4,6 @@
  */
 import type { Node, PreAuthKey } from '../domain/types.ts';
 import { invalid, StateError } from '../state/errors.ts';
-import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
@@ -15,7 +14,6 @@ import type { Hostinfo, RegisterRequest, RegisterResponse } from './wire.ts';
 export interface RegisterDeps {
   readonly tailnet: Tailnet;
   readonly registrations: Registrations;
-  readonly policy: PolicyView;
   readonly serverUrl: string;
 }
 
@@ -76,8 +74,8 @@ export function createRegisterHandler(deps: RegisterDeps) {
     if (key.tags.length) return [...key.tags];
     const wanted = [...new Set(requested ?? [])].sort();
     if (wanted.length === 0 || key.userId === null) return [];
-    const refused = deps.policy.unownedTags({ user: t.users.get(key.userId).name }, wanted);
-    if (refused.length) throw invalid(`requested tags [${refused.join(', ')}] are invalid or not permitted`);
+    const refused = t.tagOwners.refusal(wanted, t.users.get(key.userId).name);
+    if (refused) throw invalid(`requested tags [${wanted.join(', ')}] are invalid or not permitted: ${refused}`);
     return wanted;
   };
 

@@ -102,9 +102,10 @@ export function createControl(deps: ControlDeps) {
     onRequest,
     primary,
     mapper,
+    /** Shutdown: no more offline timers, then every map stream ends, which tells its client to reconnect. */
     stop(): void {
-      mapper.stop();
       map.stop();
+      mapper.stop();
     },
   };
 }

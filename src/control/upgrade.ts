@@ -63,15 +63,19 @@ export interface NoiseUpgrade {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Number of live Noise connections. */
   connectionCount(): number;
-  /** Destroys every live Noise connection. */
-  close(): void;
+  /**
+   * Shutdown: sends each connection's HTTP/2 GOAWAY (the client reconnects) and waits until its streams are
+   * done, at most `graceMs`, then destroys whatever is left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Creates the /key and /ts2021 handlers around the server's Noise key pair. */
 export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const { keyPair, logger } = options;
   const minVersion = options.minVersion ?? defaultMinVersion;
-  const live = new Set<NoiseConn>();
+  /** Each live connection and, once the client's preface arrived, its HTTP/2 session. */
+  const live = new Map<NoiseConn, http2.ServerHttp2Session | undefined>();
   const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
 
   const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -116,14 +120,16 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     socket.write(hs.response);
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head });
-    live.add(conn);
+    live.set(conn, undefined);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
     conn.on('error', (err) => logger.debug({ remote, machineKey: peer.machineKey, err: err.message }, 'noise: connection error'));
     conn.on('close', () => {
       live.delete(conn);
       logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
     });
-    serveHttp2(conn, peer, options.onRequest, logger);
+    serveHttp2(conn, peer, options.onRequest, logger, (session) => {
+      if (live.has(conn)) live.set(conn, session);
+    });
     return true;
   };
 
@@ -142,8 +148,15 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     handleRequest,
     handleUpgrade,
     connectionCount: () => live.size,
-    close() {
-      for (const conn of live) conn.destroy();
+    async close(graceMs = 1_000) {
+      const closed = [...live.keys()].map((conn) => new Promise((resolve) => conn.once('close', resolve)));
+      for (const [conn, session] of live) {
+        if (session) session.close();
+        else conn.destroy();
+      }
+      const timer = setTimeout(() => live.forEach((_, conn) => conn.destroy()), graceMs);
+      await Promise.all(closed);
+      clearTimeout(timer);
     },
   };
 }
@@ -200,7 +213,13 @@ function remoteOf(socket: Duplex): string | undefined {
 }
 
 /** One HTTP/2 server (prior knowledge, trap T11) per Noise connection, so each request knows its peer. */
-function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHandler, logger: Logger): void {
+function serveHttp2(
+  conn: NoiseConn,
+  peer: NoisePeer,
+  onRequest: NoiseRequestHandler,
+  logger: Logger,
+  onSession: (session: http2.ServerHttp2Session) => void,
+): void {
   const h2 = http2.createServer();
   h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     const fail = (err: unknown) => {
@@ -219,7 +238,10 @@ function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHan
     logger.debug({ machineKey: peer.machineKey, err: err.message }, 'noise: http2 session error');
     conn.destroy();
   });
-  h2.on('session', (session: http2.ServerHttp2Session) => session.on('close', () => conn.destroy()));
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    onSession(session);
+    session.on('close', () => conn.destroy());
+  });
   h2.emit('connection', conn);
 }
 

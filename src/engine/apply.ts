@@ -34,12 +34,13 @@ export class PolicyRefusedError extends Error {}
 export async function checkPlanPolicy(client: AdminClient, plan: Plan): Promise<void> {
   for (const change of plan.changes) {
     if (change.kind !== 'policy') continue;
+    // The engine's own problems first: they are quoted at their place in the desired file.
+    if (change.problems.length > 0) throw new PolicyRefusedError(`the policy engine refuses the policy:\n${change.problems.join('\n')}`);
     try {
       await tailnetApi(client).checkPolicy(change.text);
     } catch (err) {
       throw new PolicyRefusedError(`the server refuses the policy: ${(err as Error).message}`);
     }
-    if (change.problems.length > 0) throw new PolicyRefusedError(`the policy engine refuses the policy:\n${change.problems.join('\n')}`);
   }
 }
 

@@ -18,6 +18,8 @@ export interface DriftReport {
   readonly unmanaged: Plan['unmanaged'];
   readonly waiting: readonly string[];
   readonly warnings: readonly string[];
+  /** Why the code's policy cannot be applied (`file:line:col: detail` in the desired file); empty when it can. */
+  readonly problems: readonly string[];
 }
 
 const statusOf = { update: 'changed', create: 'missing', delete: 'extra' } as const;
@@ -32,6 +34,7 @@ export function driftReport(plan: Plan, opts: { source?: string; now?: Date } = 
     unmanaged: plan.unmanaged,
     waiting: plan.waiting,
     warnings: plan.warnings,
+    problems: plan.changes.flatMap((c) => (c.kind === 'policy' ? c.problems : [])),
   };
 }
 
@@ -69,5 +72,6 @@ export function renderDriftMarkdown(r: DriftReport): string {
   if (unmanaged.length > 0) out.push('### Unmanaged live objects', '', ...unmanaged, '');
   if (r.waiting.length > 0) out.push('### Declared nodes not registered yet', '', ...r.waiting.map((n) => `- node \`${n}\``), '');
   if (r.warnings.length > 0) out.push('### Warnings', '', ...r.warnings.map((w) => `- ${w}`), '');
+  if (r.problems.length > 0) out.push('### The code\'s policy is refused (apply would stop)', '', ...r.problems.map((p) => `- ${p}`), '');
   return out.join('\n');
 }

@@ -4,8 +4,15 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
 import { DesiredStateError, validateDesired, type DesiredState } from './desired.ts';
+import type { DesiredSource } from './source-map.ts';
 
 const moduleExtensions = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs']);
+/** The file each desired state loaded from HuJSON/JSON came from, so problems can be quoted at their place in it. */
+const sources = new WeakMap<DesiredState, DesiredSource>();
+
+export function desiredSource(desired: DesiredState): DesiredSource | undefined {
+  return sources.get(desired);
+}
 
 /**
  * A module must export the state as `default` or `desired` (an object, or a function returning one). It is
@@ -23,7 +30,9 @@ export async function loadDesired(source: string | object): Promise<DesiredState
     throw new DesiredStateError([{ path: '', message: `cannot read ${source}: ${(err as Error).message}` }], source);
   }
   try {
-    return validateDesired(JSON5.parse(text), source);
+    const desired = validateDesired(JSON5.parse(text), source);
+    sources.set(desired, { file: source, text });
+    return desired;
   } catch (err) {
     if (err instanceof DesiredStateError) throw err;
     const e = err as Error & { lineNumber?: number; columnNumber?: number };

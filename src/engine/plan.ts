@@ -7,7 +7,9 @@ import type { LiveState } from './live.ts';
 import { normalizeRoutes } from '../domain/routes.ts';
 import { matchNodes, matchPreAuthKeys } from './match.ts';
 import { managesPolicy, parsePolicyText, policyDocument, renderPolicy } from './policy-doc.ts';
+import { desiredSource } from './load.ts';
 import { projectedTopology, reviewPolicy } from './review.ts';
+import { policyLocator } from './source-map.ts';
 
 export type { AttrDiff } from './attr-diff.ts';
 
@@ -118,7 +120,8 @@ function policyChange(desired: DesiredState, live: LiveState, topology: Paramete
       : diffValues(before ?? {}, after);
   if (diffs.length === 0) return undefined;
   const action = live.policy.trim() === '' ? 'create' : 'update';
-  return { kind: 'policy', action, address: 'policy', text, etag: live.policyEtag, diffs, ...reviewPolicy(live.policy, text, topology) };
+  const review = reviewPolicy(live.policy, text, topology, policyLocator(text, desiredSource(desired)));
+  return { kind: 'policy', action, address: 'policy', text, etag: live.policyEtag, diffs, ...review };
 }
 
 function dnsChange(desired: DesiredState, live: LiveState): Change | undefined {

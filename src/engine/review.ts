@@ -2,7 +2,7 @@
  * A planned policy change reviewed by the policy engine against the tailnet as it will be after the apply: its
  * problems (syntax, references, failing tests) and the access it grants or takes away.
  */
-import { checkPolicy, diffAccess, parsePolicy, type AccessChange, type Topology } from '../policy/index.ts';
+import { checkPolicy, diffAccess, parsePolicy, type AccessChange, type PolicyError, type Topology } from '../policy/index.ts';
 import type { ApiNode } from '../domain/api.ts';
 import type { DesiredNode, DesiredState } from './desired.ts';
 import type { LiveState } from './live.ts';
@@ -39,8 +39,9 @@ export function projectedTopology(live: LiveState, desired: DesiredState, pairs:
   };
 }
 
-export function reviewPolicy(liveText: string, desiredText: string, topology: Topology): PolicyReview {
-  const problems = checkPolicy(desiredText, 'policy', topology).map((e) => e.message);
+/** `describe` words each problem (by default `policy:line:col: detail`, positions in the generated text). */
+export function reviewPolicy(liveText: string, desiredText: string, topology: Topology, describe = (e: PolicyError) => e.message): PolicyReview {
+  const problems = checkPolicy(desiredText, 'policy', topology).map(describe);
   if (problems.length > 0) return { problems };
   try {
     const before = parsePolicy(liveText.trim() === '' ? '{}' : liveText, 'live policy');

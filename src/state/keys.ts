@@ -8,6 +8,7 @@ import { isRole, roles } from '../domain/roles.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
+import type { TagOwners } from './tag-owners.ts';
 import type { Users } from './users.ts';
 
 const tagPattern = /^tag:[a-z0-9][a-z0-9-]*$/i;
@@ -36,7 +37,7 @@ export interface PreAuthKeyInput {
   description?: string;
 }
 
-export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
+export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners, now: () => Date) {
   const { ix } = core;
   const get = (id: number): Hashed<PreAuthKey> => {
     const k = ix.preAuthKeys.get(id);
@@ -55,8 +56,10 @@ export function createPreAuthKeys(core: Core, users: Users, now: () => Date) {
     create(input: PreAuthKeyInput): { key: string; record: PreAuthKey } {
       const tags = input.tags ?? [];
       checkTags(tags);
-      if (input.userId != null) users.get(input.userId);
-      if (input.userId == null && tags.length === 0) throw invalid('a pre-auth key needs a user or at least one tag');
+      const user = input.userId != null ? users.get(input.userId) : undefined;
+      if (user === undefined && tags.length === 0) throw invalid('a pre-auth key needs a user or at least one tag');
+      // A user's key may carry only tags that user owns; a tags-only key is the admin's, any defined tag.
+      tagOwners.check(tags, user?.name);
       const secret = newSecret('tpkey-auth');
       const fields = {
         prefix: secret.prefix,

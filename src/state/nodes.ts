@@ -11,6 +11,7 @@ import { conflict, invalid, notFound } from './errors.ts';
 import type { IpAllocator } from './ipam.ts';
 import { checkTags } from './keys.ts';
 import { isValidGivenName, sanitizeHostname, uniqueName } from './names.ts';
+import type { TagOwners } from './tag-owners.ts';
 import type { Users } from './users.ts';
 
 export interface RegisterInput {
@@ -38,7 +39,7 @@ export interface NodeOptions {
   expirySeconds: number;
 }
 
-export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: NodeOptions, now: () => Date) {
+export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwners: TagOwners, opts: NodeOptions, now: () => Date) {
   const { ix } = core;
   const get = (id: number): Node => {
     const n = ix.nodes.get(id);
@@ -139,11 +140,13 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, opts: N
       return update(node, { givenName: newName }, ['name']);
     },
 
-    /** Sets a node's tags; tagging a user's node transfers ownership to the tags. */
+    /** Sets a node's tags (an admin's edit: any tag the policy defines); tagging a user's node transfers ownership to the tags. */
     setTags(id: number, tags: string[]): Node {
       const node = get(id);
       checkTags(tags);
       const unique = [...new Set(tags)].sort();
+      // Tags the node already has stay valid even if the policy dropped them since; only new ones are checked.
+      tagOwners.check(unique.filter((t) => !node.tags.includes(t)));
       if (unique.length === 0 && node.userId === null) {
         throw invalid('a tagged node cannot drop all its tags; re-register it with a user key instead');
       }

@@ -91,16 +91,6 @@ export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
       );
       return settling;
     },
-    /**
-     * Which of the requested tags the owner may not give a node: tags missing from `tagOwners` or not owned
-     * by the user (directly or through a group) or by one of the owner's tags.
-     */
-    unownedTags(owner: { user?: string; tags?: readonly string[] }, requested: readonly string[]): string[] {
-      const c = current();
-      const who = { user: owner.tags?.length ? undefined : owner.user, tags: owner.tags ?? [], ips: [] };
-      const owns = (tag: string) => (c.policy.tagOwners.get(tag)?.members ?? []).some((m) => c.resolver.matches(m, who));
-      return requested.filter((tag) => !owns(tag));
-    },
   };
 }
 

@@ -12,6 +12,7 @@ import { createNodes } from './nodes.ts';
 import { createOAuthClients } from './oauth.ts';
 import { checkDns } from './dns.ts';
 import { createSshChecks } from './ssh-checks.ts';
+import { createTagOwners } from './tag-owners.ts';
 import { createUsers } from './users.ts';
 
 export interface TailnetOptions {
@@ -28,11 +29,13 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
   const core = createCore(store, opts.defaultDns);
   const users = createUsers(core, now);
   const ipam = createIpAllocator(opts.prefixes.v4, opts.prefixes.v6, opts.prefixes.allocation);
-  const nodes = createNodes(core, users, ipam, { expirySeconds: opts.expirySeconds }, now);
+  const tagOwners = createTagOwners(() => core.ix.settings.policy, users);
+  const nodes = createNodes(core, users, ipam, tagOwners, { expirySeconds: opts.expirySeconds }, now);
   return {
     users,
     nodes,
-    preAuthKeys: createPreAuthKeys(core, users, now),
+    tagOwners,
+    preAuthKeys: createPreAuthKeys(core, users, tagOwners, now),
     apiKeys: createApiKeys(core, now),
     sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),
     oauthClients: createOAuthClients(core, now),

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createAdminApp } from '../../src/admin/app.ts';
 import { createPolicyChecker } from '../../src/admin/policy-checker.ts';
-import { createPolicyView } from '../../src/state/policy-view.ts';
 import { createRegistrations } from '../../src/state/registrations.ts';
 import { createTailnet } from '../../src/state/tailnet.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
@@ -49,7 +48,7 @@ export async function benchConsole(nodes: number, rounds = 15): Promise<ConsoleB
   const app = createAdminApp({
     tailnet: t,
     registrations: createRegistrations({ ttlMs: 60_000 }),
-    policy: createPolicyChecker(t, createPolicyView(t, { serverUrl: 'http://bench' })),
+    policy: createPolicyChecker(t),
     primaryRoutes: () => new Map(),
     logLevel: false,
     serverUrl: () => 'http://bench',

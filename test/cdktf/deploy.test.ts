@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { installProvider } from '../../provider/install.ts';
@@ -49,14 +49,14 @@ function run(cmd: string, args: string[], expect: number | null, cwd = project):
 
 const cdktf = (args: string[], expect: number | null = 0) => run(cdktfCli, [...args, 'healthcare', '--skip-provider-lock'], expect);
 
-/** cdktf.json for a temp project whose app is one of this checkout's cdktf programs. */
+/** The repository's cdktf.json in a temp project, its app one of this checkout's cdktf programs. */
 function writeCdktfJson(app: string): void {
   const tsx = import.meta.resolve('tsx');
-  writeFileSync(
-    join(project, 'cdktf.json'),
-    JSON.stringify({ language: 'typescript', app: `${process.execPath} --import ${tsx} ${join(repoRoot, app)}`, output: 'cdktf.out', terraformProviders: [], sendCrashReports: false }),
-  );
+  const config = JSON.parse(readFileSync(join(repoRoot, 'cdktf.json'), 'utf8'));
+  writeFileSync(join(project, 'cdktf.json'), JSON.stringify({ ...config, app: `${process.execPath} --import ${tsx} ${join(repoRoot, app)}` }, null, 2));
 }
+
+const git = (...args: string[]) => spawnSync('git', args, { cwd: project, encoding: 'utf8' });
 
 async function routerNode() {
   const nodes = (await api(server, 'GET', '/api/v1/node')).json.nodes as any[];
@@ -69,7 +69,12 @@ before(async () => {
   router = await harness.start({ name: 'router' });
   project = tempDir('tailplane-cdktf-');
   writeCdktfJson('stacks/main.ts');
+  // A git work tree with the repository's .gitignore: deploy must leave it clean (no state, no cdktf.json edit).
+  copyFileSync(join(repoRoot, '.gitignore'), join(project, '.gitignore'));
+  git('init', '-q');
+  git('add', '.gitignore', 'cdktf.json');
   const inst = installProvider(join(project, 'terraform'));
+  writeFileSync(join(project, '.git', 'info', 'exclude'), '/terraform/\n');
   env = {
     ...process.env,
     TF_CLI_CONFIG_FILE: inst.cliConfig,
@@ -128,6 +133,13 @@ test('cdktf deploy creates the users, tags, policy, DNS and routes, and enrolls 
   assert.equal(status.BackendState, 'Running');
   assert.deepEqual(status.Self?.Tags, ['tag:router']);
   assert.match(r.out, new RegExp(`router_node_id = "${node.id}"`));
+
+  // Secrets stay out of the work tree: the local state (live pre-auth keys in clear) is ignored, and cdktf.json
+  // is not rewritten (its projectId is committed).
+  assert.ok(existsSync(join(project, 'terraform.healthcare.tfstate')), 'cdktf keeps local state at the project root');
+  assert.equal(git('check-ignore', '-q', 'terraform.healthcare.tfstate').status, 0, 'the state file is ignored');
+  const dirty = git('status', '--porcelain', '--untracked-files=all').stdout.split('\n').filter((l) => l && !l.startsWith('A  '));
+  assert.deepEqual(dirty, [], 'deploy leaves the work tree clean');
 });
 
 test('cdktf diff right after deploy has nothing to do', { skip, timeout: 300_000 }, async () => {

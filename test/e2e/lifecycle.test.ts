@@ -126,7 +126,7 @@ test('--advertise-tags: owned tags make a tagged node, auto-approved by policy; 
     const refused = await harness.start({ name: 'badtag' });
     const r = await refused.up({ loginServer: server.url, authKey, hostname: 'badtag', extraArgs: ['--advertise-tags=tag:other'], timeoutMs: 60_000 });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr + r.stdout, /requested tags \[tag:other\] are invalid or not permitted/);
+    assert.match(r.stderr + r.stdout, /requested tags \[tag:other\] are invalid or not permitted: user "alice" does not own tag "tag:other": its tagOwners rule at policy\.hujson:2:\d+ allows bob@example\.com/);
     await refused.stop();
     assert.ok(!nodesJson().some((n) => n.givenName === 'badtag'), 'no node for a refused registration');
 
@@ -140,6 +140,15 @@ test('--advertise-tags: owned tags make a tagged node, auto-approved by policy; 
     await client.waitFor(() => routersOf(prefix).find((r) => r.name === 'r2')?.approved, 15_000, 'r2 auto-approved');
     // r1 stays primary while it is online.
     assert.deepEqual(routersOf(prefix).map((r) => [r.name, r.approved, r.primary]), [['r1', true, true], ['r2', true, false]]);
+    // Removing an auto-approved route by hand does not stick, and the CLI says why.
+    const cleared = cli(server, 'nodes', 'approve-routes', 'r2', '-r', '');
+    assert.equal(cleared.status, 0, cleared.stderr);
+    assert.match(cleared.stdout, /^node r2 approved routes: 10\.99\.0\.0\/24\n10\.99\.0\.0\/24 stay approved: the policy's autoApprovers approve them/);
+    // The table: rows by id, and a connected node was last seen now.
+    const rows = cli(server, 'nodes', 'list').stdout.trim().split('\n').slice(1);
+    const ids = rows.map((l) => Number(l.split(/\s+/)[0]));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    for (const name of ['client', 'r1', 'r2']) assert.match(rows.find((l) => l.split(/\s+/)[2] === name) ?? '', /\snow\s/, `${name} is connected`);
   });
 });
 
@@ -166,6 +175,9 @@ test('MagicDNS: a client resolves peer names and an extra record set with the CL
     assert.match(q.stdout, new RegExp(r2ip.replace(/\./g, '\\.')));
     const set = cli(server, 'dns', 'set', '--extra-record', 'db.tail.example=A:100.64.99.9', '--split-dns', 'corp.example=10.0.0.53');
     assert.equal(set.status, 0, set.stderr);
+    // The table shows records and split DNS the way the flags take them.
+    assert.match(set.stdout, /^extraRecords: db\.tail\.example=A:100\.64\.99\.9$/m);
+    assert.match(cli(server, 'dns', 'get').stdout, /^splitDns: corp\.example=10\.0\.0\.53$/m);
     const got = JSON.parse(cli(server, 'dns', 'get', '-o', 'json').stdout).dns;
     assert.deepEqual(got.extraRecords, [{ name: 'db.tail.example', type: 'A', value: '100.64.99.9' }]);
     assert.deepEqual(got.splitDns, { 'corp.example': ['10.0.0.53'] });

@@ -135,7 +135,8 @@ test('interactive login: the CLI approves the auth URL and the client comes up',
     const authId = url.split('/').pop()!;
     const page = await fetch(url);
     assert.match(await page.text(), new RegExp(authId));
-    const r = cli(server, 'nodes', 'register', '--user', 'alice', '--auth-id', authId);
+    // The whole URL, as a user pastes it from `tailscale up`; the CLI takes the id from its end.
+    const r = cli(server, 'nodes', 'register', '--user', 'alice', '--auth-id', url);
     assert.equal(r.status, 0, r.stderr);
     const done = await up.done;
     assert.equal(done.code, 0, done.stderr + done.stdout);
@@ -148,7 +149,10 @@ test('interactive login: the CLI approves the auth URL and the client comes up',
 test('server restart: clients reconnect with the same identity; offline once a client stops', async () => {
   await withLogs(harness, () => server.log(), 'restart', async () => {
     const ipsBefore = await Promise.all(nodes.map((d) => d.ip()));
-    await server.stop();
+    // SIGTERM with three clients streaming: timers and streams stop before the store closes, and the exit is clean.
+    const stopped = server;
+    assert.equal(await stopped.stop('SIGTERM'), 0, stopped.log());
+    assert.doesNotMatch(stopped.log(), /database connection is not open|TypeError|Error:/);
     server = await spawnServer({ dataDir: server.dataDir, env: serverEnv, args: ['--listen', new URL(server.url).host] });
     for (const [i, d] of nodes.entries()) {
       await d.waitFor(async () => {
@@ -163,5 +167,8 @@ test('server restart: clients reconnect with the same identity; offline once a c
       const list = JSON.parse(cli(server, 'nodes', 'list', '-o', 'json').stdout) as { givenName: string; online: boolean }[];
       return list.find((n) => n.givenName === 'n3')?.online === false;
     }, 15_000, 'n3 shown offline');
+    // Ctrl-C does the same, with two clients still connected.
+    assert.equal(await server.stop('SIGINT'), 0, server.log());
+    assert.doesNotMatch(server.log(), /database connection is not open|TypeError|Error:/);
   });
 });

@@ -133,6 +133,26 @@ test('a desired policy whose test fails is refused and nothing changes', async (
     const check = await api(server, 'POST', '/api/v1/policy/check', { policy: text.text });
     assert.equal(check.status, 400);
     assert.match(check.json.message, /test failed: bo@ should accept tag:db:5432 but it is denied/);
+
+    // The healthcare example with a test that fails on its line 49: plan, apply and drift exit 1 (a plan
+    // that cannot be applied is not "changes") and quote line 49 of the file the user wrote, not the generated policy.
+    const broken = join(server.dataDir, 'healthcare.hujson');
+    const original = readFileSync(example, 'utf8');
+    const failing = original.replace('{ "src": "uzo@", "accept": ["tag:server:443"]', '{ "src": "uzo@", "accept": ["tag:server:443", "tag:db:5432"]');
+    assert.notEqual(failing, original);
+    assert.match(failing.split('\n')[48]!, /"src": "uzo@", "accept": \["tag:server:443", "tag:db:5432"\]/);
+    writeFileSync(broken, failing);
+    const where = `${broken}:49:51: test failed: uzo@ should accept tag:db:5432 but it is denied`;
+    const plan = await run(server, 'plan', '-f', broken);
+    assert.equal(plan.status, 1, plan.stdout + plan.stderr);
+    assert.ok(plan.stdout.includes(`! ${where}`), plan.stdout);
+    const applied = await run(server, 'apply', '-f', broken, '--auto-approve');
+    assert.equal(applied.status, 1, applied.stdout + applied.stderr);
+    assert.ok(applied.stderr.includes(where), applied.stderr);
+    const drift = await run(server, 'drift', '-f', broken);
+    assert.equal(drift.status, 1, drift.stdout + drift.stderr);
+    assert.ok(drift.stdout.includes(`### The code's policy is refused (apply would stop)\n\n- ${where}`), drift.stdout);
+    assert.equal((await api(server, 'GET', '/api/v1/user')).json.users.length, 0, 'still nothing applied');
   } finally {
     await server.stop();
   }

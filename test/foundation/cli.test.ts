@@ -1,7 +1,9 @@
 /** The `tailplane` CLI against a running server: the headscale-style round trip, table and JSON output. */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 let server: ChildServer;
 before(async () => {
@@ -19,6 +21,7 @@ function ok(...args: string[]): string {
 const json = (...args: string[]) => JSON.parse(ok(...args, '-o', 'json'));
 
 test('users and pre-auth keys round trip', () => {
+  assert.match(ok('policy', 'get'), /^No policy is set: every node may reach every other/, 'not an empty line');
   assert.match(ok('users', 'create', 'alice', '--email', 'alice@example.com'), /created user alice/);
   const users = json('users', 'list');
   assert.equal(users.length, 1);
@@ -28,6 +31,10 @@ test('users and pre-auth keys round trip', () => {
   assert.match(reusable, /^tpkey-auth-[a-z0-9]{12}-\S+$/);
   const ephemeral = json('preauthkeys', 'create', '-u', 'alice', '--ephemeral');
   assert.equal(ephemeral.ephemeral, true);
+  // Tags must be defined in the policy's tagOwners; a tags-only key (the admin's) may carry any defined tag.
+  const policy = join(server.dataDir, 'tags.hujson');
+  writeFileSync(policy, '{ "tagOwners": { "tag:ci": [], "tag:server": [] } }');
+  ok('policy', 'set', '-f', policy);
   const tagged = json('preauthkeys', 'create', '--tags', 'tag:ci,tag:server');
   assert.deepEqual(tagged.aclTags, ['tag:ci', 'tag:server']);
   assert.equal(tagged.user, null);
@@ -80,7 +87,7 @@ test('nodes list on an empty tailnet prints an empty table, not an error', () =>
   assert.deepEqual(JSON.parse(ok('nodes', 'list', '-o', 'yaml') === '[]' ? '[]' : 'null'), []);
 });
 
-test('policy, health, version and errors', () => {
+test('policy, health, version and errors', async () => {
   ok('users', 'rename', 'alice', '--new-name', 'alice2');
   assert.equal(json('users', 'list')[0].name, 'alice2');
   assert.deepEqual(json('health'), { databaseConnectivity: true });
@@ -93,6 +100,12 @@ test('policy, health, version and errors', () => {
   const dup = cli(server, 'users', 'create', 'alice2');
   assert.equal(dup.status, 1);
   assert.match(dup.stderr, /already exists/);
+  // Schema words stay out of messages: an id is a number.
+  const badId = cli(server, 'preauthkeys', 'expire', '-i', 'abc');
+  assert.equal(badId.status, 2);
+  assert.match(badId.stderr, /^tailplane: key id must be a number, not "abc"/);
+  const viaApi = await api(server, 'POST', '/api/v1/preauthkey/expire', { id: 'abc' });
+  assert.deepEqual([viaApi.status, viaApi.json.message], [400, 'invalid request: id must be a number']);
   const jsonErr = cli(server, 'users', 'create', 'alice2', '-o', 'json');
   assert.deepEqual(JSON.parse(jsonErr.stdout), { error: 'user "alice2" already exists' });
 });

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { ConfigError, configKeys, envName, loadConfig, type Config } from '../../src/config/config.ts';
 import { repoRoot, spawnServer, tempDir } from '../helpers/server.ts';
 
 test('defaults, a YAML file and env overrides combine', () => {
@@ -18,6 +18,45 @@ test('defaults, a YAML file and env overrides combine', () => {
   assert.equal(c.listenAddr, '0.0.0.0:9000');
   assert.equal(c.prefixes.allocation, 'random');
   assert.equal(c.prefixes.v4, '100.64.0.0/10');
+});
+
+test('every config key can be set from the environment: TAILPLANE_ + the key, every dot an underscore', () => {
+  // A value unlike the default for each key, and where the config keeps it.
+  const samples: Record<string, [string, (c: Config) => unknown, unknown]> = {
+    server_url: ['https://ts.example.org', (c) => c.serverUrl, 'https://ts.example.org'],
+    listen_addr: ['0.0.0.0:9443', (c) => c.listenAddr, '0.0.0.0:9443'],
+    data_dir: ['/var/lib/tailplane', (c) => c.dataDir, '/var/lib/tailplane'],
+    'prefixes.v4': ['100.100.0.0/16', (c) => c.prefixes.v4, '100.100.0.0/16'],
+    'prefixes.v6': ['fd7a:115c:a1e0:ab::/64', (c) => c.prefixes.v6, 'fd7a:115c:a1e0:ab::/64'],
+    'prefixes.allocation': ['random', (c) => c.prefixes.allocation, 'random'],
+    'dns.magic_dns': ['false', (c) => c.dns.magicDns, false],
+    'dns.base_domain': ['corp.example', (c) => c.dns.baseDomain, 'corp.example'],
+    'dns.nameservers': ['["9.9.9.9"]', (c) => c.dns.nameservers, ['9.9.9.9']],
+    'dns.search_domains': ['["corp.example"]', (c) => c.dns.searchDomains, ['corp.example']],
+    'derp.enabled': ['false', (c) => c.derp.enabled, false],
+    'derp.region_id': ['901', (c) => c.derp.regionId, 901],
+    'derp.region_code': ['hospital', (c) => c.derp.regionCode, 'hospital'],
+    'derp.stun_listen_addr': ['127.0.0.1:3479', (c) => c.derp.stunListenAddr, '127.0.0.1:3479'],
+    'derp.map_path': ['/etc/tailplane/derp.json', (c) => c.derp.mapPath, '/etc/tailplane/derp.json'],
+    'node.expiry_seconds': ['86400', (c) => c.node.expirySeconds, 86400],
+    'node.ephemeral_inactivity_seconds': ['30', (c) => c.node.ephemeralInactivitySeconds, 30],
+    'log.level': ['warn', (c) => c.log.level, 'warn'],
+  };
+  assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
+  for (const [key, [raw, get, expected]] of Object.entries(samples)) {
+    const name = envName(key);
+    assert.equal(name, 'TAILPLANE_' + key.split('.').join('_').toUpperCase());
+    assert.deepEqual(get(loadConfig({ env: { [name]: raw } })), expected, `${name}=${raw}`);
+  }
+  // Nested keys deeper than one section map the same way (the bug was a replace of the first dot only).
+  assert.equal(envName('store.postgres.url'), 'TAILPLANE_STORE_POSTGRES_URL');
+});
+
+test('a missing --config file is one clear line, no stack trace', () => {
+  const missing = join(tempDir(), 'nope.yaml');
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin/tailplane.js'), 'serve', '--config', missing], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.trim(), `tailplane: cannot read the config file ${missing} (--config): no such file`);
 });
 
 test('HuJSON config files with comments work too', () => {

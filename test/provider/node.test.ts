@@ -56,6 +56,8 @@ async function apply(prior: CtyObject | null, planned: CtyObject | null, cfg: Ct
 before(async () => {
   // The embedded DERP/STUN relay binds a fixed UDP port that parallel tests share; this test does not need it.
   server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
+  // Tags are given only when the policy defines them.
+  server.tailnet.setPolicy('{ "tagOwners": { "tag:web": [], "tag:db": [] } }');
   const providerConfig = toDynamic({ server_url: server.url, api_key: server.apiKey }, objectType(providerSchema));
   assert.deepEqual((await provider.call('ConfigureProvider', { config: providerConfig })).diagnostics ?? [], []);
 });

@@ -218,6 +218,31 @@ test('import adopts an existing user by name', { skip }, async () => {
   await tf(['plan', '-detailed-exitcode', '-input=false'], 0);
 });
 
+test('a user renamed by hand and back: its pre-auth key, given by name, is never replaced', { skip }, async () => {
+  const base = { aliceName: 'alice2', aliceDisplayName: 'Alice Two' };
+  const dave = `resource "tailplane_user" "dave" {\n  name         = "dave"\n  display_name = "Dave"\n}\n`;
+  const uzo = `resource "tailplane_user" "uzo" {\n  name = "uzo"\n}\nresource "tailplane_preauth_key" "uzo" {\n  user       = "uzo"\n  reusable   = true\n  depends_on = [tailplane_user.uzo]\n}\n`;
+  writeConfig(config(server, { ...base, extra: dave + uzo }));
+  await tf(['apply', '-auto-approve', '-input=false']);
+  const keyOf = async () => (await api(server, 'GET', '/api/v1/preauthkey')).json.preAuthKeys.find((k: { user: { name: string } | null }) => k.user?.name.startsWith('uzo'));
+  const key = await keyOf();
+  const user = (await api(server, 'GET', '/api/v1/user?name=uzo')).json.users[0];
+
+  assert.equal((await api(server, 'POST', `/api/v1/user/${user.id}/rename/uzo-tmp`)).status, 200);
+  const drift = await tf(['plan', '-refresh-only', '-detailed-exitcode', '-input=false'], 2);
+  assert.match(drift.out, /tailplane_user\.uzo has changed/);
+  assert.doesNotMatch(drift.out, /tailplane_preauth_key\.uzo has changed/, 'the key did not change: its user was renamed');
+  const plan = await tf(['plan', '-input=false'], 0);
+  assert.doesNotMatch(plan.out, /must be replaced|forces replacement/);
+  assert.equal((await api(server, 'POST', `/api/v1/user/${user.id}/rename/uzo`)).status, 200);
+  await tf(['plan', '-detailed-exitcode', '-input=false'], 0);
+  await tf(['apply', '-auto-approve', '-input=false']);
+  assert.equal((await keyOf()).id, key.id, 'the same key');
+
+  writeConfig(config(server, { ...base, extra: dave }));
+  await tf(['apply', '-auto-approve', '-input=false']);
+});
+
 test('destroy removes what terraform manages and restores the singletons', { skip }, async () => {
   const r = await tf(['destroy', '-auto-approve', '-input=false']);
   assert.match(r.out, /Destroy complete! Resources: 5 destroyed/);

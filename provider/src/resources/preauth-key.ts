@@ -21,10 +21,13 @@ const schema: Block = {
   },
 };
 
-/** The live key as state; the secret and the spelling of `user` and `expiration` come from the prior state when equal. */
+/** The live key as state; the secret and the spelling of `user` and `expiration` come from the prior state. */
 function toState(k: ApiPreAuthKey, prior: CtyObject | null): CtyObject {
   const priorUser = prior ? str(prior, 'user') : null;
-  const user = k.user === null ? null : priorUser === k.user.id || priorUser === k.user.name ? priorUser : k.user.id;
+  // A key's owner never changes, so the prior spelling (a name or an id, as the configuration wrote it) holds
+  // even across a rename by hand; reading back the id instead made the next plan replace the key. Without a
+  // prior (an import), the name: the form configurations use.
+  const user = k.user === null ? null : (priorUser ?? k.user.name);
   const priorExp = prior ? str(prior, 'expiration') : null;
   const sameExp = priorExp !== null && k.expiration !== null && Date.parse(priorExp) === Date.parse(k.expiration);
   return {

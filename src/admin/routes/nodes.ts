@@ -6,13 +6,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Registrations } from '../../state/registrations.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { invalid, notFound } from '../../state/errors.ts';
-import type { PolicyChecker } from '../policy-checker.ts';
 import { nodeJson } from '../serialize.ts';
 import { bool, idParams, idString, nullableTime, str, strList, strict } from '../schemas.ts';
 
 type IdParams = { Params: { id: string } };
 
-export function nodeRoutes(app: FastifyInstance, t: Tailnet, registrations: Registrations, policy: PolicyChecker): void {
+export function nodeRoutes(app: FastifyInstance, t: Tailnet, registrations: Registrations): void {
   const json = (n: Parameters<typeof nodeJson>[0]) => ({ node: nodeJson(n, t) });
 
   app.get<{ Querystring: { user?: string } }>(
@@ -96,8 +95,8 @@ export function nodeRoutes(app: FastifyInstance, t: Tailnet, registrations: Regi
       if (!login) throw notFound(`no pending login with auth id "${authId}" (it may have expired)`);
       // --advertise-tags: the approving user must own every requested tag; the node is then owned by the tags.
       const requested = [...new Set((login.hostinfo.RequestTags as string[] | undefined) ?? [])].sort();
-      const refused = policy.unownedTags(owner.name, requested);
-      if (refused.length) throw invalid(`requested tags [${refused.join(', ')}] are invalid or not permitted for user "${owner.name}"`);
+      const refused = t.tagOwners.refusal(requested, owner.name);
+      if (refused) throw invalid(`requested tags [${requested.join(', ')}] are invalid or not permitted: ${refused}`);
       const node = t.nodes.register({
         machineKey: login.machineKey,
         nodeKey: login.nodeKey,

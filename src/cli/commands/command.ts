@@ -13,5 +13,7 @@ export interface Command {
   readonly flags?: FlagSpecs;
   /** Names of positional arguments, for help text. */
   readonly positionals?: string;
+  /** Exit code of a usage error, 2 unless the command gives 2 another meaning (plan and drift: "changes"). */
+  readonly usageExitCode?: number;
   run(ctx: Context): Promise<string | void>;
 }

@@ -47,7 +47,18 @@ function applyFlags(ctx: Context, d: DnsSettings): DnsSettings {
   return next;
 }
 
-const show = (ctx: Context, dns: DnsSettings) => renderObject(ctx.format, ctx.format === 'table' ? { ...dns } : { dns });
+/** The table form writes split DNS and extra records the way the flags take them. */
+const show = (ctx: Context, dns: DnsSettings) =>
+  renderObject(
+    ctx.format,
+    ctx.format === 'table'
+      ? {
+          ...dns,
+          splitDns: Object.entries(dns.splitDns).map(([domain, resolvers]) => `${domain}=${resolvers.join(',')}`).join(';'),
+          extraRecords: dns.extraRecords.map((r) => `${r.name}=${r.type}:${r.value}`).join(';'),
+        }
+      : { dns },
+  );
 
 export const dnsCommands: Command[] = [
   {

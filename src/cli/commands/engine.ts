@@ -19,7 +19,7 @@ import {
   type Plan,
   type Progress,
 } from '../../engine/index.ts';
-import { UsageError, type FlagSpecs } from '../args.ts';
+import { CliError, UsageError, type FlagSpecs } from '../args.ts';
 import type { Context } from '../context.ts';
 import type { Command } from './command.ts';
 
@@ -27,6 +27,9 @@ const fileFlag: FlagSpecs = {
   file: { alias: 'f', type: 'string', description: 'desired state: a .ts/.js module, or a HuJSON/JSON file' },
 };
 const colorFlag: FlagSpecs = { 'no-color': { type: 'boolean', description: 'plain output even on a terminal (also NO_COLOR or CI)' } };
+
+/** A plan whose policy the engine refuses cannot be applied: exit 1, so a CI job gating on 2 ("changes") stops. */
+const exitCodeOf = (plan: Plan, changed: boolean) => (plan.changes.some((c) => c.kind === 'policy' && c.problems.length > 0) ? 1 : changed ? 2 : 0);
 
 const useColor = (ctx: Context) => Boolean(process.stdout.isTTY) && !ctx.bool('no-color') && !process.env.CI && !process.env.NO_COLOR;
 
@@ -40,11 +43,12 @@ async function currentPlan(ctx: Context): Promise<{ plan: Plan; source: string }
 function engineCommand(c: Command): Command {
   return {
     ...c,
+    usageExitCode: 1,
     async run(ctx) {
       try {
         return await c.run(ctx);
       } catch (err) {
-        const expected = [DesiredStateError, PolicyRefusedError, ApiError, UsageError].some((E) => err instanceof E);
+        const expected = [DesiredStateError, PolicyRefusedError, ApiError, UsageError, CliError].some((E) => err instanceof E);
         console.error(`tailplane: ${(err as Error).message}`);
         if (!expected) console.error((err as Error).stack);
         process.exitCode = 1;
@@ -77,7 +81,7 @@ export const engineCommands: Command[] = [
     flags: { ...fileFlag, json: { type: 'boolean', description: 'print the plan as JSON' }, ...colorFlag },
     async run(ctx) {
       const { plan } = await currentPlan(ctx);
-      process.exitCode = plan.changes.length > 0 ? 2 : 0;
+      process.exitCode = exitCodeOf(plan, plan.changes.length > 0);
       return ctx.bool('json') || ctx.format === 'json' ? JSON.stringify(plan, null, 2) : renderPlan(plan, { color: useColor(ctx) });
     },
   }),
@@ -127,7 +131,7 @@ export const engineCommands: Command[] = [
       const json = ctx.flag('json');
       if (md) writeFileSync(md, markdown);
       if (json) writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
-      process.exitCode = report.drift ? 2 : 0;
+      process.exitCode = exitCodeOf(plan, report.drift);
       return markdown;
     },
   }),

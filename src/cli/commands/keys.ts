@@ -44,6 +44,7 @@ export function expirationFrom(value: string | undefined): string | undefined {
 function idOf(ctx: Context): string {
   const id = ctx.flag('id') ?? ctx.args.positionals[0];
   if (!id) throw new UsageError('give the key as --id ID');
+  if (!/^\d{1,15}$/.test(id)) throw new UsageError(`key id must be a number, not "${id}" (see the ID column of "preauthkeys list")`);
   return id;
 }
 

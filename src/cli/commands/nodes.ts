@@ -4,7 +4,7 @@
  */
 import type { ApiNode } from '../../domain/api.ts';
 import type { Topology } from '../../policy/index.ts';
-import { UsageError, type FlagSpecs } from '../args.ts';
+import { CliError, UsageError, type FlagSpecs } from '../args.ts';
 import type { Context } from '../context.ts';
 import { render, type Column } from '../output.ts';
 import type { Command } from './command.ts';
@@ -18,7 +18,8 @@ const nodeColumns: Column<ApiNode>[] = [
   { header: 'Owner', value: owner },
   { header: 'IP addresses', value: (n) => n.ipAddresses.join(', ') },
   { header: 'Ephemeral', value: (n) => n.ephemeral },
-  { header: 'Last seen', value: (n) => n.lastSeen },
+  // lastSeen is written when a node goes away; while it is connected, it is seen now.
+  { header: 'Last seen', value: (n) => (n.online ? 'now' : n.lastSeen) },
   { header: 'Expiration', value: (n) => n.expiry },
   { header: 'Connected', value: (n) => (n.online ? 'online' : 'offline') },
   { header: 'Expired', value: (n) => n.expired },
@@ -36,7 +37,9 @@ const idFlag: FlagSpecs = { id: { alias: 'i', type: 'string', description: 'node
 
 async function listNodes(ctx: Context, user?: string): Promise<ApiNode[]> {
   const q = user ? `?user=${encodeURIComponent(user)}` : '';
-  return (await ctx.client().get<{ nodes: ApiNode[] }>(`/api/v1/node${q}`)).nodes;
+  const { nodes } = await ctx.client().get<{ nodes: ApiNode[] }>(`/api/v1/node${q}`);
+  // The same order on every run, whatever order the server keeps them in.
+  return nodes.sort((a, b) => Number(a.id) - Number(b.id));
 }
 
 /** The node named by --id, or by a positional id, MagicDNS name or hostname. */
@@ -46,7 +49,7 @@ async function resolveNode(ctx: Context): Promise<ApiNode> {
   if (/^\d+$/.test(ref)) return (await ctx.client().get<{ node: ApiNode }>(`/api/v1/node/${ref}`)).node;
   const nodes = await listNodes(ctx);
   const node = nodes.find((n) => n.givenName === ref) ?? nodes.find((n) => n.name === ref);
-  if (!node) throw new UsageError(`node "${ref}" not found`);
+  if (!node) throw new CliError(`node "${ref}" not found`);
   return node;
 }
 
@@ -59,6 +62,14 @@ const splitList = (v: string | undefined) => (v ?? '').split(',').map((s) => s.t
 
 function nodeResult(ctx: Context, node: ApiNode, done: string): string {
   return ctx.format === 'table' ? done : render(ctx.format, node, [], []);
+}
+
+/** The auth id, also when given as the whole login URL `tailscale up` printed (…/register/<id>). */
+function authIdOf(value: string): string {
+  if (!/^https?:\/\//.test(value)) return value;
+  const id = new URL(value).pathname.split('/').filter(Boolean).pop();
+  if (!id) throw new UsageError(`--auth-id ${value}: the URL has no auth id at its end`);
+  return id;
 }
 
 export const nodeCommands: Command[] = [
@@ -144,8 +155,12 @@ export const nodeCommands: Command[] = [
     async run(ctx) {
       const node = await resolveNode(ctx);
       const routes = splitList(ctx.flag('routes') ?? argAfterNode(ctx));
-      const res = await ctx.client().post<{ node: ApiNode }>(`/api/v1/node/${node.id}/approve_routes`, { routes });
-      return nodeResult(ctx, res.node, `node ${node.givenName} approved routes: ${res.node.approvedRoutes.join(',') || '-'}`);
+      await ctx.client().post(`/api/v1/node/${node.id}/approve_routes`, { routes });
+      // Read back: the policy's autoApprovers approve advertised routes again as soon as they are removed.
+      const after = (await ctx.client().get<{ node: ApiNode }>(`/api/v1/node/${node.id}`)).node;
+      const kept = after.approvedRoutes.filter((r) => !routes.includes(r));
+      const note = kept.length ? `\n${kept.join(', ')} stay approved: the policy's autoApprovers approve them (change autoApprovers to remove them)` : '';
+      return nodeResult(ctx, after, `node ${node.givenName} approved routes: ${after.approvedRoutes.join(',') || '-'}${note}`);
     },
   },
   {
@@ -173,10 +188,10 @@ export const nodeCommands: Command[] = [
     summary: 'Approve an interactive login (the auth id from `tailscale up`\'s URL) as a user',
     flags: {
       user: { alias: 'u', type: 'string', description: 'user name or id' },
-      'auth-id': { type: 'string', description: 'auth id from the login URL' },
+      'auth-id': { type: 'string', description: 'the login URL tailscale up printed, or the id at its end' },
     },
     async run(ctx) {
-      const body = { user: ctx.need('user'), authId: ctx.need('auth-id') };
+      const body = { user: ctx.need('user'), authId: authIdOf(ctx.need('auth-id')) };
       const res = await ctx.client().post<{ node: ApiNode }>('/api/v1/auth/register', body);
       return nodeResult(ctx, res.node, `registered node ${res.node.givenName} for ${body.user}`);
     },

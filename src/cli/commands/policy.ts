@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ApiError } from '../../client/admin-client.ts';
 import { checkPolicy, parsePolicy, type AccessChange } from '../../policy/index.ts';
-import { UsageError } from '../args.ts';
+import { CliError } from '../args.ts';
 import type { Context } from '../context.ts';
 import { render, renderObject } from '../output.ts';
 import { compileNodes, renderCompiled } from '../policy-compile.ts';
@@ -23,7 +23,7 @@ function readPolicyFile(ctx: Context): PolicyFile {
   try {
     return { text: readFileSync(file === '-' ? 0 : file, 'utf8'), name: file === '-' ? '<stdin>' : file };
   } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
 }
 
@@ -61,7 +61,8 @@ export const policyCommands: Command[] = [
     summary: 'Print the current policy',
     async run(ctx) {
       const res = await ctx.client().get<{ policy: string; updatedAt: string | null }>('/api/v1/policy');
-      return ctx.format === 'table' ? res.policy : renderObject(ctx.format, res);
+      if (ctx.format !== 'table') return renderObject(ctx.format, res);
+      return res.policy.trim() !== '' ? res.policy : 'No policy is set: every node may reach every other (Tailscale\'s default). Set one with "tailplane policy set -f FILE".';
     },
   },
   {
@@ -113,7 +114,7 @@ export const policyCommands: Command[] = [
       const topology = readTopologyFile(ctx.need('topology'));
       const only = ctx.flag('node');
       const nodes = only === undefined ? topology.nodes : topology.nodes.filter((n) => n.name === only);
-      if (nodes.length === 0 && only !== undefined) throw new UsageError(`node "${only}" is not in ${ctx.need('topology')}`);
+      if (nodes.length === 0 && only !== undefined) throw new CliError(`node "${only}" is not in ${ctx.need('topology')}`);
       // The server would refuse a policy whose tests fail on this tailnet, so compile refuses it too.
       const errors = checkPolicy(file.text, file.name, topology).map((e) => e.message);
       if (errors.length > 0) return refused(ctx, errors);

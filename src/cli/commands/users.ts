@@ -3,7 +3,7 @@
  */
 import type { ApiUser } from '../../domain/api.ts';
 import type { Context } from '../context.ts';
-import { UsageError } from '../args.ts';
+import { CliError, UsageError } from '../args.ts';
 import { render, renderObject, type Column } from '../output.ts';
 import type { Command } from './command.ts';
 
@@ -19,7 +19,7 @@ const columns: Column<ApiUser>[] = [
 export async function resolveUser(ctx: Context, ref: string): Promise<ApiUser> {
   const { users } = await ctx.client().get<{ users: ApiUser[] }>('/api/v1/user');
   const user = users.find((u) => u.name === ref) ?? users.find((u) => u.id === ref);
-  if (!user) throw new UsageError(`user "${ref}" not found`);
+  if (!user) throw new CliError(`user "${ref}" not found`);
   return user;
 }
 
