@@ -8,7 +8,9 @@ import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
+import { batchRoutes } from './routes/batch.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { leaseRoutes } from './routes/leases.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import type { PolicyChecker } from './policy-checker.ts';
 import { policyRoutes } from './routes/policy.ts';
@@ -65,6 +67,8 @@ export function createAdminApp(deps: AdminDeps) {
   routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
+  batchRoutes(app, deps.tailnet, deps.policy);
+  leaseRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
     const login = deps.registrations.get(req.params.authId);

@@ -7,6 +7,7 @@ import type { Store } from '../store/store.ts';
 import { createCore } from './core.ts';
 import { invalid } from './errors.ts';
 import { createIpAllocator } from './ipam.ts';
+import { createLeases } from './leases.ts';
 import { createApiKeys, createPreAuthKeys } from './keys.ts';
 import { createNodes } from './nodes.ts';
 import { checkDns } from './dns.ts';
@@ -31,6 +32,9 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     preAuthKeys: createPreAuthKeys(core, users, now),
     apiKeys: createApiKeys(core, now),
     subscribe: core.subscribe,
+    /** Runs several writes as one: all commit and are published together, or none (see Core.batch). */
+    batch: core.batch,
+    leases: createLeases(now),
     healthy: () => store.healthy(),
     policy: (): PolicyRecord | null => core.ix.settings.policy,
     /** Stores a policy text; the caller has validated it (the state layer does not parse policy). */

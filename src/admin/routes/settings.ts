@@ -4,7 +4,7 @@ import type { DnsSettings } from '../../domain/types.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { bool, str, strList, strict } from '../schemas.ts';
 
-const dnsSchema = strict(
+export const dnsSchema = strict(
   {
     magicDns: bool,
     baseDomain: str,
