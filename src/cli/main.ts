@@ -13,10 +13,11 @@ import { nodeCommands } from './commands/nodes.ts';
 import { policyCommands } from './commands/policy.ts';
 import { routeCommands } from './commands/routes.ts';
 import { serverCommands } from './commands/server.ts';
+import { syncCommands } from './commands/sync.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...policyCommands, ...engineCommands];
+const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...policyCommands, ...engineCommands, ...syncCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {

@@ -1,6 +1,6 @@
 /**
  * The vocabulary of POST /api/v1/batch: admin writes sent together, applied by the server in one transaction
- * (all or none), each shaped like the single route it stands for.
+ * (all or none), each shaped like the single route it stands for; and the leases writers take turns with.
  */
 import type { DnsSettings } from './types.ts';
 
@@ -39,4 +39,14 @@ export interface BatchRequest {
 export interface BatchResult {
   /** One entry per operation, in order: the created pre-auth key's id and secret (shown once), else {}. */
   readonly results: readonly ({ readonly id?: string; readonly key?: string })[];
+}
+
+/** A named lease (POST /api/v1/lease/:name): who holds it, until when. */
+export interface Lease {
+  readonly name: string;
+  readonly holder: string;
+  /** Grows by one each time the lease changes hands (renewals keep it). */
+  readonly token: number;
+  readonly acquiredAt: string;
+  readonly expiresAt: string;
 }

@@ -3,16 +3,8 @@
  * take turns. A lease lives in the server's memory: a restart frees every lease, and each holder takes it again
  * on its next renewal. The fencing token grows with every new holder, so a holder that lost its lease can tell.
  */
+import type { Lease } from '../domain/batch.ts';
 import { conflict, invalid } from './errors.ts';
-
-export interface Lease {
-  readonly name: string;
-  readonly holder: string;
-  /** Grows by one each time the lease changes hands (renewals keep it). */
-  readonly token: number;
-  readonly acquiredAt: string;
-  readonly expiresAt: string;
-}
 
 /** A lease longer than this is a mistake (a crashed holder would block everyone for that long). */
 const maxTtlSeconds = 3600;
