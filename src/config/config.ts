@@ -34,6 +34,20 @@ export interface Config {
     ephemeralInactivitySeconds: number;
   };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+  /** Continuous sync inside `serve`: on when `git` or `file` is set (see `tailplane sync`). */
+  sync: {
+    git: string;
+    ref: string;
+    path: string;
+    file: string;
+    interval: string;
+    mode: 'enforce' | 'report';
+    webhookUrl: string;
+    /** File holding the webhook's HMAC secret (or TAILPLANE_SYNC_WEBHOOK_SECRET). */
+    webhookSecretFile: string;
+    /** The admin API key sync uses; default the bootstrap key in data_dir. */
+    apiKeyFile: string;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -48,6 +62,7 @@ export function defaultConfig(): Config {
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     log: { level: 'info' },
+    sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
   };
 }
 
@@ -76,6 +91,16 @@ const fileKeys: Record<string, string> = {
   'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
   log: 'log',
   'log.level': 'level',
+  sync: 'sync',
+  'sync.git': 'git',
+  'sync.ref': 'ref',
+  'sync.path': 'path',
+  'sync.file': 'file',
+  'sync.interval': 'interval',
+  'sync.mode': 'mode',
+  'sync.webhook_url': 'webhookUrl',
+  'sync.webhook_secret_file': 'webhookSecretFile',
+  'sync.api_key_file': 'apiKeyFile',
 };
 
 /** Environment overrides: TAILPLANE_SERVER_URL, TAILPLANE_DNS_BASE_DOMAIN, … (the file key, upper-cased). */
@@ -206,6 +231,10 @@ function validate(c: Config): void {
   ] as const) {
     if (!Number.isInteger(value) || value < 0) fail(key, value, 'expected a whole number of seconds ≥ 0');
   }
+  for (const key of ['git', 'ref', 'path', 'file', 'interval', 'webhookUrl', 'webhookSecretFile', 'apiKeyFile'] as const) {
+    checkType(`sync.${key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`, c.sync[key], 'string');
+  }
+  if (!['enforce', 'report'].includes(c.sync.mode)) fail('sync.mode', c.sync.mode, 'expected "enforce" or "report"');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
   }

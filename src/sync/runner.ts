@@ -54,18 +54,21 @@ export function createSyncRunner(opts: SyncOptions) {
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
-  let leading = false;
+  let role: 'new' | 'leader' | 'standby' = 'new';
   let lastDriftKey = '';
 
+  /** Takes or renews the leader lease; logs only when this process's role changes. */
   async function lead(): Promise<boolean> {
+    const was = role;
     try {
       await api.acquireLease(leaderLease, holder, leaseSeconds);
-      if (!leading) log(`sync: leading as ${holder}`);
-      return (leading = true);
+      role = 'leader';
     } catch (err) {
-      if (leading || !(err instanceof ApiError && err.status === 409)) log(`sync: standing by: ${(err as Error).message}`);
-      return (leading = false);
+      role = 'standby';
+      if (was !== 'standby' || !(err instanceof ApiError && err.status === 409)) log(`sync: standing by: ${(err as Error).message}`);
     }
+    if (role === 'leader' && was !== 'leader') log(`sync: leading as ${holder}`);
+    return role === 'leader';
   }
 
   function announce(outcome: RoundOutcome, before: SyncStatus): void {
@@ -100,7 +103,7 @@ export function createSyncRunner(opts: SyncOptions) {
   }
 
   async function push(): Promise<void> {
-    if (!leading) return;
+    if (role !== 'leader') return;
     await api.reportSync(holder, status as unknown as Record<string, unknown>).catch((err: Error) => log(`sync: cannot report status: ${err.message}`));
   }
 
@@ -149,7 +152,7 @@ export function createSyncRunner(opts: SyncOptions) {
       watcher?.close();
       await running;
       await opts.webhook?.close();
-      if (leading) await api.releaseLease(leaderLease, holder).catch(() => undefined);
+      if (role === 'leader') await api.releaseLease(leaderLease, holder).catch(() => undefined);
     },
   };
 }
