@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultConfig } from '../../src/config/config.ts';
-import { cliAsync, inProcessServer, repoRoot, tempDir } from '../helpers/server.ts';
+import { api, cliAsync, inProcessServer, repoRoot, tempDir } from '../helpers/server.ts';
 
 const secret = 'webhook-test-secret';
 const intervalMs = 1000;
@@ -117,15 +117,15 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
     p.child.kill(signal);
     await exited;
   };
-  const status = async () => {
-    const r = await cliAsync(server, 'sync', 'status', '-o', 'json');
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as { status: any; leader: any };
+  const status = async () => (await api(server, 'GET', '/api/v1/sync')).json as { status: any; leader: any };
+  /** The status once a round at this commit ended so (applied: the commit is the last good one). */
+  const roundAt = (sha: string, result: 'applied' | 'failed') => async () => {
+    const s = (await status()).status;
+    if (result === 'applied') return s?.lastGood?.revision === sha ? s : undefined;
+    return s?.lastRound?.revision === sha && s.lastRound.result === result ? s : undefined;
   };
-  const roundAt = (sha: string, result: string) => async () => {
-    const s = await status();
-    return s.status?.lastRound?.revision === sha && s.status.lastRound.result === result ? s.status : undefined;
-  };
+  /** The webhook's drift event of the round that applied this commit. */
+  const appliedEvent = (sha: string) => hooks.events.find((e) => e.event === 'drift' && e.body.round.revision === sha && e.body.round.result === 'applied');
   const db1 = () => server.tailnet.nodes.list().find((n) => n.hostname === 'db1')!;
   const liveUsers = () => server.tailnet.users.list().map((u) => u.name).sort();
   try {
@@ -141,7 +141,8 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       assert.deepEqual(liveUsers(), ['ada', 'bo']);
       const v2 = repo.commit(desired({ tests: passing, dns: '"9.9.9.9"' }), 'v2: another resolver');
       const s = await waitFor('v2 applied', roundAt(v2.sha, 'applied'));
-      const startedAfter = Date.parse(s.lastRound.startedAt) - v2.pushedAt;
+      const round = (await waitFor('v2 drift event', () => appliedEvent(v2.sha))).body.round;
+      const startedAfter = Date.parse(round.startedAt) - v2.pushedAt;
       assert.ok(startedAfter <= intervalMs + 250, `the round that applied v2 started ${startedAfter} ms after the push`);
       assert.deepEqual(server.tailnet.dns().nameservers, ['9.9.9.9']);
       assert.equal(s.lastGood.revision, v2.sha);
@@ -162,6 +163,8 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       assert.equal(s.lastGood.revision !== v3.sha, true);
       assert.equal(goodPolicy(), before, 'the live policy is unchanged');
       assert.deepEqual(server.tailnet.dns().nameservers, ['9.9.9.9'], 'nothing else of the refused commit was applied');
+      const json = await cliAsync(server, 'sync', 'status', '-o', 'json');
+      assert.equal(JSON.parse(json.stdout).status.lastRound.revision, v3.sha, json.stderr);
       const table = await cliAsync(server, 'sync', 'status');
       assert.match(table.stdout, new RegExp(`revision: ${v3.sha}\\nresult: failed`));
     });
@@ -202,7 +205,7 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       const s = await waitFor('drift reported', async () => {
         const st = await status();
         return st.status?.mode === 'report' && st.status.lastRound?.result === 'drift' ? st : undefined;
-      }, 20_000);
+      });
       assert.deepEqual(s.status.lastRound.drift.map((d: any) => d.address), ['node.db1']);
       assert.ok([a, b].some((p) => p.log().includes(`leading as ${s.leader.holder}`)));
       assert.equal([a, b].filter((p) => /leading as/.test(p.log())).length, 1, 'exactly one process leads');
