@@ -56,7 +56,8 @@ function git(src: GitSource, args: string[], cwd?: string): Promise<string> {
     execFile('git', args, { cwd, env: gitEnv(src), timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout.trim());
       const why = (stderr || err.message).trim().split('\n').slice(-3).join(' ');
-      reject(new GitError(redact(`git ${args[0]} failed: ${why}`, [src.token ?? ''])));
+      const command = args.find((a) => !a.startsWith('-') && !a.includes('/'));
+      reject(new GitError(redact(`git ${command} failed: ${why}`, [src.token ?? ''])));
     });
   });
 }

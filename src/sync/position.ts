@@ -56,14 +56,15 @@ export const renderPath = (path: JsonPath) =>
 
 /**
  * Traces each `policy:line:col: detail` line of a problem list (the engine's review or the server's refusal) to
- * the desired file; `desiredText` undefined (a TypeScript module) keeps the desired path only.
+ * the desired file; `desiredText` undefined (a TypeScript module) names the path in the desired state instead.
  */
 export function locateProblems(problems: readonly string[], renderedPolicy: string, desiredFile: string, desiredText?: string): Located[] {
   const rendered = safeParse(renderedPolicy);
   const desired = desiredText === undefined ? undefined : parseJson5Tree(desiredText);
   return problems.flatMap((p) => p.split('\n')).flatMap((line): Located[] => {
     const m = /^(?:policy|policy\.hujson):(\d+):(\d+): (.*)$/.exec(line.trim());
-    if (!m || !rendered) return line.trim() && !/^policy refused:?$/.test(line.trim()) && !/^operation \d+/.test(line.trim()) ? [{ where: desiredFile, detail: line.trim() }] : [];
+    // Lines without a position (headers, a refused node write) stay in the round's message only.
+    if (!m || !rendered) return [];
     const [section, ...rest] = pathAt(rendered, { line: Number(m[1]), col: Number(m[2]) });
     const path: JsonPath = section === undefined ? [] : [sectionOfPolicy[section as string] ?? section, ...rest];
     if (!desired) return [{ where: `${desiredFile} (${renderPath(path)})`, detail: m[3]! }];

@@ -260,6 +260,26 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       }, 30_000);
       await stop(third);
     });
+
+    await t.test('credentials in the URL or the environment never reach the log or the status', async () => {
+      const closed = http.createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise((r) => closed.close(r));
+      const once = spawn(process.execPath, [join(repoRoot, 'bin', 'tailplane.js'), 'sync', '--once', '--git', `https://alice:pw-SECRET-1@127.0.0.1:${port}/tailnet.git`,
+        '--path', 'desired.hujson', '--cache-dir', join(dir, 'cache-creds')], {
+        env: { ...process.env, TAILPLANE_URL: server.url, TAILPLANE_API_KEY: server.apiKey, TAILPLANE_SYNC_GIT_TOKEN: 'tok-SECRET-2' },
+      });
+      let out = '';
+      once.stdout.on('data', (d) => (out += d));
+      once.stderr.on('data', (d) => (out += d));
+      const code = await new Promise((r) => once.once('exit', r));
+      assert.equal(code, 1, out);
+      assert.match(out, /git fetch failed: .*127\.0\.0\.1/);
+      const st = JSON.stringify(await status());
+      assert.match(st, /https:\/\/\*\*\*@127\.0\.0\.1/);
+      assert.doesNotMatch(out + st, /SECRET/);
+    });
   } finally {
     for (const p of procs) await stop(p, 'SIGKILL');
     await hooks.close();
