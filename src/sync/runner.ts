@@ -46,8 +46,10 @@ export function createSyncRunner(opts: SyncOptions) {
   const api = tailnetApi(opts.client);
   const log = opts.log ?? (() => undefined);
   const holder = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  // Long enough to survive a slow round, short enough that a standby takes over soon after a crash.
-  const leaseSeconds = Math.max(5, Math.ceil((opts.intervalMs * 3) / 1000));
+  // Long enough to survive a slow round, short enough that a standby takes over soon after a crash; the leader
+  // renews it (and a standby tries for it) three times per lease, whatever the interval.
+  const leaseSeconds = Math.min(3600, Math.max(5, Math.ceil((opts.intervalMs * 3) / 1000)));
+  let heartbeat: NodeJS.Timeout | undefined;
   let status: SyncStatus = { holder, mode: opts.mode, source: describeSource(opts.source), intervalSeconds: opts.intervalMs / 1000, consecutiveFailures: 0 };
   let timer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
@@ -139,6 +141,11 @@ export function createSyncRunner(opts: SyncOptions) {
         watcher = watch(dirname(file), (_, name) => name && resolve(dirname(file), name.toString()) === file && trigger());
       }
       trigger();
+      heartbeat = setInterval(() => {
+        if (running) return;
+        const was = role;
+        void lead().then((leads) => leads && was !== 'leader' && trigger());
+      }, (leaseSeconds * 1000) / 3);
     },
     /** One round, as `tailplane sync --once` runs it. */
     async once(): Promise<SyncStatus> {
@@ -149,6 +156,7 @@ export function createSyncRunner(opts: SyncOptions) {
     async stop(): Promise<void> {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(heartbeat);
       watcher?.close();
       await running;
       await opts.webhook?.close();

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { defaultConfig } from '../../src/config/config.ts';
-import { api, cliAsync, inProcessServer, repoRoot, tempDir } from '../helpers/server.ts';
+import { api, cliAsync, inProcessServer, repoRoot, spawnServer, tempDir } from '../helpers/server.ts';
 
 const secret = 'webhook-test-secret';
 const intervalMs = 1000;
@@ -284,5 +284,31 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
     for (const p of procs) await stop(p, 'SIGKILL');
     await hooks.close();
     await server.close();
+  }
+});
+
+test('serve runs sync from its config: a watched file is applied when it changes, GET /api/v1/sync shows the round', async () => {
+  const dir = tempDir('tailplane-serve-sync-');
+  const file = join(dir, 'desired.hujson');
+  const people = (names: string[]) => `{ users: [${names.map((n) => `{ name: "${n}" }`).join(', ')}], dns: { nameservers: ["9.9.9.9"] } }\n`;
+  writeFileSync(file, people(['ada', 'bo']));
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, `derp:\n  enabled: false\nsync:\n  file: ${file}\n  interval: 1h\n  mode: enforce\n`);
+  const server = await spawnServer({ args: ['-c', config] });
+  try {
+    const sync = async () => (await api(server, 'GET', '/api/v1/sync')).json;
+    const first = await waitFor('the first round', async () => ((await sync()).status?.lastGood ? await sync() : undefined));
+    assert.equal(first.status.lastRound.result, 'applied');
+    assert.equal(first.leader.holder, first.status.holder);
+    assert.match(first.status.nextRoundAt, /^\d{4}-/);
+    // The interval is an hour: only the file watch can bring this change in.
+    writeFileSync(file, people(['ada', 'bo', 'cy']));
+    await waitFor('the edit applied', async () => {
+      const users = (await api(server, 'GET', '/api/v1/user')).json.users.map((u: { name: string }) => u.name);
+      return users.includes('cy');
+    });
+    assert.match(server.log(), /sync: applied 1 change\(s\) at sha256:/);
+  } finally {
+    await server.stop();
   }
 });

@@ -75,10 +75,12 @@ function startSync(config: Config, url: string): SyncRunner | undefined {
   const apiKey = read(s.apiKeyFile || join(config.dataDir, 'admin-api-key'), 'API key (sync.api_key_file)');
   const webhookSecret = s.webhookSecretFile ? read(s.webhookSecretFile, 'webhook secret') : process.env.TAILPLANE_SYNC_WEBHOOK_SECRET;
   const log = (msg: string) => console.error(JSON.stringify({ level: 30, time: Date.now(), msg }));
+  const client = createAdminClient({ url, apiKey });
   try {
-    const runner = createSync(createAdminClient({ url, apiKey }), { ...s, webhookSecret }, log);
+    const runner = createSync(client, { ...s, webhookSecret }, log);
     runner.start();
-    return runner;
+    // The client's keep-alive connections to this very server would hold its shutdown open.
+    return { ...runner, stop: () => runner.stop().finally(() => client.close()) };
   } catch (err) {
     throw err instanceof SyncSettingsError ? new ConfigError(`sync: ${err.message}`) : err;
   }
