@@ -207,9 +207,10 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
         return st.status?.mode === 'report' && st.status.lastRound?.result === 'drift' ? st : undefined;
       });
       assert.deepEqual(s.status.lastRound.drift.map((d: any) => d.address), ['node.db1']);
+      // The second process may still be starting: wait for its first try at the lease.
+      await waitFor('the other process standing by', () => [a, b].some((p) => /standing by: lease "sync" is held by/.test(p.log())));
       assert.ok([a, b].some((p) => p.log().includes(`leading as ${s.leader.holder}`)));
       assert.equal([a, b].filter((p) => /leading as/.test(p.log())).length, 1, 'exactly one process leads');
-      assert.ok([a, b].some((p) => /standing by: lease "sync" is held by/.test(p.log())));
       await new Promise((r) => setTimeout(r, 2 * intervalMs));
       assert.deepEqual(db1().tags, ['tag:temp'], 'report mode changes nothing');
       await waitFor('report drift event', () => hooks.events.find((e) => e.event === 'drift' && e.body.mode === 'report'));
@@ -307,7 +308,7 @@ test('serve runs sync from its config: a watched file is applied when it changes
       const users = (await api(server, 'GET', '/api/v1/user')).json.users.map((u: { name: string }) => u.name);
       return users.includes('cy');
     });
-    assert.match(server.log(), /sync: applied 1 change\(s\) at sha256:/);
+    await waitFor('the round logged', () => /sync: applied 1 change\(s\) at sha256:/.test(server.log()));
   } finally {
     await server.stop();
   }
