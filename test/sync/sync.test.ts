@@ -10,6 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { defaultConfig } from '../../src/config/config.ts';
 import { api, cliAsync, inProcessServer, repoRoot, spawnServer, tempDir } from '../helpers/server.ts';
 
@@ -311,5 +312,43 @@ test('serve runs sync from its config: a watched file is applied when it changes
     await waitFor('the round logged', () => /sync: applied 1 change\(s\) at sha256:/.test(server.log()));
   } finally {
     await server.stop();
+  }
+});
+
+test('POST /api/v1/batch writes all or nothing, and refuses a stale policy hash or a lease it does not hold', async () => {
+  const server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
+  try {
+    const dns = server.tailnet.dns();
+    const refusedPolicy =
+      '{\n  "hosts": { "srv": "100.64.0.10" },\n  "acls": [{ "action": "accept", "src": ["ada@"], "dst": ["srv:22"] }],\n  "tests": [{ "src": "zed@", "accept": ["srv:22"] }],\n}\n';
+    const ops = [
+      { op: 'user.create', name: 'ada' },
+      { op: 'user.create', name: 'zed' },
+      { op: 'dns.set', dns: { ...dns, nameservers: ['4.4.4.4'] } },
+      { op: 'preauthkey.create', user: 'zed', tags: [], reusable: false, ephemeral: false, expiration: null },
+      { op: 'policy.set', policy: refusedPolicy },
+    ];
+    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops });
+    assert.equal(refused.status, 400, JSON.stringify(refused.json));
+    // The test runs against the users the same batch creates, and fails: zed may not reach port 22.
+    assert.match(refused.json.message, /policy\.hujson:4:41: test failed: zed@ should accept srv:22/);
+    assert.deepEqual([server.tailnet.users.list(), server.tailnet.preAuthKeys.list(), server.tailnet.dns()], [[], [], dns]);
+    const db = new Database(join(server.dataDir, 'tailplane.sqlite'), { readonly: true });
+    assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM users').get(), { n: 0 }, 'nothing reached the database');
+    db.close();
+
+    const passing = refusedPolicy.replace('"src": ["ada@"]', '"src": ["ada@", "zed@"]');
+    const stale = await api(server, 'POST', '/api/v1/batch', { operations: [{ op: 'policy.set', policy: passing }], ifPolicySha256: 'f'.repeat(64) });
+    assert.equal(stale.status, 409);
+    const fenced = await api(server, 'POST', '/api/v1/batch', { operations: [], lease: { name: 'apply', holder: 'someone' } });
+    assert.deepEqual([fenced.status, fenced.json.message], [409, 'lease "apply" is not held by someone']);
+
+    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }) });
+    assert.equal(done.status, 200, JSON.stringify(done.json));
+    assert.match(done.json.results[3].key, /^tpkey-auth-/);
+    assert.deepEqual(server.tailnet.users.list().map((u) => u.name), ['ada', 'zed']);
+    assert.deepEqual(server.tailnet.dns().nameservers, ['4.4.4.4']);
+  } finally {
+    await server.close();
   }
 });
