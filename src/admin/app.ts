@@ -9,7 +9,9 @@ import type { Tailnet } from '../state/tailnet.ts';
 import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
 import { idString } from './schemas.ts';
+import { batchRoutes } from './routes/batch.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { leaseRoutes } from './routes/leases.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import type { PolicyChecker } from './policy-checker.ts';
 import { policyRoutes } from './routes/policy.ts';
@@ -79,6 +81,8 @@ export function createAdminApp(deps: AdminDeps) {
   sshRoutes(app, deps.tailnet);
   oauthClientRoutes(app, deps.tailnet);
   apiV2(app, { tailnet: deps.tailnet, policy: deps.policy, auth: createAuthenticator(deps.tailnet) });
+  batchRoutes(app, deps.tailnet, deps.policy);
+  leaseRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

@@ -5,6 +5,7 @@
 import { ApiError, type AdminClient } from './admin-client.ts';
 import type { ApiNode, ApiPreAuthKey, ApiUser } from '../domain/api.ts';
 import { defaultKeyLifetimeMs, type DnsSettings } from '../domain/types.ts';
+import type { BatchRequest, BatchResult, Lease } from '../domain/batch.ts';
 
 export type { ApiNode, ApiPreAuthKey, ApiUser, DnsSettings };
 export { ApiError };
@@ -72,6 +73,16 @@ export function tailnetApi(c: AdminClient) {
       (await c.put<{ policy: string }>('/api/v1/policy', { policy: text }, ifMatch !== undefined ? { 'if-match': ifMatch } : undefined)).policy,
     /** Throws an ApiError with the server's message (syntax with line:column, failing tests) when invalid. */
     checkPolicy: async (text: string) => void (await c.post('/api/v1/policy/check', { policy: text })),
+
+    /** Applies every operation or none (see POST /api/v1/batch). */
+    batch: (req: BatchRequest) => c.post<BatchResult>('/api/v1/batch', req),
+    /** Takes or renews a lease; an ApiError 409 names the current holder. */
+    acquireLease: async (name: string, holder: string, ttlSeconds: number) =>
+      (await c.post<{ lease: Lease }>(`/api/v1/lease/${seg(name)}`, { holder, ttlSeconds })).lease,
+    /** Reports the continuous-sync status (only the holder of the `sync` lease may). */
+    reportSync: async (holder: string, status: Record<string, unknown>) => void (await c.put('/api/v1/sync', { holder, status })),
+    getSync: async () => c.get<{ status: Record<string, unknown> | null; leader: Lease | null }>('/api/v1/sync'),
+    releaseLease: async (name: string, holder: string) => void (await c.delete(`/api/v1/lease/${seg(name)}?holder=${seg(holder)}`)),
 
     getDns: async () => (await c.get<{ dns: DnsSettings }>('/api/v1/dns')).dns,
     setDns: async (dns: DnsSettings) => (await c.put<{ dns: DnsSettings }>('/api/v1/dns', dns)).dns,

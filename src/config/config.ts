@@ -45,6 +45,20 @@ export interface Config {
     checkTimeoutSeconds: number;
   };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+  /** Continuous sync inside `serve`: on when `git` or `file` is set (see `tailplane sync`). */
+  sync: {
+    git: string;
+    ref: string;
+    path: string;
+    file: string;
+    interval: string;
+    mode: 'enforce' | 'report';
+    webhookUrl: string;
+    /** File holding the webhook's HMAC secret (or TAILPLANE_SYNC_WEBHOOK_SECRET). */
+    webhookSecretFile: string;
+    /** The admin API key sync uses; default the bootstrap key in data_dir. */
+    apiKeyFile: string;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -61,6 +75,7 @@ export function defaultConfig(): Config {
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
+    sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
   };
 }
 
@@ -94,6 +109,16 @@ const fileKeys: Record<string, string> = {
   'ssh.check_timeout_seconds': 'checkTimeoutSeconds',
   log: 'log',
   'log.level': 'level',
+  sync: 'sync',
+  'sync.git': 'git',
+  'sync.ref': 'ref',
+  'sync.path': 'path',
+  'sync.file': 'file',
+  'sync.interval': 'interval',
+  'sync.mode': 'mode',
+  'sync.webhook_url': 'webhookUrl',
+  'sync.webhook_secret_file': 'webhookSecretFile',
+  'sync.api_key_file': 'apiKeyFile',
 };
 
 /** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
@@ -248,6 +273,10 @@ function validate(c: Config): void {
     // The destination node gives up on its own after 30 minutes.
     fail('ssh.check_timeout_seconds', c.ssh.checkTimeoutSeconds, 'expected a whole number of seconds from 1 to 1800');
   }
+  for (const key of ['git', 'ref', 'path', 'file', 'interval', 'webhookUrl', 'webhookSecretFile', 'apiKeyFile'] as const) {
+    checkType(`sync.${key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`, c.sync[key], 'string');
+  }
+  if (!['enforce', 'report'].includes(c.sync.mode)) fail('sync.mode', c.sync.mode, 'expected "enforce" or "report"');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
   }

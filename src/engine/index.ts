@@ -21,6 +21,7 @@ export { policyDocument, renderPolicy, managesPolicy, sameJson } from './policy-
 export { readLive, type LiveState } from './live.ts';
 export { planChanges, type Plan, type Change, type AttrDiff } from './plan.ts';
 export { applyPlan, applyChange, checkPlanPolicy, converge, PolicyRefusedError, type ApplyOptions, type ApplyResult, type Progress } from './apply.ts';
+export { applyPlanAtomically, changeOperations, type AtomicApplyOptions } from './atomic.ts';
 export { driftReport, renderDriftMarkdown, type DriftReport, type DriftItem } from './drift.ts';
 export { renderPlan } from './render.ts';
 export { matchNodes, matchPreAuthKeys, keySignature } from './match.ts';

@@ -19,10 +19,11 @@ export function desiredSource(desired: DesiredState): DesiredSource | undefined 
  * imported as is: TypeScript needs a loader such as tsx (the `tailplane` binary registers it), and the module must
  * be ESM (in a `"type": "module"` package, or named .mts).
  */
-export async function loadDesired(source: string | object): Promise<DesiredState> {
+export async function loadDesired(source: string | object, opts: { version?: string } = {}): Promise<DesiredState> {
   if (typeof source !== 'string') return validateDesired(source, 'desired state object');
   const file = resolve(source);
-  if (moduleExtensions.has(extname(file))) return validateDesired(await fromModule(file), source);
+  // A long-running process (sync) imports an edited module again under a new version.
+  if (moduleExtensions.has(extname(file))) return validateDesired(await fromModule(file, opts.version), source);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -41,8 +42,9 @@ export async function loadDesired(source: string | object): Promise<DesiredState
   }
 }
 
-async function fromModule(file: string): Promise<unknown> {
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+async function fromModule(file: string, version?: string): Promise<unknown> {
+  const url = pathToFileURL(file).href + (version ? `?v=${encodeURIComponent(version)}` : '');
+  const mod = (await import(url)) as Record<string, unknown>;
   const value = mod.desired ?? mod.default;
   if (value === undefined) {
     throw new DesiredStateError([{ path: '', message: `${file} exports neither "desired" nor a default` }], file);

@@ -33,6 +33,12 @@ export interface Core {
    * untouched. On success `apply` updates the indexes and the changes are published in order.
    */
   write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[] }, opts?: { soft?: boolean }): T;
+  /**
+   * Runs several writes as one: they commit in one store transaction and their changes are published after it;
+   * if `fn` throws, nothing is written, the indexes are as before and nothing is published. `fn` is synchronous,
+   * so no other write can come between its writes.
+   */
+  batch<T>(fn: () => T): T;
   /** Publishes without a store write (online/offline, which lives only in memory). */
   publish(changes: Change[]): void;
   subscribe(listener: ChangeListener): () => void;
@@ -82,13 +88,32 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
   const publish = (changes: Change[]) => {
     for (const c of changes) for (const l of listeners) l(c);
   };
+  /** Changes held back while a batch runs; undefined outside a batch. */
+  let held: Change[] | undefined;
   return {
     ix,
     write(fn, opts) {
       const { result, apply, changes } = store.write(fn, opts);
+      // Inside a batch the indexes move at once, so the batch's next write (and its checks) sees this one.
       apply?.();
-      if (changes) publish(changes);
+      if (changes) held ? held.push(...changes) : publish(changes);
       return result;
+    },
+    batch(fn) {
+      if (held) return fn();
+      const saved = snapshotIndexes(ix);
+      held = [];
+      try {
+        const result = store.transaction(fn);
+        const changes = held;
+        held = undefined;
+        publish(changes);
+        return result;
+      } catch (err) {
+        held = undefined;
+        restoreIndexes(ix, saved);
+        throw err;
+      }
     },
     publish,
     subscribe(listener) {
@@ -96,4 +121,29 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
       return () => listeners.delete(listener);
     },
   };
+}
+
+type Saved = { maps: [Map<unknown, unknown>, Map<unknown, unknown>][]; sets: [Set<string>, Set<string>][]; settings: Indexes['settings'] };
+
+/** Shallow copies of the indexes: records are frozen, so copying the maps is enough to undo a batch. */
+function snapshotIndexes(ix: Indexes): Saved {
+  const maps = [ix.users, ix.nodes, ix.nodesByNodeKey, ix.nodesByMachineKey, ix.preAuthKeys, ix.apiKeys] as Map<unknown, unknown>[];
+  return {
+    maps: maps.map((m) => [m, new Map(m)]),
+    sets: [ix.ips, ix.names].map((s) => [s, new Set(s)]),
+    settings: { ...ix.settings },
+  };
+}
+
+/** Puts the saved contents back into the same objects (other modules hold references to them). */
+function restoreIndexes(ix: Indexes, saved: Saved): void {
+  for (const [live, copy] of saved.maps) {
+    live.clear();
+    for (const [k, v] of copy) live.set(k, v);
+  }
+  for (const [live, copy] of saved.sets) {
+    live.clear();
+    for (const v of copy) live.add(v);
+  }
+  ix.settings = saved.settings;
 }

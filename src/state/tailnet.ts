@@ -7,6 +7,7 @@ import type { Store } from '../store/store.ts';
 import { createCore } from './core.ts';
 import { invalid } from './errors.ts';
 import { createIpAllocator } from './ipam.ts';
+import { createLeases } from './leases.ts';
 import { createApiKeys, createPreAuthKeys } from './keys.ts';
 import { createNodes } from './nodes.ts';
 import { createOAuthClients } from './oauth.ts';
@@ -40,6 +41,9 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),
     oauthClients: createOAuthClients(core, now),
     subscribe: core.subscribe,
+    /** Runs several writes as one: all commit and are published together, or none (see Core.batch). */
+    batch: core.batch,
+    leases: createLeases(now),
     healthy: () => store.healthy(),
     policy: (): PolicyRecord | null => core.ix.settings.policy,
     /** Stores a policy text; the caller has validated it (the state layer does not parse policy). */

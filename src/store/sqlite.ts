@@ -23,7 +23,8 @@ export function openSqliteStore(path: string): Store {
   return {
     load: () => loadAll(db),
     write: (fn, opts) => {
-      if (!opts?.soft) return db.transaction(() => fn(tx))();
+      // SQLite refuses to change the safety level inside a transaction: a write inside a batch is durable.
+      if (!opts?.soft || db.inTransaction) return db.transaction(() => fn(tx))();
       // WAL with synchronous=NORMAL commits without an fsync; the connection goes back to FULL right after.
       db.pragma('synchronous = NORMAL');
       try {
@@ -32,6 +33,7 @@ export function openSqliteStore(path: string): Store {
         db.pragma('synchronous = FULL');
       }
     },
+    transaction: (fn) => db.transaction(fn)(),
     healthy: () => {
       try {
         return db.prepare('SELECT 1 AS ok').get() !== undefined;

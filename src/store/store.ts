@@ -55,6 +55,8 @@ export interface Store {
    * the disk flush; the next durable write makes it durable too.
    */
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
+  /** Runs fn in one outer transaction: every `write` inside it commits with it, or none does (a write inside is durable). */
+  transaction<T>(fn: () => T): T;
   /** True when the database answers a trivial query. */
   healthy(): boolean;
   close(): void;

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { bool, str, strList, strict } from '../schemas.ts';
 
-const dnsSchema = strict(
+export const dnsSchema = strict(
   {
     magicDns: bool,
     baseDomain: str,

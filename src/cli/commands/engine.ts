@@ -4,7 +4,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { hostname } from 'node:os';
 import { ApiError } from '../../client/admin-client.ts';
+import { tailnetApi } from '../../client/tailnet-api.ts';
+import { writeLease } from '../../sync/index.ts';
 import {
   applyPlan,
   checkPlanPolicy,
@@ -74,6 +77,26 @@ function progressLine(p: Progress): string | undefined {
   return undefined;
 }
 
+/**
+ * Runs the writes under the lease continuous sync takes for its rounds, so a sync round and this apply never
+ * interleave; refused (with the holder named) while a round is applying.
+ */
+async function withWriteLease<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
+  const api = tailnetApi(ctx.client());
+  const holder = `apply:${hostname()}:${process.pid}`;
+  try {
+    await api.acquireLease(writeLease, holder, 600);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) throw new ApiError(409, `another writer is applying (${err.message}); retry in a moment`);
+    throw err;
+  }
+  try {
+    return await fn();
+  } finally {
+    await api.releaseLease(writeLease, holder).catch(() => undefined);
+  }
+}
+
 export const engineCommands: Command[] = [
   engineCommand({
     path: ['plan'],
@@ -101,12 +124,14 @@ export const engineCommands: Command[] = [
           return 'Apply cancelled.';
         }
       }
-      const result = await applyPlan(ctx.client(), plan, {
-        onProgress: (p) => {
-          const line = progressLine(p);
-          if (line) console.log(line);
-        },
-      });
+      const result = await withWriteLease(ctx, () =>
+        applyPlan(ctx.client(), plan, {
+          onProgress: (p) => {
+            const line = progressLine(p);
+            if (line) console.log(line);
+          },
+        }),
+      );
       const keys = result.createdKeys.map((k) => `pre-auth key ${k.name} (id ${k.id}, shown once): ${k.key}`);
       if (result.failed) {
         process.exitCode = 1;

@@ -1,8 +1,12 @@
 /**
  * `tailplane serve`, `health` and `version`.
  */
-import { loadConfig } from '../../config/config.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createAdminClient } from '../../client/admin-client.ts';
+import { ConfigError, loadConfig, type Config } from '../../config/config.ts';
 import { startServer } from '../../server.ts';
+import { createSync, SyncSettingsError, type SyncRunner } from '../../sync/index.ts';
 import { version } from '../../version.ts';
 import { renderObject } from '../output.ts';
 import type { Command } from './command.ts';
@@ -23,11 +27,19 @@ export const serverCommands: Command[] = [
         overrides: { listenAddr: ctx.flag('listen'), dataDir: ctx.flag('data-dir'), serverUrl: ctx.flag('server-url') },
       });
       const server = await startServer(config);
+      let sync: SyncRunner | undefined;
+      try {
+        sync = startSync(config, server.url);
+      } catch (err) {
+        await server.close();
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      await sync?.stop();
       await server.close();
     },
   },
@@ -48,3 +60,28 @@ export const serverCommands: Command[] = [
     },
   },
 ];
+
+/** The config's `sync.*` as a sync runner talking to this server through its admin API; none when not configured. */
+function startSync(config: Config, url: string): SyncRunner | undefined {
+  const s = config.sync;
+  if (!s.git && !s.file) return undefined;
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`sync: cannot read the ${what}: ${(err as Error).message}`);
+    }
+  };
+  const apiKey = read(s.apiKeyFile || join(config.dataDir, 'admin-api-key'), 'API key (sync.api_key_file)');
+  const webhookSecret = s.webhookSecretFile ? read(s.webhookSecretFile, 'webhook secret') : process.env.TAILPLANE_SYNC_WEBHOOK_SECRET;
+  const log = (msg: string) => console.error(JSON.stringify({ level: 30, time: Date.now(), msg }));
+  const client = createAdminClient({ url, apiKey });
+  try {
+    const runner = createSync(client, { ...s, webhookSecret }, log);
+    runner.start();
+    // The client's keep-alive connections to this very server would hold its shutdown open.
+    return { ...runner, stop: () => runner.stop().finally(() => client.close()) };
+  } catch (err) {
+    throw err instanceof SyncSettingsError ? new ConfigError(`sync: ${err.message}`) : err;
+  }
+}

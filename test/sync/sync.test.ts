@@ -1,0 +1,354 @@
+// Continuous sync end to end: a real git repository (bare remote + working clone) in a temp dir, a real server,
+// `tailplane sync` as a child process, and a local HTTP receiver for its signed webhooks. Commits are applied within
+// one interval, a commit whose policy test fails is refused with its position, a fix recovers, a hand retag is
+// reverted (enforce) or reported (report), two processes elect one, and a SIGKILL mid-round leaves no half-apply.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { defaultConfig } from '../../src/config/config.ts';
+import { api, cliAsync, inProcessServer, repoRoot, spawnServer, tempDir } from '../helpers/server.ts';
+
+const secret = 'webhook-test-secret';
+const intervalMs = 1000;
+const hex = (n: number) => n.toString(16).padStart(64, '0');
+
+interface Hook {
+  event: string;
+  body: any;
+  signed: boolean;
+}
+
+/** A local webhook receiver that checks each delivery's HMAC-SHA256 signature over the raw body. */
+async function webhookReceiver() {
+  const events: Hook[] = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      const want = Buffer.from(`sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`);
+      const got = Buffer.from(String(req.headers['x-tailplane-signature'] ?? ''));
+      events.push({ event: String(req.headers['x-tailplane-event']), body: JSON.parse(raw), signed: got.length === want.length && timingSafeEqual(got, want) });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, events, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** A bare remote and a working clone; `commit` writes the desired state, commits and pushes to main. */
+function gitRepo(dir: string) {
+  const remote = join(dir, 'remote.git');
+  const work = join(dir, 'work');
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], { cwd: work, encoding: 'utf8' }).trim();
+  execFileSync('git', ['init', '--quiet', '--bare', remote]);
+  mkdirSync(work);
+  git('init', '--quiet');
+  git('remote', 'add', 'origin', remote);
+  mkdirSync(join(work, 'tailnet'));
+  return {
+    remote,
+    commit(text: string, message: string): { sha: string; pushedAt: number } {
+      writeFileSync(join(work, 'tailnet', 'desired.hujson'), text);
+      git('add', '-A');
+      git('commit', '--quiet', '-m', message);
+      git('push', '--quiet', '--force', 'origin', 'HEAD:main');
+      return { sha: git('rev-parse', 'HEAD'), pushedAt: Date.now() };
+    },
+  };
+}
+
+/** Desired states as the file people edit: JSON5 with comments; `extra` lines go into the top-level object. */
+const desired = (o: { tests: string; dns?: string; users?: string[] }) => `{
+  // The clinic tailnet, managed by tailplane sync.
+  users: [${['ada', 'bo', ...(o.users ?? [])].map((u) => `{ name: "${u}" }`).join(', ')}],
+  groups: { "group:ops": ["ada"] },
+  tags: { "tag:db": ["group:ops"], "tag:temp": ["group:ops"] },
+  acls: [
+    { action: "accept", src: ["group:ops"], dst: ["tag:db:5432"] },
+  ],
+  tests: [
+${o.tests}
+  ],
+  nodes: [{ name: "db1", tags: ["tag:db"] }],
+  dns: { nameservers: [${o.dns ?? '"1.1.1.1"'}] },
+}
+`;
+const passing = '    { src: "ada@", accept: ["tag:db:5432"] },';
+const failing = `${passing}\n    { src: "bo@", accept: ["tag:db:5432"] },`;
+
+async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('tailplane sync converges a tailnet to Git, refuses a failing commit, reverts or reports hand changes, survives SIGKILL', async (t) => {
+  const server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
+  const dir = tempDir('tailplane-sync-');
+  const repo = gitRepo(dir);
+  const hooks = await webhookReceiver();
+  const procs: { child: ChildProcess; log: () => string }[] = [];
+  const sync = (...args: string[]) => {
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin', 'tailplane.js'), 'sync', '--git', repo.remote, '--ref', 'main', '--path', 'tailnet/desired.hujson',
+        '--interval', `${intervalMs / 1000}s`, '--webhook-url', hooks.url, '--cache-dir', join(dir, `cache-${procs.length}`), ...args],
+      { env: { ...process.env, TAILPLANE_URL: server.url, TAILPLANE_API_KEY: server.apiKey, TAILPLANE_SYNC_WEBHOOK_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    child.stdout!.on('data', (d) => (log += d));
+    child.stderr!.on('data', (d) => (log += d));
+    const p = { child, log: () => log };
+    procs.push(p);
+    return p;
+  };
+  const stop = async (p: { child: ChildProcess }, signal: NodeJS.Signals = 'SIGTERM') => {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+    const exited = new Promise((r) => p.child.once('exit', r));
+    p.child.kill(signal);
+    await exited;
+  };
+  const status = async () => (await api(server, 'GET', '/api/v1/sync')).json as { status: any; leader: any };
+  /** The status once a round at this commit ended so (applied: the commit is the last good one). */
+  const roundAt = (sha: string, result: 'applied' | 'failed') => async () => {
+    const s = (await status()).status;
+    if (result === 'applied') return s?.lastGood?.revision === sha ? s : undefined;
+    return s?.lastRound?.revision === sha && s.lastRound.result === result ? s : undefined;
+  };
+  /** The webhook's drift event of the round that applied this commit. */
+  const appliedEvent = (sha: string) => hooks.events.find((e) => e.event === 'drift' && e.body.round.revision === sha && e.body.round.result === 'applied');
+  const db1 = () => server.tailnet.nodes.list().find((n) => n.hostname === 'db1')!;
+  const liveUsers = () => server.tailnet.users.list().map((u) => u.name).sort();
+  try {
+    server.tailnet.nodes.register({
+      machineKey: `mkey:${hex(1)}`, nodeKey: `nodekey:${hex(1)}`, hostname: 'db1', hostinfo: {}, userId: null, tags: ['tag:temp'], ephemeral: false, method: 'authkey',
+    });
+    const v1 = repo.commit(desired({ tests: passing }), 'v1: the clinic tailnet');
+    const enforce = sync('--mode', 'enforce');
+
+    await t.test('a commit is applied, and the next one within one interval', async () => {
+      await waitFor('v1 applied', roundAt(v1.sha, 'applied'));
+      assert.deepEqual(db1().tags, ['tag:db']);
+      assert.deepEqual(liveUsers(), ['ada', 'bo']);
+      const v2 = repo.commit(desired({ tests: passing, dns: '"9.9.9.9"' }), 'v2: another resolver');
+      const s = await waitFor('v2 applied', roundAt(v2.sha, 'applied'));
+      const round = (await waitFor('v2 drift event', () => appliedEvent(v2.sha))).body.round;
+      const startedAfter = Date.parse(round.startedAt) - v2.pushedAt;
+      assert.ok(startedAfter <= intervalMs + 250, `the round that applied v2 started ${startedAfter} ms after the push`);
+      assert.deepEqual(server.tailnet.dns().nameservers, ['9.9.9.9']);
+      assert.equal(s.lastGood.revision, v2.sha);
+    });
+
+    const goodPolicy = () => server.tailnet.policy()!.text;
+    const before = goodPolicy();
+    let v3: { sha: string };
+    await t.test('a commit whose policy test fails is not applied; the status names the commit and file:line:col', async () => {
+      v3 = repo.commit(desired({ tests: failing, dns: '"8.8.8.8"' }), 'v3: bo needs the database');
+      const s = await waitFor('v3 refused', roundAt(v3.sha, 'failed'));
+      // Line 11 of the file is the second test; its accept entry starts at column 28.
+      assert.deepEqual(s.lastRound.error.problems[0], {
+        where: 'tailnet/desired.hujson:11:28', file: 'tailnet/desired.hujson', line: 11, col: 28,
+        detail: 'test failed: bo@ should accept tag:db:5432 but it is denied',
+      });
+      assert.match(s.lastRound.error.message, /tailnet\/desired\.hujson:11:28: test failed/);
+      assert.equal(s.lastGood.revision !== v3.sha, true);
+      assert.equal(goodPolicy(), before, 'the live policy is unchanged');
+      assert.deepEqual(server.tailnet.dns().nameservers, ['9.9.9.9'], 'nothing else of the refused commit was applied');
+      const json = await cliAsync(server, 'sync', 'status', '-o', 'json');
+      assert.equal(JSON.parse(json.stdout).status.lastRound.revision, v3.sha, json.stderr);
+      const table = await cliAsync(server, 'sync', 'status');
+      assert.match(table.stdout, new RegExp(`revision: ${v3.sha}\\nresult: failed`));
+    });
+
+    await t.test('fixing the commit applies it', async () => {
+      const v4 = repo.commit(desired({ tests: passing, dns: '"8.8.8.8"' }), 'v4: fixed');
+      await waitFor('v4 applied', roundAt(v4.sha, 'applied'));
+      assert.deepEqual(server.tailnet.dns().nameservers, ['8.8.8.8']);
+    });
+
+    await t.test('a hand retag through the CLI is reverted in enforce mode', async () => {
+      const tag = await cliAsync(server, 'nodes', 'tag', 'db1', '--tags', 'tag:temp');
+      assert.equal(tag.status, 0, tag.stderr);
+      await waitFor('retag reverted', () => db1().tags.join() === 'tag:db');
+      const drift = await waitFor('drift event', () =>
+        hooks.events.find((e) => e.event === 'drift' && e.body.round.drift.some((d: any) => d.address === 'node.db1' && d.diffs[0].before[0] === 'tag:temp')),
+      );
+      assert.equal(drift.body.round.result, 'applied');
+      assert.match(drift.body.markdown, /\| `node\.db1` \| changed \| `tags` \| `\["tag:temp"\]` \| `\["tag:db"\]` \|/);
+    });
+
+    await t.test('the webhook got signed drift, failure and recovery events', async () => {
+      const failure = await waitFor('failure event', () => hooks.events.find((e) => e.event === 'failure'));
+      assert.equal(failure.body.round.revision, v3.sha);
+      assert.match(failure.body.markdown, /desired\.hujson:11:28/);
+      const recovery = await waitFor('recovery event', () => hooks.events.find((e) => e.event === 'recovery'));
+      assert.equal(recovery.body.round.result, 'applied');
+      assert.ok(hooks.events.some((e) => e.event === 'drift'));
+      assert.ok(hooks.events.every((e) => e.signed), 'every delivery carries a valid signature');
+      assert.equal(hooks.events.filter((e) => e.event === 'failure').length, 1, 'a failure repeated every round is announced once');
+    });
+
+    await stop(enforce);
+    await t.test('report mode reports a hand change and leaves it; of two processes one leads', async () => {
+      const [a, b] = [sync('--mode', 'report'), sync('--mode', 'report')];
+      const tag = await cliAsync(server, 'nodes', 'tag', 'db1', '--tags', 'tag:temp');
+      assert.equal(tag.status, 0, tag.stderr);
+      const s = await waitFor('drift reported', async () => {
+        const st = await status();
+        return st.status?.mode === 'report' && st.status.lastRound?.result === 'drift' ? st : undefined;
+      });
+      assert.deepEqual(s.status.lastRound.drift.map((d: any) => d.address), ['node.db1']);
+      // The second process may still be starting: wait for its first try at the lease.
+      await waitFor('the other process standing by', () => [a, b].some((p) => /standing by: lease "sync" is held by/.test(p.log())));
+      assert.ok([a, b].some((p) => p.log().includes(`leading as ${s.leader.holder}`)));
+      assert.equal([a, b].filter((p) => /leading as/.test(p.log())).length, 1, 'exactly one process leads');
+      await new Promise((r) => setTimeout(r, 2 * intervalMs));
+      assert.deepEqual(db1().tags, ['tag:temp'], 'report mode changes nothing');
+      await waitFor('report drift event', () => hooks.events.find((e) => e.event === 'drift' && e.body.mode === 'report'));
+      await Promise.all([stop(a), stop(b)]);
+    });
+
+    await t.test('SIGKILL of sync in the middle of a round leaves nothing half-applied', async () => {
+      const many = ['cy', 'dee', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jo'];
+      const v5 = repo.commit(desired({ tests: passing, dns: '"4.4.4.4"', users: many }), 'v5: more people');
+      const whole = (v: 'old' | 'new') => {
+        assert.deepEqual(liveUsers(), v === 'old' ? ['ada', 'bo'] : ['ada', 'bo', ...many].sort());
+        assert.deepEqual(server.tailnet.dns().nameservers, v === 'old' ? ['8.8.8.8'] : ['4.4.4.4']);
+        assert.deepEqual(db1().tags, v === 'old' ? ['tag:temp'] : ['tag:db']);
+      };
+      // The real server, instrumented to SIGKILL the sync process at a chosen moment of its round.
+      const { leases } = server.tailnet;
+      const acquire = leases.acquire;
+      const batch = server.tailnet.batch;
+      const killAt = (moment: 'lease' | 'batch', victim: { child: ChildProcess }) =>
+        new Promise<void>((resolve) => {
+          const kill = () => {
+            victim.child.kill('SIGKILL');
+            victim.child.once('exit', () => resolve());
+          };
+          if (moment === 'lease') {
+            leases.acquire = (name, holder, ttl) => {
+              const l = acquire(name, holder, ttl);
+              if (name === 'apply' && holder.includes(`:${victim.child.pid}:`)) (kill(), (leases.acquire = acquire));
+              return l;
+            };
+          } else {
+            server.tailnet.batch = (fn) => (kill(), (server.tailnet.batch = batch), batch(fn));
+          }
+        });
+      // Killed once it holds the write lease, before its batch: nothing of v5 is live.
+      const first = sync('--mode', 'enforce');
+      await killAt('lease', first);
+      whole('old');
+      // The next process takes over when the dead one's leases run out; killed while the server takes its batch,
+      // the batch still lands whole.
+      const second = sync('--mode', 'enforce');
+      await killAt('batch', second);
+      whole('new');
+      const third = sync('--mode', 'enforce');
+      await waitFor('v5 in sync under the next leader', async () => {
+        const st = await status();
+        return st.status?.lastRound?.revision === v5.sha && st.status.lastRound.result === 'in-sync' ? st : undefined;
+      }, 30_000);
+      await stop(third);
+    });
+
+    await t.test('credentials in the URL or the environment never reach the log or the status', async () => {
+      const closed = http.createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise((r) => closed.close(r));
+      const once = spawn(process.execPath, [join(repoRoot, 'bin', 'tailplane.js'), 'sync', '--once', '--git', `https://alice:pw-SECRET-1@127.0.0.1:${port}/tailnet.git`,
+        '--path', 'desired.hujson', '--cache-dir', join(dir, 'cache-creds')], {
+        env: { ...process.env, TAILPLANE_URL: server.url, TAILPLANE_API_KEY: server.apiKey, TAILPLANE_SYNC_GIT_TOKEN: 'tok-SECRET-2' },
+      });
+      let out = '';
+      once.stdout.on('data', (d) => (out += d));
+      once.stderr.on('data', (d) => (out += d));
+      const code = await new Promise((r) => once.once('exit', r));
+      assert.equal(code, 1, out);
+      assert.match(out, /git fetch failed: .*127\.0\.0\.1/);
+      const st = JSON.stringify(await status());
+      assert.match(st, /https:\/\/\*\*\*@127\.0\.0\.1/);
+      assert.doesNotMatch(out + st, /SECRET/);
+    });
+  } finally {
+    for (const p of procs) await stop(p, 'SIGKILL');
+    await hooks.close();
+    await server.close();
+  }
+});
+
+test('serve runs sync from its config: a watched file is applied when it changes, GET /api/v1/sync shows the round', async () => {
+  const dir = tempDir('tailplane-serve-sync-');
+  const file = join(dir, 'desired.hujson');
+  const people = (names: string[]) => `{ users: [${names.map((n) => `{ name: "${n}" }`).join(', ')}], dns: { nameservers: ["9.9.9.9"] } }\n`;
+  writeFileSync(file, people(['ada', 'bo']));
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, `derp:\n  enabled: false\nsync:\n  file: ${file}\n  interval: 1h\n  mode: enforce\n`);
+  const server = await spawnServer({ args: ['-c', config] });
+  try {
+    const sync = async () => (await api(server, 'GET', '/api/v1/sync')).json;
+    const first = await waitFor('the first round', async () => ((await sync()).status?.lastGood ? await sync() : undefined));
+    assert.equal(first.status.lastRound.result, 'applied');
+    assert.equal(first.leader.holder, first.status.holder);
+    assert.match(first.status.nextRoundAt, /^\d{4}-/);
+    // The interval is an hour: only the file watch can bring this change in.
+    writeFileSync(file, people(['ada', 'bo', 'cy']));
+    await waitFor('the edit applied', async () => {
+      const users = (await api(server, 'GET', '/api/v1/user')).json.users.map((u: { name: string }) => u.name);
+      return users.includes('cy');
+    });
+    await waitFor('the round logged', () => /sync: applied 1 change\(s\) at sha256:/.test(server.log()));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('POST /api/v1/batch writes all or nothing, and refuses a stale policy hash or a lease it does not hold', async () => {
+  const server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
+  try {
+    const dns = server.tailnet.dns();
+    const refusedPolicy =
+      '{\n  "hosts": { "srv": "100.64.0.10" },\n  "acls": [{ "action": "accept", "src": ["ada@"], "dst": ["srv:22"] }],\n  "tests": [{ "src": "zed@", "accept": ["srv:22"] }],\n}\n';
+    const ops = [
+      { op: 'user.create', name: 'ada' },
+      { op: 'user.create', name: 'zed' },
+      { op: 'dns.set', dns: { ...dns, nameservers: ['4.4.4.4'] } },
+      { op: 'preauthkey.create', user: 'zed', tags: [], reusable: false, ephemeral: false, expiration: null },
+      { op: 'policy.set', policy: refusedPolicy },
+    ];
+    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops });
+    assert.equal(refused.status, 400, JSON.stringify(refused.json));
+    // The test runs against the users the same batch creates, and fails: zed may not reach port 22.
+    assert.match(refused.json.message, /policy\.hujson:4:41: test failed: zed@ should accept srv:22/);
+    assert.deepEqual([server.tailnet.users.list(), server.tailnet.preAuthKeys.list(), server.tailnet.dns()], [[], [], dns]);
+    const db = new Database(join(server.dataDir, 'tailplane.sqlite'), { readonly: true });
+    assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM users').get(), { n: 0 }, 'nothing reached the database');
+    db.close();
+
+    const passing = refusedPolicy.replace('"src": ["ada@"]', '"src": ["ada@", "zed@"]');
+    const stale = await api(server, 'POST', '/api/v1/batch', { operations: [{ op: 'policy.set', policy: passing }], ifPolicySha256: 'f'.repeat(64) });
+    assert.equal(stale.status, 409);
+    const fenced = await api(server, 'POST', '/api/v1/batch', { operations: [], lease: { name: 'apply', holder: 'someone' } });
+    assert.deepEqual([fenced.status, fenced.json.message], [409, 'lease "apply" is not held by someone']);
+
+    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }) });
+    assert.equal(done.status, 200, JSON.stringify(done.json));
+    assert.match(done.json.results[3].key, /^tpkey-auth-/);
+    assert.deepEqual(server.tailnet.users.list().map((u) => u.name), ['ada', 'zed']);
+    assert.deepEqual(server.tailnet.dns().nameservers, ['4.4.4.4']);
+  } finally {
+    await server.close();
+  }
+});
