@@ -239,6 +239,26 @@ test("README's curl example works, and bad input is a 400 with a message (never 
   assert.equal((await api(server, 'GET', '/api/v2/tailnet/-/devices', undefined, { authorization: 'Basic Zm9vOg==' })).status, 401);
 });
 
+test("an API key's role bounds what it may do on v2 as on v1: an auditor reads, a network-admin writes DNS, not keys", async () => {
+  const keyOf = (role: string) => {
+    const r = cli(server, 'apikeys', 'create', '--role', role);
+    assert.equal(r.status, 0, r.stderr);
+    return { authorization: `Basic ${Buffer.from(`${r.stdout.trim()}:`).toString('base64')}` };
+  };
+  const auditor = keyOf('auditor');
+  assert.equal((await api(server, 'GET', '/api/v2/tailnet/-/devices', undefined, auditor)).status, 200, 'every role reads');
+  const acl = await api(server, 'GET', '/api/v2/tailnet/-/acl', undefined, auditor);
+  assert.equal(acl.status, 200);
+  const refused = await api(server, 'POST', '/api/v2/tailnet/-/acl', JSON.stringify(acl.json), auditor);
+  assert.equal(refused.status, 403, JSON.stringify(refused.json));
+  assert.match(refused.json.message, /policy_file/);
+  const network = keyOf('network-admin');
+  const searchPaths = await api(server, 'GET', '/api/v2/tailnet/-/dns/searchpaths', undefined, network);
+  assert.equal((await api(server, 'POST', '/api/v2/tailnet/-/dns/searchpaths', searchPaths.json, network)).status, 200);
+  const key = await api(server, 'POST', '/api/v2/tailnet/-/keys', { capabilities: { devices: { create: { tags: ['tag:probe'] } } } }, network);
+  assert.equal(key.status, 403, 'auth keys belong to it-admin');
+});
+
 test('PUT /api/v1/policy takes If-Match: a stale ETag is a 412, and neither the engine nor the provider overwrites an unseen edit', async () => {
   const first = await api(server, 'GET', '/api/v1/policy');
   const etag = first.json.etag as string;
