@@ -1,7 +1,7 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, type CompileParts } from './incremental.ts';
-import { isInternetIp } from './internet.ts';
+import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
@@ -78,7 +78,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     const capabilities = capabilitiesOf(policy, r, n);
     const view: NodeView = {
       nodeId: id,
-      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources) : FILTER_ALLOW_ALL,
+      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources, r) : FILTER_ALLOW_ALL,
       sshPolicy: sshForNode(ssh, n, r),
       peers: peers(n),
       capabilities,
