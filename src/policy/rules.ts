@@ -192,16 +192,17 @@ const COMPANION_CAPS: readonly (readonly [string, string])[] = [
 ];
 
 /**
- * The packet filter for one node, in Tailscale's order: grants before ACLs, each rule's ordinary destinations
- * before its autogroup:self ones; DstPorts rules with the same SrcIPs and protocols merge into the first one,
- * CapGrant rules stay where their grant put them.
+ * The packet filter for one node, in Tailscale's order. Tailscale compiles the whole tailnet's rules first
+ * (grants before ACLs; within an ACL its ordinary destinations before autogroup:self unless all are autogroups),
+ * merges DstPorts rules with the same SrcIPs and protocols into the first one, and only then keeps what each
+ * node enforces: so a merged rule sits where its first rule anywhere in the policy was, even one for another node.
+ * CapGrant rules never merge and stay where their grant put them.
  */
 export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
   const out: FilterRule[] = [];
   const byKey = new Map<string, { DstPorts: NetPortRange[] }>();
-  const add = (srcIPs: readonly string[], spec: IpSpec, ips: readonly string[]) => {
-    if (srcIPs.length === 0 || ips.length === 0) return;
-    const key = `${srcIPs.join(',')}|${protoKey(spec)}`;
+  const slot = (srcIPs: readonly string[], srcKey: string, spec: IpSpec) => {
+    const key = `${srcKey}|${protoKey(spec)}`;
     let fr = byKey.get(key);
     if (!fr) {
       const rule = { SrcIPs: srcIPs, DstPorts: [] as NetPortRange[], ...(spec.protos ? { IPProto: spec.protos } : {}) };
@@ -209,25 +210,42 @@ export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, se
       out.push(rule);
       fr = rule;
     }
+    return fr;
+  };
+  const add = (srcIPs: readonly string[], srcKey: string, spec: IpSpec, ips: readonly string[]) => {
+    if (srcIPs.length === 0) return;
+    const fr = slot(srcIPs, srcKey, spec);
     for (const ip of ips) for (const p of spec.ports) fr.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
   };
   const ordered = [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
   for (const rule of ordered) {
     const routed = rule.via.length === 0 || rule.via.some((t) => n.tags.includes(t));
-    const [others, selves] = [rule.dsts.filter((d) => d.target.kind !== 'self'), rule.dsts.filter((d) => d.target.kind === 'self')];
-    if (routed) {
-      for (const d of others) {
-        if (!targetHits(d.target, n) || (rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any'))) continue;
-        for (const spec of d.specs) add(rule.src.srcIPs, spec, targetIps(d.target, n));
+    for (const part of dstParts(rule)) {
+      if (part[0]!.target.kind !== 'self') {
+        if (!routed) continue;
+        // A grant's `ip` list applies to every destination: Tailscale emits one rule per protocol entry.
+        const pairs = rule.rule.source === 'grants' ? (part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const))) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
+        for (const [d, spec] of pairs) {
+          const hit = targetHits(d.target, n) && !(rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any'));
+          add(rule.src.srcIPs, rule.src.key, spec, hit ? targetIps(d.target, n) : []);
+        }
+        if (rule.rule.app && rule.via.length === 0 && rule.src.srcIPs.length > 0) out.push(...capRules(rule, part, n, rule.src.srcIPs, srcHosts(rule, n), r));
+        continue;
       }
+      if (n.user === undefined) continue;
+      const own = selfSources(rule, n.user);
+      for (const d of part) for (const spec of d.specs) add(own, own.join(','), spec, n.ipTexts);
+      if (rule.rule.app && own.length > 0) out.push(...capRules(rule, part, n, own, own.includes(n.ipTexts[0] ?? '') ? hosts(n) : [], r));
     }
-    if (rule.rule.app && rule.via.length === 0) out.push(...capRules(rule, others, n, rule.src.srcIPs, srcHosts(rule, n), r));
-    if (selves.length === 0 || n.user === undefined) continue;
-    const own = selfSources(rule, n.user);
-    for (const d of selves) for (const spec of d.specs) add(own, spec, n.ipTexts);
-    if (rule.rule.app) out.push(...capRules(rule, selves, n, own, own.includes(n.ipTexts[0] ?? '') ? hosts(n) : [], r));
   }
-  return out;
+  return out.filter((fr) => fr.CapGrant !== undefined || fr.DstPorts!.length > 0);
+}
+
+/** A rule's destinations in Tailscale's compile order: groups of ordinary ones and autogroup:self ones. */
+function dstParts(rule: CompiledRule): CompiledDst[][] {
+  const isSelf = (d: CompiledDst) => d.target.kind === 'self';
+  if (rule.rule.source === 'acls' && rule.dsts.every((d) => d.alias.kind === 'autogroup')) return rule.dsts.map((d) => [d]);
+  return [rule.dsts.filter((d) => !isSelf(d)), rule.dsts.filter(isSelf)].filter((p) => p.length > 0);
 }
 
 const hosts = (n: IndexedNode) => n.ipTexts.map((ip) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`));
@@ -254,6 +272,7 @@ function capRules(rule: CompiledRule, dsts: readonly CompiledDst[], n: IndexedNo
   const companions = COMPANION_CAPS.filter(([cap]) => cap in app);
   if (companions.length === 0 || asSource.length === 0) return out;
   const dstIPs = [...new Set(dsts.flatMap((d) => destinationIps(d.target, n, r)))];
+  if (dstIPs.length === 0) return out;
   for (const [, companion] of companions) out.push({ SrcIPs: dstIPs, CapGrant: [{ Dsts: asSource, CapMap: { [companion]: null } }] });
   return out;
 }
