@@ -35,7 +35,7 @@ const filters: [string, string, number, FilterRule[]][] = [
   ['host inside a route', acl('"bob@"', '"printer:631"'), 5, [{ SrcIPs: ips(3), DstPorts: [{ IP: '10.20.0.9', Ports: { First: 631, Last: 631 } }] }]],
   ['IP source and IPv6 destination', acl('"10.1.0.0/16", "100.64.0.3"', '"[fd7a:115c:a1e0::4]:22"'), 4, [{ SrcIPs: ['10.1.0.0/16', '100.64.0.3'], DstPorts: [{ IP: 'fd7a:115c:a1e0::4', Ports: { First: 22, Last: 22 } }] }]],
   ['icmp', acl('"*"', '"tag:server:*"', 'icmp'), 4, [{ SrcIPs: STAR, DstPorts: to(4), IPProto: [1] }]],
-  ['grant ip list splits by protocol', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "ip": ["tcp:443", "udp:53", "icmp"]}]', 4,
+  ['grant ip list splits by protocol', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "ip": ["tcp:443", "udp:53", "icmp:*"]}]', 4,
     [{ SrcIPs: ips(3), DstPorts: to(4, 443, 443), IPProto: [6] }, { SrcIPs: ips(3), DstPorts: to(4, 53, 53), IPProto: [17] }, { SrcIPs: ips(3), DstPorts: to(4), IPProto: [1] }]],
   ['grant app capability', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "app": {"example.com/cap/web": [{"path": "/"}]}}]', 4,
     [{ SrcIPs: ips(3), CapGrant: [{ Dsts: [`${ip4(4)}/32`, `${ip6(4)}/128`], CapMap: { 'example.com/cap/web': [{ path: '/' }] } }] }]],
