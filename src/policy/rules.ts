@@ -100,6 +100,12 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
   };
 }
 
+/** A policy without acls or grants allows everything, which Tailscale sends as `*` -> `*:*` with `*` expanded. */
+export function allowAllFilter(r: Resolver): FilterRule[] {
+  const SrcIPs = [...TAILNET_SOURCE_RANGES, ...approvedSubnetRoutes(r.topo)];
+  return [{ SrcIPs, DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] }];
+}
+
 /** A prefix as clients get it: a bare address for a single host (Tailscale drops the /32 and /128). */
 function prefixText(p: Prefix): string {
   const host = formatIp({ v6: p.v6, n: p.lo });

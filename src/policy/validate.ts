@@ -163,3 +163,27 @@ function checkSshUser(text: string, pos: Alias['pos'], add: Add, inTest: boolean
   // Tailscale takes any other login as written (spaces, non-ASCII letters); the SSH server decides what exists.
   if (text === '' || text === '*') add(pos, `SSH user ${JSON.stringify(text)} is not valid (name a login, "root", "autogroup:nonroot" or "localpart:*@domain")`);
 }
+
+/**
+ * `user:*@domain` and `localpart:*@domain` must name one of the tailnet's domains (Tailscale: "example.org is not
+ * associated with this Tailnet"). tailplane has no organisation domain: a domain is the tailnet's when one of its
+ * users has an e-mail address there. A tailnet whose users have no e-mail addresses yet is not checked.
+ */
+export function checkDomains(p: Policy, userEmails: readonly string[]): PolicyError[] {
+  const known = new Set(userEmails.flatMap((e) => (e.includes('@') ? [e.slice(e.lastIndexOf('@') + 1).toLowerCase()] : [])));
+  if (known.size === 0) return [];
+  const sink = errorSink(p.file);
+  const check = (domain: string, pos: Alias['pos']) => {
+    if (!known.has(domain.toLowerCase())) sink.add(pos, `${domain} is not a domain of this tailnet's users (${[...known].sort().join(', ')}); user:*@ and localpart:*@ need one`);
+  };
+  const aliases = [...p.groups.values(), ...p.tagOwners.values()].flatMap((l) => l.members);
+  for (const r of p.rules) aliases.push(...r.src, ...r.dst.map((d) => d.alias));
+  for (const r of p.ssh) {
+    aliases.push(...r.src);
+    for (const u of r.users) if (u.text.startsWith('localpart:*@')) check(u.text.slice(12), u.pos);
+  }
+  for (const a of p.autoApprovers.routes) aliases.push(...a.approvers);
+  aliases.push(...p.autoApprovers.exitNode, ...p.nodeAttrs.flatMap((n) => n.target));
+  for (const a of aliases) if (a.kind === 'domain') check(a.name, a.pos);
+  return sink.list;
+}

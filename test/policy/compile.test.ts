@@ -16,7 +16,7 @@ const acl = (src: string, dst: string, proto = '') => `"acls": [{"action": "acce
 
 /** [name, policy sections, node id, expected packet filter]. */
 const filters: [string, string, number, FilterRule[]][] = [
-  ['no acls/grants = allow all', '', 4, [{ SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: all }] }]],
+  ['no acls/grants = allow all (as Tailscale sends it)', '', 4, [{ SrcIPs: STAR, DstPorts: [{ IP: '*', Ports: all }] }]],
   ['empty grants = deny all', '"grants": []', 4, []],
   ['user to tag, ports list', acl('"alice@"', '"tag:server:22,443"'), 4, [{ SrcIPs: ips(1, 2), DstPorts: [to(4, 22, 22)[0]!, to(4, 443, 443)[0]!, to(4, 22, 22)[1]!, to(4, 443, 443)[1]!] }]],
   ['rule for another node is not sent', acl('"alice@"', '"tag:server:22"'), 6, []],
@@ -75,8 +75,8 @@ test('ssh: check and accept actions, users map, principals, check rules first', 
     principals: ips(1, 2).map((nodeIP) => ({ nodeIP })),
     sshUsers: { root: 'root', deploy: 'deploy' },
     action: {
+      // Tailscale sends a check rule's URL alone: no forwarding flags, no sessionDuration.
       holdAndDelegate: 'https://hs.example/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER',
-      sessionDuration: 3_600_000_000_000, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true,
     },
   });
   assert.deepEqual(web[1], {
@@ -94,8 +94,9 @@ test('ssh: check and accept actions, users map, principals, check rules first', 
 test('ssh: localpart maps each user to the local part of their e-mail', () => {
   const c = compile('"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@example.com"]}]');
   const rules = c.forNode(4).sshPolicy.rules;
-  assert.deepEqual(rules.map((r) => r.sshUsers), [{ root: '' }, { alice: 'alice' }, { bob: 'bob' }]);
-  assert.deepEqual(rules[2]!.principals, ips(3).map((nodeIP) => ({ nodeIP })));
+  // Split per source user as Tailscale does: each user's rule, then the rule mapping that user's local part.
+  assert.deepEqual(rules.map((r) => r.sshUsers), [{ root: '' }, { alice: 'alice' }, { root: '' }, { bob: 'bob' }]);
+  assert.deepEqual(rules.map((r) => r.principals), [ips(1, 2), ips(1, 2), ips(3), ips(3)].map((l) => l.map((nodeIP) => ({ nodeIP }))));
   assert.equal(c.sshDecision({ user: 'bob', tags: [], ips: [] }, { user: undefined, tags: ['tag:server'], ips: [] }, 'bob'), 'accept');
   assert.equal(c.sshDecision({ user: 'bob', tags: [], ips: [] }, { user: undefined, tags: ['tag:server'], ips: [] }, 'alice'), 'deny');
 });
