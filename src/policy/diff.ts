@@ -2,7 +2,7 @@
 import { protoName } from './alias.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
 import type { CompiledRule } from './rules.ts';
-import type { Topology } from './topology.ts';
+import type { IndexedNode, Topology } from './topology.ts';
 import type { Policy, PortRange } from './types.ts';
 
 export interface AccessChange {
@@ -84,7 +84,9 @@ function matrix(c: CompiledPolicy): Matrix {
   };
   const nodes = c.topology.nodes;
   const rules: readonly CompiledRule[] = c.policy.hasAccessRules ? c.rules : [];
-  if (!c.policy.hasAccessRules) for (const d of nodes) for (const s of nodes) if (s !== d) add(`n:${d.id}`, `n:${s.id}`, DEFAULT_PROTOS, [{ first: 0, last: 65535 }]);
+  if (!c.policy.hasAccessRules) {
+    for (const d of [...nodes.map((n) => `n:${n.id}`), ...routeKeys(nodes)]) for (const s of nodes) if (`n:${s.id}` !== d) add(d, `n:${s.id}`, DEFAULT_PROTOS, [{ first: 0, last: 65535 }]);
+  }
   for (const cr of rules) {
     const srcKeys = cr.src.all ? nodes.map((n) => `n:${n.id}`) : [...cr.src.ids].map((id) => `n:${id}`);
     const literal = cr.rule.src.flatMap((a) => c.resolver.prefixes(a)).map((p) => `p:${p.text}`);
@@ -92,8 +94,10 @@ function matrix(c: CompiledPolicy): Matrix {
       const dstKeys = (() => {
         switch (d.target.kind) {
           case 'any':
+            // `*` also reaches every approved subnet route (issue #21: moving to *:* gains 10.99.0.0/24).
+            return [...nodes.map((n) => `n:${n.id}`), ...routeKeys(nodes)];
           case 'nodes':
-            return nodes.filter((n) => d.target.kind === 'any' || (d.target.kind === 'nodes' && d.target.ids.has(n.id))).map((n) => `n:${n.id}`);
+            return nodes.filter((n) => d.target.kind === 'nodes' && d.target.ids.has(n.id)).map((n) => `n:${n.id}`);
           case 'prefix':
             return d.target.prefixes.map((p) => `p:${p.text}`);
           case 'internet':
@@ -117,6 +121,9 @@ function matrix(c: CompiledPolicy): Matrix {
   }
   return m;
 }
+
+/** Approved subnet routes of the tailnet as destination keys, once each. */
+const routeKeys = (nodes: readonly IndexedNode[]) => [...new Set(nodes.flatMap((n) => n.subnetRoutes.map((p) => `p:${p.text}`)))];
 
 export function mergeRanges(rs: readonly PortRange[]): PortRange[] {
   const sorted = [...rs].sort((a, b) => a.first - b.first);

@@ -14,6 +14,9 @@ const cases: [string, string, string, string][] = [
     '- user alice [alice-laptop, alice-phone] -> web any:22\n+ user bob [bob-laptop] -> web any:22\n'],
   ['tag source, subnet and internet', rule('"tag:ci"', '"db-subnet:5432"'), rule('"tag:ci"', '"autogroup:internet:443"'),
     '- tag:ci [ci] -> 10.20.0.0/16 any:5432\n+ tag:ci [ci] -> autogroup:internet any:443\n'],
+  // Issue #21: `*` reaches the approved subnet routes too (router 5 routes 10.20.0.0/16).
+  ['"*" destination gains the subnet route', rule('"bob@"', '"tag:server:22"'), rule('"bob@"', '"*:*"'),
+    '+ user bob [bob-laptop] -> 10.20.0.0/16 any:*\n+ user bob [bob-laptop] -> alice-laptop any:*\n+ user bob [bob-laptop] -> alice-phone any:*\n+ user bob [bob-laptop] -> ci any:*\n+ user bob [bob-laptop] -> router any:*\n+ user bob [bob-laptop] -> web any:0-21,23-65535\n'],
   ['autogroup:self added', rule('"alice@"', '"tag:server:22"'), `${rule('"alice@"', '"tag:server:22"')}, ${rule('"autogroup:member"', '"autogroup:self:22"')}`,
     '+ user alice [alice-phone] -> alice-laptop any:22\n+ user alice [alice-laptop] -> alice-phone any:22\n'],
 ];
