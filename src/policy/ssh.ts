@@ -88,8 +88,18 @@ export function sshForNode(rules: readonly CompiledSsh[], n: IndexedNode, r: Res
   return { rules: out };
 }
 
+type Grouped = { byUser: Map<string, number[]>; tagged: number[] };
+/** Per rule (and so per compile): every destination node of a rule reads the same grouping. */
+const grouped = new WeakMap<ReadonlySet<number>, Grouped>();
+
 /** Source nodes per owning user (users in id order) and the tagged ones, each repeated once per tag. */
-function groupSources(ids: ReadonlySet<number>, r: Resolver): { byUser: Map<string, number[]>; tagged: number[] } {
+function groupSources(ids: ReadonlySet<number>, r: Resolver): Grouped {
+  let g = grouped.get(ids);
+  if (!g) grouped.set(ids, (g = groupOnce(ids, r)));
+  return g;
+}
+
+function groupOnce(ids: ReadonlySet<number>, r: Resolver): Grouped {
   const order = new Map(r.topo.users.map((u, i) => [u.name, [u.id, i] as const]));
   const byUser = new Map<string, number[]>();
   const tagged: number[] = [];
