@@ -91,22 +91,23 @@ export function validatePolicy(p: Policy): PolicyError[] {
   for (const t of p.tests) {
     check([t.src], 'testSrc');
     check([...t.accept, ...t.deny].map((d) => d.alias), 'testDst');
-    for (const d of [...t.accept, ...t.deny]) if (!singleAddress(p, d.alias)) sink.add(d.pos, `test destination ${JSON.stringify(d.text)} names a network; Tailscale's tests take one address (or a user, group, tag or host)`);
+    for (const d of [...t.accept, ...t.deny]) if (!singleAddress(d.alias)) sink.add(d.pos, `test destination ${JSON.stringify(d.text)} is a CIDR; Tailscale's tests take one address (or a user, group, tag or host)`);
   }
   for (const t of p.sshTests) {
     check([t.src], 'sshTestSrc');
     check(t.dst, 'sshTestDst');
-    for (const d of t.dst) if (!singleAddress(p, d)) sink.add(d.pos, `sshTests dst ${JSON.stringify(d.text)} names a network; name one address, a host, a user or a tag`);
+    for (const d of t.dst) if (!singleAddress(d)) sink.add(d.pos, `sshTests dst ${JSON.stringify(d.text)} is a CIDR; name one address, a host, a user or a tag`);
     for (const u of [...t.accept, ...t.check, ...t.deny]) checkSshUser(u.text, u.pos, sink.add, true);
   }
   return sink.list;
 }
 
-/** False for a prefix alias (or host) that is a network, or an address written with its /32 or /128. */
-function singleAddress(p: Policy, a: Alias): boolean {
-  if (a.kind === 'prefix') return !a.text.includes('/');
-  if (a.kind === 'host') return p.hosts.get(a.name)?.prefix.lo === p.hosts.get(a.name)?.prefix.hi;
-  return true;
+/**
+ * False for a CIDR written in a test (an address with its /32 or /128 too): Tailscale evaluates those
+ * differently and fails the test. A host naming a network is still taken (as its first address).
+ */
+function singleAddress(a: Alias): boolean {
+  return a.kind !== 'prefix' || !a.text.includes('/');
 }
 
 /** What Tailscale refuses in a grant beyond alias placement. */

@@ -91,7 +91,7 @@ const refusals: [string, string][] = [
   ['"ssh": [{"action": "accept", "src": ["user:*@example.org"], "dst": ["tag:server"], "users": ["root"]}]', 'example.org is not a domain of this tailnet'],
   ['"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@example.org"]}]', 'example.org is not a domain'],
   ['"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["root"], "acceptEnv": [""]}]', 'acceptEnv values cannot be empty'],
-  ['"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}], "tests": [{"src": "alice@", "accept": ["10.20.0.0/16:22"]}]', 'names a network'],
+  ['"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}], "tests": [{"src": "alice@", "accept": ["10.20.0.0/16:22"]}]', 'is a CIDR'],
 ];
 
 for (const [sections, message] of refusals) {
