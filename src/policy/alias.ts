@@ -24,6 +24,12 @@ export function parseAlias(text: string, pos: Pos): Parsed<Alias> {
     if (!(AUTOGROUPS as readonly string[]).includes(ag)) return { error: `unknown autogroup ${JSON.stringify(text)}` };
     return { ok: { ...base, kind: 'autogroup', name: ag as AutogroupName } };
   }
+  const domain = prefixed('user:*@');
+  if (domain !== undefined) {
+    return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(domain)
+      ? { ok: { ...base, kind: 'domain', name: domain.toLowerCase() } }
+      : { error: `invalid ${JSON.stringify(text)} (expected "user:*@example.com")` };
+  }
   if (text.includes('@')) {
     return /^[^@\s:]+@[^@\s:]*$/.test(text)
       ? { ok: { ...base, kind: 'user', name: text } }
@@ -58,7 +64,9 @@ export function parsePorts(text: string): Parsed<PortRange[]> {
     if (!m) return { error: `invalid port ${JSON.stringify(part)} in ${JSON.stringify(text)}` };
     const first = Number(m[1]);
     const last = m[2] === undefined ? first : Number(m[2]);
-    if (last > 65535) return { error: `port ${last} out of range (0-65535)` };
+    if (last > 65535) return { error: `port ${last} out of range (1-65535)` };
+    // Tailscale: `port range "0": first port must be >0, or use '*' for wildcard`.
+    if (first === 0) return { error: `port range ${JSON.stringify(part)}: the first port must be above 0 (use "*" for every port)` };
     if (first > last) return { error: `port range ${JSON.stringify(part)} is reversed` };
     out.push({ first, last });
   }
@@ -91,12 +99,19 @@ export function portsFitProto(protos: readonly number[] | undefined, ports: read
   return ports.length === 1 && ports[0]!.first === 0 && ports[0]!.last === 65535;
 }
 
-/** Parses a grant `ip` entry: `*`, `443`, `tcp:443`, `tcp:80-90,443`, `icmp:*`, or a bare protocol `icmp`. */
+/**
+ * Parses a grant `ip` entry: `*`, `443`, `tcp:443`, `tcp:80-90,443` or `icmp:*`. A bare protocol (`icmp`) is a
+ * port list to Tailscale, which refuses it (`port range "icmp": invalid first integer`); so does this.
+ */
 export function parseIpEntry(text: string): Parsed<{ protos: number[] | undefined; ports: PortRange[] }> {
   if (text === '*') return { ok: { protos: undefined, ports: [ALL_PORTS] } };
   const i = text.indexOf(':');
-  const protoText = i < 0 ? (/^[0-9,*-]+$/.test(text) ? '' : text) : text.slice(0, i);
-  const portText = i < 0 ? (protoText === '' ? text : '*') : text.slice(i + 1);
+  if (i < 0 && !/^[0-9,*-]+$/.test(text)) {
+    const hint = 'ok' in parseProto(text) ? `; for every ${text} packet write "${text}:*"` : '';
+    return { error: `port range ${JSON.stringify(text)} is not a number${hint}` };
+  }
+  const protoText = i < 0 ? '' : text.slice(0, i);
+  const portText = i < 0 ? text : text.slice(i + 1);
   const proto = parseProto(protoText);
   if ('error' in proto) return proto;
   const ports = parsePorts(portText);

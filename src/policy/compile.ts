@@ -1,13 +1,13 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, type CompileParts } from './incremental.ts';
-import { isInternetIp } from './internet.ts';
+import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
-import { compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
+import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
 import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
-import { FILTER_ALLOW_ALL, type FilterRule, type SshPolicy } from './wire.ts';
+import type { FilterRule, SshPolicy } from './wire.ts';
 
 /** Everything one node receives from the policy. */
 export interface NodeView {
@@ -57,6 +57,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const rules = compileRules(policy.rules, r);
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
+  let allowAll: readonly FilterRule[] | undefined;
   const peers = peerFinder(policy, rules, topo);
   const views = new Map<number, NodeView>();
   const prev = opts.previous;
@@ -78,7 +79,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     const capabilities = capabilitiesOf(policy, r, n);
     const view: NodeView = {
       nodeId: id,
-      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources) : FILTER_ALLOW_ALL,
+      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources, r) : (allowAll ??= allowAllFilter(r)),
       sshPolicy: sshForNode(ssh, n, r),
       peers: peers(n),
       capabilities,

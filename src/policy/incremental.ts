@@ -54,7 +54,8 @@ export function affectedNodes(prev: CompileParts, next: CompileParts): Set<numbe
     const [before, after] = [prev.ssh[i]!, next.ssh[i]!];
     for (const c of changed) {
       if (!before.srcIds.has(c.id) && !after.srcIds.has(c.id)) continue;
-      if (after.hasSelf) addOwnNodes(c);
+      // autogroup:self, and localpart rules (installed on the source users' own nodes too), reach the user's nodes.
+      if (after.hasSelf || after.localpartDomains.length > 0) addOwnNodes(c);
       for (const a of after.dst) {
         const set = next.resolver.nodes(a);
         if (set.all) return 'all';

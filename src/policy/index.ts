@@ -1,7 +1,7 @@
 /** The policy engine's public face: parse and validate HuJSON policies, compile them per node, run their tests, diff access. */
 import { combine, PolicyError, sortErrors } from './errors.ts';
 import { parseStructure } from './parse.ts';
-import { validatePolicy } from './validate.ts';
+import { checkDomains, validatePolicy } from './validate.ts';
 import { compilePolicy } from './compile.ts';
 import { runPolicyTests } from './tests.ts';
 import type { Topology } from './topology.ts';
@@ -34,7 +34,7 @@ export function parsePolicy(text: string, fileName: string): Policy {
 export function checkPolicy(text: string, fileName: string, topology?: Topology): PolicyError[] {
   const { policy, errors } = parseStructure(text, fileName);
   if (errors.length > 0) return sortErrors(errors);
-  const semantic = validatePolicy(policy);
+  const semantic = [...validatePolicy(policy), ...checkDomains(policy, (topology?.users ?? []).map((u) => u.email ?? u.name))];
   if (semantic.length > 0) return sortErrors(semantic);
   return sortErrors(runPolicyTests(compilePolicy(policy, topology ?? { users: [], nodes: [] })));
 }

@@ -18,7 +18,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   srcPosture: 'device posture ("srcPosture") is not supported',
   recorder: 'SSH session recording ("recorder") is not supported',
   enforceRecorder: 'SSH session recording ("enforceRecorder") is not supported',
-  ipPool: 'nodeAttrs ipPool is not supported',
   users: 'the legacy "users" field is not supported; use "src"',
   ports: 'the legacy "ports" field is not supported; use "dst"',
 };
@@ -67,6 +66,10 @@ function need(sink: ErrorSink, obj: JsonObject, what: string, keys: string[]): v
   for (const k of keys) if (!obj.entries.some((e) => e.key === k)) sink.add(obj.pos, `${what} is missing "${k}"`);
 }
 
+/** Whether key holds a non-empty array or object. */
+const nonEmpty = (o: JsonObject, key: string) =>
+  o.entries.some((e) => e.key === key && ((e.value.kind === 'array' && e.value.items.length > 0) || (e.value.kind === 'object' && e.value.entries.length > 0)));
+
 const kindName = (n: JsonNode) => (n.kind === 'null' ? 'null' : n.kind);
 
 function obj(sink: ErrorSink, n: JsonNode, what: string): JsonObject | undefined {
@@ -108,8 +111,9 @@ function alias(sink: ErrorSink, text: string, pos: Pos): Alias | undefined {
   return 'ok' in r ? r.ok : undefined;
 }
 
+/** Aliases with surrounding white space dropped, as Tailscale reads `"tag:server "`. */
 function aliases(sink: ErrorSink, n: JsonNode, what: string): Alias[] {
-  return strings(sink, n, what).flatMap(({ text, pos }) => alias(sink, text, pos) ?? []);
+  return strings(sink, n, what).flatMap(({ text, pos }) => alias(sink, text.trim(), pos) ?? []);
 }
 
 function prefix(sink: ErrorSink, text: string, pos: Pos, what: string): Prefix | undefined {
@@ -235,10 +239,19 @@ function grant(sink: ErrorSink, n: JsonNode): AccessRule | undefined {
     via: (v) => (via = aliases(sink, v, 'via')),
   });
   need(sink, o, 'grant', ['src', 'dst']);
-  if (!o.entries.some((e) => e.key === 'ip' || e.key === 'app')) sink.add(o.pos, 'grant needs "ip" or "app"');
+  // Tailscale: "ip and app can not both be empty" (absent, [] and {} are all empty).
+  if (!nonEmpty(o, 'ip') && !nonEmpty(o, 'app')) sink.add(o.pos, 'grant needs a non-empty "ip" or "app"');
   const dst = dstAliases.map((a) => ({ alias: a, pos: a.pos, specs }));
   return { source: 'grants', pos: o.pos, src, dst, app, via };
 }
+
+/**
+ * The tailscale.com capabilities a policy may grant; the rest of that domain is Tailscale's own ("capability name
+ * must not be in the tailscale.com domain"). Companions (drive-sharer, relay-target) are derived, never granted.
+ * List as in headscale hscontrol/policy/v2/types.go tailscaleCapAllowlist (names from tailscale/tailscale
+ * tailcfg/peercap/peercap.go).
+ */
+const GRANTABLE_TAILSCALE_CAPS = ['drive', 'relay', 'webui', 'kubernetes', 'tsidp', 'secrets'].map((c) => `tailscale.com/cap/${c}`);
 
 function capMap(sink: ErrorSink, v: JsonNode): Record<string, unknown[]> | undefined {
   const o = obj(sink, v, 'app');
@@ -246,6 +259,9 @@ function capMap(sink: ErrorSink, v: JsonNode): Record<string, unknown[]> | undef
   const out: Record<string, unknown[]> = {};
   for (const { key, keyPos, value } of o.entries) {
     if (!/^[a-z0-9.-]+\.[a-z]{2,}\/[\x21-\x7e]+$/i.test(key)) sink.add(keyPos, `app capability ${JSON.stringify(key)} must look like "example.com/cap/name"`);
+    else if (key.toLowerCase().startsWith('tailscale.com/') && !GRANTABLE_TAILSCALE_CAPS.includes(key)) {
+      sink.add(keyPos, `app capability ${JSON.stringify(key)} is reserved by Tailscale (grantable: ${GRANTABLE_TAILSCALE_CAPS.join(', ')})`);
+    }
     const a = arr(sink, value, `app capability ${JSON.stringify(key)}`);
     if (a) out[key] = a.items.map(toPlain);
   }
@@ -268,26 +284,35 @@ function sshRule(sink: ErrorSink, n: JsonNode): SshRule | undefined {
   let periodPos: Pos | undefined;
   walk(sink, o, 'an SSH rule', {
     action: (v) => {
-      const a = str(sink, v, 'action');
+      const a = str(sink, v, 'action')?.trim();
       if (a === 'accept' || a === 'check') r.action = a;
       else if (a !== undefined) sink.add(v.pos, `SSH action must be "accept" or "check", not ${JSON.stringify(a)}`);
     },
     src: (v) => (r.src = aliases(sink, v, 'src')),
     dst: (v) => (r.dst = aliases(sink, v, 'dst')),
-    users: (v) => (r.users = strings(sink, v, 'users')),
+    users: (v) => (r.users = strings(sink, v, 'users').map((u) => ({ ...u, text: u.text.trim() }))),
     checkPeriod: (v) => {
       periodPos = v.pos;
+      if (v.kind === 'null') return; // Tailscale reads null as "not set": the default period
       const t = str(sink, v, 'checkPeriod');
       if (t === undefined) return;
       const ms = t === 'always' ? 0 : parseDuration(t);
       if (ms === undefined) sink.add(v.pos, `checkPeriod ${JSON.stringify(t)} must be "always" or a duration like "12h" or "30m"`);
-      else if (ms !== 0 && (ms < 60_000 || ms > 168 * 3_600_000)) sink.add(v.pos, 'checkPeriod must be between 1m and 168h');
+      // Tailscale accepts short periods ("30s") and refuses only those above 168h.
+      else if (ms > 168 * 3_600_000) sink.add(v.pos, `checkPeriod ${JSON.stringify(t)} is above the maximum (168h)`);
       else r.checkPeriodMs = ms;
     },
-    acceptEnv: (v) => (r.acceptEnv = strings(sink, v, 'acceptEnv').map((s) => s.text)),
+    acceptEnv: (v) => {
+      if (v.kind === 'null') return;
+      const env = strings(sink, v, 'acceptEnv');
+      for (const e of env) if (e.text === '') sink.add(e.pos, 'acceptEnv values cannot be empty');
+      r.acceptEnv = env.map((e) => e.text);
+    },
   });
   need(sink, o, 'SSH rule', ['action', 'src', 'dst', 'users']);
-  if (periodPos && r.action !== 'check') sink.add(periodPos, 'checkPeriod is only allowed with action "check"');
+  if (periodPos && r.action !== 'check' && o.entries.some((e) => e.key === 'checkPeriod' && e.value.kind !== 'null')) {
+    sink.add(periodPos, 'checkPeriod is only allowed with action "check"');
+  }
   return r;
 }
 
@@ -320,13 +345,26 @@ function nodeAttr(sink: ErrorSink, n: JsonNode): NodeAttr | undefined {
   if (!o) return undefined;
   let target: Alias[] = [];
   let attr: { text: string; pos: Pos }[] = [];
+  const ipPool: Prefix[] = [];
   walk(sink, o, 'a nodeAttrs entry', {
     target: (v) => (target = aliases(sink, v, 'target')),
     attr: (v) => (attr = strings(sink, v, 'attr')),
+    ipPool: (v) => {
+      for (const { text, pos } of strings(sink, v, 'ipPool')) {
+        const pr = prefix(sink, text, pos, 'ipPool');
+        if (pr) ipPool.push(pr);
+        if (pr && !(pr.v6 === false && pr.lo >= CGNAT.lo && pr.hi <= CGNAT.hi)) sink.add(pos, `ipPool ${JSON.stringify(text)} must be within 100.64.0.0/10`);
+        else if (pr && pr.lo <= CHROMEOS.hi && CHROMEOS.lo <= pr.hi) sink.add(pos, `ipPool ${JSON.stringify(text)} overlaps 100.115.92.0/23, which Tailscale reserves`);
+      }
+    },
   });
-  need(sink, o, 'nodeAttrs entry', ['target', 'attr']);
-  return { pos: o.pos, target, attr };
+  need(sink, o, 'nodeAttrs entry', ['target']);
+  if (!o.entries.some((e) => e.key === 'attr' || e.key === 'ipPool')) sink.add(o.pos, 'nodeAttrs entry needs "attr" or "ipPool"');
+  return { pos: o.pos, target, attr, ipPool };
 }
+
+const CGNAT = (parsePrefix('100.64.0.0/10') as { prefix: Prefix }).prefix;
+const CHROMEOS = (parsePrefix('100.115.92.0/23') as { prefix: Prefix }).prefix;
 
 function testDsts(sink: ErrorSink, v: JsonNode, what: string): TestDst[] {
   return strings(sink, v, what).flatMap(({ text, pos }) => {
@@ -366,6 +404,7 @@ function accessTest(sink: ErrorSink, n: JsonNode): AccessTest | undefined {
     deny: (v) => (deny = testDsts(sink, v, 'deny')),
   });
   need(sink, o, 'test', ['src']);
+  if (!nonEmpty(o, 'accept') && !nonEmpty(o, 'deny')) sink.add(o.pos, 'test needs "accept" or "deny" destinations');
   return src ? { pos: o.pos, src, protos, protoText, accept, deny } : undefined;
 }
 
@@ -382,5 +421,6 @@ function sshTest(sink: ErrorSink, n: JsonNode): SshTest | undefined {
     deny: (v) => (t.deny = strings(sink, v, 'deny')),
   });
   need(sink, o, 'SSH test', ['src', 'dst']);
+  if (!['accept', 'check', 'deny'].some((k) => nonEmpty(o, k))) sink.add(o.pos, 'SSH test needs "accept", "check" or "deny" users');
   return src ? { pos: o.pos, src, ...t } : undefined;
 }

@@ -48,6 +48,16 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
     }
     return s;
   };
+  const domainCache = new Map<string, Set<string>>();
+  /** Users of a `user:*@domain` alias: those whose e-mail address (or e-mail-shaped name) is in the domain. */
+  const domainUsers = (domain: string) => {
+    let s = domainCache.get(domain);
+    if (!s) {
+      s = new Set(topo.users.filter((u) => emailDomain(u.email ?? u.name) === domain).map((u) => u.name));
+      domainCache.set(domain, s);
+    }
+    return s;
+  };
   const prefixes = (a: Alias): readonly Prefix[] => {
     if (a.kind === 'prefix') return [a.prefix];
     if (a.kind === 'host') return optional(policy.hosts.get(a.name)?.prefix);
@@ -62,6 +72,8 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
         return p.user !== undefined && p.user === userName(a);
       case 'group':
         return p.user !== undefined && groupUsers(a.name).has(p.user);
+      case 'domain':
+        return p.user !== undefined && p.tags.length === 0 && (domainUsers(a.name).has(p.user) || emailDomain(p.user) === a.name);
       case 'tag':
         return p.tags.includes(a.name);
       case 'host':
@@ -78,6 +90,7 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
   const candidates = (a: Alias): readonly IndexedNode[] => {
     if (a.kind === 'tag') return topo.byTag.get(a.name) ?? [];
     if (a.kind === 'user') return topo.byUser.get(userName(a)) ?? [];
+    if (a.kind === 'domain') return [...domainUsers(a.name)].flatMap((u) => topo.byUser.get(u) ?? []).sort((x, y) => x.id - y.id);
     if (a.kind === 'group') return [...groupUsers(a.name)].flatMap((u) => topo.byUser.get(u) ?? []).sort((x, y) => x.id - y.id);
     return topo.nodes;
   };
@@ -92,6 +105,12 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
     return set;
   };
   return { topo, policy, matches, nodes, prefixes, userName, groupUsers };
+}
+
+/** The lower-cased part after the last "@", or undefined. */
+export function emailDomain(email: string): string | undefined {
+  const at = email.lastIndexOf('@');
+  return at < 0 ? undefined : email.slice(at + 1).toLowerCase();
 }
 
 const optional = <T>(x: T | undefined): T[] => (x === undefined ? [] : [x]);

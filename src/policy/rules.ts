@@ -1,8 +1,8 @@
 /** ACLs and grants resolved against a topology once, and reduced per node to the FilterRules that node enforces. */
-import { containsIp, overlaps, type Prefix } from '../net/ip.ts';
-import { INTERNET_PREFIXES } from './internet.ts';
+import { containsIp, formatIp, overlaps, type Prefix } from '../net/ip.ts';
+import { INTERNET_RANGES, isInternetRange, TAILNET_SOURCE_RANGES } from './addresses.ts';
 import type { Resolver } from './resolve.ts';
-import type { IndexedNode } from './topology.ts';
+import type { IndexedNode, TopologyIndex } from './topology.ts';
 import type { AccessRule, Alias, IpSpec } from './types.ts';
 import type { CapGrant, FilterRule, NetPortRange } from './wire.ts';
 
@@ -38,22 +38,40 @@ export interface CompiledRule {
 
 export function compileRules(rules: readonly AccessRule[], r: Resolver): CompiledRule[] {
   const interned = new Map<string, readonly string[]>();
+  let routes: readonly string[] | undefined;
+  const approvedRoutes = () => (routes ??= approvedSubnetRoutes(r.topo));
   return rules.map((rule) => {
-    const src = sourceSet(rule.src, r, interned);
+    const src = sourceSet(rule.src, r, interned, approvedRoutes);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
   });
 }
 
-function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string, readonly string[]>): SrcSet {
+/** Every approved subnet route in the tailnet, once each, in address order: Tailscale adds them to a `*` source. */
+function approvedSubnetRoutes(topo: TopologyIndex): string[] {
+  const seen = new Map<string, Prefix>();
+  for (const n of topo.nodes) for (const p of n.subnetRoutes) seen.set(prefixText(p), p);
+  return [...seen.entries()].sort(([, a], [, b]) => Number(a.v6) - Number(b.v6) || cmpBig(a.lo, b.lo) || a.bits - b.bits).map(([t]) => t);
+}
+
+const cmpBig = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * SrcIPs as Tailscale writes them: `*` is the tailnet's address ranges plus every approved subnet route (not "*",
+ * which would admit any address that reaches the node); only autogroup:danger-all is "*". Other sources next to
+ * a `*` keep their own addresses, as Tailscale lists them.
+ */
+function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[]): SrcSet {
   const all = aliases.some((a) => r.nodes(a).all);
+  const dangerAll = aliases.some((a) => a.kind === 'autogroup' && a.name === 'danger-all');
+  const wildcard = aliases.some((a) => a.kind === 'wildcard');
   const ids = new Set<number>();
   const ipIds = new Set<number>();
   const prefixes = new Set<string>();
   for (const a of aliases) {
     for (const id of r.nodes(a).ids) ids.add(id);
     const literal = r.prefixes(a);
-    if (literal.length > 0) for (const p of literal) prefixes.add(p.text);
+    if (literal.length > 0) for (const p of literal) prefixes.add(prefixText(p));
     else for (const id of r.nodes(a).ids) ipIds.add(id);
   }
   // Sorted lazily: only nodes whose packet filter is (re)built read them, and after a small topology change
@@ -61,7 +79,8 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
   let ips: { srcIPs: readonly string[]; key: string } | undefined;
   const sorted = () => {
     if (!ips) {
-      const srcIPs = all ? ['*'] : [...sortIps(ipIds, r), ...[...prefixes].sort()];
+      const own = [...sortIps(ipIds, r), ...[...prefixes].sort()];
+      const srcIPs = dangerAll ? ['*'] : wildcard ? [...new Set([...TAILNET_SOURCE_RANGES, ...routes(), ...own])] : own;
       const key = srcIPs.join(',');
       const shared = interned.get(key) ?? srcIPs;
       interned.set(key, shared);
@@ -81,10 +100,22 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
   };
 }
 
+/** A policy without acls or grants allows everything, which Tailscale sends as `*` -> `*:*` with `*` expanded. */
+export function allowAllFilter(r: Resolver): FilterRule[] {
+  const SrcIPs = [...TAILNET_SOURCE_RANGES, ...approvedSubnetRoutes(r.topo)];
+  return [{ SrcIPs, DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] }];
+}
+
+/** A prefix as clients get it: a bare address for a single host (Tailscale drops the /32 and /128). */
+function prefixText(p: Prefix): string {
+  const host = formatIp({ v6: p.v6, n: p.lo });
+  return p.bits === (p.v6 ? 128 : 32) ? host : `${host}/${p.bits}`;
+}
+
 /** Node addresses, IPv4 before IPv6, each in numeric order (deterministic output). */
 export function sortIps(ids: Iterable<number>, r: Resolver): string[] {
   const ips = [...ids].flatMap((id) => r.topo.byId.get(id)!.ips.map((ip, i) => ({ ip, text: r.topo.byId.get(id)!.ipTexts[i]! })));
-  ips.sort((a, b) => Number(a.ip.v6) - Number(b.ip.v6) || (a.ip.n < b.ip.n ? -1 : a.ip.n > b.ip.n ? 1 : 0));
+  ips.sort((a, b) => Number(a.ip.v6) - Number(b.ip.v6) || cmpBig(a.ip.n, b.ip.n));
   return [...new Set(ips.map((x) => x.text))];
 }
 
@@ -104,12 +135,21 @@ export function targetHits(t: DstTarget, n: IndexedNode): boolean {
     case 'nodes':
       return t.ids.has(n.id);
     case 'prefix':
-      return t.prefixes.some((p) => n.ips.some((ip) => containsIp(p, ip)) || n.subnetRoutes.some((s) => overlaps(s, p)));
+      return t.prefixes.some((p) => prefixHits(p, n));
     case 'internet':
       return n.isExit;
     case 'self':
       return n.user !== undefined;
   }
+}
+
+/**
+ * A literal prefix reaches a node that has an address in it or routes into it, and an exit node when the
+ * prefix is public address space (Tailscale sends `8.8.8.8:53` to exit nodes as it sends autogroup:internet).
+ */
+function prefixHits(p: Prefix, n: IndexedNode): boolean {
+  if (n.ips.some((ip) => containsIp(p, ip)) || n.subnetRoutes.some((s) => overlaps(s, p))) return true;
+  return n.isExit && isInternetRange(p);
 }
 
 /** The addresses of node n that a target covers, as FilterRule destination IPs. */
@@ -121,9 +161,9 @@ function targetIps(t: DstTarget, n: IndexedNode): readonly string[] {
     case 'self':
       return n.ipTexts;
     case 'prefix':
-      return t.prefixes.filter((p) => n.ips.some((ip) => containsIp(p, ip)) || n.subnetRoutes.some((s) => overlaps(s, p))).map((p) => p.text);
+      return t.prefixes.filter((p) => prefixHits(p, n)).map(prefixText);
     case 'internet':
-      return INTERNET_PREFIXES;
+      return INTERNET_RANGES;
   }
 }
 
@@ -147,45 +187,114 @@ export function selfSourcesCache(r: Resolver): SelfSources {
 
 const protoKey = (s: IpSpec) => (s.protos ? s.protos.join(',') : '');
 
-/** The packet filter for one node: only rules whose destinations are its addresses, routes or (exit nodes) the internet. */
-export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources): FilterRule[] {
-  const merged = new Map<string, { SrcIPs: readonly string[]; DstPorts: NetPortRange[]; IPProto?: readonly number[] }>();
-  const caps: FilterRule[] = [];
-  const add = (srcIPs: readonly string[], srcKey: string, spec: IpSpec, ips: readonly string[]) => {
-    if (srcIPs.length === 0 || ips.length === 0) return;
+/**
+ * Capabilities Tailscale pairs with a companion that goes back to the grant's sources (tailscale/tailscale
+ * tailcfg/peercap/peercap.go: drive -> drive-sharer, relay -> relay-target; headscale
+ * hscontrol/policy/v2/filter.go companionCaps), in that order.
+ */
+const COMPANION_CAPS: readonly (readonly [string, string])[] = [
+  ['tailscale.com/cap/drive', 'tailscale.com/cap/drive-sharer'],
+  ['tailscale.com/cap/relay', 'tailscale.com/cap/relay-target'],
+];
+
+/**
+ * The packet filter for one node, in Tailscale's order. Tailscale compiles the whole tailnet's rules first
+ * (grants before ACLs; within an ACL its ordinary destinations before autogroup:self unless all are autogroups),
+ * merges DstPorts rules with the same SrcIPs and protocols into the first one, and only then keeps what each
+ * node enforces: so a merged rule sits where its first rule anywhere in the policy was, even one for another node.
+ * CapGrant rules never merge and stay where their grant put them.
+ */
+export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
+  const out: FilterRule[] = [];
+  const byKey = new Map<string, { DstPorts: NetPortRange[] }>();
+  const slot = (srcIPs: readonly string[], srcKey: string, spec: IpSpec) => {
     const key = `${srcKey}|${protoKey(spec)}`;
-    let fr = merged.get(key);
-    if (!fr) merged.set(key, (fr = { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) }));
+    let fr = byKey.get(key);
+    if (!fr) {
+      const rule = { SrcIPs: srcIPs, DstPorts: [] as NetPortRange[], ...(spec.protos ? { IPProto: spec.protos } : {}) };
+      byKey.set(key, rule);
+      out.push(rule);
+      fr = rule;
+    }
+    return fr;
+  };
+  const add = (srcIPs: readonly string[], srcKey: string, spec: IpSpec, ips: readonly string[]) => {
+    if (srcIPs.length === 0) return;
+    const fr = slot(srcIPs, srcKey, spec);
     for (const ip of ips) for (const p of spec.ports) fr.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
   };
-  for (const rule of rules) {
-    if (rule.via.length > 0 && !rule.via.some((t) => n.tags.includes(t))) continue;
-    for (const d of rule.dsts) {
-      if (!targetHits(d.target, n)) continue;
-      if (rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any')) continue;
-      const ips = targetIps(d.target, n);
-      if (d.target.kind === 'self') {
-        const own = selfSources(rule, n.user!);
-        for (const spec of d.specs) add(own, `self:${own.join(',')}`, spec, ips);
-      } else for (const spec of d.specs) add(rule.src.srcIPs, rule.src.key, spec, ips);
+  const ordered = [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
+  for (const rule of ordered) {
+    const routed = rule.via.length === 0 || rule.via.some((t) => n.tags.includes(t));
+    for (const part of dstParts(rule)) {
+      if (part[0]!.target.kind !== 'self') {
+        if (!routed) continue;
+        // A grant's `ip` list applies to every destination: Tailscale emits one rule per protocol entry.
+        const pairs = rule.rule.source === 'grants' ? (part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const))) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
+        for (const [d, spec] of pairs) {
+          const hit = targetHits(d.target, n) && !(rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any'));
+          add(rule.src.srcIPs, rule.src.key, spec, hit ? targetIps(d.target, n) : []);
+        }
+        if (rule.rule.app && rule.via.length === 0 && rule.src.srcIPs.length > 0) out.push(...capRules(rule, part, n, rule.src.srcIPs, srcHosts(rule, n), r));
+        continue;
+      }
+      if (n.user === undefined) continue;
+      const own = selfSources(rule, n.user);
+      for (const d of part) for (const spec of d.specs) add(own, own.join(','), spec, n.ipTexts);
+      if (rule.rule.app && own.length > 0) out.push(...capRules(rule, part, n, own, own.includes(n.ipTexts[0] ?? '') ? hosts(n) : [], r));
     }
-    const cap = capRule(rule, n, selfSources);
-    if (cap) caps.push(cap);
   }
-  return [...merged.values(), ...caps];
+  return out.filter((fr) => fr.CapGrant !== undefined || fr.DstPorts!.length > 0);
 }
 
-/** A grant's `app` capabilities as a CapGrant rule, when this node is one of its destinations. */
-function capRule(rule: CompiledRule, n: IndexedNode, selfSources: SelfSources): FilterRule | undefined {
-  if (!rule.rule.app) return undefined;
-  const hosts = n.ipTexts.map((ip) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+/** A rule's destinations in Tailscale's compile order: groups of ordinary ones and autogroup:self ones. */
+function dstParts(rule: CompiledRule): CompiledDst[][] {
+  const isSelf = (d: CompiledDst) => d.target.kind === 'self';
+  if (rule.rule.source === 'acls' && rule.dsts.every((d) => d.alias.kind === 'autogroup')) return rule.dsts.map((d) => [d]);
+  return [rule.dsts.filter((d) => !isSelf(d)), rule.dsts.filter(isSelf)].filter((p) => p.length > 0);
+}
+
+const hosts = (n: IndexedNode) => n.ipTexts.map((ip) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+
+/** This node's addresses as CapGrant Dsts of a companion rule, when the node is one of the rule's sources. */
+const srcHosts = (rule: CompiledRule, n: IndexedNode) => (rule.src.all || rule.src.ids.has(n.id) ? hosts(n) : []);
+
+/**
+ * A grant's `app` capabilities for node n: one CapGrant per destination that covers n, whose Dsts are n's own
+ * addresses (a routed prefix stays whole on its router), then the companion rules that hand drive-sharer /
+ * relay-target back to n when n is a source (SrcIPs: the grant's destinations; Dsts: n's addresses).
+ */
+function capRules(rule: CompiledRule, dsts: readonly CompiledDst[], n: IndexedNode, srcIPs: readonly string[], asSource: readonly string[], r: Resolver): FilterRule[] {
+  const out: FilterRule[] = [];
   const grants: CapGrant[] = [];
-  let srcIPs = rule.src.srcIPs;
-  for (const d of rule.dsts) {
+  const app = rule.rule.app!;
+  for (const d of dsts) {
     if (!targetHits(d.target, n) || d.target.kind === 'internet') continue;
-    if (d.target.kind === 'self') srcIPs = selfSources(rule, n.user!);
-    const dsts = d.target.kind === 'any' ? ['0.0.0.0/0', '::/0'] : d.target.kind === 'prefix' ? targetIps(d.target, n) : hosts;
-    grants.push({ Dsts: dsts, CapMap: rule.rule.app });
+    const own = d.target.kind === 'prefix' ? hosts(n).filter((_, i) => d.target.kind === 'prefix' && d.target.prefixes.some((p) => containsIp(p, n.ips[i]!))) : hosts(n);
+    const routed = d.target.kind === 'prefix' ? d.target.prefixes.filter((p) => n.subnetRoutes.some((s) => overlaps(s, p))).map((p) => p.text) : [];
+    if (own.length + routed.length > 0) grants.push({ Dsts: [...own, ...routed], CapMap: app });
   }
-  return grants.length > 0 && srcIPs.length > 0 ? { SrcIPs: srcIPs, CapGrant: grants } : undefined;
+  if (grants.length > 0) out.push({ SrcIPs: srcIPs, CapGrant: grants });
+  const companions = COMPANION_CAPS.filter(([cap]) => cap in app);
+  if (companions.length === 0 || asSource.length === 0) return out;
+  const dstIPs = [...new Set(dsts.flatMap((d) => destinationIps(d.target, n, r)))];
+  if (dstIPs.length === 0) return out;
+  for (const [, companion] of companions) out.push({ SrcIPs: dstIPs, CapGrant: [{ Dsts: asSource, CapMap: { [companion]: null } }] });
+  return out;
+}
+
+/** Every address a destination stands for, tailnet-wide (autogroup:self: n's user's nodes), as companion SrcIPs. */
+function destinationIps(t: DstTarget, n: IndexedNode, r: Resolver): string[] {
+  switch (t.kind) {
+    case 'any':
+      return [...TAILNET_SOURCE_RANGES, ...approvedSubnetRoutes(r.topo)];
+    case 'nodes':
+      return sortIps(t.ids, r);
+    case 'self':
+      return sortIps((r.topo.byUser.get(n.user ?? '') ?? []).map((m) => m.id), r);
+    case 'prefix':
+      return t.prefixes.map(prefixText);
+    case 'internet':
+      return [];
+  }
 }

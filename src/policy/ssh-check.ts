@@ -1,13 +1,13 @@
 /** Check mode on the server side: which "check" rule holds a session, so its approval lasts the rule's checkPeriod. */
 import type { CompiledPolicy } from './compile.ts';
 import { principalOf } from './resolve.ts';
-import { DEFAULT_CHECK_PERIOD_MS, sshDecision } from './ssh.ts';
+import { acceptAction, DEFAULT_CHECK_PERIOD_MS, sshDecision } from './ssh.ts';
 import type { SshAction } from './wire.ts';
 
 export interface HeldBy {
   /** How long an approval admits later sessions of the same user to the same node; 0 = this session only. */
   readonly periodMs: number;
-  /** What the session gets once approved: the rule's forwarding permissions, accepted. */
+  /** What the session gets once approved: what an accept rule sends. */
   readonly accept: SshAction;
 }
 
@@ -23,6 +23,5 @@ export function heldBy(c: CompiledPolicy, srcId: number, dstId: number, login: s
   if (c.sshDecision(s, d, login) !== 'check') return undefined;
   const rule = c.ssh.find((r) => r.rule.action === 'check' && sshDecision([r], c.resolver, s, d, login) === 'check');
   if (!rule) return undefined;
-  const { holdAndDelegate: _url, sessionDuration: _period, ...flags } = rule.action;
-  return { periodMs: rule.rule.checkPeriodMs ?? DEFAULT_CHECK_PERIOD_MS, accept: { ...flags, accept: true } };
+  return { periodMs: rule.rule.checkPeriodMs ?? DEFAULT_CHECK_PERIOD_MS, accept: acceptAction };
 }

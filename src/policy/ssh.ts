@@ -6,7 +6,7 @@ import type { IndexedNode } from './topology.ts';
 import type { Alias, SshRule } from './types.ts';
 import type { SshAction, SshPolicy, SshRuleWire } from './wire.ts';
 
-/** Tailscale's default re-check interval for "check" rules. */
+/** Tailscale's default re-check interval for "check" rules (applied when the client calls back; never sent). */
 export const DEFAULT_CHECK_PERIOD_MS = 12 * 3_600_000;
 
 export interface CompiledSsh {
@@ -48,48 +48,79 @@ function sshUsers(rule: SshRule): Record<string, string> {
   return out;
 }
 
+/** What an accept rule sends, and what a check rule's session gets once approved. */
+export const acceptAction: SshAction = Object.freeze({ accept: true, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true });
+
+/**
+ * Accept rules carry the forwarding flags; check rules carry only the HoldAndDelegate URL, as Tailscale sends
+ * them: the check period is applied when the client calls back, never sent (headscale
+ * hscontrol/policy/v2/filter.go sshCheck and the ssh captures in its testdata).
+ */
 function action(rule: SshRule, opts: SshOptions): SshAction {
-  const forwarding = { allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true };
-  if (rule.action === 'accept') return { accept: true, ...forwarding };
-  const ms = rule.checkPeriodMs ?? DEFAULT_CHECK_PERIOD_MS;
-  return {
-    holdAndDelegate: `${noiseUrlBase(opts.serverUrl)}/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER`,
-    ...(ms > 0 ? { sessionDuration: ms * 1_000_000 } : {}),
-    ...forwarding,
-  };
+  if (rule.action === 'accept') return acceptAction;
+  return { holdAndDelegate: `${noiseUrlBase(opts.serverUrl)}/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER` };
 }
 
-/** The SSHPolicy a node enforces as an SSH server. */
+/**
+ * The SSHPolicy a node enforces as an SSH server, rule by rule as Tailscale lists it: principals per source user
+ * (users in id order, each user's addresses IPv4 first), then tagged sources, a node once per tag it carries.
+ * A rule with `localpart:*@domain` users is split per source user, each user's rule followed by the one mapping
+ * that user's local part; a source node that is not a destination still gets the rules for its own user.
+ */
 export function sshForNode(rules: readonly CompiledSsh[], n: IndexedNode, r: Resolver): SshPolicy {
   const self = principalOf(n);
   const out: SshRuleWire[] = [];
   for (const c of rules) {
-    const sources = c.dst.some((a) => r.matches(a, self))
-      ? [...c.srcIds]
-      : c.hasSelf && n.user !== undefined
-        ? (r.topo.byUser.get(n.user) ?? []).filter((m) => c.srcIds.has(m.id)).map((m) => m.id)
-        : [];
-    if (sources.length === 0) continue;
     const env = c.rule.acceptEnv.length > 0 ? { acceptEnv: c.rule.acceptEnv } : {};
-    out.push({ principals: principals(sources, r), sshUsers: c.sshUsers, action: c.action, ...env });
-    for (const [user, lp] of localparts(c, sources, r)) {
-      const own = sources.filter((id) => r.topo.byId.get(id)!.user === user);
-      out.push({ principals: principals(own, r), sshUsers: { [lp]: lp }, action: c.action, ...env });
+    const emit = (ids: readonly number[], user: string | undefined) => {
+      if (ids.length === 0) return;
+      out.push({ principals: principals(ids, r), sshUsers: c.sshUsers, action: c.action, ...env });
+      const lp = user === undefined ? undefined : localpartOf(r, user, c.localpartDomains);
+      if (lp) out.push({ principals: principals(ids, r), sshUsers: { [lp]: lp }, action: c.action, ...env });
+    };
+    const { byUser, tagged } = groupSources(c.srcIds, r);
+    if (c.hasSelf && n.user !== undefined) emit(byUser.get(n.user) ?? [], n.user);
+    if (c.dst.some((a) => r.matches(a, self))) {
+      if (c.localpartDomains.length > 0) {
+        for (const [user, ids] of byUser) emit(ids, user);
+        emit(tagged, undefined);
+      } else emit([...[...byUser.values()].flat(), ...tagged], undefined);
+    } else if (c.dst.length > 0 && c.localpartDomains.length > 0 && c.srcIds.has(n.id)) {
+      emit(n.user === undefined ? [n.id] : (byUser.get(n.user) ?? []), n.user);
     }
   }
   return { rules: out };
 }
 
-const principals = (ids: readonly number[], r: Resolver) => sortIps(ids, r).map((ip) => ({ nodeIP: ip }));
+type Grouped = { byUser: Map<string, number[]>; tagged: number[] };
+/** Per rule (and so per compile): every destination node of a rule reads the same grouping. */
+const grouped = new WeakMap<ReadonlySet<number>, Grouped>();
 
-/** Users among the sources whose e-mail domain matches a `localpart:*@domain` entry, with their local part. */
-function localparts(c: CompiledSsh, ids: readonly number[], r: Resolver): [string, string][] {
-  if (c.localpartDomains.length === 0) return [];
-  const users = [...new Set(ids.map((id) => r.topo.byId.get(id)!.user).filter((u): u is string => u !== undefined))].sort();
-  return users.flatMap((u): [string, string][] => {
-    const lp = localpartOf(r, u, c.localpartDomains);
-    return lp ? [[u, lp]] : [];
-  });
+/** Source nodes per owning user (users in id order) and the tagged ones, each repeated once per tag. */
+function groupSources(ids: ReadonlySet<number>, r: Resolver): Grouped {
+  let g = grouped.get(ids);
+  if (!g) grouped.set(ids, (g = groupOnce(ids, r)));
+  return g;
+}
+
+function groupOnce(ids: ReadonlySet<number>, r: Resolver): Grouped {
+  const order = new Map(r.topo.users.map((u, i) => [u.name, [u.id, i] as const]));
+  const byUser = new Map<string, number[]>();
+  const tagged: number[] = [];
+  const nodes = [...ids].map((id) => r.topo.byId.get(id)!).sort((a, b) => a.id - b.id);
+  for (const m of nodes) {
+    if (m.tags.length > 0) for (let i = 0; i < m.tags.length; i++) tagged.push(m.id);
+    else if (m.user !== undefined) byUser.set(m.user, [...(byUser.get(m.user) ?? []), m.id]);
+  }
+  const rank = (u: string) => order.get(u)?.[0] ?? Number.MAX_SAFE_INTEGER;
+  return { byUser: new Map([...byUser].sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : 1))), tagged };
+}
+
+/** Principals for source nodes, IPv4 first; a node listed twice (two tags) appears twice, as Tailscale lists it. */
+function principals(ids: readonly number[], r: Resolver): { nodeIP: string }[] {
+  const count = new Map<string, number>();
+  for (const id of ids) for (const ip of r.topo.byId.get(id)!.ipTexts) count.set(ip, (count.get(ip) ?? 0) + 1);
+  return sortIps(new Set(ids), r).flatMap((ip) => Array.from({ length: count.get(ip)! }, () => ({ nodeIP: ip })));
 }
 
 function localpartOf(r: Resolver, user: string, domains: readonly string[]): string | undefined {

@@ -11,6 +11,8 @@ export type AutogroupName = (typeof AUTOGROUPS)[number];
 export type Alias = { readonly text: string; readonly pos: Pos } & (
   | { readonly kind: 'wildcard' }
   | { readonly kind: 'user'; readonly name: string }
+  /** `user:*@example.com`: every user whose e-mail address is in that domain. */
+  | { readonly kind: 'domain'; readonly name: string }
   | { readonly kind: 'group'; readonly name: string }
   | { readonly kind: 'tag'; readonly name: string }
   | { readonly kind: 'host'; readonly name: string }
@@ -84,6 +86,8 @@ export interface NodeAttr {
   readonly pos: Pos;
   readonly target: readonly Alias[];
   readonly attr: readonly { readonly text: string; readonly pos: Pos }[];
+  /** Address pools (within 100.64.0.0/10) for the targets' new addresses; validated, see README. */
+  readonly ipPool: readonly Prefix[];
 }
 
 export interface TestDst {

@@ -14,6 +14,9 @@ setup(async () => {
 teardown(() => server.close());
 
 const expectedText = [
+  '- policy user bob -> tag:server any:443',
+  '+ policy user alice -> tag:server any:5432',
+  '+ policy user bob -> tag:server any:80',
   '- user bob [bob-laptop] -> web any:443',
   '+ user alice [alice-laptop] -> web any:5432',
   '+ user bob [bob-laptop] -> web any:80',
@@ -44,6 +47,9 @@ test('policy diff shows the gains and losses between the live policy and a file,
   const json = await cliAsync(server, 'policy', 'diff', '-f', file, '-o', 'json');
   assert.equal(json.status, 0, json.stderr);
   assert.deepEqual(JSON.parse(json.stdout), [
+    { change: 'loss', src: { kind: 'policy', identity: 'user bob', nodes: [] }, dst: 'tag:server', ports: '443', proto: 'any' },
+    { change: 'gain', src: { kind: 'policy', identity: 'user alice', nodes: [] }, dst: 'tag:server', ports: '5432', proto: 'any' },
+    { change: 'gain', src: { kind: 'policy', identity: 'user bob', nodes: [] }, dst: 'tag:server', ports: '80', proto: 'any' },
     { change: 'loss', src: { kind: 'user', identity: 'bob', nodes: ['bob-laptop'] }, dst: 'web', ports: '443', proto: 'any' },
     { change: 'gain', src: { kind: 'user', identity: 'alice', nodes: ['alice-laptop'] }, dst: 'web', ports: '5432', proto: 'any' },
     { change: 'gain', src: { kind: 'user', identity: 'bob', nodes: ['bob-laptop'] }, dst: 'web', ports: '80', proto: 'any' },

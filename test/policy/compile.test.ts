@@ -10,16 +10,18 @@ const ip6 = (id: number) => `fd7a:115c:a1e0::${id}`;
 const ips = (...ids: number[]) => [...ids.map(ip4), ...ids.map(ip6)];
 const all = { First: 0, Last: 65535 };
 const to = (id: number, First = 0, Last = 65535) => [{ IP: ip4(id), Ports: { First, Last } }, { IP: ip6(id), Ports: { First, Last } }];
+/** What Tailscale sends for a `*` source: the tailnet's ranges plus every approved subnet route (router 5: 10.20.0.0/16). */
+const STAR = ['100.64.0.0-100.115.91.255', '100.115.94.0-100.127.255.255', 'fd7a:115c:a1e0::/48', '10.20.0.0/16'];
 const acl = (src: string, dst: string, proto = '') => `"acls": [{"action": "accept", ${proto ? `"proto": "${proto}", ` : ''}"src": [${src}], "dst": [${dst}]}]`;
 
 /** [name, policy sections, node id, expected packet filter]. */
 const filters: [string, string, number, FilterRule[]][] = [
-  ['no acls/grants = allow all', '', 4, [{ SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: all }] }]],
+  ['no acls/grants = allow all (as Tailscale sends it)', '', 4, [{ SrcIPs: STAR, DstPorts: [{ IP: '*', Ports: all }] }]],
   ['empty grants = deny all', '"grants": []', 4, []],
   ['user to tag, ports list', acl('"alice@"', '"tag:server:22,443"'), 4, [{ SrcIPs: ips(1, 2), DstPorts: [to(4, 22, 22)[0]!, to(4, 443, 443)[0]!, to(4, 22, 22)[1]!, to(4, 443, 443)[1]!] }]],
   ['rule for another node is not sent', acl('"alice@"', '"tag:server:22"'), 6, []],
   ['group by e-mail, port range, tcp', acl('"group:devs"', '"tag:ci:1000-2000"', 'tcp'), 6, [{ SrcIPs: ips(3), DstPorts: to(6, 1000, 2000), IPProto: [6] }]],
-  ['wildcard both ways', acl('"*"', '"*:*"'), 3, [{ SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: all }] }]],
+  ['wildcard both ways', acl('"*"', '"*:*"'), 3, [{ SrcIPs: STAR, DstPorts: [{ IP: '*', Ports: all }] }]],
   ['autogroup:member', acl('"autogroup:member"', '"tag:server:80"'), 4, [{ SrcIPs: ips(1, 2, 3), DstPorts: to(4, 80, 80) }]],
   ['autogroup:tagged', acl('"autogroup:tagged"', '"autogroup:member:22"'), 3, [{ SrcIPs: ips(4, 5, 6), DstPorts: to(3, 22, 22) }]],
   ['autogroup:danger-all', acl('"autogroup:danger-all"', '"tag:server:443"'), 4, [{ SrcIPs: ['*'], DstPorts: to(4, 443, 443) }]],
@@ -32,8 +34,8 @@ const filters: [string, string, number, FilterRule[]][] = [
   ['subnet route goes to its router', acl('"bob@"', '"db-subnet:5432"'), 5, [{ SrcIPs: ips(3), DstPorts: [{ IP: '10.20.0.0/16', Ports: { First: 5432, Last: 5432 } }] }]],
   ['host inside a route', acl('"bob@"', '"printer:631"'), 5, [{ SrcIPs: ips(3), DstPorts: [{ IP: '10.20.0.9', Ports: { First: 631, Last: 631 } }] }]],
   ['IP source and IPv6 destination', acl('"10.1.0.0/16", "100.64.0.3"', '"[fd7a:115c:a1e0::4]:22"'), 4, [{ SrcIPs: ['10.1.0.0/16', '100.64.0.3'], DstPorts: [{ IP: 'fd7a:115c:a1e0::4', Ports: { First: 22, Last: 22 } }] }]],
-  ['icmp', acl('"*"', '"tag:server:*"', 'icmp'), 4, [{ SrcIPs: ['*'], DstPorts: to(4), IPProto: [1] }]],
-  ['grant ip list splits by protocol', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "ip": ["tcp:443", "udp:53", "icmp"]}]', 4,
+  ['icmp', acl('"*"', '"tag:server:*"', 'icmp'), 4, [{ SrcIPs: STAR, DstPorts: to(4), IPProto: [1] }]],
+  ['grant ip list splits by protocol', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "ip": ["tcp:443", "udp:53", "icmp:*"]}]', 4,
     [{ SrcIPs: ips(3), DstPorts: to(4, 443, 443), IPProto: [6] }, { SrcIPs: ips(3), DstPorts: to(4, 53, 53), IPProto: [17] }, { SrcIPs: ips(3), DstPorts: to(4), IPProto: [1] }]],
   ['grant app capability', '"grants": [{"src": ["bob@"], "dst": ["tag:server"], "app": {"example.com/cap/web": [{"path": "/"}]}}]', 4,
     [{ SrcIPs: ips(3), CapGrant: [{ Dsts: [`${ip4(4)}/32`, `${ip6(4)}/128`], CapMap: { 'example.com/cap/web': [{ path: '/' }] } }] }]],
@@ -49,7 +51,7 @@ for (const [name, sections, id, expected] of filters) {
     if (name.startsWith('autogroup:internet on')) {
       const dsts = got[0]!.DstPorts!.map((d) => d.IP);
       assert.deepEqual(got[0]!.SrcIPs, expected[0]!.SrcIPs);
-      assert.ok(dsts.includes('1.0.0.0/8') && dsts.includes('2000::/3') && !dsts.some((d) => d.startsWith('10.') || d.startsWith('100.64')));
+      assert.ok(dsts.includes('11.0.0.0-100.63.255.255') && dsts.includes('2000::-3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff') && !dsts.some((d) => d.startsWith('10.') || d.startsWith('100.64')));
       return;
     }
     assert.deepEqual(got, expected);
@@ -73,8 +75,8 @@ test('ssh: check and accept actions, users map, principals, check rules first', 
     principals: ips(1, 2).map((nodeIP) => ({ nodeIP })),
     sshUsers: { root: 'root', deploy: 'deploy' },
     action: {
+      // Tailscale sends a check rule's URL alone: no forwarding flags, no sessionDuration.
       holdAndDelegate: 'https://hs.example/machine/ssh/action/from/$SRC_NODE_ID/to/$DST_NODE_ID?ssh_user=$SSH_USER&local_user=$LOCAL_USER',
-      sessionDuration: 3_600_000_000_000, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true,
     },
   });
   assert.deepEqual(web[1], {
@@ -92,8 +94,9 @@ test('ssh: check and accept actions, users map, principals, check rules first', 
 test('ssh: localpart maps each user to the local part of their e-mail', () => {
   const c = compile('"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["localpart:*@example.com"]}]');
   const rules = c.forNode(4).sshPolicy.rules;
-  assert.deepEqual(rules.map((r) => r.sshUsers), [{ root: '' }, { alice: 'alice' }, { bob: 'bob' }]);
-  assert.deepEqual(rules[2]!.principals, ips(3).map((nodeIP) => ({ nodeIP })));
+  // Split per source user as Tailscale does: each user's rule, then the rule mapping that user's local part.
+  assert.deepEqual(rules.map((r) => r.sshUsers), [{ root: '' }, { alice: 'alice' }, { root: '' }, { bob: 'bob' }]);
+  assert.deepEqual(rules.map((r) => r.principals), [ips(1, 2), ips(1, 2), ips(3), ips(3)].map((l) => l.map((nodeIP) => ({ nodeIP }))));
   assert.equal(c.sshDecision({ user: 'bob', tags: [], ips: [] }, { user: undefined, tags: ['tag:server'], ips: [] }, 'bob'), 'accept');
   assert.equal(c.sshDecision({ user: 'bob', tags: [], ips: [] }, { user: undefined, tags: ['tag:server'], ips: [] }, 'alice'), 'deny');
 });
