@@ -7,6 +7,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
+import { guardRequests, guardUpgrades } from './guard/http.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
@@ -18,7 +19,7 @@ import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
-import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
+import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger } from './derp/index.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
@@ -49,6 +50,8 @@ export async function startServer(config: Config): Promise<Server> {
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
+  // The listener is made while fastify (and so its logger) is being built: log through it once it exists.
+  const guardLog = { warn: (o: object, m?: string) => log.warn(o, m), error: (o: object, m?: string) => log.error(o, m) };
   const admin = createAdminApp({
     tailnet,
     registrations,
@@ -56,14 +59,16 @@ export async function startServer(config: Config): Promise<Server> {
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverFactory: (handler) => {
-      httpServer = http.createServer((req, res) => {
-        if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
-        handler(req, res);
-      });
-      httpServer.on('upgrade', (req, socket, head) => {
-        if (noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)) return;
-        socket.destroy();
-      });
+      httpServer = http.createServer(
+        guardRequests(guardLog, (req, res) => {
+          if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
+          handler(req, res);
+        }),
+      );
+      httpServer.on(
+        'upgrade',
+        guardUpgrades(guardLog, (req, socket, head) => noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)),
+      );
       return httpServer;
     },
   });
@@ -100,7 +105,7 @@ export async function startServer(config: Config): Promise<Server> {
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   // Asked for a random port (tests): clients must be told the real one.
   if (port === 0) serverUrl = url;
-  const stun = await startStun(config);
+  const stun = await startStun(config, log);
   derpMap = await buildDerpMap(config, serverUrl, stun?.port);
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
@@ -121,10 +126,10 @@ export async function startServer(config: Config): Promise<Server> {
   };
 }
 
-async function startStun(config: Config) {
+async function startStun(config: Config, logger: DerpLogger) {
   if (!config.derp.enabled || config.derp.stunListenAddr === '') return undefined;
   const { host, port } = parseHostPort(config.derp.stunListenAddr)!;
-  return createStunServer({ host, port });
+  return createStunServer({ host, port, logger });
 }
 
 /** The embedded region (when enabled) plus any DERP map file the config names. */

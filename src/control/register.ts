@@ -50,7 +50,17 @@ export function parseRegisterRequest(body: unknown): RegisterRequest {
   if (typeof r !== 'object' || r === null) throw new ProtocolError(400, 'register request must be a JSON object');
   if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
   if (r.OldNodeKey !== undefined && !isKeyText('nodekey:', r.OldNodeKey)) throw new ProtocolError(400, 'malformed OldNodeKey');
+  if (r.Followup !== undefined && typeof r.Followup !== 'string') throw new ProtocolError(400, 'Followup must be a string');
   return r;
+}
+
+/** The auth id at the end of a Followup URL; a Followup that is not a URL is the client's error. */
+function followupId(followup: string, serverUrl: string): string {
+  try {
+    return new URL(followup, serverUrl).pathname.split('/').pop() ?? '';
+  } catch {
+    throw new ProtocolError(400, 'Followup is not a URL');
+  }
 }
 
 export function createRegisterHandler(deps: RegisterDeps) {
@@ -99,7 +109,7 @@ export function createRegisterHandler(deps: RegisterDeps) {
   };
 
   const followup = async (req: RegisterRequest, peer: NoisePeer, signal: AbortSignal): Promise<RegisterResponse> => {
-    const authId = new URL(req.Followup!, deps.serverUrl).pathname.split('/').pop() ?? '';
+    const authId = followupId(req.Followup!, deps.serverUrl);
     const outcome = await deps.registrations.wait(authId, signal);
     const node = own(t.nodes.byMachineKey(peer.machineKey), peer);
     if (outcome && node) {

@@ -4,6 +4,7 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
+import { pathOf } from '../guard/http.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import { createPrimaryRoutes } from '../state/routes.ts';
@@ -61,7 +62,8 @@ export function createControl(deps: ControlDeps) {
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
-    const path = new URL(req.url, 'https://control').pathname;
+    const path = pathOf(req.url);
+    if (path === undefined) return reply(res, 400, { error: 'request target is not a valid URL' });
     try {
       if (req.method === 'POST' && path === '/machine/register') {
         const body = parseRegisterRequest(await readJson(req));

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { pathOf, targetOf } from '../guard/http.ts';
 import { NoiseConn } from './noise/conn.ts';
 import { buildErrorFrame, HandshakeError, initiationVersion, respond } from './noise/handshake.ts';
 import { machineKeyText, zeroKeyText, type KeyPair } from './noise/keys.ts';
@@ -75,7 +76,8 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
 
   const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const url = new URL(req.url ?? '/', 'http://control');
+    const url = targetOf(req.url);
+    if (url === undefined) return false;
     if (url.pathname === keyPath) {
       serveKey(req, res, url, keyBody);
       return true;
@@ -88,7 +90,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   };
 
   const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
-    if (new URL(req.url ?? '/', 'http://control').pathname !== upgradePath) return false;
+    if (pathOf(req.url) !== upgradePath) return false;
     const remote = remoteOf(socket);
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'noise: socket error'));
     const init = checkUpgradeRequest(req);
