@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
 import { guardRequests, guardUpgrades } from './guard/http.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
-import { parseHostPort, type Config } from './config/config.ts';
+import { ConfigError, parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
@@ -19,7 +19,7 @@ import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
-import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger } from './derp/index.ts';
+import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger, type StunServer } from './derp/index.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
@@ -50,6 +50,7 @@ export async function startServer(config: Config): Promise<Server> {
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
+  let ready = false;
   // The listener is made while fastify (and so its logger) is being built: log through it once it exists.
   const guardLog = { warn: (o: object, m?: string) => log.warn(o, m), error: (o: object, m?: string) => log.error(o, m) };
   const admin = createAdminApp({
@@ -58,6 +59,7 @@ export async function startServer(config: Config): Promise<Server> {
     policy: createPolicyChecker(tailnet, policyView),
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
+    ready: () => ready,
     serverFactory: (handler) => {
       httpServer = http.createServer(
         guardRequests(guardLog, (req, res) => {
@@ -96,39 +98,69 @@ export async function startServer(config: Config): Promise<Server> {
   const unsubscribe = tailnet.subscribe((c) => {
     if (c.kind === 'node-removed' || (c.kind === 'node-updated' && c.fields.includes('keys'))) void derp?.recheckAccess();
   });
-  await admin.ready();
-  writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
-
-  const { host, port } = parseHostPort(config.listenAddr)!;
-  await admin.listen({ host, port });
-  const addr = httpServer.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  // Asked for a random port (tests): clients must be told the real one.
-  if (port === 0) serverUrl = url;
-  const stun = await startStun(config, log);
-  derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  let stun: StunServer | undefined;
+  const close = async () => {
+    unsubscribe();
+    autoApprover.stop();
+    reaper.stop();
+    control.stop();
+    noise.close();
+    derp?.close();
+    await stun?.close();
+    await admin.close();
+    store.close();
+  };
+  // Every listener binds before the server says it is ready; a part that cannot start stops the whole server,
+  // since a half-started one answers /health while no client ever gets a network map.
+  let url: string;
+  try {
+    await admin.ready();
+    writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
+    if (config.derp.enabled && config.derp.stunListenAddr !== '') {
+      stun = await bindOrExplain('derp.stun_listen_addr', `UDP ${config.derp.stunListenAddr} for STUN`, () => startStun(config.derp.stunListenAddr, log));
+    }
+    const { host, port } = parseHostPort(config.listenAddr)!;
+    await bindOrExplain('listen_addr', `TCP ${config.listenAddr}`, () => admin.listen({ host, port }));
+    const addr = httpServer.address() as AddressInfo;
+    url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    // Asked for a random port (tests): clients must be told the real one.
+    if (port === 0) serverUrl = url;
+    derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
+  ready = true;
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
     url,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
-    async close() {
-      unsubscribe();
-      autoApprover.stop();
-      reaper.stop();
-      control.stop();
-      noise.close();
-      derp?.close();
-      await stun?.close();
-      await admin.close();
-      store.close();
-    },
+    close,
   };
 }
 
-async function startStun(config: Config, logger: DerpLogger) {
-  if (!config.derp.enabled || config.derp.stunListenAddr === '') return undefined;
-  const { host, port } = parseHostPort(config.derp.stunListenAddr)!;
+const bindFailures: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another tailplane on this machine?)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address does not belong to this machine',
+};
+
+/** Runs a bind; a bind error becomes one line naming the config setting to change, with no stack trace. */
+async function bindOrExplain<T>(setting: string, what: string, bind: () => Promise<T>): Promise<T> {
+  try {
+    return await bind();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = bindFailures[code] ?? (err as Error).message;
+    const env = `TAILPLANE_${setting.replace(/\./g, '_').toUpperCase()}`;
+    const off = setting === 'derp.stun_listen_addr' ? ', or "" to turn STUN off' : '';
+    throw new ConfigError(`cannot listen on ${what}: ${why}. Set ${setting} (or ${env}) to a free host:port${off}.`);
+  }
+}
+
+function startStun(listenAddr: string, logger: DerpLogger): Promise<StunServer> {
+  const { host, port } = parseHostPort(listenAddr)!;
   return createStunServer({ host, port, logger });
 }
 

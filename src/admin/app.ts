@@ -26,6 +26,8 @@ export interface AdminDeps {
   /** Log level for the structured (pino) log on stderr, or false for none. */
   logLevel: string | false;
   serverFactory?: FastifyServerFactory;
+  /** False until every part of the server (store, listeners, STUN, DERP map) is up. */
+  ready?: () => boolean;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -54,7 +56,10 @@ export function createAdminApp(deps: AdminDeps) {
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
   requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']));
 
-  app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
+  app.get('/health', async (_req, reply) => {
+    if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
+    return { status: deps.tailnet.healthy() ? 'ok' : 'degraded' };
+  });
   app.get('/version', async () => ({ version }));
   app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({
     databaseConnectivity: deps.tailnet.healthy(),
