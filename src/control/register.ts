@@ -48,7 +48,7 @@ function success(t: Tailnet, node: Node): RegisterResponse {
 export function parseRegisterRequest(body: unknown): RegisterRequest {
   const r = body as RegisterRequest;
   if (typeof r !== 'object' || r === null) throw new ProtocolError(400, 'register request must be a JSON object');
-  if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
+  if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey (nodekey: and 64 lowercase hex)');
   if (r.OldNodeKey !== undefined && !isKeyText('nodekey:', r.OldNodeKey)) throw new ProtocolError(400, 'malformed OldNodeKey');
   if (r.Followup !== undefined && typeof r.Followup !== 'string') throw new ProtocolError(400, 'Followup must be a string');
   return r;
