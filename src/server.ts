@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
 import { guardRequests, guardUpgrades } from './guard/http.ts';
+import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/limits.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { ConfigError, parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
@@ -30,7 +31,13 @@ export interface Server {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config): Promise<Server> {
+export interface StartOptions {
+  /** Overrides of the built-in limits (tests use short timeouts). */
+  readonly limits?: Partial<Limits>;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
+  const limits: Limits = { ...defaultLimits, ...options.limits };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
   const tailnet = createTailnet(store, {
@@ -62,6 +69,12 @@ export async function startServer(config: Config): Promise<Server> {
     ready: () => ready,
     serverFactory: (handler) => {
       httpServer = http.createServer(
+        {
+          headersTimeout: limits.headersMs,
+          requestTimeout: limits.requestMs,
+          // How often the two deadlines above are checked.
+          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(limits.headersMs / 4))),
+        },
         guardRequests(guardLog, (req, res) => {
           if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
           handler(req, res);
@@ -71,6 +84,9 @@ export async function startServer(config: Config): Promise<Server> {
         'upgrade',
         guardUpgrades(guardLog, (req, socket, head) => noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)),
       );
+      // Idle HTTP connections; upgraded (Noise, DERP) sockets set their own.
+      httpServer.setTimeout(limits.idleMs);
+      capConnectionsPerSource(httpServer, limits.connectionsPerSource, guardLog);
       return httpServer;
     },
   });
@@ -90,7 +106,12 @@ export async function startServer(config: Config): Promise<Server> {
     inactivityMs: config.node.ephemeralInactivitySeconds * 1000,
     onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
-  const noise = createNoiseUpgrade({ keyPair: loadOrCreateNoiseKey(config.dataDir), onRequest: control.onRequest, logger: log });
+  const noise = createNoiseUpgrade({
+    keyPair: loadOrCreateNoiseKey(config.dataDir),
+    onRequest: control.onRequest,
+    logger: log,
+    timeouts: { idleMs: limits.idleMs, recordMs: limits.recordMs, requestMs: limits.requestMs },
+  });
   // The relay admits only current nodes of the tailnet.
   const derp = config.derp.enabled
     ? createDerpServer({ isAllowed: (key) => tailnet.nodes.byNodeKey(key) !== undefined, logger: log })

@@ -52,6 +52,18 @@ export interface NoiseUpgradeOptions {
   readonly logger: Logger;
   /** Refuse clients whose handshake version is lower; defaults to defaultMinVersion. */
   readonly minVersion?: number;
+  /** Deadlines on a connection past the handshake; absent, a connection may wait forever. */
+  readonly timeouts?: NoiseTimeouts;
+}
+
+/** How long a Noise connection may keep the server waiting (a map long-poll is an open request, not idle). */
+export interface NoiseTimeouts {
+  /** With no request open, including before the first one, the connection is closed after this long. */
+  readonly idleMs: number;
+  /** A started record must be complete within this. */
+  readonly recordMs: number;
+  /** A request's body must have fully arrived within this, or it is answered 408. */
+  readonly requestMs: number;
 }
 
 /** The control-plane entry points; `attach` wires them into a server, or route to the handlers yourself. */
@@ -117,7 +129,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     socket.write(switchingProtocols);
     socket.write(hs.response);
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
-    const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head });
+    const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
     live.add(conn);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
     conn.on('error', (err) => logger.debug({ remote, machineKey: peer.machineKey, err: err.message }, 'noise: connection error'));
@@ -125,7 +137,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       live.delete(conn);
       logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
     });
-    serveHttp2(conn, peer, options.onRequest, logger);
+    serveHttp2(conn, peer, options.onRequest, logger, options.timeouts);
     return true;
   };
 
@@ -202,7 +214,7 @@ function remoteOf(socket: Duplex): string | undefined {
 }
 
 /** One HTTP/2 server (prior knowledge, trap T11) per Noise connection, so each request knows its peer. */
-function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHandler, logger: Logger): void {
+function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHandler, logger: Logger, timeouts?: NoiseTimeouts): void {
   const h2 = http2.createServer();
   h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     const fail = (err: unknown) => {
@@ -210,6 +222,7 @@ function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHan
       if (!res.headersSent) res.writeHead(500).end();
       else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     };
+    if (timeouts) bodyDeadline(req, res, timeouts.requestMs, () => logger.info({ machineKey: peer.machineKey, path: req.url }, 'noise: request body too slow'));
     try {
       const done = onRequest(req, res, peer);
       if (done && typeof done.then === 'function') done.then(undefined, fail);
@@ -221,8 +234,45 @@ function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHan
     logger.debug({ machineKey: peer.machineKey, err: err.message }, 'noise: http2 session error');
     conn.destroy();
   });
-  h2.on('session', (session: http2.ServerHttp2Session) => session.on('close', () => conn.destroy()));
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    session.on('close', () => conn.destroy());
+    if (timeouts) closeWhenIdle(session, conn, timeouts.idleMs, () => logger.debug({ machineKey: peer.machineKey }, 'noise: idle connection closed'));
+  });
   h2.emit('connection', conn);
+}
+
+/** Closes the connection once it has had no request open for `idleMs`, counting from the handshake. */
+function closeWhenIdle(session: http2.ServerHttp2Session, conn: NoiseConn, idleMs: number, onIdle: () => void): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      onIdle();
+      conn.destroy();
+    }, idleMs);
+    timer.unref();
+  };
+  arm();
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once('close', () => {
+      if (--open === 0 && !session.destroyed) arm();
+    });
+  });
+  session.once('close', () => clearTimeout(timer));
+}
+
+/** Answers 408 and resets the stream when a request's body has not fully arrived within `ms`. */
+function bodyDeadline(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ms: number, onTimeout: () => void): void {
+  const timer = setTimeout(() => {
+    if (req.readableEnded || res.writableEnded) return;
+    onTimeout();
+    if (!res.headersSent) res.writeHead(408, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'request body too slow' }));
+    res.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, ms);
+  timer.unref();
+  req.stream.once('close', () => clearTimeout(timer));
 }
 
 function serveKey(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
