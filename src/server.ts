@@ -52,7 +52,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     },
     expirySeconds: config.node.expirySeconds,
   });
-  const registrations = createRegistrations({ ttlMs: 15 * 60_000 });
+  const registrations = createRegistrations({ ttlMs: 15 * 60_000, max: limits.pendingLogins });
   const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
@@ -100,6 +100,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       return serverUrl;
     },
     log,
+    pendingLoginsPerSourcePerMinute: limits.pendingLoginsPerSourcePerMinute,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
   const reaper = createEphemeralReaper(tailnet, {

@@ -5,6 +5,7 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
 import { pathOf } from '../guard/http.ts';
+import { jsonProblem } from '../guard/json.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import { createPrimaryRoutes } from '../state/routes.ts';
@@ -26,6 +27,8 @@ export interface ControlDeps {
   readonly derpMap: () => DerpMap;
   readonly serverUrl: string;
   readonly log: { warn(obj: object, msg?: string): void };
+  /** Interactive logins one source address may start per minute. */
+  readonly pendingLoginsPerSourcePerMinute: number;
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -36,11 +39,15 @@ async function readJson(req: Http2ServerRequest): Promise<unknown> {
     if (size > maxBodyBytes) throw new ProtocolError(413, 'request body too large');
     chunks.push(chunk as Buffer);
   }
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
     throw new ProtocolError(400, 'request body is not JSON');
   }
+  const problem = jsonProblem(value);
+  if (problem) throw new ProtocolError(400, `request body ${problem}`);
+  return value;
 }
 
 function reply(res: Http2ServerResponse, status: number, body: unknown): void {

@@ -30,6 +30,8 @@ export interface NoisePeer {
   readonly machineKey: string;
   /** The client's capability version from the handshake header. */
   readonly version: number;
+  /** The connection's source IP address, for per-source limits. */
+  readonly source: string;
 }
 
 /** Handles one HTTP/2 request over Noise. May return a promise; rejections become a 500 or a stream reset. */
@@ -128,7 +130,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     }
     socket.write(switchingProtocols);
     socket.write(hs.response);
-    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
+    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
     live.add(conn);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
