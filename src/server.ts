@@ -2,7 +2,7 @@
  * `tailplane serve`: wires configuration, the SQLite store, the tailnet state, the admin API, the control
  * protocol and the embedded DERP relay onto one HTTP listener.
  */
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +12,8 @@ import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/lim
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { ConfigError, parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
+import type { Store } from './store/store.ts';
+import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
@@ -38,20 +40,27 @@ export interface StartOptions {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
   const limits: Limits = { ...defaultLimits, ...options.limits };
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
-  const tailnet = createTailnet(store, {
-    prefixes: config.prefixes,
-    defaultDns: {
-      magicDns: config.dns.magicDns,
-      baseDomain: config.dns.baseDomain,
-      nameservers: config.dns.nameservers,
-      splitDns: {},
-      searchDomains: config.dns.searchDomains,
-      extraRecords: [],
-    },
-    expirySeconds: config.node.expirySeconds,
-  });
+  const dataDir = openDataDir(config.dataDir);
+  let store: Store;
+  let tailnet: Tailnet;
+  try {
+    store = openSqliteStore(dataDir.privateFile('tailplane.sqlite'));
+    tailnet = createTailnet(store, {
+      prefixes: config.prefixes,
+      defaultDns: {
+        magicDns: config.dns.magicDns,
+        baseDomain: config.dns.baseDomain,
+        nameservers: config.dns.nameservers,
+        splitDns: {},
+        searchDomains: config.dns.searchDomains,
+        extraRecords: [],
+      },
+      expirySeconds: config.node.expirySeconds,
+    });
+  } catch (err) {
+    dataDir.release();
+    throw err;
+  }
   const registrations = createRegistrations({ ttlMs: 15 * 60_000, max: limits.pendingLogins });
   const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
   let httpServer!: http.Server;
@@ -131,6 +140,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await stun?.close();
     await admin.close();
     store.close();
+    dataDir.release();
   };
   // Every listener binds before the server says it is ready; a part that cannot start stops the whole server,
   // since a half-started one answers /health while no client ever gets a network map.
@@ -152,6 +162,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await close().catch(() => {});
     throw err;
   }
+  // SQLite's -wal and -shm, the Noise key and the bootstrap key exist by now.
+  dataDir.tighten();
+  for (const warning of dataDir.warnings) log.warn(warning);
   ready = true;
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {

@@ -3,24 +3,11 @@
  * names the setting to change, no stack trace, and leaves no listener behind.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../harness/tailscaled.ts';
-import { repoRoot, tempDir } from '../helpers/server.ts';
-
-/** Runs `tailplane serve` to completion (or 20 s), with the given environment on top of ours. */
-function serve(args: string[], env: Record<string, string>) {
-  const dataDir = tempDir();
-  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tailplane.js'), 'serve', '--data-dir', dataDir, ...args], {
-    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'warn', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  return { status: r.status, signal: r.signal, stderr: r.stderr };
-}
+import { serveToEnd } from './serve.ts';
 
 /** True when something accepts TCP connections on the port. */
 function listening(port: number): Promise<boolean> {
@@ -36,7 +23,7 @@ test('a taken STUN port stops serve with a message naming derp.stun_listen_addr'
   const stunPort = udp.address().port;
   const httpPort = await freePort();
   try {
-    const r = serve(['--listen', `127.0.0.1:${httpPort}`], { TAILPLANE_DERP_STUN_LISTEN_ADDR: `127.0.0.1:${stunPort}` });
+    const r = serveToEnd(['--listen', `127.0.0.1:${httpPort}`], { TAILPLANE_DERP_STUN_LISTEN_ADDR: `127.0.0.1:${stunPort}` });
     assert.equal(r.signal, null, `serve kept running with a taken STUN port:\n${r.stderr}`);
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`tailplane: cannot listen on UDP 127\\.0\\.0\\.1:${stunPort} for STUN: the address is already in use`));
@@ -54,7 +41,7 @@ test('a taken listen port stops serve with a message naming listen_addr, and STU
   const port = (taken.address() as { port: number }).port;
   const stunPort = await freePort();
   try {
-    const r = serve(['--listen', `127.0.0.1:${port}`], { TAILPLANE_DERP_STUN_LISTEN_ADDR: `127.0.0.1:${stunPort}` });
+    const r = serveToEnd(['--listen', `127.0.0.1:${port}`], { TAILPLANE_DERP_STUN_LISTEN_ADDR: `127.0.0.1:${stunPort}` });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`tailplane: cannot listen on TCP 127\\.0\\.0\\.1:${port}: the address is already in use`));
     assert.match(r.stderr, /Set listen_addr \(or TAILPLANE_LISTEN_ADDR\) to a free host:port\./);
