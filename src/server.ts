@@ -76,6 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     ready: () => ready,
+    authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
     serverFactory: (handler) => {
       httpServer = http.createServer(
         {

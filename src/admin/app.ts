@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyError, type FastifyServerFactory } 
 import { StateError } from '../state/errors.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import { jsonProblem } from '../guard/json.ts';
 import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -28,6 +29,8 @@ export interface AdminDeps {
   serverFactory?: FastifyServerFactory;
   /** False until every part of the server (store, listeners, STUN, DERP map) is up. */
   ready?: () => boolean;
+  /** Failed API-key authentications one source may make per minute. */
+  authFailuresPerSourcePerMinute?: number;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -45,6 +48,8 @@ export function createAdminApp(deps: AdminDeps) {
     // Unknown fields and wrong types are errors, not silently stripped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   const openapi = openApiCollector(app, { title: 'tailplane admin API', version });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
@@ -54,7 +59,9 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']));
+  requireApiKey(app, deps.tailnet, new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']), {
+    failuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute,
+  });
 
   app.get('/health', async (_req, reply) => {
     if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
@@ -79,6 +86,22 @@ export function createAdminApp(deps: AdminDeps) {
     return page('Approve this device', `<p>Machine <b>${escapeHtml(login.hostname)}</b> is waiting to join the tailnet.</p><p>An admin approves it with:</p><pre>${escapeHtml(cmd)}</pre>`);
   });
   return app;
+}
+
+const badRequest = (message: string) => Object.assign(new Error(message), { statusCode: 400 });
+
+/** JSON bodies with a message that says what is wrong: the syntax error, too deep, or a key like "__proto__". */
+function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  const text = body.toString();
+  if (text === '') return done(badRequest('request body is empty, but Content-Type says application/json'));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return done(badRequest(`request body is not valid JSON: ${(err as Error).message}`));
+  }
+  const problem = jsonProblem(value);
+  done(problem ? badRequest(`request body ${problem}`) : null, value);
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
