@@ -5,35 +5,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { inProcessServer } from '../helpers/server.ts';
-import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
+import { noiseServer } from './noise-server.ts';
 
-let server: Awaited<ReturnType<typeof inProcessServer>>;
-let port: number;
-let serverPublic: Uint8Array;
+let server: Awaited<ReturnType<typeof noiseServer>>['server'];
+let post: Awaited<ReturnType<typeof noiseServer>>['post'];
 
 before(async () => {
-  server = await inProcessServer({ derp: { enabled: false, regionId: 999, regionCode: 'x', stunListenAddr: '', mapPath: '' } });
-  port = Number(new URL(server.url).port);
-  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
-  serverPublic = Buffer.from(key.publicKey.slice('mkey:'.length), 'hex');
+  ({ server, post } = await noiseServer());
 });
 after(async () => {
   await server.close();
 });
-
-/** One JSON request on a fresh Noise connection (a fresh machine key). */
-async function post(path: string, body: unknown) {
-  const client = await dialNoise(port, serverPublic);
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, JSON.stringify(body));
-    return { status: res.status, text: res.body.toString() };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
 
 test('an upper-case spelling of an existing node key is refused; no clone appears', async () => {
   const t = server.tailnet;

@@ -6,35 +6,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { api, inProcessServer } from '../helpers/server.ts';
-import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
+import { api } from '../helpers/server.ts';
+import { noiseServer } from './noise-server.ts';
 
 const limits = { pendingLogins: 4, pendingLoginsPerSourcePerMinute: 6 };
-let server: Awaited<ReturnType<typeof inProcessServer>>;
-let port: number;
-let serverPublic: Uint8Array;
+let server: Awaited<ReturnType<typeof noiseServer>>['server'];
+let post: Awaited<ReturnType<typeof noiseServer>>['post'];
 
 before(async () => {
-  server = await inProcessServer({ derp: { enabled: false, regionId: 999, regionCode: 'x', stunListenAddr: '', mapPath: '' } }, { limits });
-  port = Number(new URL(server.url).port);
-  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
-  serverPublic = Buffer.from(key.publicKey.slice('mkey:'.length), 'hex');
+  ({ server, post } = await noiseServer({ limits }));
 });
 after(async () => {
   await server.close();
 });
-
-async function post(path: string, body: string) {
-  const client = await dialNoise(port, serverPublic);
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, body);
-    return { status: res.status, text: res.body.toString() };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
 
 const nodeKey = () => `nodekey:${randomBytes(32).toString('hex')}`;
 const deep = (levels: number) => '{"a":'.repeat(levels) + '1' + '}'.repeat(levels);

@@ -8,19 +8,16 @@ import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { inProcessServer } from '../helpers/server.ts';
 import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
+import { noiseServer } from './noise-server.ts';
 
 const limits = { headersMs: 500, requestMs: 1_000, idleMs: 1_000, recordMs: 500, connectionsPerSource: 6 };
-let server: Awaited<ReturnType<typeof inProcessServer>>;
+let server: Awaited<ReturnType<typeof noiseServer>>['server'];
 let port: number;
 let serverPublic: Uint8Array;
 
 before(async () => {
-  server = await inProcessServer({ derp: { enabled: false, regionId: 999, regionCode: 'x', stunListenAddr: '', mapPath: '' } }, { limits });
-  port = Number(new URL(server.url).port);
-  const key = (await (await fetch(`${server.url}/key?v=130`, { headers: { connection: 'close' } })).json()) as { publicKey: string };
-  serverPublic = Buffer.from(key.publicKey.slice('mkey:'.length), 'hex');
+  ({ server, port, serverPublic } = await noiseServer({ limits }));
 });
 after(async () => {
   await server.close();
