@@ -3,14 +3,18 @@
  * protocol and the embedded DERP relay onto one HTTP listener, plus the ACME challenge DNS responder when
  * HTTPS certificates are on.
  */
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
+import { guardRequests, guardUpgrades } from './guard/http.ts';
+import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/limits.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
-import { parseHostPort, type Config } from './config/config.ts';
+import { ConfigError, envName, parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
+import type { Store } from './store/store.ts';
+import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
@@ -22,7 +26,7 @@ import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
 import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
-import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
+import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger, type StunServer } from './derp/index.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
@@ -35,28 +39,44 @@ export interface Server {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config): Promise<Server> {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
-  const tailnet = createTailnet(store, {
-    prefixes: config.prefixes,
-    defaultDns: {
-      magicDns: config.dns.magicDns,
-      baseDomain: config.dns.baseDomain,
-      nameservers: config.dns.nameservers,
-      overrideLocalDns: config.dns.overrideLocalDns,
-      splitDns: {},
-      searchDomains: config.dns.searchDomains,
-      extraRecords: [],
-    },
-    expirySeconds: config.node.expirySeconds,
-    sshCheckTimeoutMs: config.ssh.checkTimeoutSeconds * 1000,
-  });
-  const registrations = createRegistrations({ ttlMs: 15 * 60_000 });
+export interface StartOptions {
+  /** Overrides of the built-in limits (tests use short timeouts). */
+  readonly limits?: Partial<Limits>;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
+  const limits: Limits = { ...defaultLimits, ...options.limits };
+  const dataDir = openDataDir(config.dataDir);
+  let store: Store;
+  let tailnet: Tailnet;
+  try {
+    store = openSqliteStore(dataDir.privateFile('tailplane.sqlite'));
+    tailnet = createTailnet(store, {
+      prefixes: config.prefixes,
+      defaultDns: {
+        magicDns: config.dns.magicDns,
+        baseDomain: config.dns.baseDomain,
+        nameservers: config.dns.nameservers,
+        overrideLocalDns: config.dns.overrideLocalDns,
+        splitDns: {},
+        searchDomains: config.dns.searchDomains,
+        extraRecords: [],
+      },
+      expirySeconds: config.node.expirySeconds,
+      sshCheckTimeoutMs: config.ssh.checkTimeoutSeconds * 1000,
+    });
+  } catch (err) {
+    dataDir.release();
+    throw err;
+  }
+  const registrations = createRegistrations({ ttlMs: 15 * 60_000, max: limits.pendingLogins });
   const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
+  let ready = false;
+  // The listener is made while fastify (and so its logger) is being built: log through it once it exists.
+  const guardLog = { warn: (o: object, m?: string) => log.warn(o, m), error: (o: object, m?: string) => log.error(o, m) };
   const admin = createAdminApp({
     tailnet,
     registrations,
@@ -64,15 +84,28 @@ export async function startServer(config: Config): Promise<Server> {
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverUrl: () => serverUrl,
+    ready: () => ready,
+    authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
     serverFactory: (handler) => {
-      httpServer = http.createServer((req, res) => {
-        if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
-        handler(req, res);
-      });
-      httpServer.on('upgrade', (req, socket, head) => {
-        if (noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)) return;
-        socket.destroy();
-      });
+      httpServer = http.createServer(
+        {
+          headersTimeout: limits.headersMs,
+          requestTimeout: limits.requestMs,
+          // How often the two deadlines above are checked.
+          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(limits.headersMs / 4))),
+        },
+        guardRequests(guardLog, (req, res) => {
+          if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
+          handler(req, res);
+        }),
+      );
+      httpServer.on(
+        'upgrade',
+        guardUpgrades(guardLog, (req, socket, head) => noise.handleUpgrade(req, socket, head) || (derp?.handleUpgrade(req, socket, head) ?? false)),
+      );
+      // Idle HTTP connections; upgraded (Noise, DERP) sockets set their own.
+      httpServer.setTimeout(limits.idleMs);
+      capConnectionsPerSource(httpServer, limits.connectionsPerSource, guardLog);
       return httpServer;
     },
   });
@@ -88,13 +121,19 @@ export async function startServer(config: Config): Promise<Server> {
     },
     publishTxt: challenges && ((name, value) => challenges.set(name, value)),
     log,
+    pendingLoginsPerSourcePerMinute: limits.pendingLoginsPerSourcePerMinute,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
   const reaper = createEphemeralReaper(tailnet, {
     inactivityMs: config.node.ephemeralInactivitySeconds * 1000,
     onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
-  const noise = createNoiseUpgrade({ keyPair: loadOrCreateNoiseKey(config.dataDir), onRequest: control.onRequest, logger: log });
+  const noise = createNoiseUpgrade({
+    keyPair: loadOrCreateNoiseKey(config.dataDir),
+    onRequest: control.onRequest,
+    logger: log,
+    timeouts: { idleMs: limits.idleMs, recordMs: limits.recordMs, requestMs: limits.requestMs },
+  });
   // The relay admits only current nodes of the tailnet.
   const derp = config.derp.enabled
     ? createDerpServer({ isAllowed: (key) => tailnet.nodes.byNodeKey(key) !== undefined, logger: log })
@@ -102,11 +141,8 @@ export async function startServer(config: Config): Promise<Server> {
   const unsubscribe = tailnet.subscribe((c) => {
     if (c.kind === 'node-removed' || (c.kind === 'node-updated' && c.fields.includes('keys'))) void derp?.recheckAccess();
   });
-  await admin.ready();
-  writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
-
   let dns: DnsServer | undefined;
-  let stun: Awaited<ReturnType<typeof startStun>>;
+  let stun: StunServer | undefined;
   const close = async () => {
     // Timers and streams first, so nothing writes to the store once it is closed.
     unsubscribe();
@@ -120,24 +156,37 @@ export async function startServer(config: Config): Promise<Server> {
     await dns?.close();
     await admin.close();
     store.close();
+    dataDir.release();
   };
-  // Bound before the HTTP listener: a taken DNS port fails the start before anything serves.
-  if (challenges) {
-    try {
-      dns = await startAcmeDns(config, tailnet, challenges, log);
-    } catch (err) {
-      await close();
-      throw new Error(`certs.dns_listen_addr ${config.certs.dnsListenAddr}: ${(err as Error).message}`);
+  // Every listener binds before the server says it is ready; a part that cannot start stops the whole server,
+  // since a half-started one answers /health while no client ever gets a network map.
+  let url: string;
+  try {
+    await admin.ready();
+    writeBootstrapKey(config, tailnet, (msg) => log.info(msg));
+    if (challenges) {
+      dns = await bindOrExplain('certs.dns_listen_addr', `UDP and TCP ${config.certs.dnsListenAddr} for the ACME DNS responder`, () =>
+        startAcmeDns(config, tailnet, challenges, log),
+      );
     }
+    if (config.derp.enabled && config.derp.stunListenAddr !== '') {
+      stun = await bindOrExplain('derp.stun_listen_addr', `UDP ${config.derp.stunListenAddr} for STUN`, () => startStun(config.derp.stunListenAddr, log));
+    }
+    const { host, port } = parseHostPort(config.listenAddr)!;
+    await bindOrExplain('listen_addr', `TCP ${config.listenAddr}`, () => admin.listen({ host, port }));
+    const addr = httpServer.address() as AddressInfo;
+    url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    // Asked for a random port (tests): clients must be told the real one.
+    if (port === 0) serverUrl = url;
+    derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
   }
-  const { host, port } = parseHostPort(config.listenAddr)!;
-  await admin.listen({ host, port });
-  const addr = httpServer.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  // Asked for a random port (tests): clients must be told the real one.
-  if (port === 0) serverUrl = url;
-  stun = await startStun(config);
-  derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  // SQLite's -wal and -shm, the Noise key and the bootstrap key exist by now.
+  dataDir.tighten();
+  for (const warning of dataDir.warnings) log.warn(warning);
+  ready = true;
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
@@ -157,10 +206,28 @@ async function startAcmeDns(config: Config, tailnet: Tailnet, store: ReturnType<
   return server;
 }
 
-async function startStun(config: Config) {
-  if (!config.derp.enabled || config.derp.stunListenAddr === '') return undefined;
-  const { host, port } = parseHostPort(config.derp.stunListenAddr)!;
-  return createStunServer({ host, port });
+const bindFailures: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another tailplane on this machine?)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address does not belong to this machine',
+};
+
+/** Runs a bind; a bind error becomes one line naming the config setting to change, with no stack trace. */
+async function bindOrExplain<T>(setting: string, what: string, bind: () => Promise<T>): Promise<T> {
+  try {
+    return await bind();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = bindFailures[code] ?? (err as Error).message;
+    const env = envName(setting);
+    const off = setting === 'derp.stun_listen_addr' ? ', or "" to turn STUN off' : '';
+    throw new ConfigError(`cannot listen on ${what}: ${why}. Set ${setting} (or ${env}) to a free host:port${off}.`);
+  }
+}
+
+function startStun(listenAddr: string, logger: DerpLogger): Promise<StunServer> {
+  const { host, port } = parseHostPort(listenAddr)!;
+  return createStunServer({ host, port, logger });
 }
 
 /** The embedded region (when enabled) plus any DERP map file the config names. */

@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyError, type FastifyServerFactory } 
 import { StateError } from '../state/errors.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import { jsonProblem } from '../guard/json.ts';
 import { requireApiKey } from './auth.ts';
 import { openApiCollector } from './openapi.ts';
 import { idString } from './schemas.ts';
@@ -36,6 +37,10 @@ export interface AdminDeps {
   /** The URL clients use as --login-server (the console shows it in `tailscale up` lines). */
   serverUrl: () => string;
   serverFactory?: FastifyServerFactory;
+  /** False until every part of the server (store, listeners, STUN, DERP map) is up. */
+  ready?: () => boolean;
+  /** Failed API-key authentications one source may make per minute. */
+  authFailuresPerSourcePerMinute?: number;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -53,6 +58,8 @@ export function createAdminApp(deps: AdminDeps) {
     // Unknown fields and wrong types are errors, not silently stripped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   const openapi = openApiCollector(app, { title: 'tailplane admin API', version });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
@@ -65,9 +72,12 @@ export function createAdminApp(deps: AdminDeps) {
   const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
-  requireApiKey(app, deps.tailnet, publicPaths);
+  requireApiKey(app, deps.tailnet, publicPaths, { failuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute });
 
-  app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
+  app.get('/health', async (_req, reply) => {
+    if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
+    return { status: deps.tailnet.healthy() ? 'ok' : 'degraded' };
+  });
   app.get('/version', async () => ({ version }));
   app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({
     databaseConnectivity: deps.tailnet.healthy(),
@@ -80,7 +90,12 @@ export function createAdminApp(deps: AdminDeps) {
   settingsRoutes(app, deps.tailnet);
   sshRoutes(app, deps.tailnet);
   oauthClientRoutes(app, deps.tailnet);
-  apiV2(app, { tailnet: deps.tailnet, policy: deps.policy, auth: createAuthenticator(deps.tailnet) });
+  apiV2(app, {
+    tailnet: deps.tailnet,
+    policy: deps.policy,
+    auth: createAuthenticator(deps.tailnet),
+    authFailuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute,
+  });
   batchRoutes(app, deps.tailnet, deps.policy);
   leaseRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
@@ -99,6 +114,22 @@ export function createAdminApp(deps: AdminDeps) {
     return page('Approve this device', `<p>Machine <b>${escapeHtml(login.hostname)}</b> is waiting to join the tailnet.</p><p>An admin approves it with:</p><pre>${escapeHtml(cmd)}</pre>`);
   });
   return app;
+}
+
+const badRequest = (message: string) => Object.assign(new Error(message), { statusCode: 400 });
+
+/** JSON bodies with a message that says what is wrong: the syntax error, too deep, or a key like "__proto__". */
+function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  const text = body.toString();
+  if (text === '') return done(badRequest('request body is empty, but Content-Type says application/json'));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return done(badRequest(`request body is not valid JSON: ${(err as Error).message}`));
+  }
+  const problem = jsonProblem(value);
+  done(problem ? badRequest(`request body ${problem}`) : null, value);
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -17,11 +17,17 @@ export interface Column<T> {
   readonly value: (row: T) => unknown;
 }
 
+/**
+ * Control characters as visible escapes (ESC is `\x1b`): text from the server, a user's display name or a
+ * node's hostname, must never drive the admin's terminal.
+ */
+const escapeControls = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 function cell(v: unknown): string {
   if (v === null || v === undefined || v === '') return '-';
-  if (Array.isArray(v)) return v.length ? v.map((x) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x))).join(',') : '-';
+  if (Array.isArray(v)) return v.length ? escapeControls(v.map((x) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x))).join(',')) : '-';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  return String(v);
+  return escapeControls(String(v));
 }
 
 export function table<T>(rows: readonly T[], columns: readonly Column<T>[]): string {

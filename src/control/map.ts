@@ -43,7 +43,10 @@ export function createMapHandler(deps: MapDeps) {
   let stopped = false;
 
   const nodeFor = (req: MapRequest, peer: NoisePeer) => {
-    if (!isKeyText('nodekey:', req.NodeKey)) throw new ProtocolError(400, 'map request needs a NodeKey');
+    if (!isKeyText('nodekey:', req.NodeKey)) throw new ProtocolError(400, 'map request needs a NodeKey (nodekey: and 64 lowercase hex)');
+    if (req.DiscoKey !== undefined && !isKeyText('discokey:', req.DiscoKey)) {
+      throw new ProtocolError(400, 'malformed DiscoKey: expected discokey: and 64 lowercase hex');
+    }
     const node = t.nodes.byNodeKey(req.NodeKey);
     if (!node || node.machineKey !== peer.machineKey) throw new ProtocolError(404, 'node not found');
     return node;

@@ -6,6 +6,7 @@ import type { Node, PreAuthKey } from '../domain/types.ts';
 import { invalid, StateError } from '../state/errors.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import { createRateCounter } from '../guard/limits.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { isExpired, loginName, taggedDevices } from './netmap.ts';
 import type { NoisePeer } from './upgrade.ts';
@@ -15,6 +16,8 @@ export interface RegisterDeps {
   readonly tailnet: Tailnet;
   readonly registrations: Registrations;
   readonly serverUrl: string;
+  /** Interactive logins one source address may start per minute. */
+  readonly pendingLoginsPerSourcePerMinute: number;
 }
 
 /** A request the server refuses at the HTTP level (malformed, or for another machine). */
@@ -46,21 +49,55 @@ function success(t: Tailnet, node: Node): RegisterResponse {
 export function parseRegisterRequest(body: unknown): RegisterRequest {
   const r = body as RegisterRequest;
   if (typeof r !== 'object' || r === null) throw new ProtocolError(400, 'register request must be a JSON object');
-  if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey');
+  if (!isPresentKey('nodekey:', r.NodeKey)) throw new ProtocolError(400, 'register request needs a NodeKey (nodekey: and 64 lowercase hex)');
   if (r.OldNodeKey !== undefined && !isKeyText('nodekey:', r.OldNodeKey)) throw new ProtocolError(400, 'malformed OldNodeKey');
+  if (r.Followup !== undefined && typeof r.Followup !== 'string') throw new ProtocolError(400, 'Followup must be a string');
   return r;
+}
+
+/** What a pending login keeps of the client's Hostinfo: the node sends the whole of it again with its first map request. */
+const pendingHostinfoFields = ['Hostname', 'OS', 'OSVersion', 'IPNVersion', 'GoArch', 'GoVersion', 'DeviceModel', 'Distro', 'DistroVersion', 'RequestTags', 'RoutableIPs'];
+const maxFieldLength = 256;
+const maxListLength = 64;
+
+/** The identifying fields of a Hostinfo, strings and short lists of short strings only. */
+function pendingHostinfo(hostinfo: Hostinfo | null | undefined): Hostinfo {
+  const out: Record<string, unknown> = {};
+  const h = (hostinfo ?? {}) as Record<string, unknown>;
+  for (const field of pendingHostinfoFields) {
+    const v = h[field];
+    if (typeof v === 'string') out[field] = v.slice(0, maxFieldLength);
+    else if (Array.isArray(v)) out[field] = v.filter((x) => typeof x === 'string').slice(0, maxListLength).map((x: string) => x.slice(0, maxFieldLength));
+  }
+  return out as Hostinfo;
+}
+
+/** The auth id at the end of a Followup URL; a Followup that is not a URL is the client's error. */
+function followupId(followup: string, serverUrl: string): string {
+  try {
+    return new URL(followup, serverUrl).pathname.split('/').pop() ?? '';
+  } catch {
+    throw new ProtocolError(400, 'Followup is not a URL');
+  }
 }
 
 export function createRegisterHandler(deps: RegisterDeps) {
   const t = deps.tailnet;
   const own = (n: Node | undefined, peer: NoisePeer): Node | undefined => (n && n.machineKey === peer.machineKey ? n : undefined);
 
+  const loginsBySource = createRateCounter(deps.pendingLoginsPerSourcePerMinute);
+
+  /** Every unauthenticated login costs memory until it expires, so each source may start only so many. */
   const startInteractive = (req: RegisterRequest, peer: NoisePeer): RegisterResponse => {
+    if (!loginsBySource.hit(peer.source)) {
+      throw new ProtocolError(429, `too many interactive logins from ${peer.source}: try again in ${loginsBySource.retryAfter(peer.source)} s`);
+    }
+    const hostinfo = pendingHostinfo(req.Hostinfo);
     const login = deps.registrations.start({
       machineKey: peer.machineKey,
       nodeKey: req.NodeKey,
-      hostname: req.Hostinfo?.Hostname ?? 'node',
-      hostinfo: (req.Hostinfo ?? {}) as Hostinfo,
+      hostname: typeof hostinfo.Hostname === 'string' ? hostinfo.Hostname : 'node',
+      hostinfo,
       ephemeral: req.Ephemeral ?? false,
     });
     return { AuthURL: `${deps.serverUrl}/register/${login.authId}` };
@@ -97,7 +134,7 @@ export function createRegisterHandler(deps: RegisterDeps) {
   };
 
   const followup = async (req: RegisterRequest, peer: NoisePeer, signal: AbortSignal): Promise<RegisterResponse> => {
-    const authId = new URL(req.Followup!, deps.serverUrl).pathname.split('/').pop() ?? '';
+    const authId = followupId(req.Followup!, deps.serverUrl);
     const outcome = await deps.registrations.wait(authId, signal);
     const node = own(t.nodes.byMachineKey(peer.machineKey), peer);
     if (outcome && node) {

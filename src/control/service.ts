@@ -5,6 +5,8 @@
  */
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
+import { pathOf } from '../guard/http.ts';
+import { jsonProblem } from '../guard/json.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import { createPrimaryRoutes } from '../state/routes.ts';
@@ -30,6 +32,8 @@ export interface ControlDeps {
   /** Publishes an ACME challenge TXT record; set when HTTPS certificates are enabled. */
   readonly publishTxt?: (name: string, value: string) => void;
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+  /** Interactive logins one source address may start per minute. */
+  readonly pendingLoginsPerSourcePerMinute: number;
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -40,11 +44,15 @@ async function readJson(req: Http2ServerRequest): Promise<unknown> {
     if (size > maxBodyBytes) throw new ProtocolError(413, 'request body too large');
     chunks.push(chunk as Buffer);
   }
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
     throw new ProtocolError(400, 'request body is not JSON');
   }
+  const problem = jsonProblem(value);
+  if (problem) throw new ProtocolError(400, `request body ${problem}`);
+  return value;
 }
 
 function reply(res: Http2ServerResponse, status: number, body: unknown): void {
@@ -76,7 +84,8 @@ export function createControl(deps: ControlDeps) {
   const ssh = createSshActions(deps);
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
-    const path = new URL(req.url, 'https://control').pathname;
+    const path = pathOf(req.url);
+    if (path === undefined) return reply(res, 400, { error: 'request target is not a valid URL' });
     try {
       if (req.method === 'POST' && path === '/machine/register') {
         const body = parseRegisterRequest(await readJson(req));

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { pathOf, targetOf } from '../guard/http.ts';
 import { NoiseConn } from './noise/conn.ts';
 import { buildErrorFrame, HandshakeError, initiationVersion, respond } from './noise/handshake.ts';
 import { machineKeyText, zeroKeyText, type KeyPair } from './noise/keys.ts';
@@ -29,6 +30,8 @@ export interface NoisePeer {
   readonly machineKey: string;
   /** The client's capability version from the handshake header. */
   readonly version: number;
+  /** The connection's source IP address, for per-source limits. */
+  readonly source: string;
 }
 
 /** Handles one HTTP/2 request over Noise. May return a promise; rejections become a 500 or a stream reset. */
@@ -51,6 +54,18 @@ export interface NoiseUpgradeOptions {
   readonly logger: Logger;
   /** Refuse clients whose handshake version is lower; defaults to defaultMinVersion. */
   readonly minVersion?: number;
+  /** Deadlines on a connection past the handshake; absent, a connection may wait forever. */
+  readonly timeouts?: NoiseTimeouts;
+}
+
+/** How long a Noise connection may keep the server waiting (a map long-poll is an open request, not idle). */
+export interface NoiseTimeouts {
+  /** With no request open, including before the first one, the connection is closed after this long. */
+  readonly idleMs: number;
+  /** A started record must be complete within this. */
+  readonly recordMs: number;
+  /** A request's body must have fully arrived within this, or it is answered 408. */
+  readonly requestMs: number;
 }
 
 /** The control-plane entry points; `attach` wires them into a server, or route to the handlers yourself. */
@@ -79,7 +94,8 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
 
   const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const url = new URL(req.url ?? '/', 'http://control');
+    const url = targetOf(req.url);
+    if (url === undefined) return false;
     if (url.pathname === keyPath) {
       serveKey(req, res, url, keyBody);
       return true;
@@ -92,7 +108,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   };
 
   const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean => {
-    if (new URL(req.url ?? '/', 'http://control').pathname !== upgradePath) return false;
+    if (pathOf(req.url) !== upgradePath) return false;
     const remote = remoteOf(socket);
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'noise: socket error'));
     const init = checkUpgradeRequest(req);
@@ -118,8 +134,8 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     }
     socket.write(switchingProtocols);
     socket.write(hs.response);
-    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
-    const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head });
+    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
+    const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
     live.set(conn, undefined);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
     conn.on('error', (err) => logger.debug({ remote, machineKey: peer.machineKey, err: err.message }, 'noise: connection error'));
@@ -127,7 +143,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       live.delete(conn);
       logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
     });
-    serveHttp2(conn, peer, options.onRequest, logger, (session) => {
+    serveHttp2(conn, peer, options.onRequest, logger, options.timeouts, (session) => {
       if (live.has(conn)) live.set(conn, session);
     });
     return true;
@@ -218,6 +234,7 @@ function serveHttp2(
   peer: NoisePeer,
   onRequest: NoiseRequestHandler,
   logger: Logger,
+  timeouts: NoiseTimeouts | undefined,
   onSession: (session: http2.ServerHttp2Session) => void,
 ): void {
   const h2 = http2.createServer();
@@ -227,6 +244,7 @@ function serveHttp2(
       if (!res.headersSent) res.writeHead(500).end();
       else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     };
+    if (timeouts) bodyDeadline(req, res, timeouts.requestMs, () => logger.info({ machineKey: peer.machineKey, path: req.url }, 'noise: request body too slow'));
     try {
       const done = onRequest(req, res, peer);
       if (done && typeof done.then === 'function') done.then(undefined, fail);
@@ -241,8 +259,43 @@ function serveHttp2(
   h2.on('session', (session: http2.ServerHttp2Session) => {
     onSession(session);
     session.on('close', () => conn.destroy());
+    if (timeouts) closeWhenIdle(session, conn, timeouts.idleMs, () => logger.debug({ machineKey: peer.machineKey }, 'noise: idle connection closed'));
   });
   h2.emit('connection', conn);
+}
+
+/** Closes the connection once it has had no request open for `idleMs`, counting from the handshake. */
+function closeWhenIdle(session: http2.ServerHttp2Session, conn: NoiseConn, idleMs: number, onIdle: () => void): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => {
+      onIdle();
+      conn.destroy();
+    }, idleMs);
+    timer.unref();
+  };
+  arm();
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once('close', () => {
+      if (--open === 0 && !session.destroyed) arm();
+    });
+  });
+  session.once('close', () => clearTimeout(timer));
+}
+
+/** Answers 408 and resets the stream when a request's body has not fully arrived within `ms`. */
+function bodyDeadline(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ms: number, onTimeout: () => void): void {
+  const timer = setTimeout(() => {
+    if (req.readableEnded || res.writableEnded) return;
+    onTimeout();
+    if (!res.headersSent) res.writeHead(408, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'request body too slow' }));
+    res.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, ms);
+  timer.unref();
+  req.stream.once('close', () => clearTimeout(timer));
 }
 
 function serveKey(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {

@@ -134,13 +134,19 @@ export async function createStunServer(opts: StunServerOptions = {}): Promise<St
   }
   for (const s of sockets) {
     s.on('message', (msg, rinfo) => {
-      const txId = parseBindingRequest(msg);
-      if (!txId) {
+      // A datagram can never stop the server: whatever goes wrong with one is counted and dropped.
+      try {
+        const txId = parseBindingRequest(msg);
+        if (!txId) {
+          counts.ignored++;
+          return;
+        }
+        counts.requests++;
+        s.send(bindingResponse(txId, rinfo.address, rinfo.port), rinfo.port, rinfo.address);
+      } catch (err) {
         counts.ignored++;
-        return;
+        log.debug({ err: (err as Error).message }, 'stun: datagram dropped');
       }
-      counts.requests++;
-      s.send(bindingResponse(txId, rinfo.address, rinfo.port), rinfo.port, rinfo.address);
     });
     s.on('error', (err) => log.warn({ err: err.message }, 'stun: socket error'));
   }

@@ -34,9 +34,14 @@ export function parseHujson(text: string, file: string): JsonNode {
   return node;
 }
 
+/** Far deeper than any real policy; deeper input would overflow the stack of this parser and of what walks its tree. */
+export const maxPolicyDepth = 64;
+
 interface Cursor {
   readonly text: string;
   i: number;
+  /** Objects and arrays open at the current position. */
+  depth: number;
   pos(): Pos;
   done(): boolean;
   peek(): string;
@@ -50,6 +55,7 @@ function cursor(text: string, file: string): Cursor {
   const c: Cursor = {
     text,
     i: 0,
+    depth: 0,
     pos: () => ({ line, col: c.i - lineStart + 1 }),
     done: () => c.i >= text.length,
     peek: () => text[c.i] ?? '',
@@ -103,8 +109,14 @@ function parseValue(c: Cursor): JsonNode {
   return c.fail(`unexpected character ${JSON.stringify(ch)}`);
 }
 
+/** Enters an object or array, refusing input nested deeper than maxPolicyDepth at the opening bracket. */
+function enter(c: Cursor): void {
+  if (++c.depth > maxPolicyDepth) c.fail(`nested deeper than ${maxPolicyDepth} levels`);
+}
+
 function parseObject(c: Cursor): JsonObject {
   const pos = c.pos();
+  enter(c);
   c.i++;
   const entries: JsonEntry[] = [];
   const seen = new Map<string, Pos>();
@@ -127,11 +139,13 @@ function parseObject(c: Cursor): JsonObject {
     else if (c.peek() !== '}') c.fail(c.done() ? 'unterminated object' : 'expected "," or "}"');
   }
   c.i++;
+  c.depth--;
   return { kind: 'object', pos, entries };
 }
 
 function parseArray(c: Cursor): JsonArray {
   const pos = c.pos();
+  enter(c);
   c.i++;
   const items: JsonNode[] = [];
   for (;;) {
@@ -144,6 +158,7 @@ function parseArray(c: Cursor): JsonArray {
     else if (c.peek() !== ']') c.fail(c.done() ? 'unterminated array' : 'expected "," or "]"');
   }
   c.i++;
+  c.depth--;
   return { kind: 'array', pos, items };
 }
 

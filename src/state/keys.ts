@@ -2,6 +2,7 @@
  * Pre-auth keys and admin API keys: created with a secret shown once, checked by hash, expired or deleted.
  * Consuming a single-use pre-auth key is one synchronous check-and-mark, so exactly one registration wins.
  */
+import { parseTimeOrDuration, timeHint } from '../domain/time.ts';
 import type { ApiKey, PreAuthKey } from '../domain/types.ts';
 import type { Hashed } from '../store/store.ts';
 import { isRole, roles } from '../domain/roles.ts';
@@ -17,12 +18,13 @@ export function checkTags(tags: readonly string[]): void {
   for (const t of tags) if (!tagPattern.test(t)) throw invalid(`invalid tag "${t}": tags look like "tag:name"`);
 }
 
+/** null or absent: never expires; an empty string is a mistake, not "never". */
 function checkExpiration(expiration: string | null | undefined, now: Date): string | null {
-  if (expiration === null || expiration === undefined || expiration === '') return null;
-  const t = Date.parse(expiration);
-  if (Number.isNaN(t)) throw invalid(`invalid expiration "${expiration}": expected an RFC 3339 time`);
-  if (t <= now.getTime()) throw invalid(`expiration ${expiration} is in the past`);
-  return new Date(t).toISOString();
+  if (expiration === null || expiration === undefined) return null;
+  const at = parseTimeOrDuration(expiration, now);
+  if (!at) throw invalid(`invalid expiration ${JSON.stringify(expiration.slice(0, 80))}: expected ${timeHint}, or null for never`);
+  if (at.getTime() <= now.getTime()) throw invalid(`expiration ${expiration} is in the past`);
+  return at.toISOString();
 }
 
 const isExpired = (expiration: string | null, now: Date) =>

@@ -3,6 +3,7 @@
  * (rename, tags, routes, expiry, delete), and what clients report in map requests (disco key, endpoints,
  * hostinfo, online).
  */
+import { parseTimeOrDuration, timeHint } from '../domain/time.ts';
 import type { Endpoint, Node, RegisterMethod } from '../domain/types.ts';
 import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
@@ -163,9 +164,9 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       const node = get(id);
       let expiry: string | null = null;
       if (at !== null) {
-        const t = Date.parse(at);
-        if (Number.isNaN(t)) throw invalid(`invalid expiry "${at}": expected an RFC 3339 time`);
-        expiry = new Date(t).toISOString();
+        const t = parseTimeOrDuration(at, new Date());
+        if (!t) throw invalid(`invalid expiry ${JSON.stringify(at.slice(0, 80))}: expected ${timeHint}`);
+        expiry = t.toISOString();
       }
       return update(node, { expiry }, ['expiry']);
     },

@@ -3,7 +3,7 @@
  * its follow-up request waits here, and `tailplane nodes register --auth-id ID --user U` completes it.
  */
 import { randomBytes } from 'node:crypto';
-import { notFound } from './errors.ts';
+import { conflict, notFound } from './errors.ts';
 
 export interface PendingLogin {
   readonly authId: string;
@@ -22,7 +22,8 @@ interface Entry {
   waiters: Set<(outcome: { userId: number } | null) => void>;
 }
 
-export function createRegistrations(opts: { ttlMs: number; now?: () => number }) {
+/** `max` bounds the logins waiting at once: each is kept in memory until approved or expired. */
+export function createRegistrations(opts: { ttlMs: number; max?: number; now?: () => number }) {
   const now = opts.now ?? Date.now;
   const pending = new Map<string, Entry>();
   const expired = (e: Entry) => now() - e.login.createdAt > opts.ttlMs;
@@ -36,6 +37,9 @@ export function createRegistrations(opts: { ttlMs: number; now?: () => number })
   return {
     start(login: Omit<PendingLogin, 'authId' | 'createdAt'>): PendingLogin {
       sweep();
+      if (opts.max !== undefined && pending.size >= opts.max) {
+        throw conflict(`${pending.size} logins are already waiting for an admin: try again when they are approved or expired`);
+      }
       const entry: Entry = {
         login: { ...login, authId: randomBytes(12).toString('base64url'), createdAt: now() },
         waiters: new Set(),

@@ -7,6 +7,24 @@ import { conflict, invalid, notFound } from './errors.ts';
 
 const validName = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,62}$/;
 
+/** C0 and C1 control characters (NUL, ESC, …) and DEL: never part of a name, and dangerous in a terminal. */
+const controlChars = /[\u0000-\u001f\u007f-\u009f]/;
+const maxDisplayName = 256;
+/** The longest address SMTP can carry. */
+const maxEmail = 254;
+
+/** Display names and e-mail addresses are printed by the CLI and the web page: short, printable text only. */
+function checkProfile(p: { displayName?: string; email?: string }): void {
+  const check = (field: string, value: string | undefined, max: number) => {
+    if (value === undefined) return;
+    if (value.length > max) throw invalid(`${field} is ${value.length} characters long: at most ${max} are allowed`);
+    if (controlChars.test(value)) throw invalid(`${field} contains a control character (such as NUL or ESC): use printable text`);
+  };
+  check('displayName', p.displayName, maxDisplayName);
+  check('email', p.email, maxEmail);
+  if (p.email && /\s/.test(p.email)) throw invalid('email must not contain spaces');
+}
+
 export function createUsers(core: Core, now: () => Date) {
   const { ix } = core;
   const byName = (name: string) => [...ix.users.values()].find((u) => u.name === name);
@@ -17,7 +35,7 @@ export function createUsers(core: Core, now: () => Date) {
   };
   const checkName = (name: string) => {
     if (!validName.test(name)) {
-      throw invalid(`invalid user name "${name}": use letters, digits and . _ @ + - (at most 63, starting with a letter or digit)`);
+      throw invalid(`invalid user name ${JSON.stringify(name.slice(0, 80))}: use letters, digits and . _ @ + - (at most 63, starting with a letter or digit)`);
     }
     if (byName(name)) throw conflict(`user "${name}" already exists`);
   };
@@ -27,6 +45,7 @@ export function createUsers(core: Core, now: () => Date) {
     byName,
     create(input: { name: string; displayName?: string; email?: string }): User {
       checkName(input.name);
+      checkProfile(input);
       const fields = {
         name: input.name,
         displayName: input.displayName ?? '',
@@ -51,6 +70,7 @@ export function createUsers(core: Core, now: () => Date) {
     /** Sets a user's display name and e-mail (fields left out keep their value). */
     update(id: number, patch: { displayName?: string; email?: string }): User {
       const before = get(id);
+      checkProfile(patch);
       const user = Object.freeze({ ...before, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
       if (user.displayName === before.displayName && user.email === before.email) return before;
       return core.write((tx) => {

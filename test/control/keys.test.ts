@@ -8,10 +8,12 @@ import { formatKey, isKeyText, loadOrCreateNoiseKey, noiseKeyFileName, parseKey,
 
 const hex = 'ab'.repeat(32);
 
-test('key text: exact prefix and 64 hex characters; all-zero means absent', () => {
+test('key text: exact prefix and 64 lowercase hex characters; all-zero means absent', () => {
   assert.equal(formatKey('nodekey:', Buffer.from(hex, 'hex')), `nodekey:${hex}`);
   assert.deepEqual(Buffer.from(parseKey('mkey:', `mkey:${hex}`)!), Buffer.from(hex, 'hex'));
-  assert.deepEqual(Buffer.from(parseKey('discokey:', `discokey:${hex.toUpperCase()}`)!), Buffer.from(hex, 'hex'));
+  // Keys are indexed by their text: only the canonical (lowercase) form is a key.
+  assert.throws(() => parseKey('discokey:', `discokey:${hex.toUpperCase()}`), /exactly 64 hex characters, lowercase/);
+  assert.equal(isKeyText('nodekey:', `nodekey:${hex.slice(0, 63)}B`), false);
   assert.equal(parseKey('nodekey:', zeroKeyText('nodekey:')), undefined);
   assert.throws(() => parseKey('mkey:', `nodekey:${hex}`), /must start with "mkey:"/);
   assert.throws(() => parseKey('mkey:', `mkey:${hex}00`), /exactly 64 hex/);

@@ -64,7 +64,7 @@ test('upgrade: exact 101 headers, 51-byte response, then HTTP/2 requests that kn
   const [r1, r2] = await Promise.all([h2Request(session, '/machine/register', '{"a":1}'), h2Request(session, '/machine/map', '{}')]);
   assert.equal(r1.status, 200);
   const body = JSON.parse(r1.body.toString());
-  assert.deepEqual(body.peer, { machineKey: machineKeyText(client.machine.publicKey), version: 130 });
+  assert.deepEqual(body.peer, { machineKey: machineKeyText(client.machine.publicKey), version: 130, source: '127.0.0.1' });
   assert.equal(body.body, '{"a":1}');
   assert.equal(JSON.parse(r2.body.toString()).path, '/machine/map');
   const r3 = await h2Request(session, '/throw');

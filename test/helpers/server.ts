@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig, type Config } from '../../src/config/config.ts';
-import { startServer, type Server } from '../../src/server.ts';
+import { startServer, type Server, type StartOptions } from '../../src/server.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 const bin = join(repoRoot, 'bin', 'tailplane.js');
@@ -68,12 +68,12 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
 }
 
 /** Starts a server in this process on a random port. */
-export async function inProcessServer(overrides: Partial<Config> = {}): Promise<Server & { dataDir: string; apiKey: string }> {
+export async function inProcessServer(overrides: Partial<Config> = {}, options: StartOptions = {}): Promise<Server & { dataDir: string; apiKey: string }> {
   const dataDir = tempDir();
   const defaults = defaultConfig();
   const derp = { ...defaults.derp, stunListenAddr: '127.0.0.1:0' };
   const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, ...overrides };
-  const server = await startServer(config);
+  const server = await startServer(config, options);
   return Object.assign(server, { dataDir, apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim() });
 }
 

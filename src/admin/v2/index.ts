@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../../domain/scopes.ts';
 import { isRefusal, may, type Authenticator } from '../../auth/principal.ts';
+import { createRateCounter, defaultLimits } from '../../guard/limits.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import type { PolicyChecker } from '../policy-checker.ts';
 import { httpError } from './common.ts';
@@ -34,6 +35,8 @@ export interface V2Deps {
   tailnet: Tailnet;
   policy: PolicyChecker;
   auth: Authenticator;
+  /** Failed authentications one source may make per minute (as on /api/v1). */
+  authFailuresPerSourcePerMinute?: number;
 }
 
 /** Parses a JSON body, keeping its text as sent; an empty body is no body. */
@@ -48,6 +51,7 @@ function parseJson(req: FastifyRequest, text: string): unknown {
 }
 
 export function apiV2(app: FastifyInstance, deps: V2Deps): void {
+  const failures = createRateCounter(deps.authFailuresPerSourcePerMinute ?? defaultLimits.authFailuresPerSourcePerMinute);
   app.register(
     async (v2) => {
       // JSON is parsed here rather than by fastify so that the policy routes can keep the text as sent.
@@ -66,8 +70,18 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
       v2.addHook('onRequest', async (req, reply) => {
         const scope = req.routeOptions.config.scope;
         if (scope === undefined) return;
+        // Like /api/v1: a source that keeps failing is refused for the rest of the minute, and each failure is logged.
+        if (failures.exhausted(req.ip)) {
+          const wait = failures.retryAfter(req.ip);
+          reply.header('retry-after', String(wait));
+          return reply.code(429).send({ message: `too many failed authentications from ${req.ip}: try again in ${wait} s` });
+        }
         const who = deps.auth.identify(req.headers.authorization);
-        if (isRefusal(who)) return reply.code(401).send({ message: who.refused });
+        if (isRefusal(who)) {
+          failures.hit(req.ip);
+          req.log.warn({ source: req.ip, path: req.routeOptions.url }, 'admin API v2: authentication failed');
+          return reply.code(401).send({ message: who.refused });
+        }
         if (!may(who, scope)) return reply.code(403).send({ message: `this credential lacks the "${scope}" scope` });
         const tailnet = (req.params as { tailnet?: string }).tailnet;
         if (tailnet !== undefined && tailnet !== '-') {

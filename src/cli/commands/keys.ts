@@ -2,6 +2,7 @@
  * `tailplane preauthkeys …` and `tailplane apikeys …`.
  */
 import { isRole, roleSummaries, roles } from '../../domain/roles.ts';
+import { parseTimeOrDuration, timeHint } from '../../domain/time.ts';
 import type { ApiApiKey, ApiPreAuthKey } from '../../domain/api.ts';
 import { UsageError } from '../args.ts';
 import type { Context } from '../context.ts';
@@ -29,16 +30,12 @@ const apiKeyColumns: Column<ApiApiKey>[] = [
   { header: 'Last seen', value: (k) => k.lastSeen },
 ];
 
-/** Turns "90d", "12h", "30m" or an RFC 3339 time into an RFC 3339 time; undefined stays undefined. */
+/** Turns "90d", "12h", "30m" or an RFC 3339 time with a zone into an RFC 3339 time; undefined stays undefined. */
 export function expirationFrom(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d+)([smhdw])$/.exec(value);
-  if (!m) {
-    if (Number.isNaN(Date.parse(value))) throw new UsageError(`invalid expiration "${value}": use e.g. 90d, 12h or an RFC 3339 time`);
-    return value;
-  }
-  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as 's']!;
-  return new Date(Date.now() + Number(m[1]) * unit * 1000).toISOString();
+  const at = parseTimeOrDuration(value, new Date());
+  if (!at) throw new UsageError(`invalid expiration ${JSON.stringify(value)}: use ${timeHint}`);
+  return at.toISOString();
 }
 
 function idOf(ctx: Context): string {

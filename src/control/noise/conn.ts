@@ -90,6 +90,8 @@ function createOpener(key: Uint8Array) {
 export interface NoiseConnOptions extends TransportKeys {
   /** Bytes already read from the socket after the handshake (the upgrade's `head`). */
   readonly head?: Buffer;
+  /** A record that has started arriving must be complete within this many ms, or the connection is destroyed. */
+  readonly recordTimeoutMs?: number;
 }
 
 /**
@@ -101,10 +103,13 @@ export class NoiseConn extends Duplex {
   readonly #socket: Duplex;
   readonly #seal: (pt: Uint8Array) => Buffer;
   readonly #opener: ReturnType<typeof createOpener>;
+  readonly #recordTimeoutMs: number;
+  #stalled: NodeJS.Timeout | undefined;
 
   constructor(socket: Duplex, options: NoiseConnOptions) {
     super({ allowHalfOpen: false });
     this.#socket = socket;
+    this.#recordTimeoutMs = options.recordTimeoutMs ?? 0;
     this.#seal = createSealer(options.txKey);
     this.#opener = createOpener(options.rxKey);
     if (options.head && options.head.length > 0) this.#onData(options.head);
@@ -128,8 +133,20 @@ export class NoiseConn extends Duplex {
       this.destroy(err as Error);
       return;
     }
+    this.#watchPartialRecord();
     for (const pt of plaintexts) {
       if (!this.push(pt)) this.#socket.pause();
+    }
+  }
+
+  /** A peer that stops sending in the middle of a record would otherwise hold the connection forever. */
+  #watchPartialRecord(): void {
+    if (this.#opener.buffered() === 0) {
+      clearTimeout(this.#stalled);
+      this.#stalled = undefined;
+    } else if (this.#stalled === undefined && this.#recordTimeoutMs > 0) {
+      this.#stalled = setTimeout(() => this.destroy(new NoiseRecordError('noise: record stalled midway')), this.#recordTimeoutMs);
+      this.#stalled.unref();
     }
   }
 
@@ -167,6 +184,7 @@ export class NoiseConn extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    clearTimeout(this.#stalled);
     this.#socket.destroy();
     cb(err);
   }

@@ -24,14 +24,16 @@ export function formatKey(prefix: PublicKeyPrefix | typeof privateKeyPrefix, raw
 export const machineKeyText = (raw: Uint8Array): string => formatKey('mkey:', raw);
 
 /**
- * Parses `<prefix><64 hex>`. Throws a clear error on a wrong prefix, length or non-hex character; returns
- * `undefined` for the all-zero key, which clients send to mean "absent" (trap T17).
+ * Parses `<prefix><64 lowercase hex>`. Throws a clear error on a wrong prefix, length or any other character;
+ * returns `undefined` for the all-zero key, which clients send to mean "absent" (trap T17). Only the canonical
+ * form is accepted: keys are indexed by their text, so `nodekey:ABC…` next to `nodekey:abc…` would let a second
+ * machine pose as a clone of an existing node.
  */
 export function parseKey(prefix: PublicKeyPrefix | typeof privateKeyPrefix, text: string): Uint8Array | undefined {
   if (typeof text !== 'string' || !text.startsWith(prefix)) throw new Error(`key must start with ${JSON.stringify(prefix)}`);
   const hex = text.slice(prefix.length);
-  if (hex.length !== hexLength || !/^[0-9a-fA-F]+$/.test(hex)) {
-    throw new Error(`key must be ${JSON.stringify(prefix)} followed by exactly ${hexLength} hex characters`);
+  if (hex.length !== hexLength || !/^[0-9a-f]+$/.test(hex)) {
+    throw new Error(`key must be ${JSON.stringify(prefix)} followed by exactly ${hexLength} hex characters, lowercase`);
   }
   const raw = new Uint8Array(Buffer.from(hex, 'hex'));
   return raw.every((b) => b === 0) ? undefined : raw;
