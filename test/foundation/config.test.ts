@@ -41,6 +41,18 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'node.expiry_seconds': ['86400', (c) => c.node.expirySeconds, 86400],
     'node.ephemeral_inactivity_seconds': ['30', (c) => c.node.ephemeralInactivitySeconds, 30],
     'log.level': ['warn', (c) => c.log.level, 'warn'],
+    'dns.override_local_dns': ['false', (c) => c.dns.overrideLocalDns, false],
+    'certs.dns_listen_addr': ['0.0.0.0:53', (c) => c.certs.dnsListenAddr, '0.0.0.0:53'],
+    'ssh.check_timeout_seconds': ['120', (c) => c.ssh.checkTimeoutSeconds, 120],
+    'sync.git': ['https://git.example.com/infra/tailnet.git', (c) => c.sync.git, 'https://git.example.com/infra/tailnet.git'],
+    'sync.ref': ['release', (c) => c.sync.ref, 'release'],
+    'sync.path': ['tailnet/desired.hujson', (c) => c.sync.path, 'tailnet/desired.hujson'],
+    'sync.file': ['/etc/tailplane/desired.hujson', (c) => c.sync.file, '/etc/tailplane/desired.hujson'],
+    'sync.interval': ['5m', (c) => c.sync.interval, '5m'],
+    'sync.mode': ['report', (c) => c.sync.mode, 'report'],
+    'sync.webhook_url': ['https://chat.example.com/hook', (c) => c.sync.webhookUrl, 'https://chat.example.com/hook'],
+    'sync.webhook_secret_file': ['/etc/tailplane/webhook-secret', (c) => c.sync.webhookSecretFile, '/etc/tailplane/webhook-secret'],
+    'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
   for (const [key, [raw, get, expected]] of Object.entries(samples)) {

@@ -1,11 +1,11 @@
 /**
  * `tailplane sync` (a long-running GitOps loop, or one round with --once) and `tailplane sync status`.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ApiError } from '../../client/admin-client.ts';
 import { tailnetApi } from '../../client/tailnet-api.ts';
 import { createSync, SyncSettingsError, type SyncStatus } from '../../sync/index.ts';
-import { UsageError } from '../args.ts';
+import { CliError, UsageError } from '../args.ts';
 import type { Context } from '../context.ts';
 import { renderObject } from '../output.ts';
 import type { Command } from './command.ts';
@@ -67,6 +67,9 @@ export const syncCommands: Command[] = [
     },
     async run(ctx) {
       const log = (msg: string) => console.error(`${new Date().toISOString()} ${msg}`);
+      // A file that is not there yet is a typo, not a failed round: say so once, as every command does.
+      const file = ctx.flag('file');
+      if (file !== undefined && !existsSync(file)) throw new CliError(`cannot read ${file}: no such file`);
       let runner;
       try {
         runner = createSync(
