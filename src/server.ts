@@ -2,7 +2,9 @@
  * `tailplane serve`: wires configuration, the SQLite store, the tailnet state, the admin API, the control
  * protocol and the embedded DERP relay onto one HTTP listener.
  */
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, writeFileSync, mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +12,7 @@ import { createAdminApp } from './admin/app.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { parseHostPort, type Config } from './config/config.ts';
 import { openSqliteStore } from './store/sqlite.ts';
+import type { Store } from './store/store.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
@@ -18,12 +21,15 @@ import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
 import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
+import { createMetrics, listenMetrics, type MetricsListener } from './metrics/metrics.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
   /** The URL the server listens on (useful when the config asked for port 0). */
   readonly url: string;
+  /** The Prometheus scrape URL, when metrics are on. */
+  readonly metricsUrl: string | undefined;
   /** Map streams open now and opened since start. */
   stats(): { mapStreams: number; mapStreamsOpened: number };
   close(): Promise<void>;
@@ -31,7 +37,17 @@ export interface Server {
 
 export async function startServer(config: Config): Promise<Server> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
+  // Sources are read at scrape time, by when every part below exists.
+  const metrics = config.metrics.listenAddr
+    ? createMetrics({
+        nodes: () => tailnet.nodes.list(),
+        isOnline: (id) => tailnet.nodes.isOnline(id),
+        mapStreams: () => control.mapper.count(),
+        derp: () => derp?.stats(),
+      })
+    : undefined;
+  const sqlite = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
+  const store = metrics?.observeStore(sqlite) ?? sqlite;
   const tailnet = createTailnet(store, {
     prefixes: config.prefixes,
     defaultDns: {
@@ -45,7 +61,7 @@ export async function startServer(config: Config): Promise<Server> {
     expirySeconds: config.node.expirySeconds,
   });
   const registrations = createRegistrations({ ttlMs: 15 * 60_000 });
-  const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
+  const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl, onCompile: metrics?.policyCompiled });
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
@@ -56,6 +72,8 @@ export async function startServer(config: Config): Promise<Server> {
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverUrl: () => serverUrl,
+    onResponse: metrics?.adminResponse,
+    backup: () => backupToTemp(store, config.dataDir),
     serverFactory: (handler) => {
       httpServer = http.createServer((req, res) => {
         if (noise.handleRequest(req, res) || (derp?.handleRequest(req, res) ?? false)) return;
@@ -78,6 +96,7 @@ export async function startServer(config: Config): Promise<Server> {
       return serverUrl;
     },
     log,
+    observer: metrics?.control,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
   const reaper = createEphemeralReaper(tailnet, {
@@ -103,23 +122,50 @@ export async function startServer(config: Config): Promise<Server> {
   if (port === 0) serverUrl = url;
   const stun = await startStun(config);
   derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+  let metricsListener: MetricsListener | undefined;
+  const close = async () => {
+    unsubscribe();
+    autoApprover.stop();
+    reaper.stop();
+    control.stop();
+    noise.close();
+    derp?.close();
+    await stun?.close();
+    await metricsListener?.close();
+    await admin.close();
+    store.close();
+  };
+  if (metrics) {
+    try {
+      metricsListener = await listenMetrics(metrics.registry, config.metrics.listenAddr);
+    } catch (err) {
+      // A server without the metrics it was asked for would page nobody when it breaks: stop instead.
+      await close();
+      throw err;
+    }
+    log.info(`metrics on ${metricsListener.url}`);
+  }
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
     url,
+    metricsUrl: metricsListener?.url,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
-    async close() {
-      unsubscribe();
-      autoApprover.stop();
-      reaper.stop();
-      control.stop();
-      noise.close();
-      derp?.close();
-      await stun?.close();
-      await admin.close();
-      store.close();
-    },
+    close,
   };
+}
+
+/** Writes an online copy of the database to a new 0600 file in the data dir and returns its path. */
+async function backupToTemp(store: Store, dataDir: string): Promise<string> {
+  const path = join(dataDir, `backup-${randomUUID()}.sqlite.partial`);
+  closeSync(openSync(path, 'wx', 0o600));
+  try {
+    await store.backup(path);
+    return path;
+  } catch (err) {
+    await rm(path, { force: true });
+    throw err;
+  }
 }
 
 async function startStun(config: Config) {

@@ -14,6 +14,7 @@ import type { PolicyChecker } from './policy-checker.ts';
 import { policyRoutes } from './routes/policy.ts';
 import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
+import { backupRoutes } from './routes/backup.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin } from '../console/plugin.ts';
@@ -29,6 +30,10 @@ export interface AdminDeps {
   /** The URL clients use as --login-server (the console shows it in `tailscale up` lines). */
   serverUrl: () => string;
   serverFactory?: FastifyServerFactory;
+  /** Told about every answered request by its route pattern (not the raw URL), for metrics. */
+  onResponse?: (r: { method: string; route: string; status: number; seconds: number }) => void;
+  /** Writes an online, consistent copy of the database to a new temporary file and returns its path. */
+  backup?: () => Promise<string>;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -47,6 +52,14 @@ export function createAdminApp(deps: AdminDeps) {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   const openapi = openApiCollector(app, { title: 'tailplane admin API', version });
+  const onResponse = deps.onResponse;
+  if (onResponse) {
+    app.addHook('onResponse', async (req, reply) => {
+      // Unmatched URLs share one label: raw paths would let any client grow the series without bound.
+      const route = req.routeOptions.url ?? 'unmatched';
+      onResponse({ method: req.method, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000 });
+    });
+  }
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -68,6 +81,7 @@ export function createAdminApp(deps: AdminDeps) {
   routeRoutes(app, deps.tailnet, deps.primaryRoutes);
   policyRoutes(app, deps.tailnet, deps.policy);
   settingsRoutes(app, deps.tailnet);
+  if (deps.backup) backupRoutes(app, deps.backup);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

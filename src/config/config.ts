@@ -34,6 +34,8 @@ export interface Config {
     ephemeralInactivitySeconds: number;
   };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+  /** host:port of the Prometheus /metrics listener; empty turns metrics off. */
+  metrics: { listenAddr: string };
 }
 
 export class ConfigError extends Error {}
@@ -48,6 +50,7 @@ export function defaultConfig(): Config {
     derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     log: { level: 'info' },
+    metrics: { listenAddr: '127.0.0.1:9090' },
   };
 }
 
@@ -76,6 +79,8 @@ const fileKeys: Record<string, string> = {
   'node.ephemeral_inactivity_seconds': 'ephemeralInactivitySeconds',
   log: 'log',
   'log.level': 'level',
+  metrics: 'metrics',
+  'metrics.listen_addr': 'listenAddr',
 };
 
 /** Environment overrides: TAILPLANE_SERVER_URL, TAILPLANE_DNS_BASE_DOMAIN, … (the file key, upper-cased). */
@@ -208,6 +213,9 @@ function validate(c: Config): void {
   }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
+  }
+  if (c.metrics.listenAddr !== '' && !parseHostPort(String(c.metrics.listenAddr))) {
+    fail('metrics.listen_addr', c.metrics.listenAddr, 'expected host:port or "" (off)');
   }
 }
 

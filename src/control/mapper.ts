@@ -51,6 +51,8 @@ const maxBatchMs = 250;
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
   readonly primary: PrimaryRoutes;
+  /** Seconds from the first change of a batch to the last stream written with it. */
+  readonly onFanout?: (seconds: number) => void;
 }
 
 export function createMapper(deps: MapperDeps) {
@@ -65,6 +67,8 @@ export function createMapper(deps: MapperDeps) {
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
   let lastFlushMs = 0;
+  /** When the oldest change still waiting for a flush was published. */
+  let firstPendingAt = 0;
 
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
@@ -96,6 +100,7 @@ export function createMapper(deps: MapperDeps) {
   deps.primary.update(t.nodes.list(), t.nodes.isOnline);
   const unsubscribe = t.subscribe((c) => {
     markDirty(c);
+    if (pending.length === 0) firstPendingAt = performance.now();
     pending.push(c);
     timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(batchMs, lastFlushMs)));
   });
@@ -130,7 +135,9 @@ export function createMapper(deps: MapperDeps) {
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
     const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
-    for (const s of visit) update(s, compiled, changed, dnsChanged);
+    let wrote = false;
+    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged) || wrote;
+    if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
   /** Sessions whose view may have changed, of a changed node, or watching one: nobody else has news. */
@@ -171,7 +178,8 @@ export function createMapper(deps: MapperDeps) {
     disallow(s, [...s.allowed]);
   }
 
-  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): void {
+  /** Sends a session what it must learn from this batch; true when something was written to it. */
+  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
@@ -230,15 +238,18 @@ export function createMapper(deps: MapperDeps) {
       res.DNSConfig = dnsConfig(t.dns());
       res.Domain = t.dns().baseDomain;
     }
-    if (Object.keys(res).length > 0) s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    if (Object.keys(res).length === 0) return false;
+    s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    return true;
   }
 
   /** A deleted node learns its key is no longer valid, so the client asks its user to log in again. */
-  function endDeleted(s: SessionState): void {
+  function endDeleted(s: SessionState): boolean {
     forget(s);
     const wire = JSON.parse(s.selfJson || '{}') as WireNode;
     if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
     s.session.end();
+    return wire.ID !== undefined;
   }
 
   return {

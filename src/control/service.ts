@@ -12,6 +12,7 @@ import { createFrameEncoder } from './frames.ts';
 import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
+import { silentObserver, type ControlObserver } from './observer.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
 
@@ -25,6 +26,8 @@ export interface ControlDeps {
   readonly derpMap: () => DerpMap;
   readonly serverUrl: string;
   readonly log: { warn(obj: object, msg?: string): void };
+  /** Told about map responses, fan-out and registrations (metrics); silent when absent. */
+  readonly observer?: ControlObserver;
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -49,6 +52,7 @@ function reply(res: Http2ServerResponse, status: number, body: unknown): void {
 }
 
 export function createControl(deps: ControlDeps) {
+  const observer = deps.observer ?? silentObserver;
   const primary = createPrimaryRoutes();
   const mapper = createMapper({
     tailnet: deps.tailnet,
@@ -56,9 +60,10 @@ export function createControl(deps: ControlDeps) {
     primary,
     derpMap: deps.derpMap,
     primaryRoutes: (id) => primary.routesOf(id),
+    onFanout: observer.fanout,
   });
-  const register = createRegisterHandler(deps);
-  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
+  const register = createRegisterHandler(deps, observer);
+  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder(), observer });
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
     const path = new URL(req.url, 'https://control').pathname;
@@ -75,7 +80,10 @@ export function createControl(deps: ControlDeps) {
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {
-      if (err instanceof ProtocolError) return reply(res, err.status, { error: err.message });
+      if (err instanceof ProtocolError) {
+        if (path === '/machine/register') observer.registrationFailed('malformed');
+        return reply(res, err.status, { error: err.message });
+      }
       deps.log.warn({ err: (err as Error).message, path }, 'control request failed');
       return reply(res, 500, { error: 'internal error' });
     }

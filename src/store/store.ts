@@ -46,5 +46,10 @@ export interface Store {
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** True when the database answers a trivial query. */
   healthy(): boolean;
+  /**
+   * Copies the database to `path` while it stays in use: the copy is consistent as of its completion (writes
+   * made meanwhile are carried into it).
+   */
+  backup(path: string): Promise<void>;
   close(): void;
 }
