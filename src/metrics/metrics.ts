@@ -31,6 +31,10 @@ export function createMetrics(sources: MetricsSources) {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
+  // Gauges that prom-client names like counters (promtool flags them); their per-type twins without _total stay.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
 
   new Gauge({
     name: 'tailplane_nodes',
