@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { parseHostPort, type Config } from './config/config.ts';
-import { openSqliteStore } from './store/sqlite.ts';
+import { databaseFileName, openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { createRegistrations } from './state/registrations.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
@@ -46,7 +46,7 @@ export async function startServer(config: Config): Promise<Server> {
         derp: () => derp?.stats(),
       })
     : undefined;
-  const sqlite = openSqliteStore(join(config.dataDir, 'tailplane.sqlite'));
+  const sqlite = openSqliteStore(join(config.dataDir, databaseFileName));
   const store = metrics?.observeStore(sqlite) ?? sqlite;
   const tailnet = createTailnet(store, {
     prefixes: config.prefixes,

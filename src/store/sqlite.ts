@@ -11,6 +11,9 @@ import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
 
 type Row = Record<string, unknown>;
 
+/** The database's file name inside the data dir. */
+export const databaseFileName = 'tailplane.sqlite';
+
 export function openSqliteStore(path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
