@@ -33,6 +33,7 @@ test('bad values name the key and the value', () => {
     ['node:\n  expiry_seconds: -5\n', /node\.expiry_seconds=-5/],
     ['dns:\n  nameservers: [banana]\n', /dns\.nameservers/],
     ['colour: blue\n', /unknown config key "colour"/],
+    ['metrics:\n  listen_addr: 9090\n', /metrics\.listen_addr=9090.*host:port or "" \(off\)/],
   ];
   for (const [yaml, message] of cases) {
     const file = join(tempDir(), 'bad.yaml');
