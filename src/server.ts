@@ -28,8 +28,6 @@ export interface Server {
   readonly tailnet: Tailnet;
   /** The URL the server listens on (useful when the config asked for port 0). */
   readonly url: string;
-  /** The Prometheus scrape URL, when metrics are on. */
-  readonly metricsUrl: string | undefined;
   /** Map streams open now and opened since start. */
   stats(): { mapStreams: number; mapStreamsOpened: number };
   close(): Promise<void>;
@@ -149,7 +147,6 @@ export async function startServer(config: Config): Promise<Server> {
   return {
     tailnet,
     url,
-    metricsUrl: metricsListener?.url,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
     close,
   };

@@ -58,6 +58,13 @@ test('a backup under a write load holds every user acknowledged before it began'
   const again = await cliAsync(server, 'backup', '--to', backupFile);
   assert.equal(again.status, 2);
   assert.match(again.stderr, /exists; pass --force to replace it/);
+  // The copy holds every secret hash: only the admin role may take one.
+  const auditorKey = (await api(server, 'POST', '/api/v1/apikey', { role: 'auditor' })).json.apiKey as string;
+  const other = join(dir, 'auditor.sqlite');
+  const refused = await cliAsync({ url: server.url, apiKey: auditorKey }, 'backup', '--to', other);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /forbidden: only the admin role may call POST \/api\/v1\/backup/);
+  assert.ok(!existsSync(other) && !existsSync(`${other}.partial`), 'nothing written for a refused backup');
 });
 
 test('restore refuses a running server\'s data dir and a damaged file, even with --force', async () => {

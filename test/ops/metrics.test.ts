@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createHarness, freePort, type Daemon } from '../harness/tailscaled.ts';
 import { withLogs } from '../helpers/failure.ts';
-import { checkMetrics } from '../helpers/promtool.ts';
+import { checkMetrics, ensurePromtool } from '../helpers/promtool.ts';
 import { api, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 const harness = createHarness();
@@ -29,6 +29,7 @@ function value(text: string, series: string): number | undefined {
 }
 
 before(async () => {
+  ensurePromtool();
   metricsAddr = `127.0.0.1:${await freePort()}`;
   server = await spawnServer({ env: { TAILPLANE_METRICS_LISTEN_ADDR: metricsAddr } });
   await api(server, 'POST', '/api/v1/user', { name: 'alice', email: 'alice@example.com' });
