@@ -3,7 +3,9 @@
  * protocol and the embedded DERP relay onto one HTTP listener, plus the ACME challenge DNS responder when
  * HTTPS certificates are on.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +14,7 @@ import { guardRequests, guardUpgrades } from './guard/http.ts';
 import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/limits.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { ConfigError, envName, parseHostPort, type Config } from './config/config.ts';
-import { openSqliteStore } from './store/sqlite.ts';
+import { databaseFileName, openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
@@ -27,6 +29,7 @@ import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger, type StunServer } from './derp/index.ts';
+import { createMetrics, listenMetrics, type MetricsListener } from './metrics/metrics.ts';
 
 export interface Server {
   readonly tailnet: Tailnet;
@@ -47,10 +50,20 @@ export interface StartOptions {
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
   const limits: Limits = { ...defaultLimits, ...options.limits };
   const dataDir = openDataDir(config.dataDir);
+  // Sources are read at scrape time, by when every part below exists.
+  const metrics = config.metrics.listenAddr
+    ? createMetrics({
+        nodes: () => tailnet.nodes.list(),
+        isOnline: (id) => tailnet.nodes.isOnline(id),
+        mapStreams: () => control.mapper.count(),
+        derp: () => derp?.stats(),
+      })
+    : undefined;
   let store: Store;
   let tailnet: Tailnet;
   try {
-    store = openSqliteStore(dataDir.privateFile('tailplane.sqlite'));
+    const sqlite = openSqliteStore(dataDir.privateFile(databaseFileName));
+    store = metrics?.observeStore(sqlite) ?? sqlite;
     tailnet = createTailnet(store, {
       prefixes: config.prefixes,
       defaultDns: {
@@ -70,7 +83,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     throw err;
   }
   const registrations = createRegistrations({ ttlMs: 15 * 60_000, max: limits.pendingLogins });
-  const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl });
+  const policyView = createPolicyView(tailnet, { serverUrl: config.serverUrl, onCompile: metrics?.policyCompiled });
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
@@ -86,6 +99,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     serverUrl: () => serverUrl,
     ready: () => ready,
     authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
+    onResponse: metrics?.adminResponse,
+    backup: () => backupToTemp(store, config.dataDir),
     serverFactory: (handler) => {
       httpServer = http.createServer(
         {
@@ -122,6 +137,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     publishTxt: challenges && ((name, value) => challenges.set(name, value)),
     log,
     pendingLoginsPerSourcePerMinute: limits.pendingLoginsPerSourcePerMinute,
+    observer: metrics?.control,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
   const reaper = createEphemeralReaper(tailnet, {
@@ -143,6 +159,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   });
   let dns: DnsServer | undefined;
   let stun: StunServer | undefined;
+  let metricsListener: MetricsListener | undefined;
   const close = async () => {
     // Timers and streams first, so nothing writes to the store once it is closed.
     unsubscribe();
@@ -154,6 +171,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     derp?.close();
     await stun?.close();
     await dns?.close();
+    await metricsListener?.close();
     await admin.close();
     store.close();
     dataDir.release();
@@ -179,6 +197,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Asked for a random port (tests): clients must be told the real one.
     if (port === 0) serverUrl = url;
     derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+    // A server without the metrics it was asked for would page nobody when it breaks: stop instead.
+    if (metrics) metricsListener = await listenMetrics(metrics.registry, config.metrics.listenAddr);
   } catch (err) {
     await close().catch(() => {});
     throw err;
@@ -187,6 +207,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   dataDir.tighten();
   for (const warning of dataDir.warnings) log.warn(warning);
   ready = true;
+  if (metricsListener) log.info(`metrics on ${metricsListener.url}`);
   log.info(`tailplane listening on ${url} (data in ${config.dataDir})`);
   return {
     tailnet,
@@ -195,6 +216,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
     close,
   };
+}
+
+/** Writes an online copy of the database to a new 0600 file in the data dir and returns its path. */
+async function backupToTemp(store: Store, dataDir: string): Promise<string> {
+  const path = join(dataDir, `backup-${randomUUID()}.sqlite.partial`);
+  closeSync(openSync(path, 'wx', 0o600));
+  try {
+    await store.backup(path);
+    return path;
+  } catch (err) {
+    await rm(path, { force: true });
+    throw err;
+  }
 }
 
 /** The authoritative responder for the base domain's ACME challenge records (UDP and TCP, one port). */

@@ -19,6 +19,7 @@ import { policyRoutes } from './routes/policy.ts';
 import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { sshRoutes } from './routes/ssh.ts';
+import { backupRoutes } from './routes/backup.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin } from '../console/plugin.ts';
@@ -41,6 +42,10 @@ export interface AdminDeps {
   ready?: () => boolean;
   /** Failed API-key authentications one source may make per minute. */
   authFailuresPerSourcePerMinute?: number;
+  /** Told about every answered request by its route pattern (not the raw URL), for metrics. */
+  onResponse?: (r: { method: string; route: string; status: number; seconds: number }) => void;
+  /** Writes an online, consistent copy of the database to a new temporary file and returns its path. */
+  backup?: () => Promise<string>;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -61,6 +66,14 @@ export function createAdminApp(deps: AdminDeps) {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   const openapi = openApiCollector(app, { title: 'tailplane admin API', version });
+  const onResponse = deps.onResponse;
+  if (onResponse) {
+    app.addHook('onResponse', async (req, reply) => {
+      // Unmatched URLs share one label: raw paths would let any client grow the series without bound.
+      const route = req.routeOptions.url ?? 'unmatched';
+      onResponse({ method: req.method, route, status: reply.statusCode, seconds: reply.elapsedTime / 1000 });
+    });
+  }
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -98,6 +111,7 @@ export function createAdminApp(deps: AdminDeps) {
   });
   batchRoutes(app, deps.tailnet, deps.policy);
   leaseRoutes(app, deps.tailnet);
+  if (deps.backup) backupRoutes(app, deps.backup);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

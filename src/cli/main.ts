@@ -4,7 +4,9 @@
  */
 import { ApiError } from '../client/admin-client.ts';
 import { ConfigError } from '../config/config.ts';
+import { BackupError } from '../store/backup.ts';
 import { CliError, parseArgs, usage, UsageError } from './args.ts';
+import { backupCommands } from './commands/backup.ts';
 import type { Command } from './commands/command.ts';
 import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
@@ -19,7 +21,7 @@ import { syncCommands } from './commands/sync.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands];
+export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...backupCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
@@ -79,7 +81,8 @@ function report(err: unknown, json: boolean, usageExitCode: number): number {
   if (json) console.log(JSON.stringify({ error: message }));
   else console.error(`tailplane: ${message}`);
   if (err instanceof UsageError) return usageExitCode;
-  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError) return 1;
+  // Refusals the user fixes (a bad backup file, a busy data dir): a message, no stack trace.
+  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError || err instanceof BackupError) return 1;
   console.error((err as Error).stack);
   return 1;
 }

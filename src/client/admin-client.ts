@@ -2,6 +2,8 @@
  * A typed client for tailplane's admin REST API on undici: one keep-alive pool per server, timeouts,
  * retries with backoff for idempotent calls only, and errors that carry the server's message.
  */
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors } from 'undici';
 
 export class ApiError extends Error {
@@ -69,7 +71,28 @@ export function createAdminClient(opts: ClientOptions) {
     }
   }
 
+  /** POSTs and streams the answer's body into a new file (mode 0600); never retried. */
+  async function download(path: string, file: string): Promise<void> {
+    try {
+      const res = await pool.request({ method: 'POST', path, headers: { authorization: `Bearer ${opts.apiKey}` }, headersTimeout: timeout, bodyTimeout: timeout });
+      if (res.statusCode >= 400) {
+        const text = await res.body.text();
+        let message = `HTTP ${res.statusCode}`;
+        try {
+          message = (JSON.parse(text) as { message?: string }).message ?? message;
+        } catch {
+          // Not JSON: keep the status.
+        }
+        throw new ApiError(res.statusCode, message);
+      }
+      await pipeline(res.body, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+    } catch (err) {
+      throw describe(err, base.origin);
+    }
+  }
+
   return {
+    download,
     get: <T>(path: string) => call<T>('GET', path),
     post: <T>(path: string, body: unknown = {}) => call<T>('POST', path, body),
     /** `headers` e.g. `{ 'if-match': etag }` for a write that must not overwrite an unseen change. */

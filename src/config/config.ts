@@ -59,6 +59,8 @@ export interface Config {
     /** The admin API key sync uses; default the bootstrap key in data_dir. */
     apiKeyFile: string;
   };
+  /** host:port of the Prometheus /metrics listener; empty turns metrics off. */
+  metrics: { listenAddr: string };
 }
 
 export class ConfigError extends Error {}
@@ -76,6 +78,7 @@ export function defaultConfig(): Config {
     ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
     sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
+    metrics: { listenAddr: '127.0.0.1:9090' },
   };
 }
 
@@ -119,6 +122,8 @@ const fileKeys: Record<string, string> = {
   'sync.webhook_url': 'webhookUrl',
   'sync.webhook_secret_file': 'webhookSecretFile',
   'sync.api_key_file': 'apiKeyFile',
+  metrics: 'metrics',
+  'metrics.listen_addr': 'listenAddr',
 };
 
 /** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
@@ -279,6 +284,9 @@ function validate(c: Config): void {
   if (!['enforce', 'report'].includes(c.sync.mode)) fail('sync.mode', c.sync.mode, 'expected "enforce" or "report"');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
+  }
+  if (c.metrics.listenAddr !== '' && !parseHostPort(String(c.metrics.listenAddr))) {
+    fail('metrics.listen_addr', c.metrics.listenAddr, 'expected host:port or "" (off)');
   }
 }
 

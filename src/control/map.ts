@@ -8,6 +8,7 @@ import type { Endpoint } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import type { FrameEncoder } from './frames.ts';
 import type { Mapper, Session } from './mapper.ts';
+import type { ControlObserver, MapResponseKind } from './observer.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { ProtocolError } from './register.ts';
 import type { NoisePeer } from './upgrade.ts';
@@ -24,6 +25,7 @@ export interface MapDeps {
   readonly tailnet: Tailnet;
   readonly mapper: Mapper;
   readonly frames: FrameEncoder;
+  readonly observer: ControlObserver;
 }
 
 /** Endpoints a peer can use: drops link-local and zoned IPv6 addresses. */
@@ -84,14 +86,15 @@ export function createMapHandler(deps: MapDeps) {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
-    const write = (frame: Buffer) => {
+    const write = (frame: Buffer, kind: MapResponseKind) => {
       if (ended) return;
       if (res.stream.writableLength > maxBufferedBytes) return session.end();
       res.write(frame);
+      deps.observer.mapResponse(kind);
     };
     const session: Session = {
       nodeId,
-      send: (m: MapResponse) => write(deps.frames.encode(m)),
+      send: (m: MapResponse) => write(deps.frames.encode(m), 'delta'),
       end: () => {
         if (ended) return;
         ended = true;
@@ -101,7 +104,7 @@ export function createMapHandler(deps: MapDeps) {
     };
     if (oneShot) {
       const map = await deps.mapper.snapshot(nodeId);
-      if (map) write(deps.frames.encode(map));
+      if (map) write(deps.frames.encode(map), 'full');
       return session.end();
     }
     res.on('close', () => {
@@ -118,9 +121,9 @@ export function createMapHandler(deps: MapDeps) {
     }
     if (!first) return session.end();
     setOnline(nodeId);
-    write(deps.frames.encode(first));
+    write(deps.frames.encode(first), 'full');
     const tick = () => {
-      write(keepAlive);
+      write(keepAlive, 'keepalive');
       timer = setTimeout(tick, keepAliveMs());
     };
     timer = setTimeout(tick, keepAliveMs());

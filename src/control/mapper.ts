@@ -53,6 +53,8 @@ const maxBatchMs = 250;
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
   readonly primary: PrimaryRoutes;
+  /** Seconds from the first change of a batch to the last stream written with it. */
+  readonly onFanout?: (seconds: number) => void;
 }
 
 export function createMapper(deps: MapperDeps) {
@@ -67,6 +69,8 @@ export function createMapper(deps: MapperDeps) {
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
   let lastFlushMs = 0;
+  /** When the oldest change still waiting for a flush was published. */
+  let firstPendingAt = 0;
 
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
@@ -98,6 +102,7 @@ export function createMapper(deps: MapperDeps) {
   deps.primary.update(t.nodes.list(), t.nodes.isOnline);
   const unsubscribe = t.subscribe((c) => {
     markDirty(c);
+    if (pending.length === 0) firstPendingAt = performance.now();
     pending.push(c);
     timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(batchMs, lastFlushMs)));
   });
@@ -132,7 +137,9 @@ export function createMapper(deps: MapperDeps) {
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
     const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
-    for (const s of visit) update(s, compiled, changed, dnsChanged);
+    let wrote = false;
+    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged) || wrote;
+    if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
   /** Sessions whose view may have changed, of a changed node, or watching one: nobody else has news. */
@@ -173,7 +180,8 @@ export function createMapper(deps: MapperDeps) {
     disallow(s, [...s.allowed]);
   }
 
-  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): void {
+  /** Sends a session what it must learn from this batch; true when something was written to it. */
+  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
@@ -236,15 +244,18 @@ export function createMapper(deps: MapperDeps) {
         s.dnsJson = json;
       }
     }
-    if (Object.keys(res).length > 0) s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    if (Object.keys(res).length === 0) return false;
+    s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    return true;
   }
 
   /** A deleted node learns its key is no longer valid, so the client asks its user to log in again. */
-  function endDeleted(s: SessionState): void {
+  function endDeleted(s: SessionState): boolean {
     forget(s);
     const wire = JSON.parse(s.selfJson || '{}') as WireNode;
     if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
     s.session.end();
+    return wire.ID !== undefined;
   }
 
   return {

@@ -9,6 +9,7 @@ import type { Tailnet } from '../state/tailnet.ts';
 import { createRateCounter } from '../guard/limits.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { isExpired, loginName, taggedDevices } from './netmap.ts';
+import type { ControlObserver } from './observer.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { Hostinfo, RegisterRequest, RegisterResponse } from './wire.ts';
 
@@ -81,7 +82,7 @@ function followupId(followup: string, serverUrl: string): string {
   }
 }
 
-export function createRegisterHandler(deps: RegisterDeps) {
+export function createRegisterHandler(deps: RegisterDeps, observer: ControlObserver) {
   const t = deps.tailnet;
   const own = (n: Node | undefined, peer: NoisePeer): Node | undefined => (n && n.machineKey === peer.machineKey ? n : undefined);
 
@@ -130,6 +131,7 @@ export function createRegisterHandler(deps: RegisterDeps) {
       ephemeral: key.ephemeral || (req.Ephemeral ?? false),
       method: 'authkey',
     });
+    observer.registered('authkey');
     return success(t, node);
   };
 
@@ -139,6 +141,7 @@ export function createRegisterHandler(deps: RegisterDeps) {
     const node = own(t.nodes.byMachineKey(peer.machineKey), peer);
     if (outcome && node) {
       deps.registrations.finish(authId);
+      observer.registered('interactive');
       return success(t, node);
     }
     return startInteractive(req, peer);
@@ -174,12 +177,14 @@ export function createRegisterHandler(deps: RegisterDeps) {
           ephemeral: previous.ephemeral,
           method: previous.registerMethod,
         });
+        observer.registered('key_rotation');
         return success(t, rotated);
       }
       return startInteractive(req, peer);
     } catch (err) {
-      if (err instanceof StateError) return { Error: err.message };
-      throw err;
+      if (!(err instanceof StateError)) throw err;
+      observer.registrationFailed(err.kind);
+      return { Error: err.message };
     }
   }
 

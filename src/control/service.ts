@@ -17,6 +17,7 @@ import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
 import { createSshActions, sshActionPrefix } from './ssh.ts';
 import { createSetDnsHandler } from './set-dns.ts';
+import { silentObserver, type ControlObserver } from './observer.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
 
@@ -34,6 +35,8 @@ export interface ControlDeps {
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** Interactive logins one source address may start per minute. */
   readonly pendingLoginsPerSourcePerMinute: number;
+  /** Told about map responses, fan-out and registrations (metrics); silent when absent. */
+  readonly observer?: ControlObserver;
 }
 
 async function readJson(req: Http2ServerRequest): Promise<unknown> {
@@ -69,6 +72,7 @@ function closed(res: Http2ServerResponse): AbortSignal {
 }
 
 export function createControl(deps: ControlDeps) {
+  const observer = deps.observer ?? silentObserver;
   const primary = createPrimaryRoutes();
   const mapper = createMapper({
     tailnet: deps.tailnet,
@@ -77,10 +81,11 @@ export function createControl(deps: ControlDeps) {
     derpMap: deps.derpMap,
     primaryRoutes: (id) => primary.routesOf(id),
     certificates: deps.publishTxt !== undefined,
+    onFanout: observer.fanout,
   });
-  const register = createRegisterHandler(deps);
+  const register = createRegisterHandler(deps, observer);
   const setDns = createSetDnsHandler(deps);
-  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
+  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder(), observer });
   const ssh = createSshActions(deps);
 
   async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
@@ -101,7 +106,10 @@ export function createControl(deps: ControlDeps) {
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {
-      if (err instanceof ProtocolError) return reply(res, err.status, { error: err.message });
+      if (err instanceof ProtocolError) {
+        if (path === '/machine/register') observer.registrationFailed('malformed');
+        return reply(res, err.status, { error: err.message });
+      }
       deps.log.warn({ err: (err as Error).message, path }, 'control request failed');
       return reply(res, 500, { error: 'internal error' });
     }

@@ -39,7 +39,13 @@ export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Top
   };
 }
 
-export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
+export interface PolicyViewOptions {
+  readonly serverUrl: string;
+  /** Told how long each compile took, in seconds (metrics). */
+  readonly onCompile?: (seconds: number) => void;
+}
+
+export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewOptions) {
   let compiled: CompiledPolicy | undefined;
   let parsed: { text: string; policy: Policy } | undefined;
   let settling: Promise<CompiledPolicy> | undefined;
@@ -59,7 +65,9 @@ export function createPolicyView(t: Tailnet, opts: { serverUrl: string }) {
   let affected: Set<number> | 'all' = 'all';
   const current = (): CompiledPolicy => {
     if (compiled) return compiled;
+    const started = performance.now();
     compiled = last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, previous: last });
+    onCompile?.((performance.now() - started) / 1000);
     if (compiled.affected === 'all') affected = 'all';
     else if (affected !== 'all') for (const id of compiled.affected) affected.add(id);
     return compiled;

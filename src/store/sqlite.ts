@@ -11,6 +11,9 @@ import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
 
 type Row = Record<string, unknown>;
 
+/** The database's file name inside the data dir. */
+export const databaseFileName = 'tailplane.sqlite';
+
 export function openSqliteStore(path: string): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
@@ -40,6 +43,11 @@ export function openSqliteStore(path: string): Store {
       } catch {
         return false;
       }
+    },
+    // SQLite's online backup API, a few pages per event-loop turn; writes through this same connection
+    // during the copy are applied to it rather than restarting it.
+    backup: async (path) => {
+      await db.backup(path);
     },
     close: () => db.close(),
   };

@@ -59,5 +59,10 @@ export interface Store {
   transaction<T>(fn: () => T): T;
   /** True when the database answers a trivial query. */
   healthy(): boolean;
+  /**
+   * Copies the database to `path` while it stays in use: the copy is consistent as of its completion (writes
+   * made meanwhile are carried into it).
+   */
+  backup(path: string): Promise<void>;
   close(): void;
 }

@@ -19,7 +19,7 @@ const ids: Record<keyof typeof machines, number> = { dst: 0, alice: 0, ci: 0 };
 
 const start = () => {
   const d = defaultConfig();
-  return startServer({ ...d, listenAddr: '127.0.0.1:0', dataDir, derp: { ...d.derp, enabled: false, stunListenAddr: '' }, log: { level: 'silent' } });
+  return startServer({ ...d, listenAddr: '127.0.0.1:0', dataDir, derp: { ...d.derp, enabled: false, stunListenAddr: '' }, log: { level: 'silent' }, metrics: { listenAddr: '' } });
 };
 
 /** One request over a fresh Noise connection with the given machine key. */

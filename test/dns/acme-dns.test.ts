@@ -164,7 +164,7 @@ test('the responder refuses other zones and drops malformed packets without fall
 });
 
 test('a taken DNS port fails the start with an error naming the setting', async () => {
-  const config = { ...defaultConfig(), listenAddr: '127.0.0.1:0', dataDir: tempDir(), derp: noDerp, log: { level: 'silent' as const } };
+  const config = { ...defaultConfig(), listenAddr: '127.0.0.1:0', dataDir: tempDir(), derp: noDerp, log: { level: 'silent' as const }, metrics: { listenAddr: '' } };
   await assert.rejects(startServer({ ...config, certs: { dnsListenAddr: `127.0.0.1:${dnsPort}` } }), /cannot listen on UDP and TCP 127\.0\.0\.1:\d+ for the ACME DNS responder: the address is already in use.*Set certs\.dns_listen_addr/);
 });
 

@@ -52,6 +52,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'sync.mode': ['report', (c) => c.sync.mode, 'report'],
     'sync.webhook_url': ['https://chat.example.com/hook', (c) => c.sync.webhookUrl, 'https://chat.example.com/hook'],
     'sync.webhook_secret_file': ['/etc/tailplane/webhook-secret', (c) => c.sync.webhookSecretFile, '/etc/tailplane/webhook-secret'],
+    'metrics.listen_addr': ['127.0.0.1:9191', (c) => c.metrics.listenAddr, '127.0.0.1:9191'],
     'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
@@ -86,6 +87,7 @@ test('bad values name the key and the value', () => {
     ['dns:\n  override_local_dns: maybe\n', /dns\.override_local_dns="maybe": expected a boolean/],
     ['certs:\n  dns_listen_addr: port53\n', /certs\.dns_listen_addr="port53": expected host:port/],
     ['colour: blue\n', /unknown config key "colour"/],
+    ['metrics:\n  listen_addr: 9090\n', /metrics\.listen_addr=9090.*host:port or "" \(off\)/],
   ];
   for (const [yaml, message] of cases) {
     const file = join(tempDir(), 'bad.yaml');

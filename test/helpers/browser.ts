@@ -2,22 +2,16 @@
  * Headless Chromium for console tests: Debian's `chromium` (installed with apt-get when missing) driven by
  * playwright-core, with a fresh profile and nothing that reaches the internet; plus axe-core's accessibility check.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { ensureAptPackage } from './apt.ts';
 import { tempDir } from './server.ts';
 
 export const chromiumPath = '/usr/bin/chromium';
 
-/** Installs Debian's chromium package if it is not there (the tests run as root in the dev container). */
-export function ensureChromium(): string {
-  if (!existsSync(chromiumPath)) {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], { stdio: 'inherit', env });
-  }
-  return chromiumPath;
-}
+/** Installs Debian's chromium package if it is not there. */
+export const ensureChromium = (): string => ensureAptPackage(chromiumPath, 'chromium');
 
 /** A headless browser with its own fresh profile directory; close it with `context.close()`. */
 export async function launchBrowser(): Promise<BrowserContext> {

@@ -32,7 +32,8 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
   const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
     cwd: dataDir,
     // STUN on a random port, so servers of different tests never collide on 3478.
-    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', TAILPLANE_DERP_STUN_LISTEN_ADDR: '127.0.0.1:0', ...opts.env },
+    // Metrics off unless a test asks: the default 127.0.0.1:9090 may belong to a real Prometheus exporter.
+    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', TAILPLANE_DERP_STUN_LISTEN_ADDR: '127.0.0.1:0', TAILPLANE_METRICS_LISTEN_ADDR: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -72,7 +73,7 @@ export async function inProcessServer(overrides: Partial<Config> = {}, options: 
   const dataDir = tempDir();
   const defaults = defaultConfig();
   const derp = { ...defaults.derp, stunListenAddr: '127.0.0.1:0' };
-  const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, ...overrides };
+  const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, metrics: { listenAddr: '' }, ...overrides };
   const server = await startServer(config, options);
   return Object.assign(server, { dataDir, apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim() });
 }
