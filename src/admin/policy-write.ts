@@ -34,14 +34,17 @@ export function ifMatchHolds(t: Tailnet, header: string): boolean {
     .some((tag) => tag === '*' || tag === live || (tag === defaultPolicyTag && t.policy() === null));
 }
 
-const preconditionFailed = () =>
-  Object.assign(new Error('the policy was changed since you read it (If-Match does not match its ETag): read it again and retry'), {
+/** Throws 412 unless `ifMatch` (when given) still names the live policy. */
+export function assertIfMatch(t: Tailnet, ifMatch: string | undefined): void {
+  if (ifMatch === undefined || ifMatchHolds(t, ifMatch)) return;
+  throw Object.assign(new Error('the policy was changed since you read it (If-Match does not match its ETag): read it again and retry'), {
     statusCode: 412,
   });
+}
 
 /** Replaces the policy if `ifMatch` (when given) still names the live one and the new text passes every check. */
 export function writePolicy(t: Tailnet, checker: PolicyChecker, text: string, ifMatch: string | undefined): PolicyRecord {
-  if (ifMatch !== undefined && !ifMatchHolds(t, ifMatch)) throw preconditionFailed();
+  assertIfMatch(t, ifMatch);
   assertValidPolicy(checker, text);
   return t.setPolicy(text);
 }

@@ -28,10 +28,10 @@ export type BatchOperation =
 export interface BatchRequest {
   readonly operations: readonly BatchOperation[];
   /**
-   * Guard for the policy write: the SHA-256 (hex) of the live policy text the batch was planned against
-   * ("" hashed for no policy); the batch is refused with 409 if the policy changed since.
+   * Guard, as If-Match on PUT /api/v1/policy: the ETag of the live policy the batch was planned against; the
+   * batch is refused with 412 if the policy changed since.
    */
-  readonly ifPolicySha256?: string;
+  readonly ifMatch?: string;
   /** Fencing: the batch is refused with 409 unless this holder holds this lease now. */
   readonly lease?: { readonly name: string; readonly holder: string };
 }

@@ -3,7 +3,6 @@
  * policy against the tailnet as the plan leaves it, and refuses the batch if the policy changed since the plan
  * was made — so a refused, interrupted or raced apply leaves the tailnet as it was.
  */
-import { createHash } from 'node:crypto';
 import type { AdminClient } from '../client/admin-client.ts';
 import { defaultKeyLifetimeMs, tailnetApi } from '../client/tailnet-api.ts';
 import type { BatchOperation } from '../domain/batch.ts';
@@ -43,8 +42,8 @@ export function changeOperations(change: Change, now: Date): BatchOperation[] {
 }
 
 export interface AtomicApplyOptions {
-  /** The live policy text the plan was made against: the batch is refused if the policy changed since. */
-  livePolicy: string;
+  /** The ETag of the live policy the plan was made against: the batch is refused if the policy changed since. */
+  policyEtag: string | undefined;
   /** Fence the batch with a lease the caller holds. */
   lease?: { name: string; holder: string };
   now?: Date;
@@ -58,7 +57,7 @@ export async function applyPlanAtomically(client: AdminClient, plan: Plan, opts:
   const operations = plan.changes.flatMap((c) => changeOperations(c, now).map((o) => (owners.push(c), o)));
   const { results } = await tailnetApi(client).batch({
     operations,
-    ifPolicySha256: createHash('sha256').update(opts.livePolicy).digest('hex'),
+    ...(opts.policyEtag !== undefined ? { ifMatch: opts.policyEtag } : {}),
     ...(opts.lease ? { lease: opts.lease } : {}),
   });
   const createdKeys = results.flatMap((r, i) => {

@@ -315,7 +315,7 @@ test('serve runs sync from its config: a watched file is applied when it changes
   }
 });
 
-test('POST /api/v1/batch writes all or nothing, and refuses a stale policy hash or a lease it does not hold', async () => {
+test('POST /api/v1/batch writes all or nothing, and refuses a stale policy ETag or a lease it does not hold', async () => {
   const server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
   try {
     const dns = server.tailnet.dns();
@@ -338,8 +338,8 @@ test('POST /api/v1/batch writes all or nothing, and refuses a stale policy hash 
     db.close();
 
     const passing = refusedPolicy.replace('"src": ["ada@"]', '"src": ["ada@", "zed@"]');
-    const stale = await api(server, 'POST', '/api/v1/batch', { operations: [{ op: 'policy.set', policy: passing }], ifPolicySha256: 'f'.repeat(64) });
-    assert.equal(stale.status, 409);
+    const stale = await api(server, 'POST', '/api/v1/batch', { operations: [{ op: 'policy.set', policy: passing }], ifMatch: '"stale"' });
+    assert.equal(stale.status, 412);
     const fenced = await api(server, 'POST', '/api/v1/batch', { operations: [], lease: { name: 'apply', holder: 'someone' } });
     assert.deepEqual([fenced.status, fenced.json.message], [409, 'lease "apply" is not held by someone']);
 

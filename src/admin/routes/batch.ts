@@ -2,12 +2,12 @@
  * POST /api/v1/batch: several admin writes applied as one — in one store transaction, the policy checked
  * against the tailnet as the batch leaves it — so a refused or interrupted batch changes nothing.
  */
-import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { BatchOperation, BatchRequest, BatchResult } from '../../domain/batch.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
-import { conflict, invalid, notFound } from '../../state/errors.ts';
+import { invalid, notFound } from '../../state/errors.ts';
 import type { PolicyChecker } from '../policy-checker.ts';
+import { assertIfMatch } from '../policy-write.ts';
 import { dnsSchema } from './settings.ts';
 import { bool, idString, nullableTime, str, strList, strict } from '../schemas.ts';
 
@@ -39,24 +39,20 @@ const batchBody = strict(
         ],
       },
     },
-    ifPolicySha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    ifMatch: str,
     lease: strict({ name: str, holder: str }, ['name', 'holder']),
   },
   ['operations'],
 );
-
-export const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
 
 export function batchRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChecker): void {
   app.post<{ Body: BatchRequest }>(
     '/api/v1/batch',
     { schema: { summary: 'Apply several writes as one: all of them or none (the policy is checked against the result)', body: batchBody } },
     async (req): Promise<BatchResult> => {
-      const { operations, ifPolicySha256, lease } = req.body;
+      const { operations, ifMatch, lease } = req.body;
       if (lease) t.leases.check(lease.name, lease.holder);
-      if (ifPolicySha256 !== undefined && sha256Hex(t.policy()?.text ?? '') !== ifPolicySha256) {
-        throw conflict('the policy changed since this batch was planned: plan again');
-      }
+      assertIfMatch(t, ifMatch);
       return t.batch(() => {
         const results = operations.map((op, i) => {
           try {
