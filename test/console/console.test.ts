@@ -50,6 +50,9 @@ async function logIn(key: string): Promise<void> {
 before(async () => {
   server = await spawnServer({ env: { TAILPLANE_DNS_BASE_DOMAIN: 'tail.example' } });
   await api(server, 'POST', '/api/v1/user', { name: 'alice' });
+  // Allow-all, as a new tailnet, with tag:server declared: a key may only carry a tag the policy defines.
+  const allowAll = '{"tagOwners": {"tag:server": ["alice@"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}';
+  assert.equal((await api(server, 'PUT', '/api/v1/policy', { policy: allowAll })).status, 200);
   authKey = (await api(server, 'POST', '/api/v1/preauthkey', { user: '1', reusable: true })).json.preAuthKey.key;
   auditorKey = (await api(server, 'POST', '/api/v1/apikey', { role: 'auditor' })).json.apiKey;
   browser = await launchBrowser();
@@ -159,7 +162,9 @@ test('policy editor: an error shows its line, the fix shows the access diff, the
   await page.getByRole('button', { name: 'Check and preview' }).click();
   // Against the live allow-all policy: tag:server (evil) loses everything, alice keeps only 22, 80 and 443.
   const lost = page.locator('#access-diff tbody tr.loss');
-  assert.match(await lost.filter({ hasText: 'tag:server' }).first().innerText(), /loses\s+tag:server[\s\S]*router/);
+  assert.match(await lost.filter({ hasText: 'tag:server' }).filter({ hasText: 'router' }).first().innerText(), /loses\s+tag:server[\s\S]*router/);
+  // The router's subnet, reached through '*' before, is in the diff too.
+  assert.match(await lost.filter({ hasText: 'tag:server' }).filter({ hasText: '10.98.0.0/24' }).first().innerText(), /loses\s+tag:server/);
   assert.match(await lost.filter({ hasText: 'alice' }).first().innerText(), /loses\s+alice[\s\S]*evil/);
   assert.equal(await page.locator('#access-diff tbody tr.gain').count(), 0);
   assert.equal(await page.locator('#policy-errors').count(), 0);

@@ -111,6 +111,8 @@ before(async () => {
     return d;
   };
   const [a, b, c] = [user('alice'), user('bob'), user('carol')];
+  // Tags must be declared before a key carries one; the tests below set the policy they are about.
+  t.setPolicy('{"tagOwners": {"tag:server": ["alice@example.com"]}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}');
   host = await join('sshhost', key(null, ['tag:server']), ['--ssh']);
   alice = await join('alicelaptop', key(a.id));
   bob = await join('boblaptop', key(b.id));

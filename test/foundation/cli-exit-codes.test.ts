@@ -63,6 +63,8 @@ const cases: Record<string, { usage: string[]; notFound?: string[][] }> = {
   'ssh deny': { usage: [], notFound: [['nosuch']] },
   sync: { usage: ['--mode', 'sideways'], notFound: [['-f', missing, '--once']] },
   'sync status': { usage: ['-o', 'xml'] },
+  backup: { usage: [] },
+  restore: { usage: ['--from', missing], notFound: [['--from', missing, '--data-dir', '/nonexistent/tailplane-restore']] },
   plan: { usage: ['--bogus'], notFound: [['-f', missing]] },
   apply: { usage: [], notFound: [['-f', missing, '--auto-approve']] },
   drift: { usage: ['-f'], notFound: [['-f', missing]] },
