@@ -22,6 +22,8 @@ import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
 import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
+import { createRelyingParty } from './oidc/relying-party.ts';
+import { callbackPath } from './oidc/routes.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
 
 export interface Server {
@@ -57,7 +59,13 @@ export async function startServer(config: Config): Promise<Server> {
   let httpServer!: http.Server;
   let serverUrl = config.serverUrl;
   let derpMap: DerpMap | undefined;
+  // Discovery runs in the background with back-off: an unreachable IdP shows on /health instead of stopping serve.
+  const oidcLog = { info: (msg: string) => admin.log.info(msg), warn: (obj: object, msg?: string) => admin.log.warn(obj, msg) };
+  const rp = config.oidc.issuer
+    ? createRelyingParty({ config: config.oidc, redirectUri: () => serverUrl + callbackPath, log: oidcLog })
+    : undefined;
   const admin = createAdminApp({
+    oidc: rp && { config: config.oidc, rp },
     tailnet,
     registrations,
     policy: createPolicyChecker(tailnet),
@@ -114,6 +122,7 @@ export async function startServer(config: Config): Promise<Server> {
     reaper.stop();
     control.stop();
     tailnet.sshChecks.stop();
+    rp?.stop();
     await noise.close();
     derp?.close();
     await stun?.close();

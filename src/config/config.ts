@@ -59,6 +59,27 @@ export interface Config {
     /** The admin API key sync uses; default the bootstrap key in data_dir. */
     apiKeyFile: string;
   };
+  /** OpenID Connect login for machines (see src/oidc); off while `issuer` is empty. */
+  oidc: OidcConfig;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** File holding the client secret (instead of `client_secret`, which would sit in the config file). */
+  clientSecretPath: string;
+  scopes: string[];
+  /** Extra query parameters for the authorization request (e.g. `domain_hint`, `prompt`). */
+  extraParams: Record<string, string>;
+  allowedDomains: string[];
+  allowedUsers: string[];
+  allowedGroups: string[];
+  emailVerifiedRequired: boolean;
+  pkce: boolean;
+  /** `from_token` (the ID token's exp) or a duration such as `180d`, `12h` for the node key expiry. */
+  expiry: string;
+  groupsClaim: string;
 }
 
 export class ConfigError extends Error {}
@@ -76,6 +97,21 @@ export function defaultConfig(): Config {
     ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
     sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
+    oidc: {
+      issuer: '',
+      clientId: '',
+      clientSecret: '',
+      clientSecretPath: '',
+      scopes: ['openid', 'profile', 'email'],
+      extraParams: {},
+      allowedDomains: [],
+      allowedUsers: [],
+      allowedGroups: [],
+      emailVerifiedRequired: true,
+      pkce: true,
+      expiry: 'from_token',
+      groupsClaim: 'groups',
+    },
   };
 }
 
@@ -119,7 +155,24 @@ const fileKeys: Record<string, string> = {
   'sync.webhook_url': 'webhookUrl',
   'sync.webhook_secret_file': 'webhookSecretFile',
   'sync.api_key_file': 'apiKeyFile',
+  oidc: 'oidc',
+  'oidc.issuer': 'issuer',
+  'oidc.client_id': 'clientId',
+  'oidc.client_secret': 'clientSecret',
+  'oidc.client_secret_path': 'clientSecretPath',
+  'oidc.scopes': 'scopes',
+  'oidc.extra_params': 'extraParams',
+  'oidc.allowed_domains': 'allowedDomains',
+  'oidc.allowed_users': 'allowedUsers',
+  'oidc.allowed_groups': 'allowedGroups',
+  'oidc.email_verified_required': 'emailVerifiedRequired',
+  'oidc.pkce': 'pkce',
+  'oidc.expiry': 'expiry',
+  'oidc.groups_claim': 'groupsClaim',
 };
+
+/** Keys whose value is a free-form mapping, taken whole rather than merged key by key. */
+const mappingKeys = new Set(['oidc.extra_params']);
 
 /** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
 export function configKeys(): string[] {
@@ -160,7 +213,12 @@ function merge(target: Record<string, unknown>, source: Record<string, unknown>,
     const field = fileKeys[path];
     if (field === undefined) throw new ConfigError(`unknown config key "${path}"`);
     const current = target[field];
-    if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
+    if (mappingKeys.has(path)) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new ConfigError(`config key "${path}" must be a mapping, got ${JSON.stringify(value)}`);
+      }
+      target[field] = value;
+    } else if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new ConfigError(`config key "${path}" must be a mapping, got ${JSON.stringify(value)}`);
       }
@@ -280,6 +338,56 @@ function validate(c: Config): void {
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');
   }
+  validateOidc(c.oidc);
+}
+
+/** Checked only when OIDC is on (an issuer is set), so the defaults never stand in the way. */
+function validateOidc(o: OidcConfig): void {
+  checkType('oidc.issuer', o.issuer, 'string');
+  if (o.issuer === '') return;
+  let issuer: URL;
+  try {
+    issuer = new URL(o.issuer);
+  } catch {
+    fail('oidc.issuer', o.issuer, 'not a URL');
+  }
+  if (!['http:', 'https:'].includes(issuer.protocol)) fail('oidc.issuer', o.issuer, 'must be https:// (or http:// on loopback)');
+  checkType('oidc.client_id', o.clientId, 'string');
+  if (o.clientId === '') fail('oidc.client_id', o.clientId, 'required when oidc.issuer is set');
+  checkType('oidc.client_secret', o.clientSecret, 'string');
+  checkType('oidc.client_secret_path', o.clientSecretPath, 'string');
+  if (o.clientSecret !== '' && o.clientSecretPath !== '') {
+    fail('oidc.client_secret_path', o.clientSecretPath, 'set either oidc.client_secret or oidc.client_secret_path, not both');
+  }
+  if (o.clientSecretPath !== '') {
+    try {
+      o.clientSecret = readFileSync(o.clientSecretPath, 'utf8').trim();
+    } catch (err) {
+      fail('oidc.client_secret_path', o.clientSecretPath, `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (o.clientSecret === '') fail('oidc.client_secret_path', o.clientSecretPath, 'the file is empty');
+  }
+  for (const key of ['scopes', 'allowedDomains', 'allowedUsers', 'allowedGroups'] as const) {
+    const value = o[key];
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) fail(oidcKey(key), value, 'expected a list of strings');
+  }
+  if (!o.scopes.includes('openid')) fail('oidc.scopes', o.scopes, 'must include "openid"');
+  if (Object.values(o.extraParams).some((v) => typeof v !== 'string')) fail('oidc.extra_params', o.extraParams, 'expected string values');
+  checkType('oidc.email_verified_required', o.emailVerifiedRequired, 'boolean');
+  checkType('oidc.pkce', o.pkce, 'boolean');
+  checkType('oidc.groups_claim', o.groupsClaim, 'string');
+  if (typeof o.expiry !== 'string' || (o.expiry !== 'from_token' && durationMs(o.expiry) === undefined)) {
+    fail('oidc.expiry', o.expiry, 'expected "from_token" or a duration such as 180d, 12h, 30m');
+  }
+}
+
+const oidcKey = (field: string) => `oidc.${field.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`;
+
+/** "90d", "12h", "30m", "45s" in milliseconds; undefined for anything else. */
+export function durationMs(text: string): number | undefined {
+  const m = /^(\d+)([smhd])$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 function checkPrefix(key: string, value: unknown, family: 4 | 6, within: string): void {
