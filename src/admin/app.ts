@@ -20,13 +20,13 @@ import { settingsRoutes } from './routes/settings.ts';
 import { sshRoutes } from './routes/ssh.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
-import { consolePlugin } from '../console/plugin.ts';
+import { consolePlugin, consoleSessions } from '../console/plugin.ts';
 import { createAuthenticator } from '../auth/principal.ts';
 import { oauthClientRoutes } from './routes/oauth-clients.ts';
 import { apiV2, v2Prefix } from './v2/index.ts';
 import type { OidcConfig } from '../config/config.ts';
 import type { RelyingParty } from '../oidc/relying-party.ts';
-import { callbackPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
+import { callbackPath, consoleLoginPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -67,7 +67,7 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath]);
+  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath]);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
   requireApiKey(app, deps.tailnet, publicPaths);
@@ -94,7 +94,10 @@ export function createAdminApp(deps: AdminDeps) {
   batchRoutes(app, deps.tailnet, deps.policy);
   leaseRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
+  const sessions = consoleSessions({});
   app.register(consolePlugin, {
+    sessions,
+    oidcLogin: deps.oidc !== undefined,
     prefix: '/admin',
     tailnet: deps.tailnet,
     policy: deps.policy,
@@ -102,7 +105,7 @@ export function createAdminApp(deps: AdminDeps) {
     serverUrl: deps.serverUrl,
   });
   if (deps.oidc) {
-    oidcRoutes(app, { tailnet: deps.tailnet, registrations: deps.registrations, serverUrl: deps.serverUrl, ...deps.oidc });
+    oidcRoutes(app, { tailnet: deps.tailnet, registrations: deps.registrations, serverUrl: deps.serverUrl, consoleSessions: sessions, ...deps.oidc });
   } else {
     app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
       const login = deps.registrations.get(req.params.authId);

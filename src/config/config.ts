@@ -8,6 +8,7 @@ import { extname, resolve } from 'node:path';
 import JSON5 from 'json5';
 import YAML from 'yaml';
 import { cidrContains } from '../net/ip.ts';
+import { isRole, roles } from '../domain/roles.ts';
 
 export interface Config {
   /** The URL clients use (`tailscale up --login-server`). */
@@ -80,6 +81,8 @@ export interface OidcConfig {
   /** `from_token` (the ID token's exp) or a duration such as `180d`, `12h` for the node key expiry. */
   expiry: string;
   groupsClaim: string;
+  /** IdP group -> console role; a person in none of these groups cannot log in to the console. */
+  consoleRoles: Record<string, string>;
 }
 
 export class ConfigError extends Error {}
@@ -111,6 +114,7 @@ export function defaultConfig(): Config {
       pkce: true,
       expiry: 'from_token',
       groupsClaim: 'groups',
+      consoleRoles: {},
     },
   };
 }
@@ -169,10 +173,11 @@ const fileKeys: Record<string, string> = {
   'oidc.pkce': 'pkce',
   'oidc.expiry': 'expiry',
   'oidc.groups_claim': 'groupsClaim',
+  'oidc.console_roles': 'consoleRoles',
 };
 
 /** Keys whose value is a free-form mapping, taken whole rather than merged key by key. */
-const mappingKeys = new Set(['oidc.extra_params']);
+const mappingKeys = new Set(['oidc.extra_params', 'oidc.console_roles']);
 
 /** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
 export function configKeys(): string[] {
@@ -376,6 +381,9 @@ function validateOidc(o: OidcConfig): void {
   checkType('oidc.email_verified_required', o.emailVerifiedRequired, 'boolean');
   checkType('oidc.pkce', o.pkce, 'boolean');
   checkType('oidc.groups_claim', o.groupsClaim, 'string');
+  for (const [group, role] of Object.entries(o.consoleRoles)) {
+    if (!isRole(String(role))) fail(`oidc.console_roles.${group}`, role, `expected one of ${roles.join(', ')}`);
+  }
   if (typeof o.expiry !== 'string' || (o.expiry !== 'from_token' && durationMs(o.expiry) === undefined)) {
     fail('oidc.expiry', o.expiry, 'expected "from_token" or a duration such as 180d, 12h, 30m');
   }

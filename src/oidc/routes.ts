@@ -1,17 +1,22 @@
 /**
  * The OIDC doors of the HTTP server: a machine's login link (/register/:authId) sends the browser to the IdP, and
  * /oidc/callback finishes the login: the person must be allowed in, then the machine is registered to their user
- * (found by issuer+subject, created on first login). Every refusal is a page that says why.
+ * (found by issuer+subject, created on first login); /oidc/console-login does the same for the admin console,
+ * whose role comes from oidc.console_roles. Every refusal is a page that says why.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { durationMs, type OidcConfig } from '../config/config.ts';
 import { completeLogin, type Registrations } from '../state/registrations.ts';
 import { StateError } from '../state/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import { roles, type Role } from '../domain/roles.ts';
+import { cookie, sessionCookie, type Sessions } from '../console/session.ts';
+import { safeNext } from '../console/pages/login.ts';
 import { OidcLoginError, type Identity, type RelyingParty } from './relying-party.ts';
 import { refusal, userFor } from './users.ts';
 
 export const callbackPath = '/oidc/callback';
+export const consoleLoginPath = '/oidc/console-login';
 
 export interface OidcRouteDeps {
   tailnet: Tailnet;
@@ -19,6 +24,8 @@ export interface OidcRouteDeps {
   rp: RelyingParty;
   config: OidcConfig;
   serverUrl: () => string;
+  /** The console's sessions, which an OIDC console login opens. */
+  consoleSessions: Sessions;
 }
 
 export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
@@ -27,6 +34,10 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
     if (!login) return sendPage(reply, 404, 'Login not found', 'This login link has expired. Run <code>tailscale up</code> again.');
     return beginOrExplain(reply, deps.rp, { kind: 'register', authId: login.authId });
   });
+
+  app.get<{ Querystring: { next?: string } }>(consoleLoginPath, async (req, reply) =>
+    beginOrExplain(reply, deps.rp, { kind: 'console', next: safeNext(req.query.next) }),
+  );
 
   app.get(callbackPath, async (req, reply) => {
     let identity: Identity;
@@ -42,6 +53,18 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       req.log.info({ user: identity.email || identity.providerId, why }, 'oidc: login refused');
       return sendPage(reply, 403, 'Not allowed', `You cannot log in to this tailnet: ${escapeHtml(why)}. Ask your administrator if you think this is wrong.`);
     }
+    if (purpose.kind === 'console') {
+      const role = consoleRole(deps.config, identity.groups);
+      if (!role) return sendPage(reply, 403, 'Not allowed', 'You have no console role: none of your groups is mapped to one (oidc.console_roles).');
+      const session = deps.consoleSessions.createForOidc(identity.email || identity.preferredUsername || identity.providerId, role);
+      const secure = deps.serverUrl().startsWith('https:');
+      reply.header('set-cookie', cookie(sessionCookie, session.id, deps.consoleSessions.cookieMaxAge(), secure));
+      // A page rather than a redirect: after the IdP's cross-site redirect a SameSite=Strict cookie is only sent
+      // on a navigation this site starts.
+      const to = escapeHtml(purpose.next);
+      reply.header('refresh', `0; url=${purpose.next}`);
+      return sendPage(reply, 200, 'Logged in', `Logged in as ${escapeHtml(session.oidc!.user)} (${role}). <a href="${to}">Continue to the console</a>.`);
+    }
     if (purpose.kind !== 'register') return sendPage(reply, 400, 'Login failed', 'This login is not for a machine.');
     const login = deps.registrations.get(purpose.authId);
     if (!login) return sendPage(reply, 404, 'Login not found', 'The machine stopped waiting. Run <code>tailscale up</code> again.');
@@ -54,6 +77,12 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       return sendPage(reply, 400, 'Registration refused', escapeHtml(err.message));
     }
   });
+}
+
+/** The most powerful console role any of the groups maps to (roles are listed strongest first). */
+function consoleRole(config: OidcConfig, groups: string[]): Role | undefined {
+  const mapped = new Set(groups.map((g) => config.consoleRoles[g]));
+  return roles.find((r) => mapped.has(r));
 }
 
 /** The node key expiry an OIDC login gives: the ID token's own, or now plus the configured duration. */

@@ -34,6 +34,7 @@ before(async () => {
       clientSecret,
       scopes: ['openid', 'email', 'profile', 'groups'],
       allowedDomains: ['example.com'],
+      consoleRoles: { eng: 'network-admin', staff: 'auditor' },
     },
   });
 });
@@ -56,6 +57,7 @@ test('an unreachable issuer at start degrades /health and is retried until the I
       alice: { email: 'alice@example.com', email_verified: true, name: 'Alice A', groups: ['eng'] },
       mallory: { email: 'mallory@evil.test', email_verified: true, name: 'Mallory' },
       unverified: { email: 'carol@example.com', email_verified: false, name: 'Carol' },
+      bob: { email: 'bob@example.com', email_verified: true, name: 'Bob', groups: ['sales'] },
     },
   });
   assert.equal(idp.clientSecret, clientSecret);
@@ -102,7 +104,7 @@ test('an allowed person logs in through the IdP: the machine is registered to th
 
 test('a later login updates e-mail and display name of the same user; the two machines ping each other', async () => {
   const before = server.tailnet.users.byProviderId(`${idp.issuer}#alice`)!;
-  idp.accounts.set('alice', { email: 'alice.a@example.com', email_verified: true, name: 'Alice Anders' });
+  idp.accounts.set('alice', { email: 'alice.a@example.com', email_verified: true, name: 'Alice Anders', groups: ['eng', 'staff'] });
   const { d, up, url } = await interactiveUp('alice-desktop');
   assert.equal((await browse(url, 'alice')).status, 200);
   assert.equal((await up.done).code, 0);
@@ -152,6 +154,26 @@ test('a tampered state, a replayed callback and an unknown login link are refuse
   assert.equal(unknown.status, 404);
 });
 
+test('console login through the IdP lands with the role its groups map to; no mapped group, no console', async () => {
+  const login = await (await fetch(server.url + '/admin/login?next=/admin/users')).text();
+  assert.match(login, /href="\/oidc\/console-login\?next=%2Fadmin%2Fusers"/);
+  const jar = new Map<string, string>();
+  const page = await browse(server.url + '/oidc/console-login?next=%2Fadmin%2Fusers', 'alice', { jar });
+  assert.equal(page.status, 200, page.text);
+  assert.match(page.text, /Logged in as alice\.a@example\.com \(network-admin\)/);
+  const users = await fetch(server.url + '/admin/users', { headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') }, redirect: 'manual' });
+  assert.equal(users.status, 200);
+  const text = await users.text();
+  // eng -> network-admin and staff -> auditor: the stronger role wins.
+  assert.match(text, /<code>alice\.a@example\.com<\/code> \(single sign-on\) · role <strong[^>]*>network-admin</);
+  const refused = await browse(server.url + '/oidc/console-login', 'bob');
+  assert.equal(refused.status, 403);
+  assert.match(refused.text, /no console role/);
+  const outsider = await browse(server.url + '/oidc/console-login', 'mallory');
+  assert.equal(outsider.status, 403);
+  assert.match(outsider.text, /evil\.test/);
+});
+
 test('bad oidc config is refused naming the key; serve stops on it', () => {
   const dir = tempDir();
   const file = join(dir, 'config.json');
@@ -164,6 +186,7 @@ test('bad oidc config is refused naming the key; serve stops on it', () => {
     [{ issuer: 'https://idp.example.com', client_id: 'x', allowed_domains: 'example.com' }, /oidc\.allowed_domains.*list/],
     [{ issuer: 'https://idp.example.com', client_id: 'x', extra_params: ['a'] }, /oidc\.extra_params/],
     [{ issuer: 'https://idp.example.com', client_id: 'x', pkce: 'yes' }, /oidc\.pkce/],
+    [{ issuer: 'https://idp.example.com', client_id: 'x', console_roles: { eng: 'root' } }, /oidc\.console_roles\.eng.*expected one of admin/],
   ];
   for (const [oidc, expected] of cases) {
     writeFileSync(file, JSON.stringify({ oidc }));
