@@ -23,7 +23,7 @@ import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
 import { createRelyingParty } from './oidc/relying-party.ts';
-import { callbackPath } from './oidc/routes.ts';
+import { callbackPath, sshCheckPath } from './oidc/routes.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap } from './derp/index.ts';
 
 export interface Server {
@@ -95,6 +95,7 @@ export async function startServer(config: Config): Promise<Server> {
       return serverUrl;
     },
     publishTxt: challenges && ((name, value) => challenges.set(name, value)),
+    sshCheckLoginUrl: rp && ((id) => `${serverUrl}${sshCheckPath.replace(':id', id)}`),
     log,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));

@@ -26,7 +26,7 @@ import { oauthClientRoutes } from './routes/oauth-clients.ts';
 import { apiV2, v2Prefix } from './v2/index.ts';
 import type { OidcConfig } from '../config/config.ts';
 import type { RelyingParty } from '../oidc/relying-party.ts';
-import { callbackPath, consoleLoginPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
+import { callbackPath, consoleLoginPath, sshCheckPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -67,7 +67,7 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath]);
+  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath, sshCheckPath]);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
   requireApiKey(app, deps.tailnet, publicPaths);

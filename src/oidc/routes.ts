@@ -17,6 +17,8 @@ import { refusal, userFor } from './users.ts';
 
 export const callbackPath = '/oidc/callback';
 export const consoleLoginPath = '/oidc/console-login';
+/** Where a held SSH check sends its source user to approve it by a fresh login. */
+export const sshCheckPath = '/oidc/ssh-check/:id';
 
 export interface OidcRouteDeps {
   tailnet: Tailnet;
@@ -38,6 +40,12 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
   app.get<{ Querystring: { next?: string } }>(consoleLoginPath, async (req, reply) =>
     beginOrExplain(reply, deps.rp, { kind: 'console', next: safeNext(req.query.next) }),
   );
+
+  app.get<{ Params: { id: string } }>(sshCheckPath, async (req, reply) => {
+    const check = deps.tailnet.sshChecks.get(req.params.id);
+    if (!check || check.state !== 'pending') return sendPage(reply, 404, 'No such check', 'This SSH check is unknown or already decided; connect again.');
+    return beginOrExplain(reply, deps.rp, { kind: 'ssh', checkId: check.id });
+  });
 
   app.get(callbackPath, async (req, reply) => {
     let identity: Identity;
@@ -65,7 +73,7 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       reply.header('refresh', `0; url=${purpose.next}`);
       return sendPage(reply, 200, 'Logged in', `Logged in as ${escapeHtml(session.oidc!.user)} (${role}). <a href="${to}">Continue to the console</a>.`);
     }
-    if (purpose.kind !== 'register') return sendPage(reply, 400, 'Login failed', 'This login is not for a machine.');
+    if (purpose.kind === 'ssh') return approveSshCheck(reply, deps.tailnet, purpose.checkId, identity);
     const login = deps.registrations.get(purpose.authId);
     if (!login) return sendPage(reply, 404, 'Login not found', 'The machine stopped waiting. Run <code>tailscale up</code> again.');
     try {
@@ -77,6 +85,23 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       return sendPage(reply, 400, 'Registration refused', escapeHtml(err.message));
     }
   });
+}
+
+/** Approves a held SSH check when the person who just logged in is its source user, and no one else. */
+function approveSshCheck(reply: FastifyReply, t: Tailnet, checkId: string, identity: Identity) {
+  const check = t.sshChecks.get(checkId);
+  if (!check) return sendPage(reply, 404, 'No such check', 'This SSH check is unknown; connect again.');
+  const user = t.users.byProviderId(identity.providerId);
+  if (!user || user.id !== check.srcUserId) {
+    return sendPage(reply, 403, 'Not allowed', `Only ${escapeHtml(check.srcUser)}, who started this SSH session, can approve it.`);
+  }
+  try {
+    t.sshChecks.approve(check.id, `${user.name} (oidc login)`);
+  } catch (err) {
+    if (!(err instanceof StateError)) throw err;
+    return sendPage(reply, 409, 'Not approved', escapeHtml(err.message));
+  }
+  return sendPage(reply, 200, 'SSH session approved', `The SSH session of <b>${escapeHtml(check.srcNode)}</b> to <b>${escapeHtml(check.dstNode)}</b> as ${escapeHtml(check.localUser)} may go ahead.`);
 }
 
 /** The most powerful console role any of the groups maps to (roles are listed strongest first). */

@@ -174,6 +174,36 @@ test('console login through the IdP lands with the role its groups map to; no ma
   assert.match(outsider.text, /evil\.test/);
 });
 
+test('an SSH check is approved by a fresh IdP login of its source user, and by nobody else', async () => {
+  const src = nodeNamed('alice-laptop')!;
+  const dst = nodeNamed('alice-desktop')!;
+  const held = () =>
+    server.tailnet.sshChecks.start({
+      srcNodeId: src.id,
+      srcNode: src.givenName,
+      srcUserId: src.userId!,
+      srcUser: server.tailnet.users.get(src.userId!).name,
+      dstNodeId: dst.id,
+      dstNode: dst.givenName,
+      sshUser: 'root',
+      localUser: 'root',
+      periodMs: 0,
+    });
+  const check = held();
+  const other = await browse(`${server.url}/oidc/ssh-check/${check.id}`, 'bob');
+  assert.equal(other.status, 403, other.text);
+  assert.match(other.text, /Only alice@example\.com, who started this SSH session, can approve it/);
+  assert.equal(server.tailnet.sshChecks.get(check.id)?.state, 'pending');
+  const page = await browse(`${server.url}/oidc/ssh-check/${check.id}`, 'alice');
+  assert.equal(page.status, 200, page.text);
+  assert.match(page.text, /SSH session approved/);
+  const decided = server.tailnet.sshChecks.get(check.id)!;
+  assert.equal(decided.state, 'approved');
+  assert.equal(decided.decidedBy, 'alice@example.com (oidc login)');
+  const again = await fetch(`${server.url}/oidc/ssh-check/${check.id}`, { redirect: 'manual' });
+  assert.equal(again.status, 404, 'a decided check cannot be sent through the IdP again');
+});
+
 test('bad oidc config is refused naming the key; serve stops on it', () => {
   const dir = tempDir();
   const file = join(dir, 'config.json');
