@@ -286,15 +286,21 @@ export function parseHostPort(addr: string): { host: string; port: number } | nu
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
-function validate(c: Config): void {
-  checkType('server_url', c.serverUrl, 'string');
+/** An http(s) URL, or a failure naming the key. */
+function httpUrl(key: string, value: unknown, protocolHint: string): URL {
+  checkType(key, value, 'string');
   let url: URL;
   try {
-    url = new URL(c.serverUrl);
+    url = new URL(value as string);
   } catch {
-    fail('server_url', c.serverUrl, 'not a URL');
+    fail(key, value, 'not a URL');
   }
-  if (!['http:', 'https:'].includes(url.protocol)) fail('server_url', c.serverUrl, 'must be http:// or https://');
+  if (!['http:', 'https:'].includes(url.protocol)) fail(key, value, protocolHint);
+  return url;
+}
+
+function validate(c: Config): void {
+  const url = httpUrl('server_url', c.serverUrl, 'must be http:// or https://');
   if (url.pathname !== '/' && url.pathname !== '') fail('server_url', c.serverUrl, 'must not have a path (clients ignore it for /ts2021)');
   if (typeof c.listenAddr !== 'string' || !parseHostPort(c.listenAddr)) fail('listen_addr', c.listenAddr, 'expected host:port');
   checkType('data_dir', c.dataDir, 'string');
@@ -350,13 +356,7 @@ function validate(c: Config): void {
 function validateOidc(o: OidcConfig): void {
   checkType('oidc.issuer', o.issuer, 'string');
   if (o.issuer === '') return;
-  let issuer: URL;
-  try {
-    issuer = new URL(o.issuer);
-  } catch {
-    fail('oidc.issuer', o.issuer, 'not a URL');
-  }
-  if (!['http:', 'https:'].includes(issuer.protocol)) fail('oidc.issuer', o.issuer, 'must be https:// (or http:// on loopback)');
+  httpUrl('oidc.issuer', o.issuer, 'must be https:// (or http:// on loopback)');
   checkType('oidc.client_id', o.clientId, 'string');
   if (o.clientId === '') fail('oidc.client_id', o.clientId, 'required when oidc.issuer is set');
   checkType('oidc.client_secret', o.clientSecret, 'string');
@@ -364,6 +364,7 @@ function validateOidc(o: OidcConfig): void {
   if (o.clientSecret !== '' && o.clientSecretPath !== '') {
     fail('oidc.client_secret_path', o.clientSecretPath, 'set either oidc.client_secret or oidc.client_secret_path, not both');
   }
+  // The secret file is read here, once: a missing or empty file stops the start like any other bad value.
   if (o.clientSecretPath !== '') {
     try {
       o.clientSecret = readFileSync(o.clientSecretPath, 'utf8').trim();

@@ -48,14 +48,14 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
   });
 
   app.get(callbackPath, async (req, reply) => {
-    let identity: Identity;
-    let purpose;
+    let finished: Awaited<ReturnType<RelyingParty['finish']>>;
     try {
-      ({ identity, purpose } = await deps.rp.finish(new URL(req.url, deps.serverUrl())));
+      finished = await deps.rp.finish(new URL(req.url, deps.serverUrl()));
     } catch (err) {
       if (!(err instanceof OidcLoginError)) throw err;
       return sendPage(reply, 400, 'Login failed', escapeHtml(err.message));
     }
+    const { identity, purpose } = finished;
     const why = refusal(deps.config, identity);
     if (why) {
       req.log.info({ user: identity.email || identity.providerId, why }, 'oidc: login refused');
