@@ -28,6 +28,8 @@ import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
 import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
+import { createRelyingParty } from './oidc/relying-party.ts';
+import { callbackPath, sshCheckPath } from './oidc/routes.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger, type StunServer } from './derp/index.ts';
 import { createMetrics, listenMetrics, type MetricsListener } from './metrics/metrics.ts';
 
@@ -90,7 +92,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let ready = false;
   // The listener is made while fastify (and so its logger) is being built: log through it once it exists.
   const guardLog = { warn: (o: object, m?: string) => log.warn(o, m), error: (o: object, m?: string) => log.error(o, m) };
+  // Discovery runs in the background with back-off: an unreachable IdP shows on /health instead of stopping serve.
+  const oidcLog = { info: (msg: string) => admin.log.info(msg), warn: (obj: object, msg?: string) => admin.log.warn(obj, msg) };
+  const rp = config.oidc.issuer
+    ? createRelyingParty({ config: config.oidc, redirectUri: () => serverUrl + callbackPath, log: oidcLog })
+    : undefined;
   const admin = createAdminApp({
+    oidc: rp && { config: config.oidc, rp },
     tailnet,
     registrations,
     policy: createPolicyChecker(tailnet),
@@ -135,6 +143,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       return serverUrl;
     },
     publishTxt: challenges && ((name, value) => challenges.set(name, value)),
+    sshCheckLoginUrl: rp && ((id) => `${serverUrl}${sshCheckPath.replace(':id', id)}`),
     log,
     pendingLoginsPerSourcePerMinute: limits.pendingLoginsPerSourcePerMinute,
     observer: metrics?.control,
@@ -167,6 +176,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     reaper.stop();
     control.stop();
     tailnet.sshChecks.stop();
+    rp?.stop();
     await noise.close();
     derp?.close();
     await stun?.close();

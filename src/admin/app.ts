@@ -22,10 +22,13 @@ import { sshRoutes } from './routes/ssh.ts';
 import { backupRoutes } from './routes/backup.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
-import { consolePlugin } from '../console/plugin.ts';
+import { consolePlugin, consoleSessions } from '../console/plugin.ts';
 import { createAuthenticator } from '../auth/principal.ts';
 import { oauthClientRoutes } from './routes/oauth-clients.ts';
 import { apiV2, v2Prefix } from './v2/index.ts';
+import type { OidcConfig } from '../config/config.ts';
+import type { RelyingParty } from '../oidc/relying-party.ts';
+import { callbackPath, consoleLoginPath, sshCheckPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -46,6 +49,8 @@ export interface AdminDeps {
   onResponse?: (r: { method: string; route: string; status: number; seconds: number }) => void;
   /** Writes an online, consistent copy of the database to a new temporary file and returns its path. */
   backup?: () => Promise<string>;
+  /** OIDC login, when configured: machine login links go through the identity provider. */
+  oidc?: { config: OidcConfig; rp: RelyingParty };
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -82,14 +87,17 @@ export function createAdminApp(deps: AdminDeps) {
     return reply.code(status).send({ code: status, message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
-  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']);
+  const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath, sshCheckPath]);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
   requireApiKey(app, deps.tailnet, publicPaths, { failuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute });
 
+  // An unreachable identity provider degrades the server (logins wait) without stopping it.
   app.get('/health', async (_req, reply) => {
     if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
-    return { status: deps.tailnet.healthy() ? 'ok' : 'degraded' };
+    const oidc = deps.oidc?.rp.status();
+    const ok = deps.tailnet.healthy() && (oidc === undefined || oidc.state === 'ready');
+    return { status: ok ? 'ok' : 'degraded', ...(oidc ? { oidc } : {}) };
   });
   app.get('/version', async () => ({ version }));
   app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({
@@ -113,20 +121,26 @@ export function createAdminApp(deps: AdminDeps) {
   leaseRoutes(app, deps.tailnet);
   if (deps.backup) backupRoutes(app, deps.backup);
   app.get('/api/v1/openapi.json', async () => openapi.document());
+  const sessions = consoleSessions({});
   app.register(consolePlugin, {
+    sessions,
+    oidcLogin: deps.oidc !== undefined,
     prefix: '/admin',
     tailnet: deps.tailnet,
     policy: deps.policy,
     primaryRoutes: deps.primaryRoutes,
     serverUrl: deps.serverUrl,
   });
-  app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
-    const login = deps.registrations.get(req.params.authId);
-    reply.type('text/html; charset=utf-8');
-    if (!login) return reply.code(404).send(page('Login not found', '<p>This login link has expired. Run <code>tailscale up</code> again.</p>'));
-    const cmd = `tailplane nodes register --user USER --auth-id ${login.authId}`;
-    return page('Approve this device', `<p>Machine <b>${escapeHtml(login.hostname)}</b> is waiting to join the tailnet.</p><p>An admin approves it with:</p><pre>${escapeHtml(cmd)}</pre>`);
-  });
+  if (deps.oidc) {
+    oidcRoutes(app, { tailnet: deps.tailnet, registrations: deps.registrations, serverUrl: deps.serverUrl, consoleSessions: sessions, ...deps.oidc });
+  } else {
+    app.get<{ Params: { authId: string } }>('/register/:authId', async (req, reply) => {
+      const login = deps.registrations.get(req.params.authId);
+      if (!login) return sendPage(reply, 404, 'Login not found', 'This login link has expired. Run <code>tailscale up</code> again.');
+      const cmd = `tailplane nodes register --user USER --auth-id ${login.authId}`;
+      return sendPage(reply, 200, 'Approve this device', `Machine <b>${escapeHtml(login.hostname)}</b> is waiting to join the tailnet.</p><p>An admin approves it with:</p><pre>${escapeHtml(cmd)}</pre><p>`);
+    });
+  }
   return app;
 }
 
@@ -144,12 +158,6 @@ function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error |
   }
   const problem = jsonProblem(value);
   done(problem ? badRequest(`request body ${problem}`) : null, value);
-}
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function page(title: string, body: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${title} · tailplane</title></head><body><h1>${title}</h1>${body}</body></html>`;
 }
 
 /** The schema's words, except where they mean nothing to a user: an id pattern becomes "… must be a number". */

@@ -8,6 +8,7 @@ import { extname, resolve } from 'node:path';
 import JSON5 from 'json5';
 import YAML from 'yaml';
 import { cidrContains } from '../net/ip.ts';
+import { isRole, roles } from '../domain/roles.ts';
 
 export interface Config {
   /** The URL clients use (`tailscale up --login-server`). */
@@ -61,6 +62,29 @@ export interface Config {
   };
   /** host:port of the Prometheus /metrics listener; empty turns metrics off. */
   metrics: { listenAddr: string };
+  /** OpenID Connect login for machines (see src/oidc); off while `issuer` is empty. */
+  oidc: OidcConfig;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** File holding the client secret (instead of `client_secret`, which would sit in the config file). */
+  clientSecretPath: string;
+  scopes: string[];
+  /** Extra query parameters for the authorization request (e.g. `domain_hint`, `prompt`). */
+  extraParams: Record<string, string>;
+  allowedDomains: string[];
+  allowedUsers: string[];
+  allowedGroups: string[];
+  emailVerifiedRequired: boolean;
+  pkce: boolean;
+  /** `from_token` (the ID token's exp) or a duration such as `180d`, `12h` for the node key expiry. */
+  expiry: string;
+  groupsClaim: string;
+  /** IdP group -> console role; a person in none of these groups cannot log in to the console. */
+  consoleRoles: Record<string, string>;
 }
 
 export class ConfigError extends Error {}
@@ -79,6 +103,22 @@ export function defaultConfig(): Config {
     log: { level: 'info' },
     sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
     metrics: { listenAddr: '127.0.0.1:9090' },
+    oidc: {
+      issuer: '',
+      clientId: '',
+      clientSecret: '',
+      clientSecretPath: '',
+      scopes: ['openid', 'profile', 'email'],
+      extraParams: {},
+      allowedDomains: [],
+      allowedUsers: [],
+      allowedGroups: [],
+      emailVerifiedRequired: true,
+      pkce: true,
+      expiry: 'from_token',
+      groupsClaim: 'groups',
+      consoleRoles: {},
+    },
   };
 }
 
@@ -124,7 +164,25 @@ const fileKeys: Record<string, string> = {
   'sync.api_key_file': 'apiKeyFile',
   metrics: 'metrics',
   'metrics.listen_addr': 'listenAddr',
+  oidc: 'oidc',
+  'oidc.issuer': 'issuer',
+  'oidc.client_id': 'clientId',
+  'oidc.client_secret': 'clientSecret',
+  'oidc.client_secret_path': 'clientSecretPath',
+  'oidc.scopes': 'scopes',
+  'oidc.extra_params': 'extraParams',
+  'oidc.allowed_domains': 'allowedDomains',
+  'oidc.allowed_users': 'allowedUsers',
+  'oidc.allowed_groups': 'allowedGroups',
+  'oidc.email_verified_required': 'emailVerifiedRequired',
+  'oidc.pkce': 'pkce',
+  'oidc.expiry': 'expiry',
+  'oidc.groups_claim': 'groupsClaim',
+  'oidc.console_roles': 'consoleRoles',
 };
+
+/** Keys whose value is a free-form mapping, taken whole rather than merged key by key. */
+const mappingKeys = new Set(['oidc.extra_params', 'oidc.console_roles']);
 
 /** Every settable key (the leaves, e.g. `dns.base_domain`); sections such as `dns` are not keys of their own. */
 export function configKeys(): string[] {
@@ -146,16 +204,21 @@ function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     const path = key.split('.');
     let target = out;
     for (const p of path.slice(0, -1)) target = (target[p] ??= {}) as Record<string, unknown>;
-    target[path.at(-1)!] = parseEnvValue(raw);
+    target[path.at(-1)!] = parseEnvValue(envName(key), raw);
   }
   return out;
 }
 
-function parseEnvValue(raw: string): unknown {
+/** Booleans, whole numbers, and lists or mappings written as JSON (`["a","b"]`, `{"k":"v"}`); else the text. */
+function parseEnvValue(name: string, raw: string): unknown {
   if (raw === 'true' || raw === 'false') return raw === 'true';
   if (/^-?\d+$/.test(raw)) return Number(raw);
-  if (raw.startsWith('[')) return JSON.parse(raw);
-  return raw;
+  if (!raw.startsWith('[') && !raw.startsWith('{')) return raw;
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}: a list or mapping must be JSON (${(err as Error).message})`);
+  }
 }
 
 /** Merges a snake_case object into the config, rejecting unknown keys by their dotted path. */
@@ -165,7 +228,12 @@ function merge(target: Record<string, unknown>, source: Record<string, unknown>,
     const field = fileKeys[path];
     if (field === undefined) throw new ConfigError(`unknown config key "${path}"`);
     const current = target[field];
-    if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
+    if (mappingKeys.has(path)) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new ConfigError(`config key "${path}" must be a mapping, got ${JSON.stringify(value)}`);
+      }
+      target[field] = value;
+    } else if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new ConfigError(`config key "${path}" must be a mapping, got ${JSON.stringify(value)}`);
       }
@@ -228,15 +296,21 @@ export function parseHostPort(addr: string): { host: string; port: number } | nu
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
-function validate(c: Config): void {
-  checkType('server_url', c.serverUrl, 'string');
+/** An http(s) URL, or a failure naming the key. */
+function httpUrl(key: string, value: unknown, protocolHint: string): URL {
+  checkType(key, value, 'string');
   let url: URL;
   try {
-    url = new URL(c.serverUrl);
+    url = new URL(value as string);
   } catch {
-    fail('server_url', c.serverUrl, 'not a URL');
+    fail(key, value, 'not a URL');
   }
-  if (!['http:', 'https:'].includes(url.protocol)) fail('server_url', c.serverUrl, 'must be http:// or https://');
+  if (!['http:', 'https:'].includes(url.protocol)) fail(key, value, protocolHint);
+  return url;
+}
+
+function validate(c: Config): void {
+  const url = httpUrl('server_url', c.serverUrl, 'must be http:// or https://');
   if (url.pathname !== '/' && url.pathname !== '') fail('server_url', c.serverUrl, 'must not have a path (clients ignore it for /ts2021)');
   if (typeof c.listenAddr !== 'string' || !parseHostPort(c.listenAddr)) fail('listen_addr', c.listenAddr, 'expected host:port');
   checkType('data_dir', c.dataDir, 'string');
@@ -288,6 +362,54 @@ function validate(c: Config): void {
   if (c.metrics.listenAddr !== '' && !parseHostPort(String(c.metrics.listenAddr))) {
     fail('metrics.listen_addr', c.metrics.listenAddr, 'expected host:port or "" (off)');
   }
+  validateOidc(c.oidc);
+}
+
+/** Checked only when OIDC is on (an issuer is set), so the defaults never stand in the way. */
+function validateOidc(o: OidcConfig): void {
+  checkType('oidc.issuer', o.issuer, 'string');
+  if (o.issuer === '') return;
+  httpUrl('oidc.issuer', o.issuer, 'must be https:// (or http:// on loopback)');
+  checkType('oidc.client_id', o.clientId, 'string');
+  if (o.clientId === '') fail('oidc.client_id', o.clientId, 'required when oidc.issuer is set');
+  checkType('oidc.client_secret', o.clientSecret, 'string');
+  checkType('oidc.client_secret_path', o.clientSecretPath, 'string');
+  if (o.clientSecret !== '' && o.clientSecretPath !== '') {
+    fail('oidc.client_secret_path', o.clientSecretPath, 'set either oidc.client_secret or oidc.client_secret_path, not both');
+  }
+  // The secret file is read here, once: a missing or empty file stops the start like any other bad value.
+  if (o.clientSecretPath !== '') {
+    try {
+      o.clientSecret = readFileSync(o.clientSecretPath, 'utf8').trim();
+    } catch (err) {
+      fail('oidc.client_secret_path', o.clientSecretPath, `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (o.clientSecret === '') fail('oidc.client_secret_path', o.clientSecretPath, 'the file is empty');
+  }
+  for (const key of ['scopes', 'allowedDomains', 'allowedUsers', 'allowedGroups'] as const) {
+    const value = o[key];
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) fail(oidcKey(key), value, 'expected a list of strings');
+  }
+  if (!o.scopes.includes('openid')) fail('oidc.scopes', o.scopes, 'must include "openid"');
+  if (Object.values(o.extraParams).some((v) => typeof v !== 'string')) fail('oidc.extra_params', o.extraParams, 'expected string values');
+  checkType('oidc.email_verified_required', o.emailVerifiedRequired, 'boolean');
+  checkType('oidc.pkce', o.pkce, 'boolean');
+  checkType('oidc.groups_claim', o.groupsClaim, 'string');
+  for (const [group, role] of Object.entries(o.consoleRoles)) {
+    if (!isRole(String(role))) fail(`oidc.console_roles.${group}`, role, `expected one of ${roles.join(', ')}`);
+  }
+  if (typeof o.expiry !== 'string' || (o.expiry !== 'from_token' && durationMs(o.expiry) === undefined)) {
+    fail('oidc.expiry', o.expiry, 'expected "from_token" or a duration such as 180d, 12h, 30m');
+  }
+}
+
+const oidcKey = (field: string) => `oidc.${field.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`;
+
+/** "90d", "12h", "30m", "45s" in milliseconds; undefined for anything else. */
+export function durationMs(text: string): number | undefined {
+  const m = /^(\d+)([smhd])$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 function checkPrefix(key: string, value: unknown, family: 4 | 6, within: string): void {

@@ -22,7 +22,7 @@ export function layout(p: { title: string; body: Html; ctx?: Ctx; flash?: { kind
 <header><nav aria-label="Main"><span class="brand">tailplane</span><ul>${nav.map(
     ([href, label]) => html`<li><a href="${href}"${p.path.startsWith(href) ? html` aria-current="page"` : ''}>${label}</a></li>`,
   )}</ul></nav>
-<div class="who">API key <code>${ctx.key.prefix}</code> · role <strong title="${roleSummaries[ctx.key.role]}">${ctx.key.role}</strong>
+<div class="who">${ctx.key ? html`API key <code>${ctx.key.prefix}</code>` : html`<code>${ctx.session.oidc!.user}</code> (single sign-on)`} · role <strong title="${roleSummaries[ctx.role]}">${ctx.role}</strong>
 <form method="post" action="/admin/logout" class="inline">${csrfField(ctx.session.csrf)}<button type="submit">Log out</button></form></div></header>` : ''}
 <main id="main"><h1>${p.title}</h1>
 ${flash ? html`<p role="${flash.kind === 'error' ? 'alert' : 'status'}" class="flash ${flash.kind}">${flash.text}</p>` : ''}

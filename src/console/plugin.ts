@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKey } from '../domain/types.ts';
+import type { Role } from '../domain/roles.ts';
 import type { PolicyChecker } from '../admin/policy-checker.ts';
 import { forbidden, mayWrite, type Area } from '../auth/roles.ts';
 import { StateError } from '../state/errors.ts';
@@ -32,12 +33,17 @@ export interface ConsoleDeps {
   /** Session lifetimes; defaults: 1 h idle, 12 h absolute. */
   sessionIdleMs?: number;
   sessionMaxAgeMs?: number;
+  /** Shared with the OIDC callback, which opens console sessions too; made here when absent. */
+  sessions?: Sessions;
+  /** Offer "log in with single sign-on" (OIDC is configured). */
+  oidcLogin?: boolean;
 }
 
-/** What a console page knows about the request: the session, the API key behind it, and so the role. */
+/** What a console page knows about the request: the session, the API key behind it (none for OIDC), the role. */
 export interface Ctx {
   session: Session;
-  key: ApiKey;
+  key?: ApiKey;
+  role: Role;
   may(area: Area): boolean;
 }
 
@@ -90,8 +96,12 @@ const csp = [
   "base-uri 'none'",
 ].join('; ');
 
+/** Console sessions with the configured lifetimes (defaults: 1 h idle, 12 h absolute). */
+export const consoleSessions = (deps: Pick<ConsoleDeps, 'sessionIdleMs' | 'sessionMaxAgeMs'>) =>
+  createSessions({ idleMs: deps.sessionIdleMs ?? 3_600_000, maxAgeMs: deps.sessionMaxAgeMs ?? 12 * 3_600_000 });
+
 export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Promise<void> {
-  const sessions = createSessions({ idleMs: deps.sessionIdleMs ?? 3_600_000, maxAgeMs: deps.sessionMaxAgeMs ?? 12 * 3_600_000 });
+  const sessions = deps.sessions ?? consoleSessions(deps);
   const liveKey = (id: number) =>
     deps.tailnet.apiKeys.list().find((k) => k.id === id && (k.expiration === null || Date.parse(k.expiration) > Date.now()));
 
@@ -127,8 +137,9 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
         return reply.code(403).type('text/plain; charset=utf-8').send('refused: missing or wrong CSRF token (reload the page and try again)');
       }
     }
-    const key = liveKey(session.apiKeyId)!;
-    req.consoleCtx = { session, key, may: (area) => mayWrite(key.role, area) };
+    const key = session.apiKeyId === null ? undefined : liveKey(session.apiKeyId)!;
+    const role = key?.role ?? session.oidc!.role;
+    req.consoleCtx = { session, key, role, may: (area) => mayWrite(role, area) };
   });
 
   const secure = (req: FastifyRequest) => req.protocol === 'https' || deps.serverUrl().startsWith('https:');
@@ -143,7 +154,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
       return reply.code(status).type('text/html; charset=utf-8').send(layout({ title, body, ctx, flash, path: req.url }).text);
     },
     refuse: (reply, req, area) =>
-      con.page(reply, req, 'Not allowed', html`<p role="alert" class="flash error">${forbidden(con.ctx(req).key.role, area)}</p>`, 403),
+      con.page(reply, req, 'Not allowed', html`<p role="alert" class="flash error">${forbidden(con.ctx(req).role, area)}</p>`, 403),
     action(url, area, run, back) {
       app.post(url, async (req, reply) => {
         const ctx = con.ctx(req);

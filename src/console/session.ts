@@ -6,11 +6,15 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKey } from '../domain/types.ts';
+import type { Role } from '../domain/roles.ts';
 
 export interface Session {
   readonly id: string;
   readonly csrf: string;
-  readonly apiKeyId: number;
+  /** The API key logged in with, or null for an OIDC login. */
+  readonly apiKeyId: number | null;
+  /** An OIDC login: who it is and the role the config maps their IdP groups to. */
+  readonly oidc?: { readonly user: string; readonly role: Role };
   readonly createdAt: number;
   lastUsed: number;
   /** A one-shot message for the next page (an action's result or error). */
@@ -41,20 +45,26 @@ export function createSessions(opts: SessionOptions) {
   const now = opts.now ?? Date.now;
   const sessions = new Map<string, Session>();
   const expired = (s: Session, t: number) => t - s.lastUsed > opts.idleMs || t - s.createdAt > opts.maxAgeMs;
+  const add = (who: Pick<Session, 'apiKeyId' | 'oidc'>): Session => {
+    const t = now();
+    for (const [id, s] of sessions) if (expired(s, t)) sessions.delete(id);
+    const session: Session = { id: newToken(), csrf: newToken(), ...who, createdAt: t, lastUsed: t };
+    sessions.set(session.id, session);
+    return session;
+  };
   return {
     create(key: ApiKey): Session {
-      const t = now();
-      for (const [id, s] of sessions) if (expired(s, t)) sessions.delete(id);
-      const session: Session = { id: newToken(), csrf: newToken(), apiKeyId: key.id, createdAt: t, lastUsed: t };
-      sessions.set(session.id, session);
-      return session;
+      return add({ apiKeyId: key.id });
+    },
+    createForOidc(user: string, role: Role): Session {
+      return add({ apiKeyId: null, oidc: { user, role } });
     },
     /** The live session for this id whose key still `valid`ates, touched; else undefined (and forgotten). */
     get(id: string | undefined, valid: (apiKeyId: number) => boolean): Session | undefined {
       const s = id === undefined ? undefined : sessions.get(id);
       if (!s) return undefined;
       const t = now();
-      if (expired(s, t) || !valid(s.apiKeyId)) {
+      if (expired(s, t) || (s.apiKeyId !== null && !valid(s.apiKeyId))) {
         sessions.delete(s.id);
         return undefined;
       }

@@ -32,6 +32,8 @@ export interface ControlDeps {
   readonly serverUrl: string;
   /** Publishes an ACME challenge TXT record; set when HTTPS certificates are enabled. */
   readonly publishTxt?: (name: string, value: string) => void;
+  /** With OIDC: the page where a check's source user approves it by logging in again (else only the CLI). */
+  readonly sshCheckLoginUrl?: (checkId: string) => string;
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** Interactive logins one source address may start per minute. */
   readonly pendingLoginsPerSourcePerMinute: number;

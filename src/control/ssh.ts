@@ -19,6 +19,7 @@ export interface SshActionDeps {
   readonly tailnet: Tailnet;
   readonly policy: PolicyView;
   readonly serverUrl: string;
+  readonly sshCheckLoginUrl?: (checkId: string) => string;
 }
 
 export const sshActionPrefix = '/machine/ssh/action/';
@@ -71,6 +72,7 @@ export function createSshActions(deps: SshActionDeps) {
       message:
         `# tailplane: this SSH session needs approval (check ${c.id}).\n` +
         `# An admin approves it with:  tailplane ssh approve ${c.id}\n` +
+        (deps.sshCheckLoginUrl ? `# Or ${c.srcUser} approves it by logging in at:  ${deps.sshCheckLoginUrl(c.id)}\n` : '') +
         `# Waiting up to ${duration(timeout)}...\n`,
       holdAndDelegate: waitUrl(c.id),
     };

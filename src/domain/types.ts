@@ -16,6 +16,8 @@ export interface User {
   readonly displayName: string;
   readonly email: string;
   readonly createdAt: string; // RFC 3339
+  /** The OIDC identity (issuer and subject) that logs in as this user, when it came from an identity provider. */
+  readonly providerId?: string;
 }
 
 export type RegisterMethod = 'authkey' | 'interactive' | 'cli';

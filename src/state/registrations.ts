@@ -3,7 +3,9 @@
  * its follow-up request waits here, and `tailplane nodes register --auth-id ID --user U` completes it.
  */
 import { randomBytes } from 'node:crypto';
-import { conflict, notFound } from './errors.ts';
+import type { Node, User } from '../domain/types.ts';
+import { conflict, invalid, notFound } from './errors.ts';
+import type { Tailnet } from './tailnet.ts';
 
 export interface PendingLogin {
   readonly authId: string;
@@ -90,3 +92,29 @@ export function createRegistrations(opts: { ttlMs: number; max?: number; now?: (
 }
 
 export type Registrations = ReturnType<typeof createRegistrations>;
+
+/**
+ * Registers a waiting machine to `owner` (an admin's `nodes register`, or the user's own OIDC login) and wakes its
+ * client. With --advertise-tags the owner must own every requested tag; the node is then owned by the tags.
+ * `expiry` (an RFC 3339 time) overrides the default key expiry, set before the client hears of its node.
+ */
+export function completeLogin(t: Tailnet, registrations: Registrations, authId: string, owner: User, expiry?: string): Node {
+  const login = registrations.get(authId);
+  if (!login) throw notFound(`no pending login with auth id "${authId}" (it may have expired)`);
+  const requested = [...new Set((login.hostinfo.RequestTags as string[] | undefined) ?? [])].sort();
+  const refused = t.tagOwners.refusal(requested, owner.name);
+  if (refused) throw invalid(`requested tags [${requested.join(', ')}] are invalid or not permitted: ${refused}`);
+  const node = t.nodes.register({
+    machineKey: login.machineKey,
+    nodeKey: login.nodeKey,
+    hostname: login.hostname,
+    hostinfo: login.hostinfo,
+    userId: owner.id,
+    tags: requested,
+    ephemeral: login.ephemeral,
+    method: 'interactive',
+  });
+  const result = expiry === undefined || requested.length > 0 ? node : t.nodes.setExpiry(node.id, expiry);
+  registrations.approve(authId, owner.id);
+  return result;
+}

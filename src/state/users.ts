@@ -43,7 +43,9 @@ export function createUsers(core: Core, now: () => Date) {
     list: (): User[] => [...ix.users.values()],
     get,
     byName,
-    create(input: { name: string; displayName?: string; email?: string }): User {
+    /** The user an OIDC identity (issuer and subject) logs in as. */
+    byProviderId: (providerId: string) => [...ix.users.values()].find((u) => u.providerId === providerId),
+    create(input: { name: string; displayName?: string; email?: string; providerId?: string }): User {
       checkName(input.name);
       checkProfile(input);
       const fields = {
@@ -51,6 +53,7 @@ export function createUsers(core: Core, now: () => Date) {
         displayName: input.displayName ?? '',
         email: input.email ?? '',
         createdAt: now().toISOString(),
+        ...(input.providerId ? { providerId: input.providerId } : {}),
       };
       return core.write((tx) => {
         const user = Object.freeze({ id: tx.insertUser(fields), ...fields });

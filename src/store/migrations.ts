@@ -104,4 +104,9 @@ export const migrations: readonly string[] = [
   );
   ALTER TABLE pre_auth_keys ADD COLUMN description TEXT NOT NULL DEFAULT '';
   `,
+  // OIDC: the issuer+subject a user logs in as; unique so one identity never maps to two users.
+  `
+  ALTER TABLE users ADD COLUMN provider_id TEXT;
+  CREATE UNIQUE INDEX users_provider_id ON users(provider_id) WHERE provider_id IS NOT NULL;
+  `,
 ];

@@ -78,6 +78,7 @@ function userFromRow(r: Row): User {
     displayName: r.display_name as string,
     email: r.email as string,
     createdAt: r.created_at as string,
+    ...(r.provider_id ? { providerId: r.provider_id as string } : {}),
   };
 }
 
@@ -285,7 +286,7 @@ function statements(db: Database.Database, table: string, columns: string[], ins
 }
 
 function userParams(u: Omit<User, 'id'>) {
-  return { name: u.name, display_name: u.displayName, email: u.email, created_at: u.createdAt };
+  return { name: u.name, display_name: u.displayName, email: u.email, created_at: u.createdAt, provider_id: u.providerId ?? null };
 }
 
 function apiKeyParams(k: Omit<ApiKey, 'id'>) {

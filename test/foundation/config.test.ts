@@ -22,7 +22,7 @@ test('defaults, a YAML file and env overrides combine', () => {
 
 test('every config key can be set from the environment: TAILPLANE_ + the key, every dot an underscore', () => {
   // A value unlike the default for each key, and where the config keeps it.
-  const samples: Record<string, [string, (c: Config) => unknown, unknown]> = {
+  const samples: Record<string, [string, (c: Config) => unknown, unknown, Record<string, string>?]> = {
     server_url: ['https://ts.example.org', (c) => c.serverUrl, 'https://ts.example.org'],
     listen_addr: ['0.0.0.0:9443', (c) => c.listenAddr, '0.0.0.0:9443'],
     data_dir: ['/var/lib/tailplane', (c) => c.dataDir, '/var/lib/tailplane'],
@@ -52,14 +52,29 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'sync.mode': ['report', (c) => c.sync.mode, 'report'],
     'sync.webhook_url': ['https://chat.example.com/hook', (c) => c.sync.webhookUrl, 'https://chat.example.com/hook'],
     'sync.webhook_secret_file': ['/etc/tailplane/webhook-secret', (c) => c.sync.webhookSecretFile, '/etc/tailplane/webhook-secret'],
+    // An issuer turns OIDC on, which needs a client id.
+    'oidc.issuer': ['https://login.example.com/realms/clinic', (c) => c.oidc.issuer, 'https://login.example.com/realms/clinic', { TAILPLANE_OIDC_CLIENT_ID: 'tailplane' }],
+    'oidc.client_id': ['tailplane', (c) => c.oidc.clientId, 'tailplane'],
+    'oidc.client_secret': ['s3cret', (c) => c.oidc.clientSecret, 's3cret'],
+    'oidc.client_secret_path': ['/etc/tailplane/oidc-secret', (c) => c.oidc.clientSecretPath, '/etc/tailplane/oidc-secret'],
+    'oidc.scopes': ['["openid","email"]', (c) => c.oidc.scopes, ['openid', 'email']],
+    'oidc.extra_params': ['{"domain_hint":"clinic.example"}', (c) => c.oidc.extraParams, { domain_hint: 'clinic.example' }],
+    'oidc.allowed_domains': ['["clinic.example"]', (c) => c.oidc.allowedDomains, ['clinic.example']],
+    'oidc.allowed_users': ['["ngozi@clinic.example"]', (c) => c.oidc.allowedUsers, ['ngozi@clinic.example']],
+    'oidc.allowed_groups': ['["ops"]', (c) => c.oidc.allowedGroups, ['ops']],
+    'oidc.email_verified_required': ['false', (c) => c.oidc.emailVerifiedRequired, false],
+    'oidc.pkce': ['false', (c) => c.oidc.pkce, false],
+    'oidc.expiry': ['180d', (c) => c.oidc.expiry, '180d'],
+    'oidc.groups_claim': ['roles', (c) => c.oidc.groupsClaim, 'roles'],
+    'oidc.console_roles': ['{"ops":"admin"}', (c) => c.oidc.consoleRoles, { ops: 'admin' }],
     'metrics.listen_addr': ['127.0.0.1:9191', (c) => c.metrics.listenAddr, '127.0.0.1:9191'],
     'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
-  for (const [key, [raw, get, expected]] of Object.entries(samples)) {
+  for (const [key, [raw, get, expected, companions]] of Object.entries(samples)) {
     const name = envName(key);
     assert.equal(name, 'TAILPLANE_' + key.split('.').join('_').toUpperCase());
-    assert.deepEqual(get(loadConfig({ env: { [name]: raw } })), expected, `${name}=${raw}`);
+    assert.deepEqual(get(loadConfig({ env: { ...companions, [name]: raw } })), expected, `${name}=${raw}`);
   }
   // Nested keys deeper than one section map the same way (the bug was a replace of the first dot only).
   assert.equal(envName('store.postgres.url'), 'TAILPLANE_STORE_POSTGRES_URL');

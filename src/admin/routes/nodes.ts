@@ -3,9 +3,9 @@
  * which completes an interactive login.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Registrations } from '../../state/registrations.ts';
+import { completeLogin, type Registrations } from '../../state/registrations.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
-import { invalid, notFound } from '../../state/errors.ts';
+import { notFound } from '../../state/errors.ts';
 import { nodeJson } from '../serialize.ts';
 import { bool, idParams, idString, nullableTime, str, strList, strict } from '../schemas.ts';
 
@@ -91,24 +91,7 @@ export function nodeRoutes(app: FastifyInstance, t: Tailnet, registrations: Regi
       const { user, authId } = req.body;
       const owner = t.users.byName(user) ?? t.users.list().find((u) => String(u.id) === user);
       if (!owner) throw notFound(`user "${user}" not found`);
-      const login = registrations.get(authId);
-      if (!login) throw notFound(`no pending login with auth id "${authId}" (it may have expired)`);
-      // --advertise-tags: the approving user must own every requested tag; the node is then owned by the tags.
-      const requested = [...new Set((login.hostinfo.RequestTags as string[] | undefined) ?? [])].sort();
-      const refused = t.tagOwners.refusal(requested, owner.name);
-      if (refused) throw invalid(`requested tags [${requested.join(', ')}] are invalid or not permitted: ${refused}`);
-      const node = t.nodes.register({
-        machineKey: login.machineKey,
-        nodeKey: login.nodeKey,
-        hostname: login.hostname,
-        hostinfo: login.hostinfo,
-        userId: owner.id,
-        tags: requested,
-        ephemeral: login.ephemeral,
-        method: 'interactive',
-      });
-      registrations.approve(authId, owner.id);
-      return json(node);
+      return json(completeLogin(t, registrations, authId, owner));
     },
   );
 }

@@ -11,7 +11,7 @@ interface LoginHelpers {
 }
 
 /** Only a console path may follow a login (no open redirect). */
-const safeNext = (next: unknown) => (typeof next === 'string' && /^\/admin\/[^/\\]/.test(next) ? next : '/admin/machines');
+export const safeNext = (next: unknown) => (typeof next === 'string' && /^\/admin\/[^/\\]/.test(next) ? next : '/admin/machines');
 
 export function loginPages(app: FastifyInstance, con: Console, h: LoginHelpers): void {
   const form = (reply: FastifyReply, req: FastifyRequest, next: string, error?: string) => {
@@ -25,7 +25,9 @@ export function loginPages(app: FastifyInstance, con: Console, h: LoginHelpers):
 <label for="key">Admin API key</label>
 <input id="key" name="key" type="password" autocomplete="off" required autofocus placeholder="tpkey-api-…">
 <p class="hint">The key stays on the server: you get a session cookie, the key is not stored in the browser.</p>
-<button type="submit">Log in</button></form>`,
+<button type="submit">Log in</button></form>${
+        con.deps.oidcLogin ? html`<p class="sso"><a href="/oidc/console-login?next=${encodeURIComponent(next)}">Log in with single sign-on</a></p>` : ''
+      }`,
       error ? 401 : 200,
     );
   };
