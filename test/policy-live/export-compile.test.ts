@@ -67,7 +67,7 @@ test('nodes export -> policy compile --topology gives each node the filter, SSH 
   assert.match(JSON.stringify(web.sshPolicy), /holdAndDelegate":"https:\/\/127\.0\.0\.1:\d+\/machine\/ssh\/action/);
 });
 
-test('policy compile --node prints a readable summary; unknown nodes and bad topology files are usage errors', async () => {
+test('policy compile --node prints a readable summary; an unknown node or a bad topology file is an error (1), not a usage error', async () => {
   const topoFile = join(server.dataDir, 'summary-topology.json');
   const policyFile = join(server.dataDir, 'summary-policy.hujson');
   writeFileSync(topoFile, JSON.stringify((await api(server, 'GET', '/api/v1/topology')).json));
@@ -89,12 +89,12 @@ test('policy compile --node prints a readable summary; unknown nodes and bad top
     ].join('\n'),
   );
   const unknown = cli(offline, 'policy', 'compile', '-f', policyFile, '--topology', topoFile, '--node', 'nope');
-  assert.equal(unknown.status, 2);
+  assert.equal(unknown.status, 1, 'a name that is not there is "not found" (1), as for every command');
   assert.match(unknown.stderr, /node "nope" is not in/);
   const badTopo = join(server.dataDir, 'bad-topology.json');
   writeFileSync(badTopo, JSON.stringify({ users: [], nodes: [{ id: 1, name: 'x', tags: [], ipv4: 7 }] }));
   const bad = cli(offline, 'policy', 'compile', '-f', policyFile, '--topology', badTopo);
-  assert.equal(bad.status, 2);
+  assert.equal(bad.status, 1, 'a file that cannot be used is an error (1), not a malformed command line (2)');
   assert.match(bad.stderr, /bad-topology\.json: nodes\[0\]\.ipv4: expected a string/);
   // The server would refuse a policy whose tests fail on this tailnet; so does compile.
   writeFileSync(policyFile, failing);
