@@ -24,6 +24,8 @@ import { consolePlugin } from '../console/plugin.ts';
 import { createAuthenticator } from '../auth/principal.ts';
 import { oauthClientRoutes } from './routes/oauth-clients.ts';
 import { apiV2, v2Prefix } from './v2/index.ts';
+import { auditDoor } from './audit-door.ts';
+import { auditRoutes } from './routes/audit.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -65,6 +67,7 @@ export function createAdminApp(deps: AdminDeps) {
   const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId']);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
+  auditDoor(app);
   requireApiKey(app, deps.tailnet, publicPaths);
 
   app.get('/health', async () => ({ status: deps.tailnet.healthy() ? 'ok' : 'degraded' }));
@@ -83,6 +86,7 @@ export function createAdminApp(deps: AdminDeps) {
   apiV2(app, { tailnet: deps.tailnet, policy: deps.policy, auth: createAuthenticator(deps.tailnet) });
   batchRoutes(app, deps.tailnet, deps.policy);
   leaseRoutes(app, deps.tailnet);
+  auditRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   app.register(consolePlugin, {
     prefix: '/admin',

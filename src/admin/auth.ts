@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Tailnet } from '../state/tailnet.ts';
 import { apiV1Denial } from '../auth/roles.ts';
+import { identify } from '../audit/context.ts';
 
 export function requireApiKey(app: FastifyInstance, tailnet: Tailnet, publicPaths: Set<string>): void {
   app.addHook('onRequest', async (req, reply) => {
@@ -19,6 +20,7 @@ export function requireApiKey(app: FastifyInstance, tailnet: Tailnet, publicPath
     if (!key) {
       return reply.code(401).send({ code: 401, message: 'invalid, expired or revoked API key' });
     }
+    identify(`apikey:${key.prefix}`);
     const route = req.routeOptions.url;
     const denial = route === undefined ? null : apiV1Denial(key.role, req.method, route);
     if (denial) return reply.code(403).send({ code: 403, message: denial });

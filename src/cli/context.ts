@@ -71,7 +71,7 @@ export function createContext(args: Parsed): Context {
       if (!client) {
         const fileConfig = readCliConfig(flag('cli-config'));
         const url = flag('url') ?? process.env.TAILPLANE_URL ?? fileConfig.url ?? 'http://127.0.0.1:8080';
-        client = createAdminClient({ url, apiKey: resolveApiKey(flag('api-key'), fileConfig) });
+        client = createAdminClient({ url, apiKey: resolveApiKey(flag('api-key'), fileConfig), door: 'cli' });
       }
       return client;
     },

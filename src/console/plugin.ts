@@ -4,6 +4,7 @@
  * token on every state-changing request, a strict Content-Security-Policy (no inline script or style), and the
  * role checks of src/auth/roles.ts. Pages call the same state functions as the admin API v1 routes.
  */
+import { identify } from '../audit/context.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKey } from '../domain/types.ts';
@@ -128,6 +129,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
       }
     }
     const key = liveKey(session.apiKeyId)!;
+    identify(`apikey:${key.prefix}`);
     req.consoleCtx = { session, key, may: (area) => mayWrite(key.role, area) };
   });
 

@@ -3,6 +3,7 @@
  * /machine/register, /machine/map, /machine/set-dns and the SSH check actions, and answers the other optional
  * endpoints with 501 like Headscale.
  */
+import { runAs } from '../audit/context.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
 import type { PolicyView } from '../state/policy-view.ts';
@@ -75,7 +76,14 @@ export function createControl(deps: ControlDeps) {
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder() });
   const ssh = createSshActions(deps);
 
-  async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
+  /** Whatever a node's request changes is recorded as done by that node (or its machine, before it has one). */
+  const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> => {
+    const node = deps.tailnet.nodes.byMachineKey(peer.machineKey);
+    const actor = node ? `node:${node.id}` : `machine:${peer.machineKey.slice(5, 17)}`;
+    return runAs({ actor, door: 'control', source: peer.remote ?? '' }, () => handleRequest(req, res, peer));
+  };
+
+  async function handleRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
     const path = new URL(req.url, 'https://control').pathname;
     try {
       if (req.method === 'POST' && path === '/machine/register') {

@@ -29,6 +29,8 @@ export interface NoisePeer {
   readonly machineKey: string;
   /** The client's capability version from the handshake header. */
   readonly version: number;
+  /** The client's address (`host:port`), for the audit log. */
+  readonly remote?: string;
 }
 
 /** Handles one HTTP/2 request over Noise. May return a promise; rejections become a 500 or a stream reset. */
@@ -118,7 +120,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     }
     socket.write(switchingProtocols);
     socket.write(hs.response);
-    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version };
+    const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, remote };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head });
     live.set(conn, undefined);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');

@@ -4,9 +4,10 @@
  * work by changing only their base URL. Authenticates with an API key (Basic user or Bearer) or an OAuth
  * access token, and checks the route's scope; every 4xx/5xx body has a `message`.
  */
+import { identify } from '../../audit/context.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../../domain/scopes.ts';
-import { isRefusal, may, type Authenticator } from '../../auth/principal.ts';
+import { actorOf, isRefusal, may, type Authenticator } from '../../auth/principal.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import type { PolicyChecker } from '../policy-checker.ts';
 import { httpError } from './common.ts';
@@ -68,6 +69,7 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
         if (scope === undefined) return;
         const who = deps.auth.identify(req.headers.authorization);
         if (isRefusal(who)) return reply.code(401).send({ message: who.refused });
+        identify(actorOf(deps.tailnet, who));
         if (!may(who, scope)) return reply.code(403).send({ message: `this credential lacks the "${scope}" scope` });
         const tailnet = (req.params as { tailnet?: string }).tailnet;
         if (tailnet !== undefined && tailnet !== '-') {
