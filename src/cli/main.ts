@@ -15,11 +15,12 @@ import { policyCommands } from './commands/policy.ts';
 import { routeCommands } from './commands/routes.ts';
 import { serverCommands } from './commands/server.ts';
 import { sshCommands } from './commands/ssh.ts';
+import { auditCommands } from './commands/audit.ts';
 import { syncCommands } from './commands/sync.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands];
+export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...auditCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
