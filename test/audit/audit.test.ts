@@ -1,0 +1,153 @@
+/**
+ * The audit log against a real `tailplane serve`: one entry per change with the right actor, door and object
+ * for API v1, the CLI and API v2 (OAuth client); entries survive kill -9 right after an acknowledged write;
+ * `audit verify` names the first broken entry after a row is edited or deleted in the SQLite file; pruning
+ * keeps the chain verifiable.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+
+let server: ChildServer;
+before(async () => (server = await spawnServer()));
+after(async () => server.stop());
+
+type Entry = { id: number; actor: string; door: string; source: string; action: string; object: string; summary: string };
+
+/** Entries written after `afterId`, read through the API. */
+async function entriesAfter(afterId: number): Promise<Entry[]> {
+  const r = await api(server, 'GET', `/api/v1/audit?cursor=${afterId}`);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json.entries;
+}
+
+async function lastId(): Promise<number> {
+  const all: Entry[] = (await api(server, 'GET', '/api/v1/audit')).json.entries;
+  return all.at(-1)?.id ?? 0;
+}
+
+test('API v1, the CLI and API v2 (OAuth client) each write exactly one entry with actor, door and object', async () => {
+  let mark = await lastId();
+  const made = await api(server, 'POST', '/api/v1/user', { name: 'alice' });
+  assert.equal(made.status, 200, JSON.stringify(made.json));
+  let got = await entriesAfter(mark);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.equal(got[0]!.door, 'api-v1');
+  assert.equal(got[0]!.action, 'user.create');
+  assert.equal(got[0]!.object, `user:${made.json.user.id}`);
+  assert.match(got[0]!.actor, /^apikey:\w+$/);
+  assert.ok(server.apiKey.includes(got[0]!.actor.slice('apikey:'.length)), 'the key\'s public prefix');
+  assert.ok(!got[0]!.actor.includes(server.apiKey), 'never the secret');
+  assert.equal(got[0]!.source, '127.0.0.1');
+
+  mark = got[0]!.id;
+  const r = cli(server, 'users', 'create', 'bob');
+  assert.equal(r.status, 0, r.stderr);
+  got = await entriesAfter(mark);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.deepEqual([got[0]!.door, got[0]!.action], ['cli', 'user.create']);
+
+  // The policy entry holds the access diff, not the text.
+  mark = got[0]!.id;
+  const policy = '{"acls": [{"action": "accept", "src": ["alice@"], "dst": ["bob@:22"]}]}';
+  assert.equal((await api(server, 'PUT', '/api/v1/policy', { policy })).status, 200);
+  got = await entriesAfter(mark);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.deepEqual([got[0]!.action, got[0]!.object], ['policy.set', 'policy']);
+  assert.ok(!got[0]!.summary.includes('"acls"'), got[0]!.summary);
+  // The access diff is over nodes; with none yet it says nothing changed.
+  assert.equal(got[0]!.summary, 'no access changes');
+
+  const created = cli(server, 'oauth-clients', 'create', '--scopes', 'dns', '-o', 'json');
+  assert.equal(created.status, 0, created.stderr);
+  const { id: clientRecordId, clientId, clientSecret } = JSON.parse(created.stdout);
+  const tokenRes = await fetch(`${server.url}/api/v2/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
+  });
+  const { access_token: token } = await tokenRes.json();
+  mark = await lastId();
+  const v2 = await api(server, 'POST', '/api/v2/tailnet/-/dns/nameservers', { dns: ['9.9.9.9'] }, { authorization: `Bearer ${token}` });
+  assert.equal(v2.status, 200, JSON.stringify(v2.json));
+  got = await entriesAfter(mark);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.deepEqual([got[0]!.door, got[0]!.action, got[0]!.object], ['api-v2', 'dns.set', 'dns']);
+  assert.match(got[0]!.actor, /^oauth-client:\w+$/, `client ${clientRecordId}`);
+  assert.ok(clientId.includes(got[0]!.actor.slice('oauth-client:'.length)) && !got[0]!.actor.includes(clientSecret));
+
+  // Filters: by object and actor, as the CLI's table and JSON.
+  const listed = cli(server, 'audit', 'list', '--object', `user:${made.json.user.id}`, '-o', 'json');
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.deepEqual(JSON.parse(listed.stdout).map((e: Entry) => e.action), ['user.create']);
+  const byActor = (await api(server, 'GET', `/api/v1/audit?since=1h&actor=${encodeURIComponent(got[0]!.actor)}`)).json.entries;
+  assert.equal(byActor.length, 1);
+  assert.equal((await api(server, 'GET', '/api/v1/audit?since=yesterday')).status, 400);
+  const exported = cli(server, 'audit', 'export', '--since', '24h');
+  assert.equal(exported.status, 0, exported.stderr);
+  const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.at(-1).id, got[0]!.id);
+  // Cursor pagination walks every entry once.
+  const seen: number[] = [];
+  let cursor: string | null = '0';
+  while (cursor !== null) {
+    const page: { entries: Entry[]; nextCursor: string | null } = (await api(server, 'GET', `/api/v1/audit?limit=2&cursor=${cursor}`)).json;
+    seen.push(...page.entries.map((e) => e.id));
+    cursor = page.nextCursor;
+  }
+  assert.deepEqual(seen, lines.map((e: Entry) => e.id));
+});
+
+test('an acknowledged write has its entry after kill -9', async () => {
+  const made = await api(server, 'POST', '/api/v1/user', { name: 'carol' });
+  assert.equal(made.status, 200);
+  await server.stop('SIGKILL');
+  server = await spawnServer({ dataDir: server.dataDir });
+  const entries: Entry[] = (await api(server, 'GET', `/api/v1/audit?object=user:${made.json.user.id}`)).json.entries;
+  assert.deepEqual(entries.map((e) => e.action), ['user.create']);
+  assert.equal(cli(server, 'audit', 'verify').status, 0);
+});
+
+test('verify names the first broken entry after an edit or a delete; pruning keeps the chain verifiable', async () => {
+  for (const name of ['dave', 'erin', 'frank']) assert.equal((await api(server, 'POST', '/api/v1/user', { name })).status, 200);
+  const ok = cli(server, 'audit', 'verify');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /intact/);
+  const ids: number[] = (await api(server, 'GET', '/api/v1/audit')).json.entries.map((e: Entry) => e.id);
+  const db = new Database(join(server.dataDir, 'tailplane.sqlite'));
+  try {
+    const victim = ids.at(-3)!;
+    const original = db.prepare('SELECT summary FROM audit_log WHERE id = ?').get(victim) as { summary: string };
+    db.prepare('UPDATE audit_log SET summary = ? WHERE id = ?').run('nothing happened', victim);
+    let r = cli(server, 'audit', 'verify');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`broken at entry ${victim}\\b.*changed`));
+    db.prepare('UPDATE audit_log SET summary = ? WHERE id = ?').run(original.summary, victim);
+    assert.equal(cli(server, 'audit', 'verify').status, 0);
+
+    const deleted = ids.at(-2)!;
+    const row = db.prepare('SELECT * FROM audit_log WHERE id = ?').get(deleted);
+    db.prepare('DELETE FROM audit_log WHERE id = ?').run(deleted);
+    r = cli(server, 'audit', 'verify');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`broken at entry ${deleted + 1}\\b.*deleted`));
+    db.prepare('INSERT INTO audit_log (id, time, actor, door, source, action, object, summary, prev_hash, hash) VALUES (@id, @time, @actor, @door, @source, @action, @object, @summary, @prev_hash, @hash)').run(row);
+  } finally {
+    db.close();
+  }
+  assert.equal(cli(server, 'audit', 'verify').status, 0);
+
+  // Prune everything so far: the anchor keeps the chain verifiable and the prune itself is an entry.
+  await new Promise((r) => setTimeout(r, 5));
+  const pruned = await api(server, 'POST', '/api/v1/audit/prune', { olderThanDays: 0 });
+  assert.equal(pruned.status, 200, JSON.stringify(pruned.json));
+  assert.ok(pruned.json.pruned >= ids.length, JSON.stringify(pruned.json));
+  const left: Entry[] = (await api(server, 'GET', '/api/v1/audit')).json.entries;
+  assert.deepEqual(left.map((e) => e.action), ['audit.prune']);
+  assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'grace' })).status, 200);
+  const after = cli(server, 'audit', 'verify');
+  assert.equal(after.status, 0, after.stderr);
+  assert.match(after.stdout, /2 entries after pruned entry/);
+});
