@@ -7,12 +7,35 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
+import { createHarness } from '../harness/tailscaled.ts';
+import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
 import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 let server: ChildServer;
+const harness = createHarness();
 before(async () => (server = await spawnServer()));
-after(async () => server.stop());
+after(async () => {
+  await harness.cleanup();
+  await server.stop();
+});
+
+/** One request over a fresh Noise connection with the given machine key (as a node's tailscaled makes it). */
+async function noise(machine: KeyPair, path: string, method = 'GET', body = ''): Promise<{ status: number; json: any }> {
+  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
+  const client = await dialNoise(Number(new URL(server.url).port), Buffer.from(key.publicKey.slice('mkey:'.length), 'hex'), { machine });
+  const session = h2Session(client);
+  try {
+    const res = await h2Request(session, path, body, method);
+    const text = res.body.toString();
+    return { status: res.status, json: text.startsWith('{') ? JSON.parse(text) : text };
+  } finally {
+    session.destroy();
+    client.conn.destroy();
+  }
+}
 
 type Entry = { id: number; actor: string; door: string; source: string; action: string; object: string; summary: string };
 
@@ -98,6 +121,77 @@ test('API v1, the CLI and API v2 (OAuth client) each write exactly one entry wit
     cursor = page.nextCursor;
   }
   assert.deepEqual(seen, lines.map((e: Entry) => e.id));
+});
+
+test('the console (session + CSRF), a real tailscaled registration, its deletion and an SSH check approval', async () => {
+  // Console: log in with the API key (the login form's token), then create a user with the session's CSRF token.
+  const loginPage = await fetch(`${server.url}/admin/login`);
+  const loginToken = /name="_csrf" value="([^"]+)"/.exec(await loginPage.text())![1]!;
+  const loginCookie = loginPage.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const login = await fetch(`${server.url}/admin/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: loginToken, key: server.apiKey, next: '/admin/users' }),
+  });
+  assert.equal(login.status, 303);
+  const session = login.headers.getSetCookie().map((c) => c.split(';')[0]).filter((c) => c.startsWith('tailplane_session=')).join('; ');
+  const usersPage = await (await fetch(`${server.url}/admin/users`, { headers: { cookie: session } })).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(usersPage)![1]!;
+  let mark = await lastId();
+  const made = await fetch(`${server.url}/admin/users`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie: session, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, name: 'ursula' }),
+  });
+  assert.ok(made.status < 400, `console POST: ${made.status}`);
+  let got = await entriesAfter(mark);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.deepEqual([got[0]!.door, got[0]!.action], ['console', 'user.create']);
+  assert.match(got[0]!.actor, /^apikey:\w+$/);
+
+  // A real tailscaled registers with an auth key: one node.create through the control door; deleting it: one node.delete.
+  const key = (await api(server, 'POST', '/api/v1/preauthkey', { user: '1', reusable: true })).json.preAuthKey.key;
+  mark = await lastId();
+  const d = await harness.start({ name: 'real' });
+  const up = await d.up({ loginServer: server.url, authKey: key, hostname: 'real', timeoutMs: 90_000 });
+  assert.equal(up.code, 0, up.stderr + up.stdout);
+  got = (await entriesAfter(mark)).filter((e) => e.action.startsWith('node.'));
+  assert.deepEqual(got.map((e) => [e.door, e.action]), [['control', 'node.create']], JSON.stringify(got));
+  assert.match(got[0]!.actor, /^machine:[0-9a-f]{12}$/);
+  assert.match(got[0]!.source, /^127\.0\.0\.1:\d+$/);
+  const nodeObject = got[0]!.object;
+  mark = await lastId();
+  assert.equal(cli(server, 'nodes', 'delete', 'real').status, 0);
+  got = await entriesAfter(mark);
+  assert.deepEqual(got.map((e) => [e.door, e.action, e.object]), [['cli', 'node.delete', nodeObject]], JSON.stringify(got));
+
+  // An SSH check: the destination's request is recorded as that node's, the approval as the API key's.
+  const policy = `{"tagOwners": {"tag:server": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+    "ssh": [{"action": "check", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["deploy"], "checkPeriod": "1h"}]}`;
+  assert.equal((await api(server, 'PUT', '/api/v1/policy', { policy })).status, 200);
+  const machines = { dst: generateKeyPair(), src: generateKeyPair() };
+  const keys = {
+    dst: (await api(server, 'POST', '/api/v1/preauthkey', { aclTags: ['tag:server'] })).json.preAuthKey.key,
+    src: key,
+  };
+  const ids: Record<string, number> = {};
+  for (const name of ['dst', 'src'] as const) {
+    const body = JSON.stringify({ Version: 130, NodeKey: `nodekey:${randomBytes(32).toString('hex')}`, Auth: { AuthKey: keys[name] }, Hostinfo: { Hostname: `ssh-${name}` } });
+    assert.equal((await noise(machines[name], '/machine/register', 'POST', body)).status, 200);
+    ids[name] = (await api(server, 'GET', '/api/v1/node')).json.nodes.find((n: { name: string }) => n.name === `ssh-${name}`).id;
+  }
+  mark = await lastId();
+  const held = await noise(machines.dst, `/machine/ssh/action/from/${ids.src}/to/${ids.dst}?ssh_user=deploy&local_user=deploy`);
+  assert.equal(held.status, 200, JSON.stringify(held.json));
+  const checkId = /tailplane ssh approve (\S+)/.exec(held.json.message)![1]!;
+  got = await entriesAfter(mark);
+  assert.deepEqual(got.map((e) => [e.actor, e.door, e.action, e.object]), [[`node:${ids.dst}`, 'control', 'ssh-check.pending', `ssh-check:${checkId}`]]);
+  mark = got[0]!.id;
+  assert.equal((await api(server, 'POST', `/api/v1/ssh/checks/${checkId}/approve`)).status, 200);
+  got = await entriesAfter(mark);
+  assert.deepEqual(got.map((e) => [e.door, e.action, e.object]), [['api-v1', 'ssh-check.approved', `ssh-check:${checkId}`]]);
 });
 
 test('an acknowledged write has its entry after kill -9', async () => {

@@ -41,6 +41,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'node.expiry_seconds': ['86400', (c) => c.node.expirySeconds, 86400],
     'node.ephemeral_inactivity_seconds': ['30', (c) => c.node.ephemeralInactivitySeconds, 30],
     'log.level': ['warn', (c) => c.log.level, 'warn'],
+    'audit.retention_days': ['30', (c) => c.audit.retentionDays, 30],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
   for (const [key, [raw, get, expected]] of Object.entries(samples)) {
