@@ -1,7 +1,7 @@
 /**
  * What an audit entry says about a change: derived from the change list the state layer publishes (nodes, users,
- * DNS), or given by the write itself where no change is published (keys, SSH checks) or where the change alone
- * says too little (the policy's access diff).
+ * routes), or given by the write itself where no change is published (keys, SSH checks) or where the change
+ * alone says too little (the policy's access diff, the DNS fields that changed).
  */
 import type { Change, NodeField } from '../state/changes.ts';
 import type { Node } from '../domain/types.ts';
@@ -25,6 +25,15 @@ const fieldValue: Partial<Record<NodeField, (n: Node) => string>> = {
   expiry: (n) => n.expiry ?? 'never',
   owner,
 };
+
+/** `field: before → after` for each top-level field that differs (settings objects such as DNS). */
+export function fieldChanges(before: object, after: object): string {
+  const b = before as Record<string, unknown>;
+  const a = after as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+  const parts = keys.filter((k) => JSON.stringify(b[k]) !== JSON.stringify(a[k])).map((k) => `${k}: ${JSON.stringify(b[k])} → ${JSON.stringify(a[k])}`);
+  return parts.length ? parts.join('; ') : 'no change';
+}
 
 export function notesOf(changes: readonly Change[]): AuditNote[] {
   const notes: AuditNote[] = [];
@@ -50,12 +59,7 @@ export function notesOf(changes: readonly Change[]): AuditNote[] {
         notes.push({ action: `user.${verb}`, object: `user:${c.user.id}`, summary: `${c.user.name}` });
         break;
       }
-      case 'dns-changed':
-        notes.push({ action: 'dns.set', object: 'dns', summary: 'DNS settings replaced' });
-        break;
-      case 'policy-changed':
-        notes.push({ action: 'policy.set', object: 'policy', summary: 'policy replaced' });
-        break;
+      // Policy and DNS writes give their own notes (the access diff, the changed fields).
     }
   }
   return notes;

@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(usage(`${command.path.join(' ')} ${command.positionals ?? ''} [flags]`, specs));
       return 0;
     }
-    const ctx = createContext(args);
+    const ctx = createContext(args, command.door ?? 'cli');
     const out = await command.run(ctx);
     if (out !== undefined) console.log(out);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

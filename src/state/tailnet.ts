@@ -18,6 +18,7 @@ import { createUsers } from './users.ts';
 import { allowAllPolicy, topologyOf } from './policy-view.ts';
 import { diffAccess, parsePolicy, renderAccessDiff, type Topology } from '../policy/index.ts';
 import { createAuditLog } from '../audit/log.ts';
+import { fieldChanges } from '../audit/derive.ts';
 
 export interface TailnetOptions {
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
@@ -72,7 +73,12 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
       const frozen = Object.freeze(structuredClone(dns));
       return core.write((tx) => {
         tx.putSetting('dns', frozen);
-        return { result: frozen, apply: () => (core.ix.settings.dns = frozen), changes: [{ kind: 'dns-changed' }] };
+        return {
+          result: frozen,
+          apply: () => (core.ix.settings.dns = frozen),
+          changes: [{ kind: 'dns-changed' }],
+          audit: [{ action: 'dns.set', object: 'dns', summary: fieldChanges(core.ix.settings.dns, frozen) }],
+        };
       });
     },
     /** The audit log: read, verify, prune (entries are written by every write above, see Core.write). */

@@ -1,6 +1,7 @@
 /**
  * The audit log against a real `tailplane serve`: one entry per change with the right actor, door and object
- * for API v1, the CLI and API v2 (OAuth client); entries survive kill -9 right after an acknowledged write;
+ * for API v1, the CLI, API v2 (OAuth client), engine apply, the console, a real tailscaled's registration and an
+ * SSH check; entries survive kill -9 right after an acknowledged write;
  * `audit verify` names the first broken entry after a row is edited or deleted in the SQLite file; pruning
  * keeps the chain verifiable.
  */
@@ -12,7 +13,7 @@ import Database from 'better-sqlite3';
 import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
 import { createHarness } from '../harness/tailscaled.ts';
 import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
-import { api, cli, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { api, cli, repoRoot, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 let server: ChildServer;
 const harness = createHarness();
@@ -51,7 +52,7 @@ async function lastId(): Promise<number> {
   return all.at(-1)?.id ?? 0;
 }
 
-test('API v1, the CLI and API v2 (OAuth client) each write exactly one entry with actor, door and object', async () => {
+test('API v1, the CLI, API v2 (OAuth client) and engine apply each write exactly one entry with actor, door and object', async () => {
   let mark = await lastId();
   const made = await api(server, 'POST', '/api/v1/user', { name: 'alice' });
   assert.equal(made.status, 200, JSON.stringify(made.json));
@@ -98,8 +99,18 @@ test('API v1, the CLI and API v2 (OAuth client) each write exactly one entry wit
   got = await entriesAfter(mark);
   assert.equal(got.length, 1, JSON.stringify(got));
   assert.deepEqual([got[0]!.door, got[0]!.action, got[0]!.object], ['api-v2', 'dns.set', 'dns']);
+  assert.equal(got[0]!.summary, 'nameservers: ["1.1.1.1"] → ["9.9.9.9"]');
   assert.match(got[0]!.actor, /^oauth-client:\w+$/, `client ${clientRecordId}`);
   assert.ok(clientId.includes(got[0]!.actor.slice('oauth-client:'.length)) && !got[0]!.actor.includes(clientSecret));
+
+  // `tailplane apply` (the engine) marks its changes as its own: one entry per change it makes.
+  mark = await lastId();
+  const applied = cli(server, 'apply', '-f', join(repoRoot, 'examples/desired/healthcare.hujson'), '--auto-approve');
+  assert.equal(applied.status, 0, applied.stderr);
+  const byEngine = await entriesAfter(mark);
+  assert.deepEqual([...new Set(byEngine.map((e) => e.door))], ['engine']);
+  assert.deepEqual(byEngine.filter((e) => e.action === 'user.create').map((e) => e.summary).sort(), ['emeka', 'ngozi', 'uzo']);
+  assert.equal(byEngine.filter((e) => e.action === 'policy.set').length, 1);
 
   // Filters: by object and actor, as the CLI's table and JSON.
   const listed = cli(server, 'audit', 'list', '--object', `user:${made.json.user.id}`, '-o', 'json');
@@ -111,7 +122,7 @@ test('API v1, the CLI and API v2 (OAuth client) each write exactly one entry wit
   const exported = cli(server, 'audit', 'export', '--since', '24h');
   assert.equal(exported.status, 0, exported.stderr);
   const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(lines.at(-1).id, got[0]!.id);
+  assert.equal(lines.at(-1).id, byEngine.at(-1)!.id);
   // Cursor pagination walks every entry once.
   const seen: number[] = [];
   let cursor: string | null = '0';
