@@ -22,6 +22,7 @@ import { userPages } from './pages/users.ts';
 import { keyPages } from './pages/keys.ts';
 import { dnsPages } from './pages/dns.ts';
 import { routePages } from './pages/routes.ts';
+import { auditPages } from './pages/audit.ts';
 import { eventStreams } from './events.ts';
 
 export interface ConsoleDeps {
@@ -192,4 +193,5 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
   keyPages(app, con);
   dnsPages(app, con);
   routePages(app, con);
+  auditPages(app, con);
 }

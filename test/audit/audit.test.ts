@@ -12,8 +12,9 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitives.ts';
 import { createHarness } from '../harness/tailscaled.ts';
-import { dialNoise, h2Request, h2Session } from '../control/noise-client.ts';
-import { api, cli, repoRoot, spawnServer, type ChildServer } from '../helpers/server.ts';
+import { noiseRequest } from '../control/noise-client.ts';
+import { launchBrowser, seriousA11yViolations } from '../helpers/browser.ts';
+import { api, cliAsync, repoRoot, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 let server: ChildServer;
 const harness = createHarness();
@@ -23,20 +24,7 @@ after(async () => {
   await server.stop();
 });
 
-/** One request over a fresh Noise connection with the given machine key (as a node's tailscaled makes it). */
-async function noise(machine: KeyPair, path: string, method = 'GET', body = ''): Promise<{ status: number; json: any }> {
-  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
-  const client = await dialNoise(Number(new URL(server.url).port), Buffer.from(key.publicKey.slice('mkey:'.length), 'hex'), { machine });
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, body, method);
-    const text = res.body.toString();
-    return { status: res.status, json: text.startsWith('{') ? JSON.parse(text) : text };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
+const noise = (machine: KeyPair, path: string, method = 'GET', body = '') => noiseRequest(server.url, machine, path, method, body);
 
 type Entry = { id: number; actor: string; door: string; source: string; action: string; object: string; summary: string };
 
@@ -67,7 +55,7 @@ test('API v1, the CLI, API v2 (OAuth client) and engine apply each write exactly
   assert.equal(got[0]!.source, '127.0.0.1');
 
   mark = got[0]!.id;
-  const r = cli(server, 'users', 'create', 'bob');
+  const r = await cliAsync(server, 'users', 'create', 'bob');
   assert.equal(r.status, 0, r.stderr);
   got = await entriesAfter(mark);
   assert.equal(got.length, 1, JSON.stringify(got));
@@ -84,7 +72,7 @@ test('API v1, the CLI, API v2 (OAuth client) and engine apply each write exactly
   // The access diff is over nodes; with none yet it says nothing changed.
   assert.equal(got[0]!.summary, 'no access changes');
 
-  const created = cli(server, 'oauth-clients', 'create', '--scopes', 'dns', '-o', 'json');
+  const created = await cliAsync(server, 'oauth-clients', 'create', '--scopes', 'dns', '-o', 'json');
   assert.equal(created.status, 0, created.stderr);
   const { id: clientRecordId, clientId, clientSecret } = JSON.parse(created.stdout);
   const tokenRes = await fetch(`${server.url}/api/v2/oauth/token`, {
@@ -105,7 +93,7 @@ test('API v1, the CLI, API v2 (OAuth client) and engine apply each write exactly
 
   // `tailplane apply` (the engine) marks its changes as its own: one entry per change it makes.
   mark = await lastId();
-  const applied = cli(server, 'apply', '-f', join(repoRoot, 'examples/desired/healthcare.hujson'), '--auto-approve');
+  const applied = await cliAsync(server, 'apply', '-f', join(repoRoot, 'examples/desired/healthcare.hujson'), '--auto-approve');
   assert.equal(applied.status, 0, applied.stderr);
   const byEngine = await entriesAfter(mark);
   assert.deepEqual([...new Set(byEngine.map((e) => e.door))], ['engine']);
@@ -113,13 +101,13 @@ test('API v1, the CLI, API v2 (OAuth client) and engine apply each write exactly
   assert.equal(byEngine.filter((e) => e.action === 'policy.set').length, 1);
 
   // Filters: by object and actor, as the CLI's table and JSON.
-  const listed = cli(server, 'audit', 'list', '--object', `user:${made.json.user.id}`, '-o', 'json');
+  const listed = await cliAsync(server, 'audit', 'list', '--object', `user:${made.json.user.id}`, '-o', 'json');
   assert.equal(listed.status, 0, listed.stderr);
   assert.deepEqual(JSON.parse(listed.stdout).map((e: Entry) => e.action), ['user.create']);
   const byActor = (await api(server, 'GET', `/api/v1/audit?since=1h&actor=${encodeURIComponent(got[0]!.actor)}`)).json.entries;
   assert.equal(byActor.length, 1);
   assert.equal((await api(server, 'GET', '/api/v1/audit?since=yesterday')).status, 400);
-  const exported = cli(server, 'audit', 'export', '--since', '24h');
+  const exported = await cliAsync(server, 'audit', 'export', '--since', '24h');
   assert.equal(exported.status, 0, exported.stderr);
   const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.at(-1).id, byEngine.at(-1)!.id);
@@ -174,7 +162,7 @@ test('the console (session + CSRF), a real tailscaled registration, its deletion
   assert.match(got[0]!.source, /^127\.0\.0\.1:\d+$/);
   const nodeObject = got[0]!.object;
   mark = await lastId();
-  assert.equal(cli(server, 'nodes', 'delete', 'real').status, 0);
+  assert.equal((await cliAsync(server, 'nodes', 'delete', 'real')).status, 0);
   got = await entriesAfter(mark);
   assert.deepEqual(got.map((e) => [e.door, e.action, e.object]), [['cli', 'node.delete', nodeObject]], JSON.stringify(got));
 
@@ -205,6 +193,28 @@ test('the console (session + CSRF), a real tailscaled registration, its deletion
   assert.deepEqual(got.map((e) => [e.door, e.action, e.object]), [['api-v1', 'ssh-check.approved', `ssh-check:${checkId}`]]);
 });
 
+test('the console audit page shows an auditor the entries of one object, newest first', async () => {
+  const auditorKey = await cliAsync(server, 'apikeys', 'create', '--role', 'auditor');
+  assert.equal(auditorKey.status, 0, auditorKey.stderr);
+  assert.equal((await api(server, 'POST', '/api/v1/user/1/rename/alice2')).status, 200);
+  const browser = await launchBrowser();
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    await page.goto(`${server.url}/admin/audit?object=user:1`);
+    await page.getByLabel('Admin API key').fill(auditorKey.stdout.trim());
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(/\/admin\/audit/);
+    assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Audit log');
+    const rows = await page.locator('tbody tr').allInnerTexts();
+    assert.equal(rows.length, 2, rows.join('\n'));
+    assert.match(rows[0]!, /user\.update\s+user:1\s+alice2/);
+    assert.match(rows[1]!, /api-v1\s+user\.create\s+user:1\s+alice/);
+    assert.deepEqual(await seriousA11yViolations(page), []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('an acknowledged write has its entry after kill -9', async () => {
   const made = await api(server, 'POST', '/api/v1/user', { name: 'carol' });
   assert.equal(made.status, 200);
@@ -212,12 +222,12 @@ test('an acknowledged write has its entry after kill -9', async () => {
   server = await spawnServer({ dataDir: server.dataDir });
   const entries: Entry[] = (await api(server, 'GET', `/api/v1/audit?object=user:${made.json.user.id}`)).json.entries;
   assert.deepEqual(entries.map((e) => e.action), ['user.create']);
-  assert.equal(cli(server, 'audit', 'verify').status, 0);
+  assert.equal((await cliAsync(server, 'audit', 'verify')).status, 0);
 });
 
 test('verify names the first broken entry after an edit or a delete; pruning keeps the chain verifiable', async () => {
   for (const name of ['dave', 'erin', 'frank']) assert.equal((await api(server, 'POST', '/api/v1/user', { name })).status, 200);
-  const ok = cli(server, 'audit', 'verify');
+  const ok = await cliAsync(server, 'audit', 'verify');
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /intact/);
   const ids: number[] = (await api(server, 'GET', '/api/v1/audit')).json.entries.map((e: Entry) => e.id);
@@ -226,23 +236,23 @@ test('verify names the first broken entry after an edit or a delete; pruning kee
     const victim = ids.at(-3)!;
     const original = db.prepare('SELECT summary FROM audit_log WHERE id = ?').get(victim) as { summary: string };
     db.prepare('UPDATE audit_log SET summary = ? WHERE id = ?').run('nothing happened', victim);
-    let r = cli(server, 'audit', 'verify');
+    let r = await cliAsync(server, 'audit', 'verify');
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`broken at entry ${victim}\\b.*changed`));
     db.prepare('UPDATE audit_log SET summary = ? WHERE id = ?').run(original.summary, victim);
-    assert.equal(cli(server, 'audit', 'verify').status, 0);
+    assert.equal((await cliAsync(server, 'audit', 'verify')).status, 0);
 
     const deleted = ids.at(-2)!;
     const row = db.prepare('SELECT * FROM audit_log WHERE id = ?').get(deleted);
     db.prepare('DELETE FROM audit_log WHERE id = ?').run(deleted);
-    r = cli(server, 'audit', 'verify');
+    r = await cliAsync(server, 'audit', 'verify');
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`broken at entry ${deleted + 1}\\b.*deleted`));
     db.prepare('INSERT INTO audit_log (id, time, actor, door, source, action, object, summary, prev_hash, hash) VALUES (@id, @time, @actor, @door, @source, @action, @object, @summary, @prev_hash, @hash)').run(row);
   } finally {
     db.close();
   }
-  assert.equal(cli(server, 'audit', 'verify').status, 0);
+  assert.equal((await cliAsync(server, 'audit', 'verify')).status, 0);
 
   // Prune everything so far: the anchor keeps the chain verifiable and the prune itself is an entry.
   await new Promise((r) => setTimeout(r, 5));
@@ -252,7 +262,7 @@ test('verify names the first broken entry after an edit or a delete; pruning kee
   const left: Entry[] = (await api(server, 'GET', '/api/v1/audit')).json.entries;
   assert.deepEqual(left.map((e) => e.action), ['audit.prune']);
   assert.equal((await api(server, 'POST', '/api/v1/user', { name: 'grace' })).status, 200);
-  const after = cli(server, 'audit', 'verify');
+  const after = await cliAsync(server, 'audit', 'verify');
   assert.equal(after.status, 0, after.stderr);
   assert.match(after.stdout, /2 entries after pruned entry/);
 });
