@@ -166,12 +166,24 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const unsubscribe = tailnet.subscribe((c) => {
     if (c.kind === 'node-removed' || (c.kind === 'node-updated' && c.fields.includes('keys'))) void derp?.recheckAccess();
   });
+  const pruneAudit = () => {
+    if (config.audit.retentionDays === 0) return;
+    try {
+      tailnet.audit.prune(new Date(Date.now() - config.audit.retentionDays * 86_400_000));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'audit log pruning failed');
+    }
+  };
+  pruneAudit();
+  // Hourly is plenty for a retention counted in days.
+  const auditPruner = setInterval(pruneAudit, 3_600_000).unref();
   let dns: DnsServer | undefined;
   let stun: StunServer | undefined;
   let metricsListener: MetricsListener | undefined;
   const close = async () => {
     // Timers and streams first, so nothing writes to the store once it is closed.
     unsubscribe();
+    clearInterval(auditPruner);
     autoApprover.stop();
     reaper.stop();
     control.stop();

@@ -5,7 +5,7 @@ import { tailnetApi } from '../../src/client/tailnet-api.ts';
 export { ApiError, isNotFound, isStalePolicy, type ApiNode, type ApiPreAuthKey, type ApiUser, type DnsSettings, type NewPreAuthKey } from '../../src/client/tailnet-api.ts';
 
 export function createTailnetApi(opts: { url: string; apiKey: string }) {
-  const client = createAdminClient({ url: opts.url, apiKey: opts.apiKey });
+  const client = createAdminClient({ url: opts.url, apiKey: opts.apiKey, door: 'terraform' });
   return { ...tailnetApi(client), close: () => client.close() };
 }
 

@@ -29,6 +29,8 @@ import { apiV2, v2Prefix } from './v2/index.ts';
 import type { OidcConfig } from '../config/config.ts';
 import type { RelyingParty } from '../oidc/relying-party.ts';
 import { callbackPath, consoleLoginPath, sshCheckPath, escapeHtml, oidcRoutes, sendPage } from '../oidc/routes.ts';
+import { auditDoor } from './audit-door.ts';
+import { auditRoutes } from './routes/audit.ts';
 
 export interface AdminDeps {
   tailnet: Tailnet;
@@ -90,6 +92,7 @@ export function createAdminApp(deps: AdminDeps) {
   const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath, sshCheckPath]);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.
   app.addHook('onRoute', (route) => void (route.url.startsWith(v2Prefix + '/') && publicPaths.add(route.url)));
+  auditDoor(app);
   requireApiKey(app, deps.tailnet, publicPaths, { failuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute });
 
   // An unreachable identity provider degrades the server (logins wait) without stopping it.
@@ -120,6 +123,7 @@ export function createAdminApp(deps: AdminDeps) {
   batchRoutes(app, deps.tailnet, deps.policy);
   leaseRoutes(app, deps.tailnet);
   if (deps.backup) backupRoutes(app, deps.backup);
+  auditRoutes(app, deps.tailnet);
   app.get('/api/v1/openapi.json', async () => openapi.document());
   const sessions = consoleSessions({});
   app.register(consolePlugin, {

@@ -10,6 +10,7 @@ import { createRateCounter, defaultLimits } from '../guard/limits.ts';
 import { splitSecret } from '../state/secrets.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { apiV1Denial } from '../auth/roles.ts';
+import { identify } from '../audit/context.ts';
 
 export interface AuthOptions {
   /** Failed authentications one source may make per minute. */
@@ -43,6 +44,7 @@ export function requireApiKey(app: FastifyInstance, tailnet: Tailnet, publicPath
       req.log.warn({ source: req.ip, key: keyLabel(m[1]!), path: req.routeOptions.url }, 'admin API: authentication failed');
       return reply.code(401).send({ code: 401, message: 'invalid, expired or revoked API key' });
     }
+    identify(`apikey:${key.prefix}`);
     const route = req.routeOptions.url;
     const denial = route === undefined ? null : apiV1Denial(key.role, req.method, route);
     if (denial) return reply.code(403).send({ code: 403, message: denial });

@@ -41,6 +41,12 @@ export function createAuthenticator(t: Tailnet) {
   };
 }
 
+/** How the audit log names a principal: the key's or client's public prefix, never its secret. */
+export function actorOf(t: Tailnet, p: Principal): string {
+  if (p.kind === 'api-key') return `apikey:${t.apiKeys.list().find((k) => k.id === p.id)?.prefix ?? p.id}`;
+  return `oauth-client:${t.oauthClients.get(p.clientId).prefix}`;
+}
+
 export type Authenticator = ReturnType<typeof createAuthenticator>;
 
 export const isRefusal = (p: Principal | Refusal): p is Refusal => 'refused' in p;

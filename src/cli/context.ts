@@ -51,7 +51,7 @@ function resolveApiKey(explicit: string | undefined, fileConfig: CliFileConfig):
   throw new UsageError('no API key: pass --api-key, set TAILPLANE_API_KEY, or run next to the server\'s data folder');
 }
 
-export function createContext(args: Parsed): Context {
+export function createContext(args: Parsed, door = 'cli'): Context {
   let client: AdminClient | undefined;
   const flag = (name: string) => {
     const v = args.flags[name];
@@ -71,7 +71,7 @@ export function createContext(args: Parsed): Context {
       if (!client) {
         const fileConfig = readCliConfig(flag('cli-config'));
         const url = flag('url') ?? process.env.TAILPLANE_URL ?? fileConfig.url ?? 'http://127.0.0.1:8080';
-        client = createAdminClient({ url, apiKey: resolveApiKey(flag('api-key'), fileConfig) });
+        client = createAdminClient({ url, apiKey: resolveApiKey(flag('api-key'), fileConfig), door });
       }
       return client;
     },

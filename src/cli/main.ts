@@ -17,11 +17,12 @@ import { policyCommands } from './commands/policy.ts';
 import { routeCommands } from './commands/routes.ts';
 import { serverCommands } from './commands/server.ts';
 import { sshCommands } from './commands/ssh.ts';
+import { auditCommands } from './commands/audit.ts';
 import { syncCommands } from './commands/sync.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...backupCommands];
+export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...backupCommands, ...auditCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
@@ -67,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(usage(`${command.path.join(' ')} ${command.positionals ?? ''} [flags]`, specs));
       return 0;
     }
-    const ctx = createContext(args);
+    const ctx = createContext(args, command.door ?? 'cli');
     const out = await command.run(ctx);
     if (out !== undefined) console.log(out);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -21,6 +21,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Attempts for idempotent calls (GET, PUT, DELETE) when the connection fails or the server answers 5xx. */
   retries?: number;
+  /** Which tool this is (cli, engine, terraform, sync), sent as X-Tailplane-Door for the audit log. */
+  door?: string;
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -38,6 +40,7 @@ export function createAdminClient(opts: ClientOptions) {
       path,
       headers: {
         authorization: `Bearer ${opts.apiKey}`,
+        ...(opts.door ? { 'x-tailplane-door': opts.door } : {}),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...headers,
       },

@@ -46,6 +46,8 @@ export interface Config {
     checkTimeoutSeconds: number;
   };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent' };
+  /** Audit log entries older than this many days are pruned (the chain stays verifiable); 0 keeps all. */
+  audit: { retentionDays: number };
   /** Continuous sync inside `serve`: on when `git` or `file` is set (see `tailplane sync`). */
   sync: {
     git: string;
@@ -101,6 +103,7 @@ export function defaultConfig(): Config {
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     ssh: { checkTimeoutSeconds: 600 },
     log: { level: 'info' },
+    audit: { retentionDays: 0 },
     sync: { git: '', ref: 'main', path: '', file: '', interval: '1m', mode: 'enforce', webhookUrl: '', webhookSecretFile: '', apiKeyFile: '' },
     metrics: { listenAddr: '127.0.0.1:9090' },
     oidc: {
@@ -152,6 +155,8 @@ const fileKeys: Record<string, string> = {
   'ssh.check_timeout_seconds': 'checkTimeoutSeconds',
   log: 'log',
   'log.level': 'level',
+  audit: 'audit',
+  'audit.retention_days': 'retentionDays',
   sync: 'sync',
   'sync.git': 'git',
   'sync.ref': 'ref',
@@ -355,6 +360,7 @@ function validate(c: Config): void {
   for (const key of ['git', 'ref', 'path', 'file', 'interval', 'webhookUrl', 'webhookSecretFile', 'apiKeyFile'] as const) {
     checkType(`sync.${key.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`, c.sync[key], 'string');
   }
+  if (!Number.isInteger(c.audit.retentionDays) || c.audit.retentionDays < 0) fail('audit.retention_days', c.audit.retentionDays, 'expected a whole number of days ≥ 0 (0 keeps everything)');
   if (!['enforce', 'report'].includes(c.sync.mode)) fail('sync.mode', c.sync.mode, 'expected "enforce" or "report"');
   if (!['trace', 'debug', 'info', 'warn', 'error', 'silent'].includes(c.log.level)) {
     fail('log.level', c.log.level, 'expected trace|debug|info|warn|error|silent');

@@ -10,6 +10,7 @@ const nav: [string, string][] = [
   ['/admin/acls', 'Access controls'],
   ['/admin/dns', 'DNS'],
   ['/admin/routes', 'Routes'],
+  ['/admin/audit', 'Audit log'],
 ];
 
 export function layout(p: { title: string; body: Html; ctx?: Ctx; flash?: { kind: 'ok' | 'error'; text: string }; path: string }): Html {

@@ -4,6 +4,7 @@
  * token on every state-changing request, a strict Content-Security-Policy (no inline script or style), and the
  * role checks of src/auth/roles.ts. Pages call the same state functions as the admin API v1 routes.
  */
+import { identify } from '../audit/context.ts';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKey } from '../domain/types.ts';
@@ -22,6 +23,7 @@ import { userPages } from './pages/users.ts';
 import { keyPages } from './pages/keys.ts';
 import { dnsPages } from './pages/dns.ts';
 import { routePages } from './pages/routes.ts';
+import { auditPages } from './pages/audit.ts';
 import { eventStreams } from './events.ts';
 
 export interface ConsoleDeps {
@@ -139,6 +141,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
     }
     const key = session.apiKeyId === null ? undefined : liveKey(session.apiKeyId)!;
     const role = key?.role ?? session.oidc!.role;
+    identify(key ? `apikey:${key.prefix}` : `user:${session.oidc!.user}`);
     req.consoleCtx = { session, key, role, may: (area) => mayWrite(role, area) };
   });
 
@@ -201,4 +204,5 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
   keyPages(app, con);
   dnsPages(app, con);
   routePages(app, con);
+  auditPages(app, con);
 }

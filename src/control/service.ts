@@ -3,6 +3,7 @@
  * /machine/register, /machine/map, /machine/set-dns and the SSH check actions, and answers the other optional
  * endpoints with 501 like Headscale.
  */
+import { runAs } from '../audit/context.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
 import { pathOf } from '../guard/http.ts';
@@ -90,7 +91,14 @@ export function createControl(deps: ControlDeps) {
   const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder(), observer });
   const ssh = createSshActions(deps);
 
-  async function onRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
+  /** Whatever a node's request changes is recorded as done by that node (or its machine, before it has one). */
+  const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> => {
+    const node = deps.tailnet.nodes.byMachineKey(peer.machineKey);
+    const actor = node ? `node:${node.id}` : `machine:${peer.machineKey.slice(5, 17)}`;
+    return runAs({ actor, door: 'control', source: peer.source }, () => handleRequest(req, res, peer));
+  };
+
+  async function handleRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
     const path = pathOf(req.url);
     if (path === undefined) return reply(res, 400, { error: 'request target is not a valid URL' });
     try {

@@ -5,6 +5,8 @@
 import type { ApiKey, DnsSettings, Node, OAuthClient, OAuthToken, PolicyRecord, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import type { Hashed, Store, StoreTx } from '../store/store.ts';
 import type { Change, ChangeListener } from './changes.ts';
+import { notesOf, type AuditNote } from '../audit/derive.ts';
+import { currentActor } from '../audit/context.ts';
 
 export interface Indexes {
   readonly users: Map<number, User>;
@@ -31,8 +33,11 @@ export interface Core {
   /**
    * Commits `fn`'s writes in one store transaction; if it throws, nothing is written and the indexes are
    * untouched. On success `apply` updates the indexes and the changes are published in order.
+   * The same transaction appends one audit entry per change (or per `audit` note, which replaces what the
+   * changes would say), with the actor the door set (src/audit/context.ts). Soft writes are what nodes report
+   * about themselves and are not audited.
    */
-  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[] }, opts?: { soft?: boolean }): T;
+  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[]; audit?: AuditNote[] }, opts?: { soft?: boolean }): T;
   /**
    * Runs several writes as one: they commit in one store transaction and their changes are published after it;
    * if `fn` throws, nothing is written, the indexes are as before and nothing is published. `fn` is synchronous,
@@ -93,7 +98,15 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
   return {
     ix,
     write(fn, opts) {
-      const { result, apply, changes } = store.write(fn, opts);
+      const { result, apply, changes } = store.write((tx) => {
+        const out = fn(tx);
+        if (!opts?.soft) {
+          const who = currentActor();
+          const time = new Date().toISOString();
+          for (const note of out.audit ?? notesOf(out.changes ?? [])) tx.appendAudit({ actor: who.actor, door: who.door, source: who.source, ...note }, time);
+        }
+        return out;
+      }, opts);
       // Inside a batch the indexes move at once, so the batch's next write (and its checks) sees this one.
       apply?.();
       if (changes) held ? held.push(...changes) : publish(changes);

@@ -6,6 +6,7 @@ import { parseTimeOrDuration, timeHint } from '../domain/time.ts';
 import type { ApiKey, PreAuthKey } from '../domain/types.ts';
 import type { Hashed } from '../store/store.ts';
 import { isRole, roles } from '../domain/roles.ts';
+import type { AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
@@ -46,12 +47,13 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
     if (!k) throw notFound(`pre-auth key ${id} not found`);
     return k;
   };
-  const save = (record: PreAuthKey) =>
+  const save = (record: PreAuthKey, audit?: AuditNote[]) =>
     core.write((tx) => {
       tx.updatePreAuthKey(record);
       const hashed = { record, hash: get(record.id).hash };
-      return { result: record, apply: () => ix.preAuthKeys.set(record.id, hashed) };
+      return { result: record, apply: () => ix.preAuthKeys.set(record.id, hashed), audit };
     });
+  const authKeyNote = (action: string, k: PreAuthKey, summary: string): AuditNote[] => [{ action: `authkey.${action}`, object: `authkey:${k.id}`, summary: `${k.prefix} ${summary}` }];
   return {
     list: (): PreAuthKey[] => [...ix.preAuthKeys.values()].map((k) => k.record),
     get: (id: number) => get(id).record,
@@ -76,22 +78,24 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
       };
       return core.write((tx) => {
         const record = { id: tx.insertPreAuthKey(fields, secret.hash), ...fields };
+        const owner = record.userId !== null ? `user:${record.userId}` : `tags ${tags.join(',')}`;
         return {
           result: { key: secret.key, record },
           apply: () => ix.preAuthKeys.set(record.id, { record, hash: secret.hash }),
+          audit: authKeyNote('create', record, `→ ${owner}${record.reusable ? ' reusable' : ''}${record.ephemeral ? ' ephemeral' : ''}`),
         };
       });
     },
     expire(id: number): PreAuthKey {
       const { record } = get(id);
       if (isExpired(record.expiration, now())) return record;
-      return save({ ...record, expiration: now().toISOString() });
+      return save({ ...record, expiration: now().toISOString() }, authKeyNote('expire', record, `expiry ${record.expiration ?? 'never'} → now`));
     },
     remove(id: number): void {
-      get(id);
+      const { record } = get(id);
       core.write((tx) => {
         tx.deletePreAuthKey(id);
-        return { result: undefined, apply: () => ix.preAuthKeys.delete(id) };
+        return { result: undefined, apply: () => ix.preAuthKeys.delete(id), audit: authKeyNote('delete', record, '→') };
       });
     },
     /**
@@ -124,12 +128,13 @@ export function createApiKeys(core: Core, now: () => Date) {
     if (!k) throw notFound(`API key ${ref.id ?? ref.prefix} not found`);
     return k;
   };
-  const save = (record: ApiKey) =>
+  const save = (record: ApiKey, audit?: AuditNote[]) =>
     core.write((tx) => {
       tx.updateApiKey(record);
       const hashed = { record, hash: find({ id: record.id }).hash };
-      return { result: record, apply: () => ix.apiKeys.set(record.id, hashed) };
+      return { result: record, apply: () => ix.apiKeys.set(record.id, hashed), audit };
     });
+  const apiKeyNote = (action: string, k: ApiKey, summary: string): AuditNote[] => [{ action: `apikey.${action}`, object: `apikey:${k.id}`, summary: `${k.prefix} ${summary}` }];
   return {
     list: (): ApiKey[] => [...ix.apiKeys.values()].map((k) => k.record),
     create(input: { expiration?: string | null; role?: string }): { key: string; record: ApiKey } {
@@ -148,19 +153,20 @@ export function createApiKeys(core: Core, now: () => Date) {
         return {
           result: { key: secret.key, record },
           apply: () => ix.apiKeys.set(record.id, { record, hash: secret.hash }),
+          audit: apiKeyNote('create', record, `→ role ${role}`),
         };
       });
     },
     expire(ref: { id?: number; prefix?: string }): ApiKey {
       const { record } = find(ref);
       if (isExpired(record.expiration, now())) return record;
-      return save({ ...record, expiration: now().toISOString() });
+      return save({ ...record, expiration: now().toISOString() }, apiKeyNote('expire', record, `expiry ${record.expiration ?? 'never'} → now`));
     },
     remove(ref: { id?: number; prefix?: string }): void {
       const { record } = find(ref);
       core.write((tx) => {
         tx.deleteApiKey(record.id);
-        return { result: undefined, apply: () => ix.apiKeys.delete(record.id) };
+        return { result: undefined, apply: () => ix.apiKeys.delete(record.id), audit: apiKeyNote('delete', record, '→') };
       });
     },
     /** The key's record if it is valid and unexpired, else null. Records last use at most once a minute. */

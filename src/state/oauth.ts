@@ -37,11 +37,15 @@ export function createOAuthClients(core: Core, now: () => Date) {
       const fields = { prefix: secret.prefix, scopes, description: input.description ?? '', createdAt: now().toISOString() };
       return core.write((tx) => {
         const record = { id: tx.insertOAuthClient(fields, secret.hash), ...fields };
-        return { result: { secret: secret.key, record }, apply: () => ix.oauthClients.set(record.id, { record, hash: secret.hash }) };
+        return {
+          result: { secret: secret.key, record },
+          apply: () => ix.oauthClients.set(record.id, { record, hash: secret.hash }),
+          audit: [{ action: 'oauth-client.create', object: `oauth-client:${record.id}`, summary: `${record.prefix} → scopes ${scopes.join(',')}` }],
+        };
       });
     },
     remove(id: number): void {
-      get(id);
+      const { record } = get(id);
       const tokens = [...ix.oauthTokens.values()].filter((t) => t.record.clientId === id);
       core.write((tx) => {
         tx.deleteOAuthClient(id);
@@ -51,6 +55,7 @@ export function createOAuthClients(core: Core, now: () => Date) {
             ix.oauthClients.delete(id);
             for (const t of tokens) ix.oauthTokens.delete(t.record.id); // ON DELETE CASCADE in the store
           },
+          audit: [{ action: 'oauth-client.delete', object: `oauth-client:${id}`, summary: `${record.prefix} →` }],
         };
       });
     },

@@ -32,7 +32,8 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
     core.write((tx) => {
       const frozen = Object.freeze(c);
       tx.putSshCheck(frozen);
-      return { result: frozen, apply: () => ix.sshChecks.set(frozen.id, frozen) };
+      const summary = `${frozen.srcUser}@${frozen.srcNode} → ${frozen.localUser}@${frozen.dstNode}: ${frozen.state}`;
+      return { result: frozen, apply: () => ix.sshChecks.set(frozen.id, frozen), audit: [{ action: `ssh-check.${frozen.state}`, object: `ssh-check:${frozen.id}`, summary }] };
     });
 
   /** Forgets decided checks that admit nothing and that no destination should still be polling. */

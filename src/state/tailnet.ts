@@ -15,6 +15,10 @@ import { checkDns } from './dns.ts';
 import { createSshChecks } from './ssh-checks.ts';
 import { createTagOwners } from './tag-owners.ts';
 import { createUsers } from './users.ts';
+import { allowAllPolicy, topologyOf } from './policy-view.ts';
+import { diffAccess, parsePolicy, renderAccessDiff, type Topology } from '../policy/index.ts';
+import { createAuditLog } from '../audit/log.ts';
+import { fieldChanges } from '../audit/derive.ts';
 
 export interface TailnetOptions {
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
@@ -32,7 +36,7 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
   const ipam = createIpAllocator(opts.prefixes.v4, opts.prefixes.v6, opts.prefixes.allocation);
   const tagOwners = createTagOwners(() => core.ix.settings.policy, users);
   const nodes = createNodes(core, users, ipam, tagOwners, { expirySeconds: opts.expirySeconds }, now);
-  return {
+  const tailnet = {
     users,
     nodes,
     tagOwners,
@@ -49,12 +53,14 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     /** Stores a policy text; the caller has validated it (the state layer does not parse policy). */
     setPolicy(text: string): PolicyRecord {
       const record = { text, updatedAt: now().toISOString() };
+      const summary = policyChangeSummary(core.ix.settings.policy?.text ?? allowAllPolicy, text, topologyOf(tailnet));
       return core.write((tx) => {
         tx.putSetting('policy', record);
         return {
           result: record,
           apply: () => (core.ix.settings.policy = record),
           changes: [{ kind: 'policy-changed' }],
+          audit: [{ action: 'policy.set', object: 'policy', summary }],
         };
       });
     },
@@ -67,10 +73,29 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
       const frozen = Object.freeze(structuredClone(dns));
       return core.write((tx) => {
         tx.putSetting('dns', frozen);
-        return { result: frozen, apply: () => (core.ix.settings.dns = frozen), changes: [{ kind: 'dns-changed' }] };
+        return {
+          result: frozen,
+          apply: () => (core.ix.settings.dns = frozen),
+          changes: [{ kind: 'dns-changed' }],
+          audit: [{ action: 'dns.set', object: 'dns', summary: fieldChanges(core.ix.settings.dns, frozen) }],
+        };
       });
     },
+    /** The audit log: read, verify, prune (entries are written by every write above, see Core.write). */
+    audit: createAuditLog(store),
   };
+  return tailnet;
+}
+
+/** The access diff for the audit log (who gains and loses what), or why there is none. */
+function policyChangeSummary(before: string, after: string, topology: Topology): string {
+  try {
+    const diff = renderAccessDiff(diffAccess(parsePolicy(before, 'before'), parsePolicy(after, 'after'), topology)).trimEnd();
+    return diff === '' ? 'no change in access' : diff;
+  } catch (err) {
+    // A stored policy from before validation was this strict may not parse; the entry still says something.
+    return `access diff unavailable: ${(err as Error).message.split('\n')[0]}`;
+  }
 }
 
 export type Tailnet = ReturnType<typeof createTailnet>;

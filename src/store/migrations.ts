@@ -104,9 +104,31 @@ export const migrations: readonly string[] = [
   );
   ALTER TABLE pre_auth_keys ADD COLUMN description TEXT NOT NULL DEFAULT '';
   `,
-  // OIDC: the issuer+subject a user logs in as; unique so one identity never maps to two users.
+  // 5: OIDC: the issuer+subject a user logs in as; unique so one identity never maps to two users.
   `
   ALTER TABLE users ADD COLUMN provider_id TEXT;
   CREATE UNIQUE INDEX users_provider_id ON users(provider_id) WHERE provider_id IS NOT NULL;
+  `,
+  // 6: the audit log (src/audit): append-only, hash-chained entries, and the anchor left by pruning.
+  `
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    door TEXT NOT NULL,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    object TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_log_time ON audit_log (time);
+  CREATE INDEX audit_log_object ON audit_log (object, id);
+  CREATE TABLE audit_anchor (
+    only INTEGER PRIMARY KEY CHECK (only = 1),
+    id INTEGER NOT NULL,
+    hash TEXT NOT NULL
+  );
   `,
 ];

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import { migrations } from './migrations.ts';
+import { sqliteAudit } from './sqlite-audit.ts';
 import type { Hashed, Store, StoredTailnet, StoreTx } from './store.ts';
 
 type Row = Record<string, unknown>;
@@ -22,8 +23,10 @@ export function openSqliteStore(path: string): Store {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
-  const tx = createTx(db);
+  const audit = sqliteAudit(db);
+  const tx = createTx(db, audit.append);
   return {
+    audit: audit.store,
     load: () => loadAll(db),
     write: (fn, opts) => {
       // SQLite refuses to change the safety level inside a transaction: a write inside a batch is durable.
@@ -301,7 +304,7 @@ function oauthTokenParams(t: Omit<OAuthToken, 'id'>) {
   return { prefix: t.prefix, client_id: t.clientId, scopes: json(t.scopes), expires_at: t.expiresAt };
 }
 
-function createTx(db: Database.Database): StoreTx {
+function createTx(db: Database.Database, appendAudit: StoreTx['appendAudit']): StoreTx {
   const columnsOf = (params: (x: never) => Row) => Object.keys(params({} as never));
   const users = statements(db, 'users', columnsOf(userParams));
   const nodes = statements(db, 'nodes', columnsOf(nodeParams));
@@ -340,5 +343,6 @@ function createTx(db: Database.Database): StoreTx {
     putSshCheck: (c) => {
       putSshCheck.run(sshCheckParams(c));
     },
+    appendAudit,
   };
 }

@@ -2,6 +2,7 @@
  * The persistence interface of the tailnet: what the state layer needs from a database, nothing more.
  * SQLite implements it today; a PostgreSQL store would implement the same interface.
  */
+import type { AuditAnchor, AuditDraft, AuditEntry } from '../audit/chain.ts';
 import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 
 /** A secret-bearing record as stored: the public record plus the hash of its secret. */
@@ -45,6 +46,31 @@ export interface StoreTx {
   putSetting(key: string, value: unknown): void;
   /** Inserts or replaces an SSH check by its id. */
   putSshCheck(c: SshCheck): void;
+  /** Appends an audit entry after the newest one, chained to it; it commits or rolls back with the change. */
+  appendAudit(draft: AuditDraft, time: string): AuditEntry;
+}
+
+/** Filters for reading the audit log; `after` is the id cursor (entries come in id order). */
+export interface AuditQuery {
+  since?: string;
+  until?: string;
+  actor?: string;
+  object?: string;
+  after?: number;
+  limit?: number;
+}
+
+export interface AuditStore {
+  list(q: AuditQuery): AuditEntry[];
+  /** Every entry in id order, for verification. */
+  all(): Iterable<AuditEntry>;
+  /** Where the chain starts: the last pruned entry. */
+  anchor(): AuditAnchor;
+  /**
+   * Deletes entries older than `before` (RFC 3339) and keeps the last one's hash as the anchor, in one
+   * transaction that also appends `record`'s entry (the prune is itself a change); returns how many went.
+   */
+  prune(before: string, record: (removed: number) => AuditDraft | null): number;
 }
 
 export interface Store {
@@ -64,5 +90,6 @@ export interface Store {
    * made meanwhile are carried into it).
    */
   backup(path: string): Promise<void>;
+  readonly audit: AuditStore;
   close(): void;
 }

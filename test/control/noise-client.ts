@@ -146,3 +146,18 @@ export async function noisePost(port: number, serverPublic: Uint8Array, path: st
     client.conn.destroy();
   }
 }
+
+/** One request over a fresh Noise connection to `serverUrl` with the given machine key, as a node's tailscaled makes it. */
+export async function noiseRequest(serverUrl: string, machine: KeyPair, path: string, method = 'GET', body = ''): Promise<{ status: number; json: any }> {
+  const key = (await (await fetch(`${serverUrl}/key?v=130`)).json()) as { publicKey: string };
+  const client = await dialNoise(Number(new URL(serverUrl).port), Buffer.from(key.publicKey.slice('mkey:'.length), 'hex'), { machine });
+  const session = h2Session(client);
+  try {
+    const res = await h2Request(session, path, body, method);
+    const text = res.body.toString();
+    return { status: res.status, json: text.startsWith('{') ? JSON.parse(text) : text };
+  } finally {
+    session.destroy();
+    client.conn.destroy();
+  }
+}

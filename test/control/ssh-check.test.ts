@@ -10,7 +10,7 @@ import { generateKeyPair, type KeyPair } from '../../src/control/noise/primitive
 import { defaultConfig } from '../../src/config/config.ts';
 import { startServer, type Server } from '../../src/server.ts';
 import { tempDir } from '../helpers/server.ts';
-import { dialNoise, h2Request, h2Session } from './noise-client.ts';
+import { noiseRequest } from './noise-client.ts';
 
 const dataDir = tempDir();
 let server: Server;
@@ -22,20 +22,7 @@ const start = () => {
   return startServer({ ...d, listenAddr: '127.0.0.1:0', dataDir, derp: { ...d.derp, enabled: false, stunListenAddr: '' }, log: { level: 'silent' }, metrics: { listenAddr: '' } });
 };
 
-/** One request over a fresh Noise connection with the given machine key. */
-async function noise(machine: KeyPair, path: string, method = 'GET', body = ''): Promise<{ status: number; json: any }> {
-  const key = (await (await fetch(`${server.url}/key?v=130`)).json()) as { publicKey: string };
-  const client = await dialNoise(Number(new URL(server.url).port), Buffer.from(key.publicKey.slice('mkey:'.length), 'hex'), { machine });
-  const session = h2Session(client);
-  try {
-    const res = await h2Request(session, path, body, method);
-    const text = res.body.toString();
-    return { status: res.status, json: text.startsWith('{') ? JSON.parse(text) : text };
-  } finally {
-    session.destroy();
-    client.conn.destroy();
-  }
-}
+const noise = (machine: KeyPair, path: string, method = 'GET', body = '') => noiseRequest(server.url, machine, path, method, body);
 
 const policy = (period: string) => `{
   "tagOwners": { "tag:server": [], "tag:ci": [] },

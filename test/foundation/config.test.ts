@@ -69,6 +69,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'oidc.console_roles': ['{"ops":"admin"}', (c) => c.oidc.consoleRoles, { ops: 'admin' }],
     'metrics.listen_addr': ['127.0.0.1:9191', (c) => c.metrics.listenAddr, '127.0.0.1:9191'],
     'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
+    'audit.retention_days': ['30', (c) => c.audit.retentionDays, 30],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
   for (const [key, [raw, get, expected, companions]] of Object.entries(samples)) {

@@ -4,9 +4,10 @@
  * work by changing only their base URL. Authenticates with an API key (Basic user or Bearer) or an OAuth
  * access token, and checks the route's scope; every 4xx/5xx body has a `message`.
  */
+import { identify } from '../../audit/context.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Scope } from '../../domain/scopes.ts';
-import { isRefusal, may, type Authenticator } from '../../auth/principal.ts';
+import { actorOf, isRefusal, may, type Authenticator } from '../../auth/principal.ts';
 import { createRateCounter, defaultLimits } from '../../guard/limits.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import type { PolicyChecker } from '../policy-checker.ts';
@@ -82,6 +83,7 @@ export function apiV2(app: FastifyInstance, deps: V2Deps): void {
           req.log.warn({ source: req.ip, path: req.routeOptions.url }, 'admin API v2: authentication failed');
           return reply.code(401).send({ message: who.refused });
         }
+        identify(actorOf(deps.tailnet, who));
         if (!may(who, scope)) return reply.code(403).send({ message: `this credential lacks the "${scope}" scope` });
         const tailnet = (req.params as { tailnet?: string }).tailnet;
         if (tailnet !== undefined && tailnet !== '-') {

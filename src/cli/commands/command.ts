@@ -15,5 +15,7 @@ export interface Command {
   readonly positionals?: string;
   /** Exit code of a usage error, 2 unless the command gives 2 another meaning (plan and drift: "changes"). */
   readonly usageExitCode?: number;
+  /** How the audit log names this tool's changes (X-Tailplane-Door); `cli` unless the command is another tool's. */
+  readonly door?: 'engine';
   run(ctx: Context): Promise<string | void>;
 }

@@ -110,6 +110,7 @@ export const engineCommands: Command[] = [
   }),
   engineCommand({
     path: ['apply'],
+    door: 'engine',
     summary: 'Make the tailnet match a desired state (asks first unless --auto-approve)',
     flags: { ...fileFlag, 'auto-approve': { type: 'boolean', description: 'apply without asking' }, ...colorFlag },
     async run(ctx) {

@@ -75,7 +75,7 @@ function startSync(config: Config, url: string): SyncRunner | undefined {
   const apiKey = read(s.apiKeyFile || join(config.dataDir, 'admin-api-key'), 'API key (sync.api_key_file)');
   const webhookSecret = s.webhookSecretFile ? read(s.webhookSecretFile, 'webhook secret') : process.env.TAILPLANE_SYNC_WEBHOOK_SECRET;
   const log = (msg: string) => console.error(JSON.stringify({ level: 30, time: Date.now(), msg }));
-  const client = createAdminClient({ url, apiKey });
+  const client = createAdminClient({ url, apiKey, door: 'sync' });
   try {
     const runner = createSync(client, { ...s, webhookSecret }, log);
     runner.start();
