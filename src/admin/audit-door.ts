@@ -13,6 +13,7 @@ const toolDoors = new Set<Door>(['cli', 'engine', 'terraform', 'sync']);
 function doorOf(req: FastifyRequest): Door {
   if (req.url.startsWith('/api/v2/')) return 'api-v2';
   if (req.url.startsWith('/admin')) return 'console';
+  if (req.url.startsWith('/oidc/')) return 'oidc';
   const said = req.headers['x-tailplane-door'];
   return typeof said === 'string' && toolDoors.has(said as Door) ? (said as Door) : 'api-v1';
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 
 /** The doors a change can come through. */
-export type Door = 'api-v1' | 'api-v2' | 'console' | 'cli' | 'engine' | 'terraform' | 'sync' | 'control' | 'system';
+export type Door = 'api-v1' | 'api-v2' | 'console' | 'cli' | 'engine' | 'terraform' | 'sync' | 'control' | 'oidc' | 'system';
 
 /** What a write records, before it has a place in the chain. */
 export interface AuditDraft {

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { durationMs, type OidcConfig } from '../config/config.ts';
+import { identify } from '../audit/context.ts';
 import { completeLogin, type Registrations } from '../state/registrations.ts';
 import { StateError } from '../state/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
@@ -56,6 +57,8 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       return sendPage(reply, 400, 'Login failed', escapeHtml(err.message));
     }
     const { identity, purpose } = finished;
+    // What this login changes (a user created or refreshed, a machine registered) is the person's doing.
+    identify(`oidc:${identity.email || identity.providerId}`);
     const why = refusal(deps.config, identity);
     if (why) {
       req.log.info({ user: identity.email || identity.providerId, why }, 'oidc: login refused');

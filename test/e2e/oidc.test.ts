@@ -99,6 +99,17 @@ test('an allowed person logs in through the IdP: the machine is registered to th
   // expiry from_token: the node key expires with the ID token (oidc-provider issues them for an hour).
   const ttl = Date.parse(node!.expiry!) - Date.now();
   assert.ok(ttl > 50 * 60_000 && ttl <= 60 * 60_000, `expiry ${node!.expiry}`);
+  // The audit log names the person who logged in, through the oidc door, for the user and the machine.
+  const audited = server.tailnet.audit.list({ actor: 'oidc:alice@example.com' }).entries;
+  assert.deepEqual(
+    audited.map((e) => [e.door, e.action, e.object]),
+    [
+      ['oidc', 'user.create', `user:${user.id}`],
+      ['oidc', 'node.create', `node:${node!.id}`],
+      ['oidc', 'node.update', `node:${node!.id}`], // the key expiry from the ID token
+    ],
+    JSON.stringify(audited),
+  );
   alice = d;
 });
 
