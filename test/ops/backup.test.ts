@@ -114,6 +114,11 @@ test('the restored server starts with every acknowledged user; an existing datab
   const missing = ackedBefore.filter((n) => !names.has(n));
   assert.deepEqual(missing, [], 'every user acknowledged before the backup began is restored');
   assert.equal((await api(restored, 'GET', '/api/v1/health')).json.databaseConnectivity, true);
-  // The restored server takes writes of its own.
+  // The restored server takes writes of its own, and its audit chain (backed up with the rest) still verifies.
   assert.equal((await api(restored, 'POST', '/api/v1/user', { name: 'after-restore' })).status, 200);
+  const verify = await cliAsync(restored, 'audit', 'verify');
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.match(verify.stdout, /audit log intact: \d+ entries/);
+  const audited = await api(restored, 'GET', `/api/v1/audit?object=${encodeURIComponent('user:' + users.json.users[0].id)}`);
+  assert.equal(audited.json.entries.length, 1, 'the restored log has the entries of the restored users');
 });
