@@ -2,6 +2,7 @@
  * Users of the tailnet: create, rename, update, delete (refused while the user still owns nodes).
  */
 import type { User } from '../domain/types.ts';
+import { fieldChanges, type AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
 
@@ -61,13 +62,14 @@ export function createUsers(core: Core, now: () => Date) {
       });
     },
     rename(id: number, newName: string): User {
-      const user = { ...get(id), name: newName };
-      if (get(id).name === newName) return get(id);
+      const before = get(id);
+      const user = { ...before, name: newName };
+      if (before.name === newName) return before;
       checkName(newName);
       return core.write((tx) => {
         tx.updateUser(user);
         const frozen = Object.freeze(user);
-        return { result: frozen, apply: () => ix.users.set(id, frozen), changes: [{ kind: 'user-updated', user: frozen }] };
+        return { result: frozen, apply: () => ix.users.set(id, frozen), changes: [{ kind: 'user-updated', user: frozen }], audit: [updateNote(before, frozen)] };
       });
     },
     /** Sets a user's display name and e-mail (fields left out keep their value). */
@@ -78,7 +80,7 @@ export function createUsers(core: Core, now: () => Date) {
       if (user.displayName === before.displayName && user.email === before.email) return before;
       return core.write((tx) => {
         tx.updateUser(user);
-        return { result: user, apply: () => ix.users.set(id, user), changes: [{ kind: 'user-updated', user }] };
+        return { result: user, apply: () => ix.users.set(id, user), changes: [{ kind: 'user-updated', user }], audit: [updateNote(before, user)] };
       });
     },
     remove(id: number): void {
@@ -104,3 +106,8 @@ export function createUsers(core: Core, now: () => Date) {
 }
 
 export type Users = ReturnType<typeof createUsers>;
+
+/** The audit entry of a rename or profile change: each changed field, before → after. */
+function updateNote(before: User, after: User): AuditNote {
+  return { action: 'user.update', object: `user:${after.id}`, summary: fieldChanges(before, after) };
+}

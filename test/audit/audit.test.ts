@@ -207,7 +207,7 @@ test('the console audit page shows an auditor the entries of one object, newest 
     assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), 'Audit log');
     const rows = await page.locator('tbody tr').allInnerTexts();
     assert.equal(rows.length, 2, rows.join('\n'));
-    assert.match(rows[0]!, /user\.update\s+user:1\s+alice2/);
+    assert.match(rows[0]!, /user\.update\s+user:1\s+name: "alice" → "alice2"/, 'a rename says before → after');
     assert.match(rows[1]!, /api-v1\s+user\.create\s+user:1\s+alice/);
     assert.deepEqual(await seriousA11yViolations(page), []);
   } finally {
