@@ -154,6 +154,9 @@ test('apply creates the user, the pre-auth key, the policy and the DNS settings'
   assert.deepEqual(dns.nameservers, ['1.1.1.1']);
   assert.deepEqual(dns.splitDns, { 'corp.example': ['10.0.0.53'] });
   assert.equal(dns.magicDns, true);
+  // The audit log names the provider as the door of every change it made.
+  const audit = (await api(server, 'GET', `/api/v1/audit?object=user:${users[0].id}`)).json.entries;
+  assert.deepEqual(audit.map((e: { door: string; action: string }) => [e.door, e.action]), [['terraform', 'user.create']]);
 });
 
 test('a second plan has nothing to do', { skip }, async () => {

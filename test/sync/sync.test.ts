@@ -147,6 +147,9 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       assert.ok(startedAfter <= intervalMs + 250, `the round that applied v2 started ${startedAfter} ms after the push`);
       assert.deepEqual(server.tailnet.dns().nameservers, ['9.9.9.9']);
       assert.equal(s.lastGood.revision, v2.sha);
+      // The audit log names sync as the door of the round's change.
+      const dnsEntries = server.tailnet.audit.list({ object: 'dns' }).entries;
+      assert.deepEqual([dnsEntries.at(-1)!.door, dnsEntries.at(-1)!.action], ['sync', 'dns.set']);
     });
 
     const goodPolicy = () => server.tailnet.policy()!.text;

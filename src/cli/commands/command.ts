@@ -16,6 +16,6 @@ export interface Command {
   /** Exit code of a usage error, 2 unless the command gives 2 another meaning (plan and drift: "changes"). */
   readonly usageExitCode?: number;
   /** How the audit log names this tool's changes (X-Tailplane-Door); `cli` unless the command is another tool's. */
-  readonly door?: 'engine';
+  readonly door?: 'engine' | 'sync';
   run(ctx: Context): Promise<string | void>;
 }

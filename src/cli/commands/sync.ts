@@ -52,6 +52,7 @@ export const syncCommands: Command[] = [
   },
   {
     path: ['sync'],
+    door: 'sync',
     summary: 'Keep the tailnet converged to a desired state in Git (--git) or a file (-f), every --interval',
     flags: {
       git: { type: 'string', description: 'Git repository URL or path (credentials: TAILPLANE_SYNC_GIT_TOKEN or _SSH_KEY)' },
