@@ -5,6 +5,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, r
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildGoProgram, peerCacheDir } from './go-build.ts';
+import { ensureAptPackage } from '../helpers/apt.ts';
 
 const peersDir = dirname(fileURLToPath(import.meta.url));
 /** The tailscale commands the harness runs. */
@@ -135,29 +136,17 @@ export function peerProgram(name: string): Promise<string> {
   return buildGoProgram(join(peersDir, name), name);
 }
 
-/** True when `cmd` is on the PATH. */
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, cmd)));
-}
-
 /**
- * The Tailscale SSH tests drive the real OpenSSH client (and add a throw-away local user with useradd). A clean
- * CI machine runs as root and may lack the client: install it with apt-get there; elsewhere say what is missing.
+ * The Tailscale SSH tests drive the real OpenSSH client (and add a throw-away local user with useradd); a clean CI
+ * machine may lack the client.
  */
-async function ensureSshClient(): Promise<void> {
-  if (onPath('ssh')) return;
-  if (process.getuid?.() !== 0 || !onPath('apt-get')) {
-    throw new Error('the OpenSSH client (ssh) is missing: install it (e.g. apt-get install openssh-client) to run the Tailscale SSH tests');
-  }
-  console.log('[peers] installing openssh-client for the Tailscale SSH tests');
-  const apt = { cwd: peersDir, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 10 * 60_000 };
-  await runChecked('apt-get', ['update'], apt);
-  await runChecked('apt-get', ['install', '-y', '--no-install-recommends', 'openssh-client'], apt);
+function ensureSshClient(): void {
+  ensureAptPackage('/usr/bin/ssh', 'openssh-client');
 }
 
 async function main(): Promise<void> {
   const { tailscale, tofu, pebble } = pinnedVersions();
-  await ensureSshClient();
+  ensureSshClient();
   await buildTailscale(tailscale);
   // The IaC tests run once with the terraform on the PATH and once with OpenTofu.
   await buildTofu(tofu);
