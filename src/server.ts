@@ -79,6 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       },
       expirySeconds: config.node.expirySeconds,
       sshCheckTimeoutMs: config.ssh.checkTimeoutSeconds * 1000,
+      idpGroupsInPolicy: config.oidc.issuer !== '' && config.oidc.policyGroups,
     });
   } catch (err) {
     dataDir.release();

@@ -35,6 +35,13 @@ export function fieldChanges(before: object, after: object): string {
   return parts.length ? parts.join('; ') : 'no change';
 }
 
+/** `idp groups: +joined -left`, for the audit log. */
+export function idpGroupChanges(was: readonly string[], is: readonly string[]): string {
+  const joined = is.filter((g) => !was.includes(g)).map((g) => `+${g}`);
+  const left = was.filter((g) => !is.includes(g)).map((g) => `-${g}`);
+  return `idp groups: ${[...joined, ...left].join(' ')}`;
+}
+
 export function notesOf(changes: readonly Change[]): AuditNote[] {
   const notes: AuditNote[] = [];
   for (const c of changes) {
@@ -56,7 +63,9 @@ export function notesOf(changes: readonly Change[]): AuditNote[] {
       case 'user-updated':
       case 'user-removed': {
         const verb = c.kind.slice('user-'.length).replace('added', 'create').replace('updated', 'update').replace('removed', 'delete');
-        notes.push({ action: `user.${verb}`, object: `user:${c.user.id}`, summary: `${c.user.name}` });
+        // A user created by an OIDC login says which IdP groups it came with (later changes: see users.update).
+        const groups = c.kind === 'user-added' && c.user.idpGroups?.length ? ` ${idpGroupChanges([], c.user.idpGroups)}` : '';
+        notes.push({ action: `user.${verb}`, object: `user:${c.user.id}`, summary: `${c.user.name}${groups}` });
         break;
       }
       // Policy and DNS writes give their own notes (the access diff, the changed fields).

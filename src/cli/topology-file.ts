@@ -41,9 +41,14 @@ const string = (v: unknown, where: string, fail: Fail): string => (typeof v === 
 const id = (v: unknown, where: string, fail: Fail): number => (Number.isSafeInteger(v) ? (v as number) : fail(where, 'an integer id'));
 const strings = (v: unknown, where: string, fail: Fail): string[] => list(v, where, fail).map((s, i) => string(s, `${where}[${i}]`, fail));
 
+/** A user; `idpGroups` (exported when oidc.policy_groups is on) keeps offline checks seeing the live group members. */
 function user(u: Obj, where: string, fail: Fail): TopologyUser {
-  const base = { id: id(u.id, `${where}.id`, fail), name: string(u.name, `${where}.name`, fail) };
-  return u.email === undefined ? base : { ...base, email: string(u.email, `${where}.email`, fail) };
+  return {
+    id: id(u.id, `${where}.id`, fail),
+    name: string(u.name, `${where}.name`, fail),
+    ...(u.email === undefined ? {} : { email: string(u.email, `${where}.email`, fail) }),
+    ...(u.idpGroups === undefined ? {} : { idpGroups: strings(u.idpGroups, `${where}.idpGroups`, fail) }),
+  };
 }
 
 function node(n: Obj, where: string, fail: Fail): TopologyNode {

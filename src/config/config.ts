@@ -85,6 +85,11 @@ export interface OidcConfig {
   /** `from_token` (the ID token's exp) or a duration such as `180d`, `12h` for the node key expiry. */
   expiry: string;
   groupsClaim: string;
+  /**
+   * Whether the groups claim makes people members of the policy's groups of the same name (`group:<name>`),
+   * refreshed at each login; off by default, so an IdP cannot widen access unless the operator says so.
+   */
+  policyGroups: boolean;
   /** IdP group -> console role; a person in none of these groups cannot log in to the console. */
   consoleRoles: Record<string, string>;
 }
@@ -120,6 +125,7 @@ export function defaultConfig(): Config {
       pkce: true,
       expiry: 'from_token',
       groupsClaim: 'groups',
+      policyGroups: false,
       consoleRoles: {},
     },
   };
@@ -183,6 +189,7 @@ const fileKeys: Record<string, string> = {
   'oidc.pkce': 'pkce',
   'oidc.expiry': 'expiry',
   'oidc.groups_claim': 'groupsClaim',
+  'oidc.policy_groups': 'policyGroups',
   'oidc.console_roles': 'consoleRoles',
 };
 
@@ -401,6 +408,7 @@ function validateOidc(o: OidcConfig): void {
   checkType('oidc.email_verified_required', o.emailVerifiedRequired, 'boolean');
   checkType('oidc.pkce', o.pkce, 'boolean');
   checkType('oidc.groups_claim', o.groupsClaim, 'string');
+  checkType('oidc.policy_groups', o.policyGroups, 'boolean');
   for (const [group, role] of Object.entries(o.consoleRoles)) {
     if (!isRole(String(role))) fail(`oidc.console_roles.${group}`, role, `expected one of ${roles.join(', ')}`);
   }

@@ -18,6 +18,11 @@ export interface User {
   readonly createdAt: string; // RFC 3339
   /** The OIDC identity (issuer and subject) that logs in as this user, when it came from an identity provider. */
   readonly providerId?: string;
+  /**
+   * The groups the identity provider reported at this user's last OIDC login (its groups claim), sorted; they
+   * count as members of the policy's groups of the same name when `oidc.policy_groups` is on.
+   */
+  readonly idpGroups?: readonly string[];
 }
 
 export type RegisterMethod = 'authkey' | 'interactive' | 'cli';

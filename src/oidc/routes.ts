@@ -14,7 +14,7 @@ import { roles, type Role } from '../domain/roles.ts';
 import { cookie, sessionCookie, type Sessions } from '../console/session.ts';
 import { safeNext } from '../console/pages/login.ts';
 import { OidcLoginError, type Identity, type RelyingParty } from './relying-party.ts';
-import { refusal, userFor } from './users.ts';
+import { profileOf, refusal, userFor } from './users.ts';
 
 export const callbackPath = '/oidc/callback';
 export const consoleLoginPath = '/oidc/console-login';
@@ -76,11 +76,11 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
       reply.header('refresh', `0; url=${purpose.next}`);
       return sendPage(reply, 200, 'Logged in', `Logged in as ${escapeHtml(session.oidc!.user)} (${role}). <a href="${to}">Continue to the console</a>.`);
     }
-    if (purpose.kind === 'ssh') return approveSshCheck(reply, deps.tailnet, purpose.checkId, identity);
+    if (purpose.kind === 'ssh') return approveSshCheck(reply, deps, purpose.checkId, identity);
     const login = deps.registrations.get(purpose.authId);
     if (!login) return sendPage(reply, 404, 'Login not found', 'The machine stopped waiting. Run <code>tailscale up</code> again.');
     try {
-      const user = userFor(deps.tailnet, identity);
+      const user = userFor(deps.tailnet, deps.config, identity);
       const node = completeLogin(deps.tailnet, deps.registrations, login.authId, user, expiryOf(deps.config, identity));
       return sendPage(reply, 200, 'Machine registered', `<b>${escapeHtml(node.givenName)}</b> is now in the tailnet as <b>${escapeHtml(user.name)}</b>. You can close this page.`);
     } catch (err) {
@@ -90,8 +90,12 @@ export function oidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): void {
   });
 }
 
-/** Approves a held SSH check when the person who just logged in is its source user, and no one else. */
-function approveSshCheck(reply: FastifyReply, t: Tailnet, checkId: string, identity: Identity) {
+/**
+ * Approves a held SSH check when the person who just logged in is its source user, and no one else. The fresh
+ * login refreshes the user's profile and IdP groups as a machine login does.
+ */
+function approveSshCheck(reply: FastifyReply, deps: OidcRouteDeps, checkId: string, identity: Identity) {
+  const t = deps.tailnet;
   const check = t.sshChecks.get(checkId);
   if (!check) return sendPage(reply, 404, 'No such check', 'This SSH check is unknown; connect again.');
   const user = t.users.byProviderId(identity.providerId);
@@ -99,6 +103,7 @@ function approveSshCheck(reply: FastifyReply, t: Tailnet, checkId: string, ident
     return sendPage(reply, 403, 'Not allowed', `Only ${escapeHtml(check.srcUser)}, who started this SSH session, can approve it.`);
   }
   try {
+    t.users.update(user.id, profileOf(deps.config, identity));
     t.sshChecks.approve(check.id, `${user.name} (oidc login)`);
   } catch (err) {
     if (!(err instanceof StateError)) throw err;

@@ -6,6 +6,7 @@
 import type { OidcConfig } from '../config/config.ts';
 import type { User } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import { isIdpPolicyGroup } from '../state/users.ts';
 import type { Identity } from './relying-party.ts';
 
 /** Why this identity may not log in, or undefined when it may. */
@@ -29,11 +30,23 @@ export function refusal(config: OidcConfig, id: Identity): string | undefined {
   return undefined;
 }
 
-/** The tailnet user of this identity: found by issuer+subject, else created; e-mail and name kept current. */
-export function userFor(t: Tailnet, id: Identity): User {
+/**
+ * The tailnet user of this identity: found by issuer+subject, else created; e-mail, name and IdP groups kept
+ * current (a login that reports other groups changes the user's policy groups, and the audit log says how).
+ */
+export function userFor(t: Tailnet, config: OidcConfig, id: Identity): User {
   const existing = t.users.byProviderId(id.providerId);
-  if (existing) return t.users.update(existing.id, { email: id.email, displayName: id.name });
-  return t.users.create({ name: freeName(t, id), email: id.email, displayName: id.name, providerId: id.providerId });
+  if (existing) return t.users.update(existing.id, profileOf(config, id));
+  return t.users.create({ name: freeName(t, id), providerId: id.providerId, ...profileOf(config, id) });
+}
+
+/**
+ * What a login says about its user. IdP groups are kept only with `oidc.policy_groups` on (else cleared, so
+ * turning it on later never revives stale ones), and only those a policy could name as `group:<name>`.
+ */
+export function profileOf(config: OidcConfig, id: Identity) {
+  const idpGroups = config.policyGroups ? id.groups.filter(isIdpPolicyGroup) : [];
+  return { email: id.email, displayName: id.name, idpGroups };
 }
 
 /** A readable, unused user name: the e-mail, else the preferred user name, with -2, -3 … when taken. */

@@ -7,6 +7,9 @@ export type Parsed<T> = { ok: T } | { error: string };
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/** Whether `name` can follow "group:", "tag:" or "ipset:" in a policy (so an IdP group named so can be used there). */
+export const isPolicyName = (name: string): boolean => NAME.test(name);
+
 /** Parses one alias. Bare words are host names; whether they exist is checked later. */
 export function parseAlias(text: string, pos: Pos): Parsed<Alias> {
   const base = { text, pos };

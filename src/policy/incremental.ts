@@ -107,7 +107,8 @@ function changedNodes(prev: TopologyIndex, next: TopologyIndex): ChangedNode[] {
 }
 
 function sameUsers(a: readonly TopologyUser[], b: readonly TopologyUser[]): boolean {
-  return a === b || (a.length === b.length && a.every((u, i) => u.id === b[i]!.id && u.name === b[i]!.name && u.email === b[i]!.email));
+  const sameGroups = (x: readonly string[] = [], y: readonly string[] = []) => x.length === y.length && x.every((g, i) => g === y[i]);
+  return a === b || (a.length === b.length && a.every((u, i) => u.id === b[i]!.id && u.name === b[i]!.name && u.email === b[i]!.email && sameGroups(u.idpGroups, b[i]!.idpGroups)));
 }
 
 const inSources = (cr: CompiledRule, n: IndexedNode) => cr.src.all || cr.src.ids.has(n.id);

@@ -40,10 +40,19 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
   const nodeCache = new Map<string, NodeSet>();
   const groupCache = new Map<string, Set<string>>();
   const userName = (a: Alias & { kind: 'user' }) => topo.userName(a.name) ?? a.name.replace(/@$/, '');
+  /**
+   * Members of a group defined in the policy: the users it lists, plus the users whose IdP groups (see
+   * TopologyUser.idpGroups) include its name. The one place group membership is computed, so compiled views,
+   * policy tests, access diffs and tag ownership agree.
+   */
   const groupUsers = (g: string) => {
     let s = groupCache.get(g);
     if (!s) {
-      s = new Set((policy.groups.get(g)?.members ?? []).flatMap((m) => (m.kind === 'user' ? [userName(m)] : [])));
+      const defined = policy.groups.get(g);
+      const listed = (defined?.members ?? []).flatMap((m) => (m.kind === 'user' ? [userName(m)] : []));
+      const name = g.slice('group:'.length);
+      const fromIdp = defined ? topo.users.filter((u) => u.idpGroups?.includes(name)).map((u) => u.name) : [];
+      s = new Set([...listed, ...fromIdp]);
       groupCache.set(g, s);
     }
     return s;

@@ -6,6 +6,8 @@ export interface TopologyUser {
   /** Login name, e.g. "alice" (matched by "alice@") or "alice@example.com". */
   readonly name: string;
   readonly email?: string;
+  /** Groups from the identity provider (without "group:"): the user is also a member of the policy's groups so named. */
+  readonly idpGroups?: readonly string[];
 }
 
 export interface TopologyNode {

@@ -4,9 +4,9 @@
  * text, unchanged nodes keep their parsed index entries, and `settled()` lets a burst of new streams share
  * one compile instead of compiling once each.
  */
-import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type TopologyCache, type TopologyNode } from '../policy/index.ts';
+import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type TopologyCache, type TopologyNode, type TopologyUser } from '../policy/index.ts';
 import { servingRoutes } from '../domain/routes.ts';
-import type { Node } from '../domain/types.ts';
+import type { Node, User } from '../domain/types.ts';
 import type { NodeField } from './changes.ts';
 import type { Tailnet } from './tailnet.ts';
 
@@ -27,7 +27,7 @@ export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Top
   const users = t.users.list();
   const names = new Map(users.map((u) => [u.id, u.name]));
   return {
-    users: users.map((u) => ({ id: u.id, name: u.name, email: u.email || undefined })),
+    users: policyUsers(users, t.idpGroupsInPolicy),
     nodes: t.nodes.list().map((n) => {
       const user = n.userId !== null ? names.get(n.userId) : undefined;
       const hit = reuse?.get(n);
@@ -37,6 +37,19 @@ export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Top
       return node;
     }),
   };
+}
+
+/**
+ * Users as the policy sees them, for every compile (live views, checks, diffs, tag owners). Their IdP groups
+ * count only when `oidc.policy_groups` is on: turning it off takes them out at once, though they stay stored.
+ */
+export function policyUsers(users: readonly User[], withIdpGroups: boolean): TopologyUser[] {
+  return users.map((u) => ({
+    id: u.id,
+    name: u.name,
+    email: u.email || undefined,
+    ...(withIdpGroups && u.idpGroups?.length ? { idpGroups: u.idpGroups } : {}),
+  }));
 }
 
 export interface PolicyViewOptions {

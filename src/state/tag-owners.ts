@@ -8,16 +8,17 @@ import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy } from '..
 import type { PolicyRecord } from '../domain/types.ts';
 import { invalid } from './errors.ts';
 import type { Users } from './users.ts';
+import { policyUsers } from './policy-view.ts';
 
 /** The name policy positions are quoted with, as the admin API's policy errors do. */
 const policyFile = 'policy.hujson';
 
-export function createTagOwners(policy: () => PolicyRecord | null, users: Users) {
+export function createTagOwners(policy: () => PolicyRecord | null, users: Users, idpGroupsInPolicy: boolean) {
   let parsed: { text: string; policy: Policy } | undefined;
   /** The policy with a users-only topology: enough to resolve owners (users by name or e-mail, groups). */
   const compiled = (text: string): CompiledPolicy => {
     if (parsed?.text !== text) parsed = { text, policy: parsePolicy(text, policyFile) };
-    const topology = { users: users.list().map((u) => ({ id: u.id, name: u.name, email: u.email || undefined })), nodes: [] };
+    const topology = { users: policyUsers(users.list(), idpGroupsInPolicy), nodes: [] };
     return compilePolicy(parsed.policy, topology);
   };
 

@@ -26,6 +26,8 @@ export interface TailnetOptions {
   expirySeconds: number;
   /** How long a Tailscale SSH check waits for a person before it fails; 10 minutes when not given. */
   sshCheckTimeoutMs?: number;
+  /** Whether users' IdP groups (stored at their OIDC logins) are members of the policy's groups (`oidc.policy_groups`). */
+  idpGroupsInPolicy?: boolean;
   now?: () => Date;
 }
 
@@ -34,12 +36,14 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
   const core = createCore(store, opts.defaultDns);
   const users = createUsers(core, now);
   const ipam = createIpAllocator(opts.prefixes.v4, opts.prefixes.v6, opts.prefixes.allocation);
-  const tagOwners = createTagOwners(() => core.ix.settings.policy, users);
+  const idpGroupsInPolicy = opts.idpGroupsInPolicy ?? false;
+  const tagOwners = createTagOwners(() => core.ix.settings.policy, users, idpGroupsInPolicy);
   const nodes = createNodes(core, users, ipam, tagOwners, { expirySeconds: opts.expirySeconds }, now);
   const tailnet = {
     users,
     nodes,
     tagOwners,
+    idpGroupsInPolicy,
     preAuthKeys: createPreAuthKeys(core, users, tagOwners, now),
     apiKeys: createApiKeys(core, now),
     sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),

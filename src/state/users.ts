@@ -2,7 +2,8 @@
  * Users of the tailnet: create, rename, update, delete (refused while the user still owns nodes).
  */
 import type { User } from '../domain/types.ts';
-import { fieldChanges, type AuditNote } from '../audit/derive.ts';
+import { isPolicyName } from '../policy/index.ts';
+import { fieldChanges, idpGroupChanges, type AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
 
@@ -46,15 +47,17 @@ export function createUsers(core: Core, now: () => Date) {
     byName,
     /** The user an OIDC identity (issuer and subject) logs in as. */
     byProviderId: (providerId: string) => [...ix.users.values()].find((u) => u.providerId === providerId),
-    create(input: { name: string; displayName?: string; email?: string; providerId?: string }): User {
+    create(input: { name: string; displayName?: string; email?: string; providerId?: string; idpGroups?: readonly string[] }): User {
       checkName(input.name);
       checkProfile(input);
+      const idpGroups = normalGroups(input.idpGroups);
       const fields = {
         name: input.name,
         displayName: input.displayName ?? '',
         email: input.email ?? '',
         createdAt: now().toISOString(),
         ...(input.providerId ? { providerId: input.providerId } : {}),
+        ...(idpGroups?.length ? { idpGroups } : {}),
       };
       return core.write((tx) => {
         const user = Object.freeze({ id: tx.insertUser(fields), ...fields });
@@ -72,12 +75,17 @@ export function createUsers(core: Core, now: () => Date) {
         return { result: frozen, apply: () => ix.users.set(id, frozen), changes: [{ kind: 'user-updated', user: frozen }], audit: [updateNote(before, frozen)] };
       });
     },
-    /** Sets a user's display name and e-mail (fields left out keep their value). */
-    update(id: number, patch: { displayName?: string; email?: string }): User {
+    /**
+     * Sets a user's display name, e-mail and IdP groups (fields left out keep their value). IdP groups are
+     * stored sorted and without repeats, so the same groups in another order are no change.
+     */
+    update(id: number, patch: { displayName?: string; email?: string; idpGroups?: readonly string[] }): User {
       const before = get(id);
       checkProfile(patch);
-      const user = Object.freeze({ ...before, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
-      if (user.displayName === before.displayName && user.email === before.email) return before;
+      const idpGroups = normalGroups(patch.idpGroups);
+      const given = Object.fromEntries(Object.entries({ ...patch, idpGroups }).filter(([, v]) => v !== undefined));
+      const user: User = Object.freeze({ ...before, ...given });
+      if (user.displayName === before.displayName && user.email === before.email && sameList(user.idpGroups, before.idpGroups)) return before;
       return core.write((tx) => {
         tx.updateUser(user);
         return { result: user, apply: () => ix.users.set(id, user), changes: [{ kind: 'user-updated', user }], audit: [updateNote(before, user)] };
@@ -107,7 +115,29 @@ export function createUsers(core: Core, now: () => Date) {
 
 export type Users = ReturnType<typeof createUsers>;
 
-/** The audit entry of a rename or profile change: each changed field, before → after. */
+/**
+ * IdP groups as stored: sorted, without repeats, each one a policy could name (`group:<name>`); the OIDC login
+ * filters the others out, so one here is a caller's bug.
+ */
+function normalGroups(groups: readonly string[] | undefined): readonly string[] | undefined {
+  if (!groups) return undefined;
+  const bad = groups.find((g) => !isIdpPolicyGroup(g));
+  if (bad !== undefined) throw invalid(`IdP group ${JSON.stringify(bad.slice(0, 80))} cannot be a policy group name (letters, digits, . _ -; at most ${maxIdpGroup})`);
+  return Object.freeze([...new Set(groups)].sort());
+}
+
+const maxIdpGroup = 128;
+
+/** Whether an IdP group can be stored with its user: a policy could name it as `group:<name>`. */
+export const isIdpPolicyGroup = (g: string) => isPolicyName(g) && g.length <= maxIdpGroup;
+
+const sameList = (a: readonly string[] = [], b: readonly string[] = []) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The audit entry of a rename or profile change: each changed field, before → after; IdP groups as +joined -left. */
 function updateNote(before: User, after: User): AuditNote {
-  return { action: 'user.update', object: `user:${after.id}`, summary: fieldChanges(before, after) };
+  const { idpGroups: was = [], ...restBefore } = before;
+  const { idpGroups: is = [], ...restAfter } = after;
+  const parts = [fieldChanges(restBefore, restAfter)].filter((p) => p !== 'no change');
+  if (!sameList(was, is)) parts.push(idpGroupChanges(was, is));
+  return { action: 'user.update', object: `user:${after.id}`, summary: parts.join('; ') || 'no change' };
 }

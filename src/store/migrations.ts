@@ -131,4 +131,8 @@ export const migrations: readonly string[] = [
     hash TEXT NOT NULL
   );
   `,
+  // 7: OIDC groups: what the IdP's groups claim said at the user's last login, a JSON list (see User.idpGroups).
+  `
+  ALTER TABLE users ADD COLUMN idp_groups TEXT NOT NULL DEFAULT '[]';
+  `,
 ];

@@ -82,6 +82,7 @@ function userFromRow(r: Row): User {
     email: r.email as string,
     createdAt: r.created_at as string,
     ...(r.provider_id ? { providerId: r.provider_id as string } : {}),
+    ...(r.idp_groups && r.idp_groups !== '[]' ? { idpGroups: JSON.parse(r.idp_groups as string) } : {}),
   };
 }
 
@@ -289,7 +290,7 @@ function statements(db: Database.Database, table: string, columns: string[], ins
 }
 
 function userParams(u: Omit<User, 'id'>) {
-  return { name: u.name, display_name: u.displayName, email: u.email, created_at: u.createdAt, provider_id: u.providerId ?? null };
+  return { name: u.name, display_name: u.displayName, email: u.email, created_at: u.createdAt, provider_id: u.providerId ?? null, idp_groups: json(u.idpGroups ?? []) };
 }
 
 function apiKeyParams(k: Omit<ApiKey, 'id'>) {

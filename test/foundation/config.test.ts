@@ -66,6 +66,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'oidc.pkce': ['false', (c) => c.oidc.pkce, false],
     'oidc.expiry': ['180d', (c) => c.oidc.expiry, '180d'],
     'oidc.groups_claim': ['roles', (c) => c.oidc.groupsClaim, 'roles'],
+    'oidc.policy_groups': ['true', (c) => c.oidc.policyGroups, true],
     'oidc.console_roles': ['{"ops":"admin"}', (c) => c.oidc.consoleRoles, { ops: 'admin' }],
     'metrics.listen_addr': ['127.0.0.1:9191', (c) => c.metrics.listenAddr, '127.0.0.1:9191'],
     'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
