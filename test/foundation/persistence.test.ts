@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
+import { createTailnet } from '../../src/state/tailnet.ts';
+import { topologyOf } from '../../src/state/policy-view.ts';
 import { api, spawnServer } from '../helpers/server.ts';
 
 test('all state survives a restart', async () => {
@@ -30,6 +32,27 @@ test('all state survives a restart', async () => {
   } finally {
     await second.stop();
   }
+});
+
+test('IdP groups stored with a user survive a reopen of the database, and a login that drops one clears it', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'tp-idp-')), 'tailplane.db');
+  const open = () => {
+    const store = openSqliteStore(file);
+    const dns = { magicDns: true, baseDomain: 'ts.test', nameservers: [], overrideLocalDns: true, splitDns: {}, searchDomains: [], extraRecords: [] };
+    const prefixes = { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' as const };
+    return { store, t: createTailnet(store, { prefixes, defaultDns: dns, expirySeconds: 0, idpGroupsInPolicy: true }) };
+  };
+  const first = open();
+  const id = first.t.users.create({ name: 'ngozi', providerId: 'https://idp#ngozi', idpGroups: ['eng', 'ward-3', 'eng'] }).id;
+  first.store.close();
+  const second = open();
+  assert.deepEqual(second.t.users.get(id).idpGroups, ['eng', 'ward-3']);
+  assert.deepEqual(topologyOf(second.t).users.find((u) => u.id === id)?.idpGroups, ['eng', 'ward-3']);
+  second.t.users.update(id, { idpGroups: ['ward-3'] });
+  second.store.close();
+  const third = open();
+  assert.deepEqual(third.t.users.get(id).idpGroups, ['ward-3']);
+  third.store.close();
 });
 
 test('kill -9 during concurrent writes loses no acknowledged write and leaves no half-written object', async () => {

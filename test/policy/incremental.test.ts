@@ -102,7 +102,7 @@ for (const [name, text] of Object.entries(policies)) {
   });
 }
 
-test('a changed policy or a new user recomputes every view', () => {
+test('a changed policy, a new user or a changed IdP group recomputes every view', () => {
   const topo: Topology = { users, nodes: Array.from({ length: 6 }, (_, i) => makeNode(i + 1, rng(7))) };
   const topologyCache: TopologyCache = new WeakMap();
   const first = compilePolicy(parsePolicy(policies.groups!, 'p'), topo, { topologyCache });
@@ -113,4 +113,8 @@ test('a changed policy or a new user recomputes every view', () => {
   assert.ok(viewsOf(samePolicy, topo).every((v) => first.cachedViews.get(v.nodeId) !== v));
   const unchanged = compilePolicy(first.policy, topo, { topologyCache, previous: first });
   assert.ok(viewsOf(unchanged, topo).every((v) => first.cachedViews.get(v.nodeId) === v));
+  // A user who gains or loses an IdP group changes group membership: nothing is carried over.
+  const regrouped = users.map((u) => (u.name === 'carol' ? { ...u, idpGroups: ['admins'] } : u));
+  const idpChange = compilePolicy(first.policy, { ...topo, users: regrouped }, { topologyCache, previous: unchanged });
+  assert.equal(idpChange.affected, 'all');
 });

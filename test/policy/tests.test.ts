@@ -37,3 +37,19 @@ test('checkPolicy returns syntax, then semantic, then test errors', () => {
   assert.equal(checkPolicy(text, 'policy.hujson', topology).length, 3);
   assert.deepEqual(checkPolicy(policyText('"tests": [{"src": "alice@", "accept": ["tag:server:22"]}]'), 'f'), []);
 });
+
+test('IdP groups join policy groups of the same name: listed members plus IdP members; undeclared names stay errors', () => {
+  // group:devs lists bob; alice's IdP says she is in "devs" (and "ops", which the policy never declares).
+  const withIdp = { ...topology, users: topology.users.map((u) => (u.name === 'alice' ? { ...u, idpGroups: ['devs', 'ops'] } : u)) };
+  const p = parsePolicy(text, 'policy.hujson');
+  const members = (topo: typeof topology) => [...compilePolicy(p, topo).resolver.groupUsers('group:devs')].sort();
+  assert.deepEqual(members(topology), ['bob']);
+  assert.deepEqual(members(withIdp), ['alice', 'bob']);
+  // The same policy tests pass or fail with the membership the topology carries.
+  const devsTest = policyText(`"acls": [{"action": "accept", "src": ["group:devs"], "dst": ["tag:server:22"]}],
+    "tests": [{"src": "alice@", "accept": ["tag:server:22"]}, {"src": "group:devs", "accept": ["tag:server:22"]}]`);
+  assert.deepEqual(checkPolicy(devsTest, 'f', withIdp), []);
+  assert.match(checkPolicy(devsTest, 'f', topology).map((e) => e.message).join('\n'), /alice@ should accept tag:server:22 but it is denied/);
+  // An IdP group the policy does not declare grants nothing and cannot be named: a typo stays an error.
+  assert.match(checkPolicy(policyText(`"acls": [{"action": "accept", "src": ["group:ops"], "dst": ["*:*"]}]`), 'f', withIdp)[0]!.message, /group "group:ops" is not defined in groups/);
+});
