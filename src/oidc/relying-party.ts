@@ -136,7 +136,7 @@ export function createRelyingParty(opts: RelyingPartyOptions) {
         const all: Record<string, unknown> = { ...info, ...claims };
         return { purpose: flow.purpose, identity: identityOf(all, config.groupsClaim) };
       } catch (err) {
-        throw new OidcLoginError(`the login could not be verified: ${(err as Error).message}`);
+        throw new OidcLoginError(`the login could not be verified: ${whyUnverified(err)}`);
       }
     },
     stop(): void {
@@ -161,4 +161,23 @@ function identityOf(c: Record<string, unknown>, groupsClaim: string): Identity {
     groups,
     expiresAt: typeof c.exp === 'number' ? c.exp * 1000 : 0,
   };
+}
+
+/**
+ * What went wrong in a code exchange, in words a person can pass on: the IdP's own error for a refused code,
+ * the claim that did not match for a forged response (never the values, which are secrets).
+ * openid-client wraps the precise error of oauth4webapi, which names the claim, in a generic one.
+ */
+function whyUnverified(err: unknown): string {
+  type Cause = Error & { error?: unknown; error_description?: unknown; cause?: unknown };
+  const chain: Cause[] = [];
+  for (let c = err; c instanceof Error && chain.length < 5; c = (c as Cause).cause) chain.push(c as Cause);
+  const refused = chain.find((c) => typeof c.error === 'string');
+  if (refused) return `the identity provider refused the code: ${refused.error}${refused.error_description ? ` (${refused.error_description})` : ''}`;
+  // The innermost Error is the precise one (e.g. unexpected "iss" (issuer) response parameter value); for an ID
+  // token claim its cause (a plain object) names the claim.
+  const inner = chain.at(-1)!;
+  const detail = (inner.cause ?? {}) as { claim?: unknown };
+  if (typeof detail.claim === 'string') return `the ID token's "${detail.claim}" claim does not match this login`;
+  return inner.message;
 }

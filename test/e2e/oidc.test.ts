@@ -2,8 +2,9 @@
  * OIDC login against a real identity provider (oidc-provider on loopback) with unmodified tailscaled: the login
  * URL of `tailscale up` goes through the IdP's login form and registers the machine to the person's user (by
  * issuer+subject); a disallowed domain or unverified e-mail is refused with a page saying why and no node; a later
- * login updates e-mail and display name; tampered and replayed callbacks are refused; an IdP down at start only
- * degrades /health; a bad oidc.* config stops `serve` naming the key.
+ * login updates e-mail and display name; tampered and replayed callbacks, a wrong nonce, a tampered code and a
+ * forged issuer are refused; an IdP down at start only degrades /health; a bad oidc.* config stops `serve` naming
+ * the key.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -165,6 +166,31 @@ test('a tampered state, a replayed callback and an unknown login link are refuse
   assert.equal(unknown.status, 404);
 });
 
+test('a wrong nonce, a tampered code and a forged issuer in the callback are refused with a clear error and no login', async () => {
+  const { up, url } = await interactiveUp('forged-pc');
+  const isAuth = (u: URL) => u.href.startsWith(idp.issuer + '/auth?');
+  const isCallback = (u: URL) => u.href.startsWith(server.url + '/oidc/callback');
+  const cases: [string, (u: URL) => void, RegExp][] = [
+    // The IdP signs an ID token carrying the nonce it was sent; one we did not issue must not log anybody in.
+    ['nonce', (u) => isAuth(u) && u.searchParams.set('nonce', 'forged-nonce-0123456789'), /could not be verified: the ID token's "nonce" claim does not match this login/],
+    ['code', (u) => isCallback(u) && u.searchParams.set('code', u.searchParams.get('code')!.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'))), /could not be verified: the identity provider refused the code: invalid_grant/],
+    ['iss', (u) => isCallback(u) && u.searchParams.set('iss', 'http://127.0.0.1:1/evil'), /could not be verified: unexpected "iss" \(issuer\) response parameter value/],
+  ];
+  for (const [what, rewrite, why] of cases) {
+    const page = await browse(url, 'alice', { rewrite });
+    assert.equal(page.status, 400, `${what}: ${page.text}`);
+    assert.match(page.text, /Login failed/, what);
+    assert.match(page.text.replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n))), why, what);
+    assert.doesNotMatch(page.text, /eyJ|client_secret|test-client-secret/, `${what}: no token or secret on the page`);
+    assert.equal(nodeNamed('forged-pc'), undefined, `${what}: no machine registered`);
+  }
+  // The same pending login still works untampered: the refusals were the tampering, nothing else.
+  const genuine = await browse(url, 'alice');
+  assert.equal(genuine.status, 200, genuine.text);
+  assert.equal((await up.done).code, 0);
+  assert.ok(nodeNamed('forged-pc'));
+});
+
 test('console login through the IdP lands with the role its groups map to; no mapped group, no console', async () => {
   const login = await (await fetch(server.url + '/admin/login?next=/admin/users')).text();
   assert.match(login, /href="\/oidc\/console-login\?next=%2Fadmin%2Fusers"/);
@@ -227,6 +253,7 @@ test('bad oidc config is refused naming the key; serve stops on it', () => {
     [{ issuer: 'https://idp.example.com', client_id: 'x', allowed_domains: 'example.com' }, /oidc\.allowed_domains.*list/],
     [{ issuer: 'https://idp.example.com', client_id: 'x', extra_params: ['a'] }, /oidc\.extra_params/],
     [{ issuer: 'https://idp.example.com', client_id: 'x', pkce: 'yes' }, /oidc\.pkce/],
+    [{ issuer: 'https://idp.example.com', client_id: 'x', policy_groups: 'yes' }, /oidc\.policy_groups.*boolean/],
     [{ issuer: 'https://idp.example.com', client_id: 'x', console_roles: { eng: 'root' } }, /oidc\.console_roles\.eng.*expected one of admin/],
   ];
   for (const [oidc, expected] of cases) {

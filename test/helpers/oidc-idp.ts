@@ -70,13 +70,23 @@ export interface BrowseResult {
 
 /**
  * Follows `url` like a browser: redirects, cookies (one jar, as a browser keeps them per host), and the IdP's
- * login form, filled with `login`. `stopAt` ends the walk before requesting a matching URL (to tamper with it).
+ * login form, filled with `login`. `stopAt` ends the walk before requesting a matching URL (to tamper with it);
+ * `rewrite` changes each URL before it is requested (an attacker in the middle of the walk).
  */
-export async function browse(url: string, login: string, opts: { jar?: Map<string, string>; stopAt?: (url: string) => boolean } = {}): Promise<BrowseResult> {
+export async function browse(
+  url: string,
+  login: string,
+  opts: { jar?: Map<string, string>; stopAt?: (url: string) => boolean; rewrite?: (url: URL) => void } = {},
+): Promise<BrowseResult> {
   const jar = opts.jar ?? new Map<string, string>();
   const visited: string[] = [];
   let request: { url: string; method: string; body?: string } = { url, method: 'GET' };
   for (let hop = 0; hop < 20; hop++) {
+    if (opts.rewrite) {
+      const u = new URL(request.url);
+      opts.rewrite(u);
+      request.url = u.href;
+    }
     if (opts.stopAt?.(request.url)) return { status: 0, url: request.url, text: '', visited };
     visited.push(request.url);
     const res = await fetch(request.url, {
