@@ -4,7 +4,7 @@
  * group:eng and reaches what it may reach (a real TCP connection through the tailnet); the policy checker, its
  * tests, the access diff and API v2 see the same member. A machine whose key expired logs in again through the
  * IdP and comes back as the same node. When the IdP drops the person from `eng`, their next login takes the
- * access away from all their machines, and the audit log says so.
+ * access away from all their machines, and the audit log says so; an SSH check login refreshes the groups as well.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
@@ -148,4 +148,26 @@ test('dropped from eng at the IdP, the next login removes the access from all of
   // The checker sees the same: the stored policy's test on group:eng no longer holds.
   const refused = await validate(engTest(port));
   assert.match(JSON.stringify(refused.json), /group:eng matches no user, tag or node/);
+});
+
+test('an SSH check approval is a login too: it refreshes the groups, and back in eng the access returns', async () => {
+  idp.accounts.set('alice', { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['eng'] });
+  const src = nodeNamed('alice-laptop');
+  const dst = nodeNamed('db');
+  const check = server.tailnet.sshChecks.start({
+    srcNodeId: src.id,
+    srcNode: src.givenName,
+    srcUserId: src.userId!,
+    srcUser: alice().name,
+    dstNodeId: dst.id,
+    dstNode: dst.givenName,
+    sshUser: 'root',
+    localUser: 'root',
+    periodMs: 0,
+  });
+  const page = await browse(`${server.url}/oidc/ssh-check/${check.id}`, 'alice');
+  assert.equal(page.status, 200, page.text);
+  assert.equal(server.tailnet.sshChecks.get(check.id)?.state, 'approved');
+  assert.deepEqual(alice().idpGroups, ['eng']);
+  await waitReach(laptop, true, 'alice-laptop reaches db again once the IdP puts her back in eng');
 });
