@@ -331,13 +331,18 @@ test('POST /api/v1/batch writes all or nothing, and refuses a stale policy ETag 
       { op: 'preauthkey.create', user: 'zed', tags: [], reusable: false, ephemeral: false, expiration: null },
       { op: 'policy.set', policy: refusedPolicy },
     ];
-    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops });
+    const commit = 'c0ffee'.repeat(6) + 'c0ff';
+    const malformed = await api(server, 'POST', '/api/v1/batch', { operations: ops, revision: 'main' });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.json.message, /revision must match pattern/);
+    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops, revision: commit });
     assert.equal(refused.status, 400, JSON.stringify(refused.json));
     // The test runs against the users the same batch creates, and fails: zed may not reach port 22.
     assert.match(refused.json.message, /policy\.hujson:4:41: test failed: zed@ should accept srv:22/);
     assert.deepEqual([server.tailnet.users.list(), server.tailnet.preAuthKeys.list(), server.tailnet.dns()], [[], [], dns]);
     const db = new Database(join(server.dataDir, 'tailplane.sqlite'), { readonly: true });
     assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM users').get(), { n: 0 }, 'nothing reached the database');
+    assert.deepEqual(db.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE source LIKE '%git:%'").get(), { n: 0 }, 'not even an entry saying it was applied');
     db.close();
 
     const passing = refusedPolicy.replace('"src": ["ada@"]', '"src": ["ada@", "zed@"]');
@@ -346,8 +351,14 @@ test('POST /api/v1/batch writes all or nothing, and refuses a stale policy ETag 
     const fenced = await api(server, 'POST', '/api/v1/batch', { operations: [], lease: { name: 'apply', holder: 'someone' } });
     assert.deepEqual([fenced.status, fenced.json.message], [409, 'lease "apply" is not held by someone']);
 
-    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }) });
+    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }), revision: commit });
     assert.equal(done.status, 200, JSON.stringify(done.json));
+    // Each change names the commit it carries out; one last entry records the batch as a whole.
+    const entries = server.tailnet.audit.list({}).entries.filter((e) => e.door !== 'system');
+    assert.deepEqual(entries.map((e) => e.action), ['user.create', 'user.create', 'dns.set', 'authkey.create', 'policy.set', 'revision.apply']);
+    assert.ok(entries.every((e) => e.source === `127.0.0.1 git:${commit}`), JSON.stringify(entries.map((e) => e.source)));
+    assert.deepEqual([entries[5]!.object, entries[5]!.summary], [`git:${commit}`, 'applied 5 operations: user.create ×2, dns.set, preauthkey.create, policy.set']);
+    assert.equal(server.tailnet.audit.verify().ok, true);
     assert.match(done.json.results[3].key, /^tpkey-auth-/);
     assert.deepEqual(server.tailnet.users.list().map((u) => u.name), ['ada', 'zed']);
     assert.deepEqual(server.tailnet.dns().nameservers, ['4.4.4.4']);
