@@ -3,9 +3,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Registry } from 'prom-client';
 import { createAdminClient } from '../../client/admin-client.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/config.ts';
-import type { Registry } from 'prom-client';
 import { syncMetrics } from '../../metrics/sync.ts';
 import { startServer } from '../../server.ts';
 import { createSync, SyncSettingsError, type SyncRunner } from '../../sync/index.ts';
