@@ -31,6 +31,7 @@ import { startDnsServer, type DnsServer } from './dns/server.ts';
 import { createRelyingParty } from './oidc/relying-party.ts';
 import { callbackPath, sshCheckPath } from './oidc/routes.ts';
 import { createDerpServer, createStunServer, embeddedDerpMap, loadDerpMap, mergeDerpMaps, type DerpMap, type DerpLogger, type StunServer } from './derp/index.ts';
+import type { Registry } from 'prom-client';
 import { createMetrics, listenMetrics, type MetricsListener } from './metrics/metrics.ts';
 
 export interface Server {
@@ -41,6 +42,8 @@ export interface Server {
   readonly acmeDnsPort: number | undefined;
   /** Map streams open now and opened since start. */
   stats(): { mapStreams: number; mapStreamsOpened: number };
+  /** The registry /metrics serves, for parts started beside the server (sync); undefined when metrics are off. */
+  readonly metricsRegistry: Registry | undefined;
   close(): Promise<void>;
 }
 
@@ -237,6 +240,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     url,
     acmeDnsPort: dns?.port,
     stats: () => ({ mapStreams: control.mapper.count(), mapStreamsOpened: control.mapper.opened() }),
+    metricsRegistry: metrics?.registry,
     close,
   };
 }

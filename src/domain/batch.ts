@@ -34,6 +34,12 @@ export interface BatchRequest {
   readonly ifMatch?: string;
   /** Fencing: the batch is refused with 409 unless this holder holds this lease now. */
   readonly lease?: { readonly name: string; readonly holder: string };
+  /**
+   * The revision of the desired state the batch carries out: a Git commit (40 or 64 hex digits) or
+   * `sha256:<64 hex>` of a desired-state file. The batch's audit entries name it, and one `revision.apply`
+   * entry records the batch as a whole (what a sync round applied).
+   */
+  readonly revision?: string;
 }
 
 export interface BatchResult {

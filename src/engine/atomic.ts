@@ -46,6 +46,8 @@ export interface AtomicApplyOptions {
   policyEtag: string | undefined;
   /** Fence the batch with a lease the caller holds. */
   lease?: { name: string; holder: string };
+  /** The desired state's revision (a Git commit, or `sha256:<hex>` of a file), for the audit log. */
+  revision?: string;
   now?: Date;
 }
 
@@ -59,6 +61,7 @@ export async function applyPlanAtomically(client: AdminClient, plan: Plan, opts:
     operations,
     ...(opts.policyEtag !== undefined ? { ifMatch: opts.policyEtag } : {}),
     ...(opts.lease ? { lease: opts.lease } : {}),
+    ...(opts.revision ? { revision: opts.revision } : {}),
   });
   const createdKeys = results.flatMap((r, i) => {
     const c = owners[i]!;

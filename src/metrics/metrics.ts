@@ -27,14 +27,20 @@ const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Fan-out includes the mapper's batch window (15–250 ms); the target is under a second. */
 const fanoutBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createMetrics(sources: MetricsSources) {
+/** A registry of its own with the process's metrics (CPU, memory, event loop): what every tailplane daemon serves. */
+export function processRegistry(): Registry {
   const registry = new Registry();
-  const registers = [registry];
   collectDefaultMetrics({ register: registry });
   // Gauges that prom-client names like counters (promtool flags them); their per-type twins without _total stay.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(name);
   }
+  return registry;
+}
+
+export function createMetrics(sources: MetricsSources) {
+  const registry = processRegistry();
+  const registers = [registry];
 
   new Gauge({
     name: 'tailplane_nodes',
@@ -206,9 +212,13 @@ export interface MetricsListener {
 
 /**
  * Serves GET /metrics on its own listener, so the scrape port can stay on a private interface while the
- * control port faces clients. A bind failure names the setting to change.
+ * control port faces clients. A bind failure names the setting to change (`setting`, serve's by default).
  */
-export async function listenMetrics(registry: Registry, listenAddr: string): Promise<MetricsListener> {
+export async function listenMetrics(
+  registry: Registry,
+  listenAddr: string,
+  setting = 'Set metrics.listen_addr (or TAILPLANE_METRICS_LISTEN_ADDR) to a free host:port, or "" to turn metrics off.',
+): Promise<MetricsListener> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at GET /metrics\n');
@@ -228,9 +238,7 @@ export async function listenMetrics(registry: Registry, listenAddr: string): Pro
     });
   }).catch((err: NodeJS.ErrnoException) => {
     const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message;
-    throw new ConfigError(
-      `cannot listen on TCP ${listenAddr} for metrics: ${why}. Set metrics.listen_addr (or TAILPLANE_METRICS_LISTEN_ADDR) to a free host:port, or "" to turn metrics off.`,
-    );
+    throw new ConfigError(`cannot listen on TCP ${listenAddr} for metrics: ${why}. ${setting}`);
   });
   const addr = server.address() as AddressInfo;
   return {

@@ -18,7 +18,7 @@ import { createUsers } from './users.ts';
 import { allowAllPolicy, topologyOf } from './policy-view.ts';
 import { diffAccess, parsePolicy, renderAccessDiff, type Topology } from '../policy/index.ts';
 import { createAuditLog } from '../audit/log.ts';
-import { fieldChanges } from '../audit/derive.ts';
+import { fieldChanges, type AuditNote } from '../audit/derive.ts';
 
 export interface TailnetOptions {
   prefixes: { v4: string; v6: string; allocation: 'sequential' | 'random' };
@@ -86,7 +86,11 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
       });
     },
     /** The audit log: read, verify, prune (entries are written by every write above, see Core.write). */
-    audit: createAuditLog(store),
+    audit: {
+      ...createAuditLog(store),
+      /** An entry about something no single write above says (what a batch as a whole carried out). */
+      note: (note: AuditNote): void => core.write(() => ({ result: undefined, audit: [note] })),
+    },
   };
   return tailnet;
 }

@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import type { AdminClient } from '../client/admin-client.ts';
 import type { SyncMode, SyncSource } from './round.ts';
 import { createSyncRunner, type SyncRunner } from './runner.ts';
+import type { SyncObserver } from './observer.ts';
 import { createWebhook } from './webhook.ts';
 
 export { createSyncRunner, describeSource, leaderLease, type SyncRunner, type SyncStatus } from './runner.ts';
 export { runRound, writeLease, type RoundOutcome, type SyncMode, type SyncSource } from './round.ts';
 export { createWebhook, signBody, type SyncEventKind } from './webhook.ts';
 export { redactUrl } from './git.ts';
+export type { SyncObserver } from './observer.ts';
 
 /** Sync settings as flags and config spell them; credentials come from the environment only. */
 export interface SyncSettings {
@@ -69,11 +71,11 @@ export function syncMode(mode = 'enforce'): SyncMode {
 }
 
 /** Validates the settings and builds the runner (not started). */
-export function createSync(client: AdminClient, s: SyncSettings, log?: (msg: string) => void): SyncRunner {
+export function createSync(client: AdminClient, s: SyncSettings, log?: (msg: string) => void, observer?: SyncObserver): SyncRunner {
   const source = syncSource(s);
   const mode = syncMode(s.mode);
   const intervalMs = parseInterval(s.interval || '1m');
   if (s.webhookUrl && !s.webhookSecret) throw new SyncSettingsError('a sync webhook needs a secret to sign with (TAILPLANE_SYNC_WEBHOOK_SECRET)');
   const webhook = s.webhookUrl ? createWebhook({ url: s.webhookUrl, secret: s.webhookSecret!, onError: log }) : undefined;
-  return createSyncRunner({ client, source, mode, intervalMs, webhook, log });
+  return createSyncRunner({ client, source, mode, intervalMs, webhook, observer, log });
 }

@@ -132,7 +132,7 @@ async function planAndApply(deps: RoundDeps, loaded: Loaded, startedAt: string):
   if (plan.changes.length === 0) return { ...base, result: 'in-sync', finishedAt: finished() };
   if (deps.mode === 'report') return { ...base, result: 'drift', finishedAt: finished() };
   const lease = { name: writeLease, holder: deps.holder };
-  const result = await applyPlanAtomically(deps.client, plan, { policyEtag: live.policyEtag, lease }).catch((err: Error) => {
+  const result = await applyPlanAtomically(deps.client, plan, { policyEtag: live.policyEtag, lease, revision }).catch((err: Error) => {
     throw new RoundError(`the server refused the plan: ${err.message}`, revision, locate([err.message]));
   });
   return { ...base, result: 'applied', createdKeys: result.createdKeys.map((k) => k.id), finishedAt: finished() };

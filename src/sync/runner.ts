@@ -11,6 +11,7 @@ import { ApiError, type AdminClient } from '../client/admin-client.ts';
 import { tailnetApi } from '../client/tailnet-api.ts';
 import { redactUrl } from './git.ts';
 import { runRound, shortRev, type RoundOutcome, type SyncMode, type SyncSource } from './round.ts';
+import type { SyncObserver } from './observer.ts';
 import type { Webhook } from './webhook.ts';
 
 /** The lease the sync processes of one tailnet elect their leader with (the admin API's `sync` lease). */
@@ -22,6 +23,8 @@ export interface SyncOptions {
   readonly mode: SyncMode;
   readonly intervalMs: number;
   readonly webhook?: Webhook;
+  /** Told of every round and of this process's role (the metrics registry). */
+  readonly observer?: SyncObserver;
   readonly log?: (msg: string) => void;
 }
 
@@ -70,6 +73,7 @@ export function createSyncRunner(opts: SyncOptions) {
       if (was !== 'standby' || !(err instanceof ApiError && err.status === 409)) log(`sync: standing by: ${(err as Error).message}`);
     }
     if (role === 'leader' && was !== 'leader') log(`sync: leading as ${holder}`);
+    opts.observer?.leading(role === 'leader');
     return role === 'leader';
   }
 
@@ -92,7 +96,9 @@ export function createSyncRunner(opts: SyncOptions) {
 
   async function round(): Promise<void> {
     if (!(await lead())) return;
+    const started = performance.now();
     const outcome = await runRound({ client: opts.client, source: opts.source, mode: opts.mode, holder, leaseSeconds });
+    opts.observer?.round(outcome, (performance.now() - started) / 1000);
     const before = status;
     const good = outcome.result === 'applied' || outcome.result === 'in-sync' || outcome.result === 'drift';
     status = {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createHarness, freePort, type Daemon } from '../harness/tailscaled.ts';
 import { withLogs } from '../helpers/failure.ts';
-import { checkMetrics, ensurePromtool } from '../helpers/promtool.ts';
+import { checkMetrics, ensurePromtool, scrape as scrapeUrl, seriesValue as value } from '../helpers/promtool.ts';
 import { api, spawnServer, type ChildServer } from '../helpers/server.ts';
 
 const harness = createHarness();
@@ -15,18 +15,7 @@ let server: ChildServer;
 let metricsAddr: string;
 let node: Daemon;
 
-async function scrape(): Promise<string> {
-  const res = await fetch(`http://${metricsAddr}/metrics`);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  return res.text();
-}
-
-/** The value of one series, e.g. value(text, 'tailplane_registrations_total{method="authkey"}'). */
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
+const scrape = () => scrapeUrl(`http://${metricsAddr}/metrics`);
 
 before(async () => {
   ensurePromtool();

@@ -2,6 +2,7 @@
 // `tailplane sync` as a child process, and a local HTTP receiver for its signed webhooks. Commits are applied within
 // one interval, a commit whose policy test fails is refused with its position, a fix recovers, a hand retag is
 // reverted (enforce) or reported (report), two processes elect one, and a SIGKILL mid-round leaves no half-apply.
+// Each applied round is one audit entry naming its commit, and the sync process's /metrics show rounds and commit.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -12,11 +13,22 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { defaultConfig } from '../../src/config/config.ts';
+import { freePort } from '../harness/tailscaled.ts';
+import { checkMetrics, ensurePromtool, scrape, seriesValue } from '../helpers/promtool.ts';
 import { api, cliAsync, inProcessServer, repoRoot, spawnServer, tempDir } from '../helpers/server.ts';
 
 const secret = 'webhook-test-secret';
 const intervalMs = 1000;
 const hex = (n: number) => n.toString(16).padStart(64, '0');
+
+/** A scrape that promtool accepts without a complaint. */
+async function lintedScrape(url: string): Promise<string> {
+  const text = await scrape(url);
+  const lint = checkMetrics(text);
+  assert.equal(lint.status, 0, `promtool check metrics:\n${lint.output}`);
+  assert.equal(lint.output.trim(), '', 'promtool has no lint complaints');
+  return text;
+}
 
 interface Hook {
   event: string;
@@ -93,6 +105,7 @@ async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | un
 }
 
 test('tailplane sync converges a tailnet to Git, refuses a failing commit, reverts or reports hand changes, survives SIGKILL', async (t) => {
+  ensurePromtool();
   const server = await inProcessServer({ derp: { ...defaultConfig().derp, enabled: false } });
   const dir = tempDir('tailplane-sync-');
   const repo = gitRepo(dir);
@@ -134,10 +147,18 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       machineKey: `mkey:${hex(1)}`, nodeKey: `nodekey:${hex(1)}`, hostname: 'db1', hostinfo: {}, userId: null, tags: ['tag:temp'], ephemeral: false, method: 'authkey',
     });
     const v1 = repo.commit(desired({ tests: passing }), 'v1: the clinic tailnet');
-    const enforce = sync('--mode', 'enforce');
+    const metricsAddr = `127.0.0.1:${await freePort()}`;
+    const enforce = sync('--mode', 'enforce', '--metrics-listen', metricsAddr);
+    const metrics = async () => {
+      const text = await lintedScrape(`http://${metricsAddr}/metrics`);
+      return (series: string) => seriesValue(text, series);
+    };
+    /** The audit entries that name this commit: the round's changes, then the round. */
+    const auditOf = (sha: string) => server.tailnet.audit.list({}).entries.filter((e) => e.source.endsWith(` git:${sha}`));
 
     await t.test('a commit is applied, and the next one within one interval', async () => {
-      await waitFor('v1 applied', roundAt(v1.sha, 'applied'));
+      // The first round includes the sync process's start (slow on a loaded machine); the interval is timed below.
+      await waitFor('v1 applied', roundAt(v1.sha, 'applied'), 30_000);
       assert.deepEqual(db1().tags, ['tag:db']);
       assert.deepEqual(liveUsers(), ['ada', 'bo']);
       const v2 = repo.commit(desired({ tests: passing, dns: '"9.9.9.9"' }), 'v2: another resolver');
@@ -150,6 +171,44 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       // The audit log names sync as the door of the round's change.
       const dnsEntries = server.tailnet.audit.list({ object: 'dns' }).entries;
       assert.deepEqual([dnsEntries.at(-1)!.door, dnsEntries.at(-1)!.action], ['sync', 'dns.set']);
+    });
+
+    await t.test('each applied round is one audit entry naming its commit; its changes name the commit too', async () => {
+      const v2 = (await status()).status.lastGood.revision as string;
+      assert.deepEqual(auditOf(v1.sha).map((e) => `${e.door} ${e.action} ${e.object}`), [
+        'sync user.create user:1', 'sync user.create user:2', 'sync policy.set policy', 'sync node.update node:1', `sync revision.apply git:${v1.sha}`,
+      ]);
+      assert.deepEqual(auditOf(v2).map((e) => `${e.action} ${e.summary}`), ['dns.set nameservers: ["1.1.1.1"] → ["9.9.9.9"]', 'revision.apply applied 1 operation: dns.set']);
+      // Through the CLI, as an operator looks a commit up.
+      const listed = await cliAsync(server, 'audit', 'list', '--object', `git:${v2}`, '-o', 'json');
+      assert.equal(listed.status, 0, listed.stderr);
+      const [round, ...more] = JSON.parse(listed.stdout);
+      assert.deepEqual([more.length, round.door, round.action, round.actor], [0, 'sync', 'revision.apply', `apikey:${server.apiKey.slice(10, 22)}`]);
+      assert.match(round.source, new RegExp(`^127\\.0\\.0\\.1 git:${v2}$`));
+      const table = await cliAsync(server, 'audit', 'list', '--object', `git:${v2}`);
+      assert.match(table.stdout, new RegExp(`sync +127\\.0\\.0\\.1 git:${v2} +revision\\.apply +git:${v2} +applied 1 operation: dns\\.set`));
+    });
+
+    await t.test('the sync process serves /metrics: rounds by result, the live commit, the last success, leadership', async () => {
+      const s = (await status()).status;
+      const m = await metrics();
+      assert.equal(m(`tailplane_sync_revision_info{revision="${s.lastGood.revision}"}`), 1);
+      assert.ok(m('tailplane_sync_rounds_total{result="applied"}')! >= 2, 'v1 and v2 applied');
+      assert.equal(m('tailplane_sync_rounds_total{result="failed"}'), 0);
+      assert.ok(m('tailplane_sync_last_success_timestamp_seconds')! * 1000 >= Date.parse(s.lastGood.at) - 1);
+      assert.ok(m('tailplane_sync_round_duration_seconds_count')! >= 2);
+      assert.equal(m('tailplane_sync_consecutive_failures'), 0);
+      assert.equal(m('tailplane_sync_leader'), 1);
+      assert.ok(m('process_cpu_user_seconds_total')! > 0, 'the process metrics of the sync daemon');
+      // A metrics address that is taken, or no address at all, stops sync before its first round.
+      const source = ['sync', '--git', repo.remote, '--path', 'tailnet/desired.hujson', '--cache-dir', join(dir, 'cache-metrics')];
+      const taken = await cliAsync(server, ...source, '--metrics-listen', metricsAddr);
+      assert.equal(taken.status, 1, taken.stderr);
+      assert.match(taken.stderr, new RegExp(`cannot listen on TCP ${metricsAddr} for metrics: the address is already in use\\. Give --metrics-listen a free host:port\\.`));
+      const bad = await cliAsync(server, ...source, '--metrics-listen', 'nowhere');
+      assert.deepEqual([bad.status, bad.stderr.trim().split('\n').length], [2, 1], bad.stderr);
+      assert.match(bad.stderr, /invalid --metrics-listen "nowhere": expected host:port/);
+      assert.equal((await status()).leader.holder, s.holder, 'neither took the lead');
     });
 
     const goodPolicy = () => server.tailnet.policy()!.text;
@@ -171,12 +230,23 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
       assert.equal(JSON.parse(json.stdout).status.lastRound.revision, v3.sha, json.stderr);
       const table = await cliAsync(server, 'sync', 'status');
       assert.match(table.stdout, new RegExp(`revision: ${v3.sha}\\nresult: failed`));
+      // Counted as a failure; the live commit stays the last good one; no audit entry says v3 was applied.
+      const m = await metrics();
+      assert.ok(m('tailplane_sync_rounds_total{result="failed"}')! >= 1);
+      assert.ok(m('tailplane_sync_consecutive_failures')! >= 1);
+      assert.equal(m(`tailplane_sync_revision_info{revision="${s.lastGood.revision}"}`), 1);
+      assert.equal(m(`tailplane_sync_revision_info{revision="${v3.sha}"}`), undefined);
+      assert.deepEqual(server.tailnet.audit.list({ object: `git:${v3.sha}` }).entries, []);
+      assert.ok(server.tailnet.audit.list({}).entries.every((e) => !e.source.includes(v3.sha)));
     });
 
     await t.test('fixing the commit applies it', async () => {
       const v4 = repo.commit(desired({ tests: passing, dns: '"8.8.8.8"' }), 'v4: fixed');
       await waitFor('v4 applied', roundAt(v4.sha, 'applied'));
       assert.deepEqual(server.tailnet.dns().nameservers, ['8.8.8.8']);
+      const m = await metrics();
+      assert.deepEqual([m(`tailplane_sync_revision_info{revision="${v4.sha}"}`), m('tailplane_sync_consecutive_failures')], [1, 0]);
+      assert.equal(auditOf(v4.sha).at(-1)!.action, 'revision.apply');
     });
 
     await t.test('a hand retag through the CLI is reverted in enforce mode', async () => {
@@ -292,14 +362,15 @@ test('tailplane sync converges a tailnet to Git, refuses a failing commit, rever
   }
 });
 
-test('serve runs sync from its config: a watched file is applied when it changes, GET /api/v1/sync shows the round', async () => {
+test('serve runs sync from its config: a watched file is applied when it changes, GET /api/v1/sync, /metrics and the audit log show the round', async () => {
   const dir = tempDir('tailplane-serve-sync-');
   const file = join(dir, 'desired.hujson');
   const people = (names: string[]) => `{ users: [${names.map((n) => `{ name: "${n}" }`).join(', ')}], dns: { nameservers: ["9.9.9.9"] } }\n`;
   writeFileSync(file, people(['ada', 'bo']));
   const config = join(dir, 'config.yaml');
   writeFileSync(config, `derp:\n  enabled: false\nsync:\n  file: ${file}\n  interval: 1h\n  mode: enforce\n`);
-  const server = await spawnServer({ args: ['-c', config] });
+  const metricsAddr = `127.0.0.1:${await freePort()}`;
+  const server = await spawnServer({ args: ['-c', config], env: { TAILPLANE_METRICS_LISTEN_ADDR: metricsAddr } });
   try {
     const sync = async () => (await api(server, 'GET', '/api/v1/sync')).json;
     const first = await waitFor('the first round', async () => ((await sync()).status?.lastGood ? await sync() : undefined));
@@ -313,6 +384,18 @@ test('serve runs sync from its config: a watched file is applied when it changes
       return users.includes('cy');
     });
     await waitFor('the round logged', () => /sync: applied 1 change\(s\) at sha256:/.test(server.log()));
+    // Sync inside serve reports through the server's own /metrics: one scrape target.
+    const live = await waitFor('the round reported', async () => {
+      const rev = (await sync()).status.lastGood.revision as string;
+      return rev !== first.status.lastGood.revision ? rev : undefined;
+    });
+    const text = await lintedScrape(`http://${metricsAddr}/metrics`);
+    assert.equal(seriesValue(text, `tailplane_sync_revision_info{revision="${live}"}`), 1);
+    assert.equal(seriesValue(text, 'tailplane_sync_rounds_total{result="applied"}'), 2);
+    assert.ok(seriesValue(text, 'tailplane_nodes')! >= 0, 'beside the server\'s metrics');
+    // A file's rounds name its content hash.
+    const round = (await api(server, 'GET', `/api/v1/audit?object=file:${live}`)).json.entries;
+    assert.deepEqual(round.map((e: any) => [e.door, e.action, e.summary]), [['sync', 'revision.apply', 'applied 1 operation: user.create']]);
   } finally {
     await server.stop();
   }
@@ -331,13 +414,18 @@ test('POST /api/v1/batch writes all or nothing, and refuses a stale policy ETag 
       { op: 'preauthkey.create', user: 'zed', tags: [], reusable: false, ephemeral: false, expiration: null },
       { op: 'policy.set', policy: refusedPolicy },
     ];
-    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops });
+    const commit = 'c0ffee'.repeat(6) + 'c0ff';
+    const malformed = await api(server, 'POST', '/api/v1/batch', { operations: ops, revision: 'main' });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.json.message, /revision must match pattern/);
+    const refused = await api(server, 'POST', '/api/v1/batch', { operations: ops, revision: commit });
     assert.equal(refused.status, 400, JSON.stringify(refused.json));
     // The test runs against the users the same batch creates, and fails: zed may not reach port 22.
     assert.match(refused.json.message, /policy\.hujson:4:41: test failed: zed@ should accept srv:22/);
     assert.deepEqual([server.tailnet.users.list(), server.tailnet.preAuthKeys.list(), server.tailnet.dns()], [[], [], dns]);
     const db = new Database(join(server.dataDir, 'tailplane.sqlite'), { readonly: true });
     assert.deepEqual(db.prepare('SELECT COUNT(*) AS n FROM users').get(), { n: 0 }, 'nothing reached the database');
+    assert.deepEqual(db.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE source LIKE '%git:%'").get(), { n: 0 }, 'not even an entry saying it was applied');
     db.close();
 
     const passing = refusedPolicy.replace('"src": ["ada@"]', '"src": ["ada@", "zed@"]');
@@ -346,8 +434,14 @@ test('POST /api/v1/batch writes all or nothing, and refuses a stale policy ETag 
     const fenced = await api(server, 'POST', '/api/v1/batch', { operations: [], lease: { name: 'apply', holder: 'someone' } });
     assert.deepEqual([fenced.status, fenced.json.message], [409, 'lease "apply" is not held by someone']);
 
-    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }) });
+    const done = await api(server, 'POST', '/api/v1/batch', { operations: ops.slice(0, 4).concat({ op: 'policy.set', policy: passing }), revision: commit });
     assert.equal(done.status, 200, JSON.stringify(done.json));
+    // Each change names the commit it carries out; one last entry records the batch as a whole.
+    const entries = server.tailnet.audit.list({}).entries.filter((e) => e.door !== 'system');
+    assert.deepEqual(entries.map((e) => e.action), ['user.create', 'user.create', 'dns.set', 'authkey.create', 'policy.set', 'revision.apply']);
+    assert.ok(entries.every((e) => e.source === `127.0.0.1 git:${commit}`), JSON.stringify(entries.map((e) => e.source)));
+    assert.deepEqual([entries[5]!.object, entries[5]!.summary], [`git:${commit}`, 'applied 5 operations: user.create ×2, dns.set, preauthkey.create, policy.set']);
+    assert.equal(server.tailnet.audit.verify().ok, true);
     assert.match(done.json.results[3].key, /^tpkey-auth-/);
     assert.deepEqual(server.tailnet.users.list().map((u) => u.name), ['ada', 'zed']);
     assert.deepEqual(server.tailnet.dns().nameservers, ['4.4.4.4']);

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { BatchOperation, BatchRequest, BatchResult } from '../../domain/batch.ts';
+import { fromRevision } from '../../audit/context.ts';
 import type { Tailnet } from '../../state/tailnet.ts';
 import { invalid, notFound } from '../../state/errors.ts';
 import type { PolicyChecker } from '../policy-checker.ts';
@@ -41,6 +42,8 @@ const batchBody = strict(
     },
     ifMatch: str,
     lease: strict({ name: str, holder: str }, ['name', 'holder']),
+    // A Git commit (SHA-1 or SHA-256 object names) or a desired-state file's content hash.
+    revision: { type: 'string', pattern: '^(?:[0-9a-f]{40}|[0-9a-f]{64}|sha256:[0-9a-f]{64})$' },
   },
   ['operations'],
 );
@@ -50,29 +53,46 @@ export function batchRoutes(app: FastifyInstance, t: Tailnet, policy: PolicyChec
     '/api/v1/batch',
     { schema: { summary: 'Apply several writes as one: all of them or none (the policy is checked against the result)', body: batchBody } },
     async (req): Promise<BatchResult> => {
-      const { operations, ifMatch, lease } = req.body;
+      const { operations, ifMatch, lease, revision } = req.body;
       if (lease) t.leases.check(lease.name, lease.holder);
       assertIfMatch(t, ifMatch);
-      return t.batch(() => {
-        const results = operations.map((op, i) => {
-          try {
-            return run(t, op);
-          } catch (err) {
-            (err as Error).message = `operation ${i} (${op.op}): ${(err as Error).message}`;
-            throw err;
-          }
-        });
-        // Checked last, so its tests see the users and node tags the same batch sets.
-        const policies = operations.filter((o) => o.op === 'policy.set');
-        const last = policies.at(-1);
-        if (last) {
-          const errors = policy.check(last.policy);
-          if (errors.length > 0) throw invalid(`policy refused:\n${errors.join('\n')}`);
-        }
-        return { results };
-      });
+      const ref = revision === undefined ? undefined : revisionRef(revision);
+      return fromRevision(ref, () => t.batch(() => applyAll(t, policy, operations, ref)));
     },
   );
+}
+
+/** The batch's operations, its policy check and its `revision.apply` entry; runs inside the batch's transaction. */
+function applyAll(t: Tailnet, policy: PolicyChecker, operations: readonly BatchOperation[], ref: string | undefined): BatchResult {
+  const results = operations.map((op, i) => {
+    try {
+      return run(t, op);
+    } catch (err) {
+      (err as Error).message = `operation ${i} (${op.op}): ${(err as Error).message}`;
+      throw err;
+    }
+  });
+  // Checked last, so its tests see the users and node tags the same batch sets.
+  const policies = operations.filter((o) => o.op === 'policy.set');
+  const last = policies.at(-1);
+  if (last) {
+    const errors = policy.check(last.policy);
+    if (errors.length > 0) throw invalid(`policy refused:\n${errors.join('\n')}`);
+  }
+  // Inside the batch's transaction: a refused batch leaves no entry saying it was applied.
+  if (ref && operations.length > 0) t.audit.note({ action: 'revision.apply', object: ref, summary: batchSummary(operations) });
+  return { results };
+}
+
+/** How audit entries name a revision: `git:<commit>`, or `file:sha256:<hex>` for a desired-state file. */
+const revisionRef = (revision: string) => (revision.startsWith('sha256:') ? `file:${revision}` : `git:${revision}`);
+
+/** `applied 4 operations: user.create ×2, dns.set, policy.set` (the entries before it say what each did). */
+function batchSummary(operations: readonly BatchOperation[]): string {
+  const counts = new Map<string, number>();
+  for (const o of operations) counts.set(o.op, (counts.get(o.op) ?? 0) + 1);
+  const parts = [...counts].map(([op, n]) => (n > 1 ? `${op} ×${n}` : op));
+  return `applied ${operations.length} operation${operations.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
 function run(t: Tailnet, o: BatchOperation): { id?: string; key?: string } {

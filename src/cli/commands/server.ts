@@ -3,8 +3,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Registry } from 'prom-client';
 import { createAdminClient } from '../../client/admin-client.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/config.ts';
+import { syncMetrics } from '../../metrics/sync.ts';
 import { startServer } from '../../server.ts';
 import { createSync, SyncSettingsError, type SyncRunner } from '../../sync/index.ts';
 import { version } from '../../version.ts';
@@ -29,7 +31,7 @@ export const serverCommands: Command[] = [
       const server = await startServer(config);
       let sync: SyncRunner | undefined;
       try {
-        sync = startSync(config, server.url);
+        sync = startSync(config, server.url, server.metricsRegistry);
       } catch (err) {
         await server.close();
         throw err;
@@ -61,8 +63,11 @@ export const serverCommands: Command[] = [
   },
 ];
 
-/** The config's `sync.*` as a sync runner talking to this server through its admin API; none when not configured. */
-function startSync(config: Config, url: string): SyncRunner | undefined {
+/**
+ * The config's `sync.*` as a sync runner talking to this server through its admin API, its metrics in the
+ * server's registry (one scrape target); none when not configured.
+ */
+function startSync(config: Config, url: string, registry: Registry | undefined): SyncRunner | undefined {
   const s = config.sync;
   if (!s.git && !s.file) return undefined;
   const read = (file: string, what: string) => {
@@ -77,7 +82,7 @@ function startSync(config: Config, url: string): SyncRunner | undefined {
   const log = (msg: string) => console.error(JSON.stringify({ level: 30, time: Date.now(), msg }));
   const client = createAdminClient({ url, apiKey, door: 'sync' });
   try {
-    const runner = createSync(client, { ...s, webhookSecret }, log);
+    const runner = createSync(client, { ...s, webhookSecret }, log, registry && syncMetrics(registry));
     runner.start();
     // The client's keep-alive connections to this very server would hold its shutdown open.
     return { ...runner, stop: () => runner.stop().finally(() => client.close()) };

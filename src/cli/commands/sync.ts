@@ -4,6 +4,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ApiError } from '../../client/admin-client.ts';
 import { tailnetApi } from '../../client/tailnet-api.ts';
+import { parseHostPort } from '../../config/config.ts';
+import { listenMetrics, processRegistry } from '../../metrics/metrics.ts';
+import { syncMetrics } from '../../metrics/sync.ts';
 import { createSync, SyncSettingsError, type SyncStatus } from '../../sync/index.ts';
 import { CliError, UsageError } from '../args.ts';
 import type { Context } from '../context.ts';
@@ -19,6 +22,15 @@ function webhookSecret(ctx: Context): string | undefined {
   } catch (err) {
     throw new UsageError(`cannot read the webhook secret: ${(err as Error).message}`);
   }
+}
+
+/** --metrics-listen, checked: a host:port, and only for the long-running loop. */
+function metricsListen(ctx: Context): string | undefined {
+  const addr = ctx.flag('metrics-listen');
+  if (addr === undefined) return undefined;
+  if (!parseHostPort(addr)) throw new UsageError(`invalid --metrics-listen "${addr}": expected host:port, e.g. 127.0.0.1:9091`);
+  if (ctx.bool('once')) throw new UsageError('--metrics-listen is for the long-running sync; --once exits after one round');
+  return addr;
 }
 
 const exitOf = { 'in-sync': 0, applied: 0, drift: 2, failed: 1 } as const;
@@ -65,12 +77,15 @@ export const syncCommands: Command[] = [
       'webhook-secret-file': { type: 'string', description: 'HMAC secret for the webhook (or TAILPLANE_SYNC_WEBHOOK_SECRET)' },
       'cache-dir': { type: 'string', description: 'where fetched commits are kept (default ~/.cache/tailplane/sync/…)' },
       once: { type: 'boolean', description: 'run one round and exit (0 in sync or applied, 2 drift reported, 1 failed)' },
+      'metrics-listen': { type: 'string', description: 'serve Prometheus /metrics of the rounds on host:port, e.g. 127.0.0.1:9091' },
     },
     async run(ctx) {
       const log = (msg: string) => console.error(`${new Date().toISOString()} ${msg}`);
       // A file that is not there yet is a typo, not a failed round: say so once, as every command does.
       const file = ctx.flag('file');
       if (file !== undefined && !existsSync(file)) throw new CliError(`cannot read ${file}: no such file`);
+      const metricsAddr = metricsListen(ctx);
+      const registry = metricsAddr ? processRegistry() : undefined;
       let runner;
       try {
         runner = createSync(
@@ -87,6 +102,7 @@ export const syncCommands: Command[] = [
             cacheDir: ctx.flag('cache-dir'),
           },
           log,
+          registry && syncMetrics(registry),
         );
       } catch (err) {
         throw err instanceof SyncSettingsError ? new UsageError(err.message) : err;
@@ -99,12 +115,16 @@ export const syncCommands: Command[] = [
         process.exitCode = exitOf[r.result];
         return ctx.format === 'table' ? (r.error?.message ?? r.markdown) : renderObject(ctx.format, status as unknown as Record<string, unknown>);
       }
+      // Bound before the first round: a sync nobody can scrape would fail unseen.
+      const metrics = registry && (await listenMetrics(registry, metricsAddr!, 'Give --metrics-listen a free host:port.'));
+      if (metrics) log(`sync: metrics on ${metrics.url}`);
       runner.start();
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
       await runner.stop();
+      await metrics?.close();
     },
   },
 ];
