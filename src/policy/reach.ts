@@ -1,0 +1,179 @@
+/**
+ * "What can X reach, who can reach X": read off the per-node views the control plane sends (each node's packet
+ * filter and SSH policy from CompiledPolicy.forNode), so the answer is what the clients enforce, not a second
+ * reading of the policy file. X is a set of nodes (a machine, a user's, a group's users', a tag's). Every node's
+ * view is computed once: meant for review, not the hot path.
+ */
+import { containsIp, overlaps, parseCidr, parseIp, type Ip, type IpRange } from '../net/ip.ts';
+import { isInternetRange } from './addresses.ts';
+import { protoName } from './alias.ts';
+import type { CompiledPolicy } from './compile.ts';
+import { formatPorts, mergeRanges } from './diff.ts';
+import type { IndexedNode } from './topology.ts';
+import type { FilterRule, SshRuleWire } from './wire.ts';
+
+/** One row of the answer: the other end, which of X's nodes it concerns, and how. */
+export interface ReachRow {
+  /** A node name, a prefix with its router ("10.1.0.0/24 via router"), "the internet via exit", or "any address". */
+  readonly peer: string;
+  /** The other end's node id, when it is a node. */
+  readonly peerId?: number;
+  /** Names of X's nodes the row is about. */
+  readonly nodes: readonly string[];
+  /** Network rows: "*" or "22,80,1000-2000"; SSH rows: the SSH users, "deploy" or "root->admin". */
+  readonly what: string;
+  /** Network rows: "tcp", "tcp,udp" or "any"; SSH rows: accept, check or reject. */
+  readonly how: string;
+}
+
+export interface Reach {
+  /** Destinations X's nodes may open connections to. */
+  readonly reaches: readonly ReachRow[];
+  /** Sources that may open connections to X's nodes. */
+  readonly reachedBy: readonly ReachRow[];
+  /** Nodes X's nodes may SSH to (Tailscale SSH), as which users. */
+  readonly sshTo: readonly ReachRow[];
+  /** Who may SSH to X's nodes, as which users. */
+  readonly sshFrom: readonly ReachRow[];
+}
+
+const DEFAULT_PROTOS = [6, 17, 1, 58];
+/** Source ranges that stand for tailnet devices: they are shown as the nodes inside them. */
+const tailnetRanges = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'].map((c) => parseCidr(c)!);
+
+/** A filter address: "*", an IP, a CIDR or a "first-last" range. */
+function parseEntry(s: string): IpRange | 'any' | undefined {
+  if (s === '*') return 'any';
+  const dash = s.indexOf('-');
+  if (dash > 0) {
+    const [lo, hi] = [parseIp(s.slice(0, dash)), parseIp(s.slice(dash + 1))];
+    return lo && hi && lo.v6 === hi.v6 ? { v6: lo.v6, lo: lo.n, hi: hi.n } : undefined;
+  }
+  if (s.includes('/')) return parseCidr(s);
+  const ip = parseIp(s);
+  return ip && { v6: ip.v6, lo: ip.n, hi: ip.n };
+}
+
+const covers = (entry: string, ips: readonly Ip[]) => {
+  const r = parseEntry(entry);
+  return r === 'any' || (r !== undefined && ips.some((ip) => containsIp(r, ip)));
+};
+
+const protoLabel = (protos: readonly number[] | undefined) =>
+  !protos || (protos.length === DEFAULT_PROTOS.length && DEFAULT_PROTOS.every((p) => protos.includes(p))) ? 'any' : protos.map(protoName).join(',');
+
+const sshUsers = (r: SshRuleWire) =>
+  Object.entries(r.sshUsers)
+    .filter(([, local]) => local !== '')
+    .map(([req, local]) => (local === '=' || local === req ? req : `${req}->${local}`))
+    .join(', ');
+
+const sshAction = (r: SshRuleWire) => (r.action.accept ? 'accept' : r.action.holdAndDelegate ? 'check' : 'reject');
+
+/** Collects rows, merging ports per (peer, protocol, node) and then the nodes of rows that read the same. */
+function rows() {
+  const acc = new Map<string, { peer: string; peerId?: number; how: string; node: string; ports: { first: number; last: number }[]; what?: string }>();
+  return {
+    add(peer: string, peerId: number | undefined, node: string, how: string, ports: { first: number; last: number }[] | string) {
+      const key = [peer, how, node, typeof ports === 'string' ? ports : ''].join('|');
+      const row = acc.get(key) ?? { peer, peerId, how, node, ports: [] };
+      if (typeof ports === 'string') row.what = ports;
+      else row.ports.push(...ports);
+      acc.set(key, row);
+    },
+    done(): ReachRow[] {
+      const out = new Map<string, ReachRow & { nodes: string[] }>();
+      for (const r of acc.values()) {
+        const what = r.what ?? formatPorts(mergeRanges(r.ports));
+        const key = [r.peer, r.how, what].join('|');
+        const row = out.get(key) ?? { peer: r.peer, peerId: r.peerId, what, how: r.how, nodes: [] };
+        row.nodes.push(r.node);
+        out.set(key, row);
+      }
+      return [...out.values()]
+        .map((r) => ({ ...r, nodes: [...new Set(r.nodes)].sort() }))
+        .sort((a, b) => cmp(a.peer, b.peer) || cmp(a.how, b.how) || cmp(a.what, b.what));
+    },
+  };
+}
+
+const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+
+/** What the nodes `ids` reach and what reaches them under the compiled policy. */
+export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
+  const topo = c.topology;
+  const subject = ids.map((id) => topo.byId.get(id)).filter((n): n is IndexedNode => n !== undefined);
+  const others = (n: IndexedNode) => topo.nodes.filter((m) => m.id !== n.id);
+
+  /** A destination address of node d's filter, named: d itself, a prefix it routes, or the internet through it. */
+  const dstName = (entry: string, d: IndexedNode): string => {
+    const r = parseEntry(entry);
+    if (r === 'any') return d.name;
+    if (r === undefined) return `${entry} via ${d.name}`;
+    if (d.ips.some((ip) => containsIp(r, ip)) && r.lo === r.hi) return d.name;
+    return isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`;
+  };
+  /** The sources of a filter rule as peers: tailnet ranges as the nodes in them, anything else as written. */
+  const srcPeers = (rule: FilterRule, self: IndexedNode): { peer: string; peerId?: number }[] =>
+    rule.SrcIPs.flatMap((entry) => {
+      const r = parseEntry(entry);
+      if (r === 'any') return [{ peer: 'any address' }];
+      if (r === undefined) return [{ peer: entry }];
+      const nodes = others(self).filter((m) => m.ips.some((ip) => containsIp(r, ip)));
+      const tailnet = tailnetRanges.some((t) => overlaps(t, r));
+      return [...nodes.map((m) => ({ peer: m.name, peerId: m.id })), ...(tailnet ? [] : [{ peer: entry }])];
+    });
+
+  const reaches = rows();
+  const reachedBy = rows();
+  const sshTo = rows();
+  const sshFrom = rows();
+  for (const s of subject) {
+    for (const d of others(s)) {
+      const view = c.forNode(d.id);
+      for (const rule of view.packetFilter) {
+        if (!rule.DstPorts || !rule.SrcIPs.some((e) => covers(e, s.ips))) continue;
+        for (const dp of rule.DstPorts) reaches.add(dstName(dp.IP, d), d.id, s.name, protoLabel(rule.IPProto), [{ first: dp.Ports.First, last: dp.Ports.Last }]);
+      }
+      for (const rule of view.sshPolicy.rules) {
+        if (rule.principals.some((p) => 'any' in p || s.ipTexts.includes(p.nodeIP))) sshTo.add(d.name, d.id, s.name, sshAction(rule), sshUsers(rule));
+      }
+    }
+    const own = c.forNode(s.id);
+    for (const rule of own.packetFilter) {
+      if (!rule.DstPorts) continue;
+      const ports = rule.DstPorts.filter((dp) => dstName(dp.IP, s) === s.name).map((dp) => ({ first: dp.Ports.First, last: dp.Ports.Last }));
+      if (ports.length === 0) continue;
+      for (const p of srcPeers(rule, s)) reachedBy.add(p.peer, p.peerId, s.name, protoLabel(rule.IPProto), ports);
+    }
+    for (const rule of own.sshPolicy.rules) {
+      const from = rule.principals.flatMap((p): { peer: string; peerId?: number }[] => {
+        if ('any' in p) return [{ peer: 'any address' }];
+        const m = others(s).find((n) => n.ipTexts.includes(p.nodeIP));
+        return m ? [{ peer: m.name, peerId: m.id }] : [];
+      });
+      for (const p of from) sshFrom.add(p.peer, p.peerId, s.name, sshAction(rule), sshUsers(rule));
+    }
+  }
+  // X's own nodes reaching each other stay in: a user's laptop reaching their server is access too.
+  return { reaches: reaches.done(), reachedBy: reachedBy.done(), sshTo: sshTo.done(), sshFrom: sshFrom.done() };
+}
+
+/** Whom the view is about: a machine (by id), a user (by name), a group or a tag (as the policy names them). */
+export type ReachSubject = { kind: 'node'; id: number } | { kind: 'user' | 'group' | 'tag'; name: string };
+
+/** The nodes a subject stands for: a user's untagged nodes, a group's users' nodes, a tag's nodes. */
+export function subjectNodes(c: CompiledPolicy, s: ReachSubject): number[] {
+  const topo = c.topology;
+  const owned = (user: string) => (topo.byUser.get(user) ?? []).map((n) => n.id);
+  switch (s.kind) {
+    case 'node':
+      return topo.byId.has(s.id) ? [s.id] : [];
+    case 'user':
+      return owned(s.name);
+    case 'group':
+      return [...c.resolver.groupUsers(s.name)].flatMap(owned);
+    case 'tag':
+      return (topo.byTag.get(s.name) ?? []).map((n) => n.id);
+  }
+}
