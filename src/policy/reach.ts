@@ -105,13 +105,16 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
   const subject = ids.map((id) => topo.byId.get(id)).filter((n): n is IndexedNode => n !== undefined);
   const others = (n: IndexedNode) => topo.nodes.filter((m) => m.id !== n.id);
 
-  /** A destination address of node d's filter, named: d itself, a prefix it routes, or the internet through it. */
-  const dstName = (entry: string, d: IndexedNode): string => {
+  /**
+   * A destination address of node d's filter, named: d itself, a prefix it routes, or the internet through it;
+   * `*` is everything d accepts traffic for (itself, its subnet routes, the internet when it is an exit node).
+   */
+  const dstNames = (entry: string, d: IndexedNode): string[] => {
     const r = parseEntry(entry);
-    if (r === 'any') return d.name;
-    if (r === undefined) return `${entry} via ${d.name}`;
-    if (d.ips.some((ip) => containsIp(r, ip)) && r.lo === r.hi) return d.name;
-    return isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`;
+    if (r === 'any') return [d.name, ...d.subnetRoutes.map((p) => `${p.text} via ${d.name}`), ...(d.isExit ? [`the internet via ${d.name}`] : [])];
+    if (r === undefined) return [`${entry} via ${d.name}`];
+    if (d.ips.some((ip) => containsIp(r, ip)) && r.lo === r.hi) return [d.name];
+    return [isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`];
   };
   /** The sources of a filter rule as peers: tailnet ranges as the nodes in them, anything else as written. */
   const srcPeers = (rule: FilterRule, self: IndexedNode): { peer: string; peerId?: number }[] =>
@@ -133,7 +136,9 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
       const view = c.forNode(d.id);
       for (const rule of view.packetFilter) {
         if (!rule.DstPorts || !rule.SrcIPs.some((e) => covers(e, s.ips))) continue;
-        for (const dp of rule.DstPorts) reaches.add(dstName(dp.IP, d), d.id, s.name, protoLabel(rule.IPProto), [{ first: dp.Ports.First, last: dp.Ports.Last }]);
+        for (const dp of rule.DstPorts) {
+          for (const name of dstNames(dp.IP, d)) reaches.add(name, d.id, s.name, protoLabel(rule.IPProto), [{ first: dp.Ports.First, last: dp.Ports.Last }]);
+        }
       }
       for (const rule of view.sshPolicy.rules) {
         if (rule.principals.some((p) => 'any' in p || s.ipTexts.includes(p.nodeIP))) sshTo.add(d.name, d.id, s.name, sshAction(rule), sshUsers(rule));
@@ -142,7 +147,7 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
     const own = c.forNode(s.id);
     for (const rule of own.packetFilter) {
       if (!rule.DstPorts) continue;
-      const ports = rule.DstPorts.filter((dp) => dstName(dp.IP, s) === s.name).map((dp) => ({ first: dp.Ports.First, last: dp.Ports.Last }));
+      const ports = rule.DstPorts.filter((dp) => dstNames(dp.IP, s).includes(s.name)).map((dp) => ({ first: dp.Ports.First, last: dp.Ports.Last }));
       if (ports.length === 0) continue;
       for (const p of srcPeers(rule, s)) reachedBy.add(p.peer, p.peerId, s.name, protoLabel(rule.IPProto), ports);
     }

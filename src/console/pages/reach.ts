@@ -68,7 +68,7 @@ as the live policy is enforced: read from the packet filters and SSH policies th
       return con.page(reply, req, 'What can it reach?', html`${intro}<h2>${name}</h2><p id="reach-machines">${name} has no machines: the policy gives access to machines, so there is nothing to show yet.</p>`);
     }
     const r = reachOf(c, ids);
-    const many = subject.kind !== 'node' ? 'Its machine' : undefined;
+    const many = subject.kind !== 'node' ? `Machine of ${name}` : undefined;
     return con.page(
       reply,
       req,
