@@ -4,7 +4,7 @@
  * reading of the policy file. X is a set of nodes (a machine, a user's, a group's users', a tag's). Every node's
  * view is computed once: meant for review, not the hot path.
  */
-import { containsIp, overlaps, parseCidr, parseIp, type Ip, type IpRange } from '../net/ip.ts';
+import { containsIp, overlaps, parseCidr, parseIp, type IpRange } from '../net/ip.ts';
 import { isInternetRange } from './addresses.ts';
 import { protoName } from './alias.ts';
 import type { CompiledPolicy } from './compile.ts';
@@ -54,11 +54,6 @@ function parseEntry(s: string): IpRange | 'any' | undefined {
   return ip && { v6: ip.v6, lo: ip.n, hi: ip.n };
 }
 
-const covers = (entry: string, ips: readonly Ip[]) => {
-  const r = parseEntry(entry);
-  return r === 'any' || (r !== undefined && ips.some((ip) => containsIp(r, ip)));
-};
-
 const protoLabel = (protos: readonly number[] | undefined) =>
   !protos || (protos.length === DEFAULT_PROTOS.length && DEFAULT_PROTOS.every((p) => protos.includes(p))) ? 'any' : protos.map(protoName).join(',');
 
@@ -103,47 +98,87 @@ const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
 export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
   const topo = c.topology;
   const subject = ids.map((id) => topo.byId.get(id)).filter((n): n is IndexedNode => n !== undefined);
-  const others = (n: IndexedNode) => topo.nodes.filter((m) => m.id !== n.id);
+  const subjectByIp = new Map(subject.flatMap((n) => n.ipTexts.map((ip) => [ip, n] as const)));
+
+  /**
+   * The subject's nodes a filter's SrcIPs cover. Nodes' filters share SrcIPs arrays (one per rule source), so the
+   * answer is kept per array: 10,000 machines' filters are not 10,000 parses of the same list.
+   */
+  const coveredCache = new WeakMap<readonly string[], readonly IndexedNode[]>();
+  const covered = (srcIPs: readonly string[]): readonly IndexedNode[] => {
+    let hit = coveredCache.get(srcIPs);
+    if (hit) return hit;
+    const found = new Set<IndexedNode>();
+    for (const e of srcIPs) {
+      const one = subjectByIp.get(e);
+      if (one) found.add(one);
+      else if (!parseIp(e)) {
+        const r = parseEntry(e);
+        for (const n of subject) if (r === 'any' || (r !== undefined && n.ips.some((ip) => containsIp(r, ip)))) found.add(n);
+      }
+    }
+    coveredCache.set(srcIPs, (hit = [...found]));
+    return hit;
+  };
+  /** Tailnet nodes inside a source range, per range text (allow-all filters repeat the same few ranges). */
+  const inRange = new Map<string, readonly IndexedNode[]>();
+  const nodesIn = (entry: string, r: IpRange) => {
+    let hit = inRange.get(entry);
+    if (!hit) inRange.set(entry, (hit = r.lo === r.hi ? [topo.nodeByIp({ v6: r.v6, n: r.lo })].filter((m) => m !== undefined) : topo.nodes.filter((m) => m.ips.some((ip) => containsIp(r, ip)))));
+    return hit;
+  };
 
   /**
    * A destination address of node d's filter, named: d itself, a prefix it routes, or the internet through it;
    * `*` is everything d accepts traffic for (itself, its subnet routes, the internet when it is an exit node).
    */
   const dstNames = (entry: string, d: IndexedNode): string[] => {
+    if (d.ipTexts.includes(entry)) return [d.name];
     const r = parseEntry(entry);
     if (r === 'any') return [d.name, ...d.subnetRoutes.map((p) => `${p.text} via ${d.name}`), ...(d.isExit ? [`the internet via ${d.name}`] : [])];
     if (r === undefined) return [`${entry} via ${d.name}`];
     if (d.ips.some((ip) => containsIp(r, ip)) && r.lo === r.hi) return [d.name];
     return [isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`];
   };
-  /** The sources of a filter rule as peers: tailnet ranges as the nodes in them, anything else as written. */
-  const srcPeers = (rule: FilterRule, self: IndexedNode): { peer: string; peerId?: number }[] =>
-    rule.SrcIPs.flatMap((entry) => {
-      const r = parseEntry(entry);
-      if (r === 'any') return [{ peer: 'any address' }];
-      if (r === undefined) return [{ peer: entry }];
-      const nodes = others(self).filter((m) => m.ips.some((ip) => containsIp(r, ip)));
-      const tailnet = tailnetRanges.some((t) => overlaps(t, r));
-      return [...nodes.map((m) => ({ peer: m.name, peerId: m.id })), ...(tailnet ? [] : [{ peer: entry }])];
-    });
+  /** The sources of a filter rule as peers: tailnet ranges as the nodes in them, anything else as written (per SrcIPs array). */
+  const peersCache = new WeakMap<readonly string[], readonly { peer: string; peerId?: number }[]>();
+  const srcPeers = (rule: FilterRule, self: IndexedNode): { peer: string; peerId?: number }[] => {
+    let peers = peersCache.get(rule.SrcIPs);
+    if (!peers) {
+      peers = rule.SrcIPs.flatMap((entry) => {
+        const r = parseEntry(entry);
+        if (r === 'any') return [{ peer: 'any address' }];
+        if (r === undefined) return [{ peer: entry }];
+        const tailnet = tailnetRanges.some((t) => overlaps(t, r));
+        return [...nodesIn(entry, r).map((m) => ({ peer: m.name, peerId: m.id })), ...(tailnet ? [] : [{ peer: entry }])];
+      });
+      peersCache.set(rule.SrcIPs, peers);
+    }
+    return peers.filter((p) => p.peerId !== self.id);
+  };
 
   const reaches = rows();
   const reachedBy = rows();
   const sshTo = rows();
   const sshFrom = rows();
-  for (const s of subject) {
-    for (const d of others(s)) {
-      const view = c.forNode(d.id);
-      for (const rule of view.packetFilter) {
-        if (!rule.DstPorts || !rule.SrcIPs.some((e) => covers(e, s.ips))) continue;
-        for (const dp of rule.DstPorts) {
-          for (const name of dstNames(dp.IP, d)) reaches.add(name, d.id, s.name, protoLabel(rule.IPProto), [{ first: dp.Ports.First, last: dp.Ports.Last }]);
-        }
-      }
-      for (const rule of view.sshPolicy.rules) {
-        if (rule.principals.some((p) => 'any' in p || s.ipTexts.includes(p.nodeIP))) sshTo.add(d.name, d.id, s.name, sshAction(rule), sshUsers(rule));
-      }
+  // Outbound: every node's view, once, for the rules whose sources include one of the subject's nodes. The
+  // subject's nodes reaching each other stay in: a user's laptop reaching their server is access too.
+  for (const d of topo.nodes) {
+    const view = c.forNode(d.id);
+    for (const rule of view.packetFilter) {
+      const from = rule.DstPorts ? covered(rule.SrcIPs).filter((s) => s.id !== d.id) : [];
+      if (from.length === 0) continue;
+      const to = new Map<string, { first: number; last: number }[]>();
+      for (const dp of rule.DstPorts!) for (const name of dstNames(dp.IP, d)) to.set(name, [...(to.get(name) ?? []), { first: dp.Ports.First, last: dp.Ports.Last }]);
+      for (const s of from) for (const [name, ports] of to) reaches.add(name, d.id, s.name, protoLabel(rule.IPProto), ports);
     }
+    for (const rule of view.sshPolicy.rules) {
+      const from = rule.principals.some((p) => 'any' in p) ? subject : rule.principals.map((p) => 'nodeIP' in p && subjectByIp.get(p.nodeIP));
+      for (const s of new Set(from)) if (s && s.id !== d.id) sshTo.add(d.name, d.id, s.name, sshAction(rule), sshUsers(rule));
+    }
+  }
+  // Inbound: the subject's own views.
+  for (const s of subject) {
     const own = c.forNode(s.id);
     for (const rule of own.packetFilter) {
       if (!rule.DstPorts) continue;
@@ -154,13 +189,13 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
     for (const rule of own.sshPolicy.rules) {
       const from = rule.principals.flatMap((p): { peer: string; peerId?: number }[] => {
         if ('any' in p) return [{ peer: 'any address' }];
-        const m = others(s).find((n) => n.ipTexts.includes(p.nodeIP));
-        return m ? [{ peer: m.name, peerId: m.id }] : [];
+        const ip = parseIp(p.nodeIP);
+        const m = ip && topo.nodeByIp(ip);
+        return m && m.id !== s.id ? [{ peer: m.name, peerId: m.id }] : [];
       });
       for (const p of from) sshFrom.add(p.peer, p.peerId, s.name, sshAction(rule), sshUsers(rule));
     }
   }
-  // X's own nodes reaching each other stay in: a user's laptop reaching their server is access too.
   return { reaches: reaches.done(), reachedBy: reachedBy.done(), sshTo: sshTo.done(), sshFrom: sshFrom.done() };
 }
 
