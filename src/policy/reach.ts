@@ -6,9 +6,8 @@
  */
 import { containsIp, overlaps, parseCidr, parseIp, type IpRange } from '../net/ip.ts';
 import { isInternetRange } from './addresses.ts';
-import { protoName } from './alias.ts';
 import type { CompiledPolicy } from './compile.ts';
-import { formatPorts, mergeRanges } from './diff.ts';
+import { formatPorts, mergeRanges, protoLabel } from './diff.ts';
 import type { IndexedNode } from './topology.ts';
 import type { FilterRule, SshRuleWire } from './wire.ts';
 
@@ -37,7 +36,6 @@ export interface Reach {
   readonly sshFrom: readonly ReachRow[];
 }
 
-const DEFAULT_PROTOS = [6, 17, 1, 58];
 /** Source ranges that stand for tailnet devices: they are shown as the nodes inside them. */
 const tailnetRanges = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'].map((c) => parseCidr(c)!);
 
@@ -54,8 +52,8 @@ function parseEntry(s: string): IpRange | 'any' | undefined {
   return ip && { v6: ip.v6, lo: ip.n, hi: ip.n };
 }
 
-const protoLabel = (protos: readonly number[] | undefined) =>
-  !protos || (protos.length === DEFAULT_PROTOS.length && DEFAULT_PROTOS.every((p) => protos.includes(p))) ? 'any' : protos.map(protoName).join(',');
+/** A filter rule's protocols as the access diff writes them; no IPProto is the client default, "any". */
+const protocols = (rule: FilterRule) => (rule.IPProto ? protoLabel(new Set(rule.IPProto)) : 'any');
 
 const sshUsers = (r: SshRuleWire) =>
   Object.entries(r.sshUsers)
@@ -137,8 +135,10 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
     const r = parseEntry(entry);
     if (r === 'any') return [d.name, ...d.subnetRoutes.map((p) => `${p.text} via ${d.name}`), ...(d.isExit ? [`the internet via ${d.name}`] : [])];
     if (r === undefined) return [`${entry} via ${d.name}`];
-    if (d.ips.some((ip) => containsIp(r, ip)) && r.lo === r.hi) return [d.name];
-    return [isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`];
+    // A prefix around d's own address (an ACL naming 100.64.0.0/24) is d itself; what d routes is reached through it.
+    const self = d.ips.some((ip) => containsIp(r, ip)) ? [d.name] : [];
+    const routed = d.subnetRoutes.some((p) => overlaps(p, r)) || self.length === 0;
+    return [...self, ...(routed ? [isInternetRange(r) ? `the internet via ${d.name}` : `${entry} via ${d.name}`] : [])];
   };
   /** The sources of a filter rule as peers: tailnet ranges as the nodes in them, anything else as written (per SrcIPs array). */
   const peersCache = new WeakMap<readonly string[], readonly { peer: string; peerId?: number }[]>();
@@ -170,11 +170,13 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
       if (from.length === 0) continue;
       const to = new Map<string, { first: number; last: number }[]>();
       for (const dp of rule.DstPorts!) for (const name of dstNames(dp.IP, d)) to.set(name, [...(to.get(name) ?? []), { first: dp.Ports.First, last: dp.Ports.Last }]);
-      for (const s of from) for (const [name, ports] of to) reaches.add(name, d.id, s.name, protoLabel(rule.IPProto), ports);
+      for (const s of from) for (const [name, ports] of to) reaches.add(name, d.id, s.name, protocols(rule), ports);
     }
     for (const rule of view.sshPolicy.rules) {
       const from = rule.principals.some((p) => 'any' in p) ? subject : rule.principals.map((p) => 'nodeIP' in p && subjectByIp.get(p.nodeIP));
-      for (const s of new Set(from)) if (s && s.id !== d.id) sshTo.add(d.name, d.id, s.name, sshAction(rule), sshUsers(rule));
+      const users = sshUsers(rule);
+      if (users === '') continue; // maps every requested user to no one: admits nothing
+      for (const s of new Set(from)) if (s && s.id !== d.id) sshTo.add(d.name, d.id, s.name, sshAction(rule), users);
     }
   }
   // Inbound: the subject's own views.
@@ -184,9 +186,10 @@ export function reachOf(c: CompiledPolicy, ids: readonly number[]): Reach {
       if (!rule.DstPorts) continue;
       const ports = rule.DstPorts.filter((dp) => dstNames(dp.IP, s).includes(s.name)).map((dp) => ({ first: dp.Ports.First, last: dp.Ports.Last }));
       if (ports.length === 0) continue;
-      for (const p of srcPeers(rule, s)) reachedBy.add(p.peer, p.peerId, s.name, protoLabel(rule.IPProto), ports);
+      for (const p of srcPeers(rule, s)) reachedBy.add(p.peer, p.peerId, s.name, protocols(rule), ports);
     }
     for (const rule of own.sshPolicy.rules) {
+      if (sshUsers(rule) === '') continue;
       const from = rule.principals.flatMap((p): { peer: string; peerId?: number }[] => {
         if ('any' in p) return [{ peer: 'any address' }];
         const ip = parseIp(p.nodeIP);

@@ -29,6 +29,12 @@ test('reach: subnet, internet and node destinations; protocols; who reaches the 
   assert.deepEqual(lines(web.reaches), []);
 });
 
+test('reach: a destination prefix around machines\' own addresses names the machines', () => {
+  const r = reach(`"acls": [{"action": "accept", "src": ["bob@"], "dst": ["100.64.0.0/29:8080"]}]`, { kind: 'user', name: 'bob' });
+  assert.deepEqual(lines(r.reaches), ['alice-laptop 8080 any [bob-laptop]', 'alice-phone 8080 any [bob-laptop]', 'ci 8080 any [bob-laptop]', 'router 8080 any [bob-laptop]', 'web 8080 any [bob-laptop]']);
+  assert.deepEqual(lines(reach(`"acls": [{"action": "accept", "src": ["bob@"], "dst": ["100.64.0.0/29:8080"]}]`, { kind: 'node', id: 4 }).reachedBy), ['bob-laptop 8080 any [web]']);
+});
+
 test('reach: without access rules everyone reaches everything, the router\'s subnet and exit included', () => {
   const r = reach('"ssh": []', { kind: 'node', id: 6 });
   assert.deepEqual(lines(r.reaches), [
