@@ -106,6 +106,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     tailnet,
     registrations,
     policy: createPolicyChecker(tailnet),
+    livePolicy: () => policyView.current(),
     primaryRoutes: () => control.primary.all(),
     logLevel: config.log.level,
     serverUrl: () => serverUrl,

@@ -15,6 +15,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { leaseRoutes } from './routes/leases.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import type { PolicyChecker } from './policy-checker.ts';
+import type { CompiledPolicy } from '../policy/index.ts';
 import { policyRoutes } from './routes/policy.ts';
 import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
@@ -36,6 +37,8 @@ export interface AdminDeps {
   tailnet: Tailnet;
   registrations: Registrations;
   policy: PolicyChecker;
+  /** The live policy as the control plane compiled it; the console's "what can X reach" view reads it. */
+  livePolicy: () => CompiledPolicy;
   /** prefix -> node id of its primary subnet router, as the control plane last computed it. */
   primaryRoutes: () => ReadonlyMap<string, number>;
   /** Log level for the structured (pino) log on stderr, or false for none. */
@@ -132,6 +135,7 @@ export function createAdminApp(deps: AdminDeps) {
     prefix: '/admin',
     tailnet: deps.tailnet,
     policy: deps.policy,
+    livePolicy: deps.livePolicy,
     primaryRoutes: deps.primaryRoutes,
     serverUrl: deps.serverUrl,
   });

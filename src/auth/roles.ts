@@ -6,11 +6,12 @@
 import { roles, type Role } from '../domain/roles.ts';
 
 /** What a write changes. */
-export type Area = 'policy' | 'dns' | 'routes' | 'users' | 'machines' | 'keys' | 'apikeys';
+export type Area = 'policy' | 'dns' | 'routes' | 'ssh-checks' | 'users' | 'machines' | 'keys' | 'apikeys';
 
 const writable: Record<Role, readonly Area[]> = {
-  admin: ['policy', 'dns', 'routes', 'users', 'machines', 'keys', 'apikeys'],
-  'network-admin': ['policy', 'dns', 'routes'],
+  admin: ['policy', 'dns', 'routes', 'ssh-checks', 'users', 'machines', 'keys', 'apikeys'],
+  // Deciding a held SSH session is access control, the network team's: the policy's check rules are theirs.
+  'network-admin': ['policy', 'dns', 'routes', 'ssh-checks'],
   'it-admin': ['users', 'machines', 'keys'],
   auditor: [],
 };
@@ -48,6 +49,8 @@ const apiV1Writes: Record<string, Area> = {
   'POST /api/v1/node/:id/approve_routes': 'routes',
   'PUT /api/v1/policy': 'policy',
   'PUT /api/v1/dns': 'dns',
+  'POST /api/v1/ssh/checks/:id/approve': 'ssh-checks',
+  'POST /api/v1/ssh/checks/:id/deny': 'ssh-checks',
 };
 const apiV1Reads = new Set(['POST /api/v1/policy/check', 'POST /api/v1/policy/diff']);
 

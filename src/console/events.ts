@@ -1,7 +1,8 @@
 /**
  * Server-sent events for the console: one "change" event whenever machines or users change (joined, left, online,
- * offline, renamed, retagged, routes, hostname or version), coalesced to at most a few per second; the page then
- * re-fetches what it shows. Endpoint and key-only updates (frequent, invisible in the console) are not sent.
+ * offline, renamed, retagged, routes, hostname or version), and one "ssh-check" event when an SSH check is opened,
+ * decided or times out, each coalesced to at most a few per second; the page then re-fetches what it shows.
+ * Endpoint and key-only updates (frequent, invisible in the console) are not sent.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Change } from '../state/changes.ts';
@@ -29,19 +30,20 @@ function stream(reply: FastifyReply, tailnet: Tailnet, req: FastifyRequest, open
     'x-content-type-options': 'nosniff',
   });
   res.write('retry: 2000\n\n');
-  let pending: NodeJS.Timeout | undefined;
-  const unsubscribe = tailnet.subscribe((c) => {
-    if (!visible(c) || pending) return;
-    pending = setTimeout(() => {
-      pending = undefined;
-      res.write('event: change\ndata: {}\n\n');
-    }, coalesceMs);
-  });
+  const pending = new Map<string, NodeJS.Timeout>();
+  const send = (event: string) => {
+    if (pending.has(event)) return;
+    pending.set(event, setTimeout(() => {
+      pending.delete(event);
+      res.write(`event: ${event}\ndata: {}\n\n`);
+    }, coalesceMs));
+  };
+  const unsubscribe = [tailnet.subscribe((c) => visible(c) && send('change')), tailnet.sshChecks.subscribe(() => send('ssh-check'))];
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
   const close = () => {
-    unsubscribe();
+    unsubscribe.forEach((u) => u());
     clearInterval(heartbeat);
-    clearTimeout(pending);
+    pending.forEach((t) => clearTimeout(t));
     open.delete(close);
     res.end();
   };

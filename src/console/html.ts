@@ -31,9 +31,15 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
 /** A hidden field carrying the session's CSRF token; every state-changing form has one. */
 export const csrfField = (token: string) => html`<input type="hidden" name="_csrf" value="${token}">`;
 
-/** A POST form with one button (and optional extra fields), for the many one-click actions. */
-export function actionForm(action: string, csrf: string, label: string, opts: { confirm?: string; fields?: Html; danger?: boolean } = {}): Html {
-  return html`<form method="post" action="${action}" class="inline"${opts.confirm ? html` data-confirm="${opts.confirm}"` : ''}>${csrfField(csrf)}${opts.fields}<button type="submit"${opts.danger ? html` class="danger"` : ''}>${label}</button></form>`;
+/** A POST form with one button (and optional extra fields, and a fuller accessible label), for the many one-click actions. */
+export function actionForm(
+  action: string,
+  csrf: string,
+  text: string,
+  opts: { confirm?: string; fields?: Html; danger?: boolean; primary?: boolean; label?: string } = {},
+): Html {
+  const cls = opts.danger ? 'danger' : opts.primary ? 'primary' : '';
+  return html`<form method="post" action="${action}" class="inline"${opts.confirm ? html` data-confirm="${opts.confirm}"` : ''}>${csrfField(csrf)}${opts.fields}<button type="submit"${cls ? html` class="${cls}"` : ''}${opts.label ? html` aria-label="${opts.label}"` : ''}>${text}</button></form>`;
 }
 
 /** RFC 3339 time as "2026-12-01 15:57 UTC", or a dash. */

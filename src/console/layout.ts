@@ -10,6 +10,7 @@ const nav: [string, string][] = [
   ['/admin/acls', 'Access controls'],
   ['/admin/dns', 'DNS'],
   ['/admin/routes', 'Routes'],
+  ['/admin/ssh', 'SSH checks'],
   ['/admin/audit', 'Audit log'],
 ];
 

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiKey } from '../domain/types.ts';
 import type { Role } from '../domain/roles.ts';
 import type { PolicyChecker } from '../admin/policy-checker.ts';
+import type { CompiledPolicy } from '../policy/index.ts';
 import { forbidden, mayWrite, type Area } from '../auth/roles.ts';
 import { StateError } from '../state/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
@@ -24,11 +25,15 @@ import { keyPages } from './pages/keys.ts';
 import { dnsPages } from './pages/dns.ts';
 import { routePages } from './pages/routes.ts';
 import { auditPages } from './pages/audit.ts';
+import { reachPages } from './pages/reach.ts';
+import { sshPages } from './pages/ssh.ts';
 import { eventStreams } from './events.ts';
 
 export interface ConsoleDeps {
   tailnet: Tailnet;
   policy: PolicyChecker;
+  /** The live policy as the control plane compiled it (src/state/policy-view.ts): what the clients enforce. */
+  livePolicy: () => CompiledPolicy;
   primaryRoutes: () => ReadonlyMap<string, number>;
   /** The URL clients use as --login-server. */
   serverUrl: () => string;
@@ -200,9 +205,11 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
   eventStreams(app, deps.tailnet);
   machinePages(app, con);
   policyPages(app, con);
+  reachPages(app, con);
   userPages(app, con);
   keyPages(app, con);
   dnsPages(app, con);
   routePages(app, con);
+  sshPages(app, con);
   auditPages(app, con);
 }

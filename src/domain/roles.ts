@@ -10,7 +10,7 @@ export type Role = (typeof roles)[number];
 /** One line per role, for help texts and the console. */
 export const roleSummaries: Record<Role, string> = {
   admin: 'everything',
-  'network-admin': 'policy, DNS and routes',
+  'network-admin': 'policy, DNS, routes and SSH checks',
   'it-admin': 'users, machines and keys',
   auditor: 'read-only',
 };

@@ -108,7 +108,7 @@ function addTo(m: Matrix, dst: string, src: string, protos: readonly number[], p
 }
 
 /** "any" for the client default set (TCP, UDP, ICMPv4, ICMPv6), else the names. */
-function protoLabel(protos: ReadonlySet<number>): string {
+export function protoLabel(protos: ReadonlySet<number>): string {
   if (protos.size === DEFAULT_PROTOS.length && DEFAULT_PROTOS.every((p) => protos.has(p))) return 'any';
   return [...protos].sort((x, y) => x - y).map(protoName).join(',');
 }

@@ -11,6 +11,7 @@ export { PolicyError } from './errors.ts';
 export { compilePolicy, type CompiledPolicy, type CompileOptions, type NodeView } from './compile.ts';
 export { runPolicyTests } from './tests.ts';
 export { diffAccess, renderAccessDiff, type AccessChange } from './diff.ts';
+export { reachOf, subjectNodes, type Reach, type ReachRow, type ReachSubject } from './reach.ts';
 export { isPolicyName, protoName } from './alias.ts';
 export type { Topology, TopologyCache, TopologyNode, TopologyUser } from './topology.ts';
 export type { Policy } from './types.ts';

@@ -25,16 +25,20 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
   const { ix } = core;
   const waiters = new Map<string, Set<(c: SshCheck) => void>>();
   const timers = new Map<string, NodeJS.Timeout>();
+  const listeners = new Set<(c: SshCheck) => void>();
   const nowMs = () => opts.now().getTime();
   const admits = (c: SshCheck) => c.state === 'approved' && c.validUntil !== null && Date.parse(c.validUntil) > nowMs();
 
-  const save = (c: SshCheck): SshCheck =>
-    core.write((tx) => {
+  const save = (c: SshCheck): SshCheck => {
+    const saved = core.write((tx) => {
       const frozen = Object.freeze(c);
       tx.putSshCheck(frozen);
       const summary = `${frozen.srcUser}@${frozen.srcNode} → ${frozen.localUser}@${frozen.dstNode}: ${frozen.state}`;
       return { result: frozen, apply: () => ix.sshChecks.set(frozen.id, frozen), audit: [{ action: `ssh-check.${frozen.state}`, object: `ssh-check:${frozen.id}`, summary }] };
     });
+    for (const l of listeners) l(saved);
+    return saved;
+  };
 
   /** Forgets decided checks that admit nothing and that no destination should still be polling. */
   const sweep = () => {
@@ -100,6 +104,16 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
     list(): SshCheck[] {
       sweep();
       return [...ix.sshChecks.values()].filter((c) => c.state === 'pending' || admits(c));
+    },
+    /** Every check still held in memory (pending, and decided ones for an hour after), newest first. */
+    recent(): SshCheck[] {
+      sweep();
+      return [...ix.sshChecks.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+    },
+    /** Calls `listener` after every committed change (a new check, a decision, a timeout); returns the unsubscribe. */
+    subscribe(listener: (c: SshCheck) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     approve: (id: string, by: string) => decide(id, 'approved', by),
     deny: (id: string, by: string) => decide(id, 'denied', by),

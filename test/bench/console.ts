@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createAdminApp } from '../../src/admin/app.ts';
 import { createPolicyChecker } from '../../src/admin/policy-checker.ts';
+import { createPolicyView } from '../../src/state/policy-view.ts';
 import { createRegistrations } from '../../src/state/registrations.ts';
 import { createTailnet } from '../../src/state/tailnet.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
@@ -49,6 +50,7 @@ export async function benchConsole(nodes: number, rounds = 15): Promise<ConsoleB
     tailnet: t,
     registrations: createRegistrations({ ttlMs: 60_000 }),
     policy: createPolicyChecker(t),
+    livePolicy: createPolicyView(t, { serverUrl: 'http://bench' }).current,
     primaryRoutes: () => new Map(),
     logLevel: false,
     serverUrl: () => 'http://bench',

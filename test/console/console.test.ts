@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createHarness, type Daemon } from '../harness/tailscaled.ts';
-import { launchBrowser, seriousA11yViolations, unreachableByKeyboard } from '../helpers/browser.ts';
+import { launchBrowser, logInConsole, seriousA11yViolations, unreachableByKeyboard } from '../helpers/browser.ts';
 import { withLogs } from '../helpers/failure.ts';
 import { api, spawnServer, type ChildServer } from '../helpers/server.ts';
 
@@ -39,13 +39,7 @@ const policyText = (extraRule = '') => `{
 
 const step = <T>(what: string, fn: () => Promise<T>) => withLogs(harness, () => server.log(), what, fn);
 
-async function logIn(key: string): Promise<void> {
-  await page.goto(`${server.url}/admin/machines`);
-  assert.match(page.url(), /\/admin\/login\?next=/);
-  await page.getByLabel('Admin API key').fill(key);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(/\/admin\/machines$/);
-}
+const logIn = (key: string) => logInConsole(page, server.url, key);
 
 before(async () => {
   server = await spawnServer({ env: { TAILPLANE_DNS_BASE_DOMAIN: 'tail.example' } });

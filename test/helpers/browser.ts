@@ -73,3 +73,13 @@ export async function unreachableByKeyboard(page: Page, maxTabs = 400): Promise<
     [...reached],
   );
 }
+
+/** Logs the page in (afresh) to the console at `url` with an admin API key, through the login form; ends on the machines page. */
+export async function logInConsole(page: Page, url: string, key: string): Promise<void> {
+  await page.context().clearCookies();
+  await page.goto(`${url}/admin/machines`);
+  if (!/\/admin\/login\?next=/.test(page.url())) throw new Error(`expected the login page, got ${page.url()}`);
+  await page.getByLabel('Admin API key').fill(key);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(/\/admin\/machines$/);
+}

@@ -50,7 +50,8 @@ export function policyPages(app: FastifyInstance, con: Console): void {
       req,
       'Access controls',
       html`<p>The tailnet policy (HuJSON). ${t.policy() ? `Last saved ${t.policy()!.updatedAt}.` : 'No policy saved yet: everyone may reach everything.'}
-${canSave ? '' : html` <strong>Your role (${ctx.role}) may read the policy but not change it.</strong>`}</p>
+${canSave ? '' : html` <strong>Your role (${ctx.role}) may read the policy but not change it.</strong>`}
+<a href="/admin/acls/reach">What can a user, group, tag or machine reach?</a></p>
 ${errors.length ? html`<div role="alert" class="flash error" id="policy-errors"><p>The policy was refused:</p><ul>${errors.map(errorItem)}</ul></div>` : ''}
 <form method="post" action="/admin/acls/preview" class="policy"><input type="hidden" name="_csrf" value="${ctx.session.csrf}">
 <input type="hidden" name="base" value="${base}">${previewed ? html`<input type="hidden" name="previewed" value="${digest(text)}">` : ''}

@@ -133,7 +133,7 @@ export function machinePages(app: FastifyInstance, con: Console): void {
       req,
       'Machines',
       html`${filterForm(t, req.query)}<p id="machine-count" role="status" aria-live="polite">${summary}</p>
-<table class="machines" data-live="/admin/events"><caption class="sr-only">Machines</caption><thead><tr><th scope="col">Machine</th><th scope="col">Owner</th><th scope="col">Addresses</th><th scope="col">Version</th><th scope="col">Routes</th><th scope="col">Status</th><th scope="col">Key expiry</th></tr></thead>
+<table class="machines" data-live="/admin/events" data-live-rows="machine-rows" data-live-count="machine-count"><caption class="sr-only">Machines</caption><thead><tr><th scope="col">Machine</th><th scope="col">Owner</th><th scope="col">Addresses</th><th scope="col">Version</th><th scope="col">Routes</th><th scope="col">Status</th><th scope="col">Key expiry</th></tr></thead>
 <tbody id="machine-rows">${rows}</tbody></table>${pager}`,
     );
   });
