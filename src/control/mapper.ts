@@ -2,19 +2,23 @@
  * The mapper: keeps every open map stream current with deltas. Change events are batched for a few
  * milliseconds; each flush works out, per session, only what that node must learn — peers added, removed,
  * patched or replaced, a new packet filter, SSH policy, DNS or self node — and never reopens a stream.
+ * Each peer is serialized once per change and its JSON copied into every map that carries it, and a flush
+ * compresses each distinct delta once, whatever the number of streams it goes to.
  */
 import { servingRoutes } from '../domain/routes.ts';
 import type { CompiledPolicy, NodeView } from '../policy/index.ts';
 import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
-import { fullMap, nodeDnsConfig, profileOf, wireNode, type NetmapContext } from './netmap.ts';
-import type { MapResponse, PeerPatch, UserProfile, WireNode } from './wire.ts';
+import type { FrameEncoder } from './frames.ts';
+import { fullMapJson, nodeDnsConfig, objectJson, profileOf, wireNode, type NetmapContext, type SharedJson } from './netmap.ts';
+import type { PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
 export interface Session {
   readonly nodeId: number;
-  send(res: MapResponse): void;
+  /** Writes an encoded frame; streams that get the same delta share one buffer. */
+  send(frame: Buffer): void;
   /** Ends the stream (the node was deleted, or a newer stream replaced this one). */
   end(): void;
 }
@@ -38,6 +42,8 @@ interface PeerEntry {
   wire: WireNode;
   json: string;
   version: number;
+  /** When the node's key expires (ms): past it, the cached form (MachineAuthorized) is stale. */
+  expiresAt: number;
   /** How to go from version-1 to this version with PeersChangedPatch, when only patchable fields changed. */
   patch?: PeerPatch;
 }
@@ -52,6 +58,7 @@ const maxBatchMs = 250;
 
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
+  readonly frames: FrameEncoder;
   readonly primary: PrimaryRoutes;
   /** Seconds from the first change of a batch to the last stream written with it. */
   readonly onFanout?: (seconds: number) => void;
@@ -65,6 +72,8 @@ export function createMapper(deps: MapperDeps) {
   const peerCache = new Map<number, PeerEntry>();
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
+  /** JSON of values many views share by identity (packet filters, SSH policies, the DERP map). */
+  const jsonOfValue = new WeakMap<object, string>();
   let pending: Change[] = [];
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -72,26 +81,34 @@ export function createMapper(deps: MapperDeps) {
   /** When the oldest change still waiting for a flush was published. */
   let firstPendingAt = 0;
 
+  const sharedJson = (value: unknown): string | undefined => {
+    if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+    let j = jsonOfValue.get(value);
+    if (j === undefined) jsonOfValue.set(value, (j = JSON.stringify(value)));
+    return j;
+  };
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
-    if (!j) jsonOfView.set(v, (j = { filter: JSON.stringify(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
+    if (!j) jsonOfView.set(v, (j = { filter: sharedJson(v.packetFilter)!, ssh: JSON.stringify(v.sshPolicy) }));
     return j;
   };
 
-  /** The current wire form of a peer, recomputed only after it changed. */
+  /** The current wire form of a peer, recomputed only after it changed (or its key expired meanwhile). */
   const peer = (id: number): PeerEntry | undefined => {
+    const old = peerCache.get(id);
+    if (old && !dirty.has(id) && (old.wire.Expired || old.expiresAt > Date.now())) return old;
     const node = t.nodes.find(id);
     if (!node) return undefined;
-    const old = peerCache.get(id);
-    if (old && !dirty.has(id)) return old;
     dirty.delete(id);
     const wire = wireNode(deps, node);
     const json = JSON.stringify(wire);
     if (old && old.json === json) return old;
-    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, patch: old && patchBetween(old.wire, wire) };
+    const expiresAt = node.expiry ? Date.parse(node.expiry) : Infinity;
+    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, expiresAt, patch: old && patchBetween(old.wire, wire) };
     peerCache.set(id, entry);
     return entry;
   };
+  const shared: SharedJson = { peer: (n) => peer(n.id)!.json, shared: sharedJson };
 
   const markDirty = (c: Change) => {
     if (c.kind === 'node-added' || c.kind === 'node-updated') dirty.add(c.node.id);
@@ -137,8 +154,17 @@ export function createMapper(deps: MapperDeps) {
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
     const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
+    // With allow-all most streams get the very same delta: each distinct one is compressed once per flush.
+    const frames = new Map<string, Buffer>();
+    const controlTime = new Date().toISOString();
+    const send = (s: SessionState, members: [string, string | undefined][]) => {
+      const json = objectJson([...members, ['ControlTime', JSON.stringify(controlTime)]]);
+      let frame = frames.get(json);
+      if (!frame) frames.set(json, (frame = deps.frames.encodeJson(json)));
+      s.session.send(frame);
+    };
     let wrote = false;
-    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged) || wrote;
+    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged, send) || wrote;
     if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
@@ -181,7 +207,13 @@ export function createMapper(deps: MapperDeps) {
   }
 
   /** Sends a session what it must learn from this batch; true when something was written to it. */
-  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): boolean {
+  function update(
+    s: SessionState,
+    compiled: CompiledPolicy,
+    changed: Set<number>,
+    dnsChanged: boolean,
+    send: (s: SessionState, members: [string, string | undefined][]) => void,
+  ): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
@@ -196,20 +228,22 @@ export function createMapper(deps: MapperDeps) {
       candidates = new Set([...changed, ...added, ...removed]);
     }
     s.view = view;
-    const res: MapResponse = {};
+    const removed: number[] = [];
+    const patches: PeerPatch[] = [];
+    const changedJson: string[] = [];
     const profiles: UserProfile[] = [];
     for (const id of candidates) {
       if (id === self.id) continue;
       const entry = s.allowed.has(id) ? peer(id) : undefined;
       const had = s.peers.get(id);
       if (!entry || !entry.wire.DiscoKey) {
-        if (had !== undefined) (res.PeersRemoved ??= []).push(id);
+        if (had !== undefined) removed.push(id);
         s.peers.delete(id);
         continue;
       }
       if (had === entry.version) continue;
-      if (had !== undefined && entry.patch && had === entry.version - 1) (res.PeersChangedPatch ??= []).push(entry.patch);
-      else (res.PeersChanged ??= []).push(entry.wire);
+      if (had !== undefined && entry.patch && had === entry.version - 1) patches.push(entry.patch);
+      else changedJson.push(entry.json);
       s.peers.set(id, entry.version);
       const node = t.nodes.find(id)!;
       const profile = profileOf(t, node);
@@ -218,21 +252,25 @@ export function createMapper(deps: MapperDeps) {
         profiles.push(profile);
       }
     }
-    if (profiles.length) res.UserProfiles = profiles;
+    const members: [string, string | undefined][] = [];
+    const list = (key: string, items: readonly unknown[]) => items.length && members.push([key, JSON.stringify(items)]);
+    if (changedJson.length) members.push(['PeersChanged', `[${changedJson.join(',')}]`]);
+    list('PeersChangedPatch', patches);
+    list('PeersRemoved', removed);
+    list('UserProfiles', profiles);
     const { filter, ssh } = viewJson(view);
     if (filter !== s.filterJson) {
-      res.PacketFilter = view.packetFilter;
+      members.push(['PacketFilter', filter]);
       s.filterJson = filter;
     }
     if (ssh !== s.sshJson) {
-      res.SSHPolicy = view.sshPolicy;
+      members.push(['SSHPolicy', ssh]);
       s.sshJson = ssh;
     }
     if (recheck || changed.has(self.id) || dnsChanged) {
-      const wire = wireNode(deps, self, view);
-      const json = JSON.stringify(wire);
+      const json = JSON.stringify(wireNode(deps, self, view));
       if (json !== s.selfJson) {
-        res.Node = wire;
+        members.push(['Node', json]);
         s.selfJson = json;
       }
     }
@@ -240,12 +278,12 @@ export function createMapper(deps: MapperDeps) {
       const dns = { DNSConfig: nodeDnsConfig(deps, self), Domain: t.dns().baseDomain };
       const json = JSON.stringify(dns);
       if (json !== s.dnsJson) {
-        Object.assign(res, dns);
+        members.push(['DNSConfig', JSON.stringify(dns.DNSConfig)], ['Domain', JSON.stringify(dns.Domain)]);
         s.dnsJson = json;
       }
     }
-    if (Object.keys(res).length === 0) return false;
-    s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    if (members.length === 0) return false;
+    send(s, members);
     return true;
   }
 
@@ -253,18 +291,18 @@ export function createMapper(deps: MapperDeps) {
   function endDeleted(s: SessionState): boolean {
     forget(s);
     const wire = JSON.parse(s.selfJson || '{}') as WireNode;
-    if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
+    if (wire.ID) s.session.send(deps.frames.encode({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } }));
     s.session.end();
     return wire.ID !== undefined;
   }
 
   return {
     /**
-     * Registers a stream and returns its first, full map (undefined if the node is gone by then); a newer
-     * stream of the same node replaces the old. Waits for the policy to settle, so a burst of new streams
-     * shares one compile.
+     * Registers a stream and returns its first, full map as a frame (undefined if the node is gone by then); a
+     * newer stream of the same node replaces the old. Waits for the policy to settle, so a burst of new streams
+     * (a mass connect, every client after a restart) shares one compile and the peers' cached JSON.
      */
-    async open(session: Session): Promise<MapResponse | undefined> {
+    async open(session: Session): Promise<Buffer | undefined> {
       opened++;
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(session.nodeId);
@@ -275,30 +313,29 @@ export function createMapper(deps: MapperDeps) {
         replaced.session.end();
       }
       const view = compiled.forNode(self.id);
-      const map = fullMap(deps, self, view);
-      const peers = new Map<number, number>();
-      for (const p of map.Peers ?? []) peers.set(p.ID, peer(p.ID)!.version);
+      const map = fullMapJson(deps, self, view, shared, new Date().toISOString());
+      const { head } = map;
       const { filter, ssh } = viewJson(view);
       const state: SessionState = {
         session,
         view,
         allowed: new Set(),
-        peers,
-        profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
-        selfJson: JSON.stringify(map.Node),
+        peers: new Map(map.peers.map((p) => [p.id, peer(p.id)!.version])),
+        profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
+        selfJson: JSON.stringify(head.Node),
         filterJson: filter,
         sshJson: ssh,
-        dnsJson: JSON.stringify({ DNSConfig: map.DNSConfig, Domain: map.Domain }),
+        dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);
-      return map;
+      return deps.frames.encodeJson(map.json);
     },
-    /** The full map of a node without opening a stream (a one-shot fetch); undefined if the node is gone. */
-    async snapshot(nodeId: number): Promise<MapResponse | undefined> {
+    /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
+    async snapshot(nodeId: number): Promise<Buffer | undefined> {
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(nodeId);
-      return self && fullMap(deps, self, compiled.forNode(self.id));
+      return self && deps.frames.encodeJson(fullMapJson(deps, self, compiled.forNode(self.id), shared, new Date().toISOString()).json);
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {

@@ -120,16 +120,27 @@ export function visiblePeers(t: Tailnet, view: NodeView): Node[] {
   return out;
 }
 
-/** The first frame of a stream: everything the client needs, including the self Node (trap T13). */
+/**
+ * The first frame of a stream as an object: everything the client needs, including the self Node (trap T13).
+ * The mapper sends fullMapJson, which must serialize to exactly JSON.stringify of this (test/control/map-encoding).
+ */
 export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResponse {
+  const peers = visiblePeers(ctx.tailnet, view);
+  const res: MapResponse = { ...mapHead(ctx, self, view, peers), ControlTime: new Date().toISOString(), Debug: { DisableLogTail: true } };
+  // A non-empty Peers replaces the client's peer set; an empty one means nothing (trap T21).
+  if (peers.length) res.Peers = peers.map((p) => wireNode(ctx, p)).sort((a, b) => a.ID - b.ID);
+  return res;
+}
+
+/** The full map's members before ControlTime, in the order clients have always received them. */
+function mapHead(ctx: NetmapContext, self: Node, view: NodeView, peers: readonly Node[]): MapResponse {
   const t = ctx.tailnet;
-  const peers = visiblePeers(t, view);
   const profiles = new Map<number, UserProfile>();
   for (const n of [self, ...peers]) {
     const p = profileOf(t, n);
     profiles.set(p.ID, p);
   }
-  const res: MapResponse = {
+  return {
     Node: wireNode(ctx, self, view),
     DERPMap: ctx.derpMap(),
     Domain: t.dns().baseDomain,
@@ -138,10 +149,50 @@ export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResp
     DNSConfig: nodeDnsConfig(ctx, self),
     UserProfiles: [...profiles.values()],
     CollectServices: false,
-    ControlTime: new Date().toISOString(),
-    Debug: { DisableLogTail: true },
   };
-  // A non-empty Peers replaces the client's peer set; an empty one means nothing (trap T21).
-  if (peers.length) res.Peers = peers.map((p) => wireNode(ctx, p)).sort((a, b) => a.ID - b.ID);
-  return res;
+}
+
+/** Serialized pieces shared between viewers, so a full map copies them instead of encoding them again. */
+export interface SharedJson {
+  /** A peer's wire form as JSON (the same text for every node that sees it). */
+  peer(n: Node): string;
+  /** The JSON of a value that many views share by identity (a packet filter, an SSH policy, the DERP map). */
+  shared(value: unknown): string | undefined;
+}
+
+/**
+ * fullMap's JSON text, byte for byte, built from pieces: the peers' JSON is encoded once per change and only
+ * copied here, so a full map for N peers costs copying rather than encoding N nodes again.
+ */
+export function fullMapJson(
+  ctx: NetmapContext,
+  self: Node,
+  view: NodeView,
+  json: SharedJson,
+  controlTime: string,
+): { json: string; head: MapResponse; peers: readonly Node[] } {
+  const peers = visiblePeers(ctx.tailnet, view);
+  const head = mapHead(ctx, self, view, peers);
+  peers.sort((a, b) => a.id - b.id);
+  const text = objectJson([
+    ['Node', JSON.stringify(head.Node)],
+    ['DERPMap', json.shared(head.DERPMap)],
+    ['Domain', JSON.stringify(head.Domain)],
+    ['PacketFilter', json.shared(head.PacketFilter)],
+    ['SSHPolicy', json.shared(head.SSHPolicy)],
+    ['DNSConfig', JSON.stringify(head.DNSConfig)],
+    ['UserProfiles', JSON.stringify(head.UserProfiles)],
+    ['CollectServices', 'false'],
+    ['ControlTime', JSON.stringify(controlTime)],
+    ['Debug', '{"DisableLogTail":true}'],
+    ['Peers', peers.length ? `[${peers.map((p) => json.peer(p)).join(',')}]` : undefined],
+  ]);
+  return { json: text, head, peers };
+}
+
+/** A JSON object from members whose values are already JSON text; undefined values are left out, as JSON.stringify does. */
+export function objectJson(members: readonly (readonly [string, string | undefined])[]): string {
+  let out = '';
+  for (const [key, value] of members) if (value !== undefined) out += `${out ? ',' : ''}"${key}":${value}`;
+  return `{${out}}`;
 }

@@ -66,6 +66,12 @@ function endpoints(index: number, generation: number): string[] {
   return [`192.0.2.${a & 255}:${41641 + generation}`, `198.51.${(a >> 8) & 255}.${a & 255}:${41641 + generation}`, `[2001:db8::${a.toString(16)}]:41641`];
 }
 
+/**
+ * The loopback address a node dials from: a fleet comes from many addresses, and the server caps connections per
+ * source (guard/limits.ts, 256), so 100 nodes share each of 127.0.1.0/24's addresses (Linux routes all of 127/8).
+ */
+const sourceAddress = (index: number) => `127.0.1.${1 + (Math.floor(index / 100) % 254)}`;
+
 export function createSimNode(index: number, name = `bench-${index}`) {
   const machine: KeyPair = generateKeyPair();
   const nodeKey = `nodekey:${hex32()}`;
@@ -176,7 +182,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
     streaming: () => stream !== undefined && !stream.closed,
     /** Dials the server with this node's machine key and opens the HTTP/2 session over Noise. */
     async connect(target: Target): Promise<void> {
-      client = await dialNoise(target.port, target.serverPublic, { machine, version: clientVersion });
+      client = await dialNoise(target.port, target.serverPublic, { machine, version: clientVersion, localAddress: sourceAddress(index) });
       session = h2Session(client);
     },
     async register(authKey: string): Promise<void> {
