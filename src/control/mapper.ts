@@ -11,7 +11,7 @@ import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
 import type { FrameEncoder } from './frames.ts';
-import { fullMapJson, nodeDnsConfig, objectJson, profileOf, wireNode, type NetmapContext, type SharedJson } from './netmap.ts';
+import { fullMapParts, nodeDnsConfig, objectJson, profileOf, wireNode, type FullMapParts, type NetmapContext, type SharedJson } from './netmap.ts';
 import type { PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
@@ -56,9 +56,18 @@ const batchMs = 15;
  */
 const maxBatchMs = 250;
 
+/**
+ * Peers per shared chunk of a full map: peers whose ids share a chunk number are compressed together once and
+ * that zstd frame is copied into every full map that lists all of them (small, so a viewer's own chunk, which
+ * leaves the viewer out, costs little to compress for it alone).
+ */
+const defaultChunkPeers = 64;
+
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
   readonly frames: FrameEncoder;
+  /** Peers per shared full-map chunk (tests use small ones). */
+  readonly chunkPeers?: number;
   readonly primary: PrimaryRoutes;
   /** Seconds from the first change of a batch to the last stream written with it. */
   readonly onFanout?: (seconds: number) => void;
@@ -109,6 +118,52 @@ export function createMapper(deps: MapperDeps) {
     return entry;
   };
   const shared: SharedJson = { peer: (n) => peer(n.id)!.json, shared: sharedJson };
+
+  const chunkPeers = deps.chunkPeers ?? defaultChunkPeers;
+  /** Chunk number -> the compressed JSON of all its visible peers (each preceded by a comma) and their versions. */
+  const chunks = new Map<number, { ids: number[]; versions: number[]; body: Buffer }>();
+  /** Whether these peers (ids of one chunk) are every node of that chunk a map can list (has a disco key). */
+  const wholeChunk = (k: number, ids: readonly number[]) => {
+    let visible = 0;
+    for (let id = k * chunkPeers; id < (k + 1) * chunkPeers; id++) if (t.nodes.find(id)?.discoKey) visible++;
+    return visible === ids.length;
+  };
+  /** The shared compressed chunk for these peers, if they are a whole chunk (built or refreshed on demand). */
+  const sharedChunk = (k: number, ids: number[], versions: number[]): Buffer | undefined => {
+    const c = chunks.get(k);
+    if (c && sameIds(c.ids, ids) && sameIds(c.versions, versions)) return c.body;
+    if (!wholeChunk(k, ids)) return undefined;
+    const body = deps.frames.compress(ids.map((id) => `,${peer(id)!.json}`).join(''));
+    chunks.set(k, { ids, versions, body });
+    return body;
+  };
+
+  /**
+   * A full map as a frame of several zstd frames: the per-viewer text, and between its pieces the shared chunks
+   * of peers this viewer sees whole. The first chunk has no leading comma, so it is always the viewer's own.
+   */
+  const encodeFull = (parts: FullMapParts): Buffer => {
+    const bodies: Buffer[] = [];
+    let text = parts.open;
+    const peers = parts.peers;
+    for (let i = 0; i < peers.length; ) {
+      const k = Math.floor(peers[i]!.id / chunkPeers);
+      let j = i;
+      while (j < peers.length && Math.floor(peers[j]!.id / chunkPeers) === k) j++;
+      const ids = peers.slice(i, j).map((p) => p.id);
+      const body = i > 0 ? sharedChunk(k, ids, ids.map((id) => peer(id)!.version)) : undefined;
+      if (body) {
+        if (text) bodies.push(deps.frames.compress(text));
+        bodies.push(body);
+        text = '';
+      } else {
+        text += (i > 0 ? ',' : '') + ids.map((id) => peer(id)!.json).join(',');
+      }
+      i = j;
+    }
+    bodies.push(deps.frames.compress(text + parts.close));
+    return deps.frames.frame(bodies);
+  };
 
   const markDirty = (c: Change) => {
     if (c.kind === 'node-added' || c.kind === 'node-updated') dirty.add(c.node.id);
@@ -313,7 +368,7 @@ export function createMapper(deps: MapperDeps) {
         replaced.session.end();
       }
       const view = compiled.forNode(self.id);
-      const map = fullMapJson(deps, self, view, shared, new Date().toISOString());
+      const map = fullMapParts(deps, self, view, shared, new Date().toISOString());
       const { head } = map;
       const { filter, ssh } = viewJson(view);
       const state: SessionState = {
@@ -329,13 +384,13 @@ export function createMapper(deps: MapperDeps) {
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);
-      return deps.frames.encodeJson(map.json);
+      return encodeFull(map);
     },
     /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
     async snapshot(nodeId: number): Promise<Buffer | undefined> {
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(nodeId);
-      return self && deps.frames.encodeJson(fullMapJson(deps, self, compiled.forNode(self.id), shared, new Date().toISOString()).json);
+      return self && encodeFull(fullMapParts(deps, self, compiled.forNode(self.id), shared, new Date().toISOString()));
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {

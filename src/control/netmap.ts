@@ -122,7 +122,8 @@ export function visiblePeers(t: Tailnet, view: NodeView): Node[] {
 
 /**
  * The first frame of a stream as an object: everything the client needs, including the self Node (trap T13).
- * The mapper sends fullMapJson, which must serialize to exactly JSON.stringify of this (test/control/map-encoding).
+ * The mapper sends fullMapParts with its peers' cached JSON, which must be exactly JSON.stringify of this, byte for
+ * byte (test/control/map-encoding.test.ts).
  */
 export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResponse {
   const peers = visiblePeers(ctx.tailnet, view);
@@ -160,21 +161,24 @@ export interface SharedJson {
   shared(value: unknown): string | undefined;
 }
 
+/** A full map's JSON in three parts: `open + peers' JSON joined with commas + close` is the whole text. */
+export interface FullMapParts {
+  readonly head: MapResponse;
+  /** The visible peers, by id. */
+  readonly peers: readonly Node[];
+  readonly open: string;
+  readonly close: string;
+}
+
 /**
  * fullMap's JSON text, byte for byte, built from pieces: the peers' JSON is encoded once per change and only
- * copied here, so a full map for N peers costs copying rather than encoding N nodes again.
+ * copied into a map, so a full map for N peers costs copying rather than encoding N nodes again.
  */
-export function fullMapJson(
-  ctx: NetmapContext,
-  self: Node,
-  view: NodeView,
-  json: SharedJson,
-  controlTime: string,
-): { json: string; head: MapResponse; peers: readonly Node[] } {
+export function fullMapParts(ctx: NetmapContext, self: Node, view: NodeView, json: SharedJson, controlTime: string): FullMapParts {
   const peers = visiblePeers(ctx.tailnet, view);
   const head = mapHead(ctx, self, view, peers);
   peers.sort((a, b) => a.id - b.id);
-  const text = objectJson([
+  const members = objectJson([
     ['Node', JSON.stringify(head.Node)],
     ['DERPMap', json.shared(head.DERPMap)],
     ['Domain', JSON.stringify(head.Domain)],
@@ -185,9 +189,10 @@ export function fullMapJson(
     ['CollectServices', 'false'],
     ['ControlTime', JSON.stringify(controlTime)],
     ['Debug', '{"DisableLogTail":true}'],
-    ['Peers', peers.length ? `[${peers.map((p) => json.peer(p)).join(',')}]` : undefined],
   ]);
-  return { json: text, head, peers };
+  // Peers comes last, as in fullMap; without peers it is left out (trap T21).
+  if (!peers.length) return { head, peers, open: members, close: '' };
+  return { head, peers, open: `${members.slice(0, -1)},"Peers":[`, close: ']}' };
 }
 
 /** A JSON object from members whose values are already JSON text; undefined values are left out, as JSON.stringify does. */

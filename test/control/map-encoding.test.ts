@@ -1,6 +1,7 @@
 /**
  * The mapper's map encoding on a real tailnet (SQLite store, live policy view, zstd frames): a full map built from
- * peers serialized once is byte for byte the JSON of the object form (netmap.ts fullMap) for every viewer, with
+ * peers serialized once, with shared compressed chunks of peers, decodes byte for byte to the JSON of the object
+ * form (netmap.ts fullMap) for every viewer, with
  * tags, subnet routes, exit nodes, SSH rules and per-viewer capabilities; streams that get the same delta share one
  * encoded frame; and a client that applies every delta ends with what a fresh full map says.
  */
@@ -70,7 +71,15 @@ const ctx: NetmapContext = {
   primaryRoutes: (id) => primary.routesOf(id),
   certificates: true,
 };
-const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder() });
+// Two peers per shared chunk, so full maps are made of several zstd frames, some of them shared.
+const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2 });
+/** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
+const zstdFrames = (f: Buffer) => {
+  let count = 0;
+  for (let i = f.indexOf(zstdMagic); i >= 0; i = f.indexOf(zstdMagic, i + 1)) count++;
+  return count;
+};
+const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 /** The JSON text of each frame a stream received (length prefix checked, zstd undone). */
 function openStream(nodeId: number) {
@@ -94,12 +103,15 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
   primary.update(t.nodes.list(), t.nodes.isOnline);
   const compiled = await policy.settled();
   const streams = t.nodes.list().map((n) => ({ node: n, stream: openStream(n.id) }));
+  const frameCounts: number[] = [];
   for (const { node, stream } of streams) {
     const first = await mapper.open(stream.session);
     assert.ok(first);
     const expected = JSON.stringify(fullMap(ctx, node, compiled.forNode(node.id)));
     assert.equal(controlTime(stream.text(first)), controlTime(expected), `full map of ${node.givenName}`);
+    frameCounts.push(zstdFrames(first));
   }
+  assert.ok(Math.max(...frameCounts) >= 3, `full maps carry shared chunks as their own zstd frames: ${frameCounts}`);
   // The viewers really differ: capabilities, filters and peer sets are per node.
   const maps = new Map(streams.map(({ node }) => [node.givenName, fullMap(ctx, node, compiled.forNode(node.id))]));
   assert.ok('funnel' in maps.get('bob-laptop')!.Node!.CapMap!);
