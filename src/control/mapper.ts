@@ -11,7 +11,7 @@ import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
 import type { FrameEncoder } from './frames.ts';
-import { fullMapParts, nodeDnsConfig, objectJson, profileOf, wireNode, type FullMapParts, type NetmapContext, type SharedJson } from './netmap.ts';
+import { fullMapParts, nodeDnsConfig, objectJson, profileOf, wireNode, type FullMapParts, type NetmapContext } from './netmap.ts';
 import type { PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
@@ -102,10 +102,12 @@ export function createMapper(deps: MapperDeps) {
     return j;
   };
 
+  /** The time at the start of the current flush or stream opening: a map is built as of one instant. */
+  let now = Date.now();
   /** The current wire form of a peer, recomputed only after it changed (or its key expired meanwhile). */
   const peer = (id: number): PeerEntry | undefined => {
     const old = peerCache.get(id);
-    if (old && !dirty.has(id) && (old.wire.Expired || old.expiresAt > Date.now())) return old;
+    if (old && !dirty.has(id) && (old.wire.Expired || old.expiresAt > now)) return old;
     const node = t.nodes.find(id);
     if (!node) return undefined;
     dirty.delete(id);
@@ -117,7 +119,6 @@ export function createMapper(deps: MapperDeps) {
     peerCache.set(id, entry);
     return entry;
   };
-  const shared: SharedJson = { peer: (n) => peer(n.id)!.json, shared: sharedJson };
 
   const chunkPeers = deps.chunkPeers ?? defaultChunkPeers;
   /** Chunk number -> the compressed JSON of all its visible peers (each preceded by a comma) and their versions. */
@@ -129,11 +130,13 @@ export function createMapper(deps: MapperDeps) {
     return visible === ids.length;
   };
   /** The shared compressed chunk for these peers, if they are a whole chunk (built or refreshed on demand). */
-  const sharedChunk = (k: number, ids: number[], versions: number[]): Buffer | undefined => {
+  const sharedChunk = (k: number, entries: readonly PeerEntry[]): Buffer | undefined => {
     const c = chunks.get(k);
+    const ids = entries.map((e) => e.wire.ID);
+    const versions = entries.map((e) => e.version);
     if (c && sameIds(c.ids, ids) && sameIds(c.versions, versions)) return c.body;
     if (!wholeChunk(k, ids)) return undefined;
-    const body = deps.frames.compress(ids.map((id) => `,${peer(id)!.json}`).join(''));
+    const body = deps.frames.compress(entries.map((e) => `,${e.json}`).join(''));
     chunks.set(k, { ids, versions, body });
     return body;
   };
@@ -142,22 +145,22 @@ export function createMapper(deps: MapperDeps) {
    * A full map as a frame of several zstd frames: the per-viewer text, and between its pieces the shared chunks
    * of peers this viewer sees whole. The first chunk has no leading comma, so it is always the viewer's own.
    */
-  const encodeFull = (parts: FullMapParts): Buffer => {
+  const encodeFull = (parts: FullMapParts, entries: readonly PeerEntry[]): Buffer => {
     const bodies: Buffer[] = [];
     let text = parts.open;
-    const peers = parts.peers;
-    for (let i = 0; i < peers.length; ) {
-      const k = Math.floor(peers[i]!.id / chunkPeers);
+    const chunkOf = (i: number) => Math.floor(entries[i]!.wire.ID / chunkPeers);
+    for (let i = 0; i < entries.length; ) {
+      const k = chunkOf(i);
       let j = i;
-      while (j < peers.length && Math.floor(peers[j]!.id / chunkPeers) === k) j++;
-      const ids = peers.slice(i, j).map((p) => p.id);
-      const body = i > 0 ? sharedChunk(k, ids, ids.map((id) => peer(id)!.version)) : undefined;
+      while (j < entries.length && chunkOf(j) === k) j++;
+      const group = entries.slice(i, j);
+      const body = i > 0 ? sharedChunk(k, group) : undefined;
       if (body) {
         if (text) bodies.push(deps.frames.compress(text));
         bodies.push(body);
         text = '';
       } else {
-        text += (i > 0 ? ',' : '') + ids.map((id) => peer(id)!.json).join(',');
+        text += (i > 0 ? ',' : '') + group.map((e) => e.json).join(',');
       }
       i = j;
     }
@@ -211,7 +214,8 @@ export function createMapper(deps: MapperDeps) {
     const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
     // With allow-all most streams get the very same delta: each distinct one is compressed once per flush.
     const frames = new Map<string, Buffer>();
-    const controlTime = new Date().toISOString();
+    now = Date.now();
+    const controlTime = new Date(now).toISOString();
     const send = (s: SessionState, members: [string, string | undefined][]) => {
       const json = objectJson([...members, ['ControlTime', JSON.stringify(controlTime)]]);
       let frame = frames.get(json);
@@ -368,14 +372,16 @@ export function createMapper(deps: MapperDeps) {
         replaced.session.end();
       }
       const view = compiled.forNode(self.id);
-      const map = fullMapParts(deps, self, view, shared, new Date().toISOString());
+      now = Date.now();
+      const map = fullMapParts(deps, self, view, sharedJson, new Date(now).toISOString());
+      const entries = map.peers.map((p) => peer(p.id)!);
       const { head } = map;
       const { filter, ssh } = viewJson(view);
       const state: SessionState = {
         session,
         view,
         allowed: new Set(),
-        peers: new Map(map.peers.map((p) => [p.id, peer(p.id)!.version])),
+        peers: new Map(entries.map((e) => [e.wire.ID, e.version])),
         profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
         selfJson: JSON.stringify(head.Node),
         filterJson: filter,
@@ -384,13 +390,16 @@ export function createMapper(deps: MapperDeps) {
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);
-      return encodeFull(map);
+      return encodeFull(map, entries);
     },
     /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
     async snapshot(nodeId: number): Promise<Buffer | undefined> {
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(nodeId);
-      return self && encodeFull(fullMapParts(deps, self, compiled.forNode(self.id), shared, new Date().toISOString()));
+      if (!self) return undefined;
+      now = Date.now();
+      const map = fullMapParts(deps, self, compiled.forNode(self.id), sharedJson, new Date(now).toISOString());
+      return encodeFull(map, map.peers.map((p) => peer(p.id)!));
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {

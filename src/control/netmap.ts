@@ -153,13 +153,8 @@ function mapHead(ctx: NetmapContext, self: Node, view: NodeView, peers: readonly
   };
 }
 
-/** Serialized pieces shared between viewers, so a full map copies them instead of encoding them again. */
-export interface SharedJson {
-  /** A peer's wire form as JSON (the same text for every node that sees it). */
-  peer(n: Node): string;
-  /** The JSON of a value that many views share by identity (a packet filter, an SSH policy, the DERP map). */
-  shared(value: unknown): string | undefined;
-}
+/** The JSON of a value that many views share by identity (a packet filter, an SSH policy, the DERP map), cached. */
+export type SharedJson = (value: unknown) => string | undefined;
 
 /** A full map's JSON in three parts: `open + peers' JSON joined with commas + close` is the whole text. */
 export interface FullMapParts {
@@ -180,10 +175,10 @@ export function fullMapParts(ctx: NetmapContext, self: Node, view: NodeView, jso
   peers.sort((a, b) => a.id - b.id);
   const members = objectJson([
     ['Node', JSON.stringify(head.Node)],
-    ['DERPMap', json.shared(head.DERPMap)],
+    ['DERPMap', json(head.DERPMap)],
     ['Domain', JSON.stringify(head.Domain)],
-    ['PacketFilter', json.shared(head.PacketFilter)],
-    ['SSHPolicy', json.shared(head.SSHPolicy)],
+    ['PacketFilter', json(head.PacketFilter)],
+    ['SSHPolicy', json(head.SSHPolicy)],
     ['DNSConfig', JSON.stringify(head.DNSConfig)],
     ['UserProfiles', JSON.stringify(head.UserProfiles)],
     ['CollectServices', 'false'],
