@@ -137,10 +137,13 @@ export function createSimNode(index: number, name = `bench-${index}`) {
         if (!again) metrics.firstMapMs = f.at - t0;
         resolve(f);
       };
+      let refused = '';
       req.on('response', (h) => {
-        if (h[':status'] !== 200) reject(new Error(`map ${name}: HTTP ${h[':status']}`));
+        if (h[':status'] !== 200) refused = `map ${name}: HTTP ${h[':status']}`;
       });
       req.on('data', (chunk: Buffer) => {
+        // A refusal's body is a JSON error, not frames.
+        if (refused) return reject(new Error(`${refused}: ${chunk.toString().slice(0, 200)}`));
         const at = performance.now();
         metrics.bytes += chunk.length;
         for (const map of decoder.push(chunk)) {
@@ -150,7 +153,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
       });
       req.on('error', reject);
       req.on('close', () => {
-        reject(new Error(`map ${name}: stream closed before the first frame`));
+        reject(new Error(refused || `map ${name}: stream closed before the first frame`));
         if (!first && stream === req) void repoll(session!);
       });
       req.end(JSON.stringify(mapRequest(true)));
