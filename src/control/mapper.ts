@@ -312,7 +312,9 @@ export function createMapper(deps: MapperDeps) {
       }
     }
     const members: [string, string | undefined][] = [];
-    const list = (key: string, items: readonly unknown[]) => items.length && members.push([key, JSON.stringify(items)]);
+    const list = (key: string, items: readonly unknown[]) => {
+      if (items.length) members.push([key, JSON.stringify(items)]);
+    };
     if (changedJson.length) members.push(['PeersChanged', `[${changedJson.join(',')}]`]);
     list('PeersChangedPatch', patches);
     list('PeersRemoved', removed);
