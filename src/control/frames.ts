@@ -12,19 +12,27 @@ export interface FrameEncoder {
   encode(value: unknown): Buffer;
   /** Frames JSON text that is already serialized. */
   encodeJson(json: string | Uint8Array): Buffer;
+  /** Compresses text into one zstd frame, without the length prefix. */
+  compress(text: string): Buffer;
+  /**
+   * Frames zstd frames that decode, one after the other, to one JSON text: the client's decoder reads every
+   * frame of a message (tailscale util/zstdframe AppendDecode), so parts compressed once can be shared.
+   */
+  frame(bodies: readonly Uint8Array[]): Buffer;
 }
 
 /** Creates a frame encoder; level 3 is zstd's default balance of speed and ratio. */
 export function createFrameEncoder(options: { level?: number } = {}): FrameEncoder {
   const compressor = new zstd.Compressor();
   compressor.setParameters({ compressionLevel: options.level ?? 3 });
-  const encodeJson = (json: string | Uint8Array): Buffer => {
-    const body = compressor.compress(typeof json === 'string' ? Buffer.from(json, 'utf8') : json);
+  const frame = (bodies: readonly Uint8Array[]): Buffer => {
     const prefix = Buffer.allocUnsafe(lengthPrefixSize);
-    prefix.writeUInt32LE(body.length, 0);
-    return Buffer.concat([prefix, body]);
+    prefix.writeUInt32LE(bodies.reduce((n, b) => n + b.length, 0), 0);
+    return Buffer.concat([prefix, ...bodies]);
   };
-  return { encodeJson, encode: (value) => encodeJson(JSON.stringify(value)) };
+  const encodeJson = (json: string | Uint8Array): Buffer => frame([compressor.compress(typeof json === 'string' ? Buffer.from(json, 'utf8') : json)]);
+  const compress = (text: string): Buffer => compressor.compress(Buffer.from(text, 'utf8'));
+  return { encodeJson, compress, frame, encode: (value) => encodeJson(JSON.stringify(value)) };
 }
 
 /** Incrementally decodes a framed stream (for the load generator and tests). */

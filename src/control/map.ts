@@ -12,7 +12,7 @@ import type { ControlObserver, MapResponseKind } from './observer.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
 import { ProtocolError } from './register.ts';
 import type { NoisePeer } from './upgrade.ts';
-import type { MapRequest, MapResponse } from './wire.ts';
+import type { MapRequest } from './wire.ts';
 
 /** Keep-alives every 50–59 s, well inside the client's 120 s watchdog (trap T14). */
 const keepAliveMs = () => 50_000 + Math.floor(Math.random() * 9_000);
@@ -94,7 +94,7 @@ export function createMapHandler(deps: MapDeps) {
     };
     const session: Session = {
       nodeId,
-      send: (m: MapResponse) => write(deps.frames.encode(m), 'delta'),
+      send: (frame: Buffer) => write(frame, 'delta'),
       end: () => {
         if (ended) return;
         ended = true;
@@ -104,7 +104,7 @@ export function createMapHandler(deps: MapDeps) {
     };
     if (oneShot) {
       const map = await deps.mapper.snapshot(nodeId);
-      if (map) write(deps.frames.encode(map), 'full');
+      if (map) write(map, 'full');
       return session.end();
     }
     res.on('close', () => {
@@ -121,7 +121,7 @@ export function createMapHandler(deps: MapDeps) {
     }
     if (!first) return session.end();
     setOnline(nodeId);
-    write(deps.frames.encode(first), 'full');
+    write(first, 'full');
     const tick = () => {
       write(keepAlive, 'keepalive');
       timer = setTimeout(tick, keepAliveMs());

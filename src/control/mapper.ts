@@ -2,19 +2,23 @@
  * The mapper: keeps every open map stream current with deltas. Change events are batched for a few
  * milliseconds; each flush works out, per session, only what that node must learn — peers added, removed,
  * patched or replaced, a new packet filter, SSH policy, DNS or self node — and never reopens a stream.
+ * Each peer is serialized once per change and its JSON copied into every map that carries it, and a flush
+ * compresses each distinct delta once, whatever the number of streams it goes to.
  */
 import { servingRoutes } from '../domain/routes.ts';
 import type { CompiledPolicy, NodeView } from '../policy/index.ts';
 import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
-import { fullMap, nodeDnsConfig, profileOf, wireNode, type NetmapContext } from './netmap.ts';
-import type { MapResponse, PeerPatch, UserProfile, WireNode } from './wire.ts';
+import type { FrameEncoder } from './frames.ts';
+import { fullMapParts, nodeDnsConfig, objectJson, profileOf, wireNode, type FullMapParts, type NetmapContext } from './netmap.ts';
+import type { PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
 export interface Session {
   readonly nodeId: number;
-  send(res: MapResponse): void;
+  /** Writes an encoded frame; streams that get the same delta share one buffer. */
+  send(frame: Buffer): void;
   /** Ends the stream (the node was deleted, or a newer stream replaced this one). */
   end(): void;
 }
@@ -38,6 +42,8 @@ interface PeerEntry {
   wire: WireNode;
   json: string;
   version: number;
+  /** When the node's key expires (ms): past it, the cached form (MachineAuthorized) is stale. */
+  expiresAt: number;
   /** How to go from version-1 to this version with PeersChangedPatch, when only patchable fields changed. */
   patch?: PeerPatch;
 }
@@ -50,8 +56,18 @@ const batchMs = 15;
  */
 const maxBatchMs = 250;
 
+/**
+ * Peers per shared chunk of a full map: peers whose ids share a chunk number are compressed together once and
+ * that zstd frame is copied into every full map that lists all of them (small, so a viewer's own chunk, which
+ * leaves the viewer out, costs little to compress for it alone).
+ */
+const defaultChunkPeers = 64;
+
 export interface MapperDeps extends NetmapContext {
   readonly policy: PolicyView;
+  readonly frames: FrameEncoder;
+  /** Peers per shared full-map chunk (tests use small ones). */
+  readonly chunkPeers?: number;
   readonly primary: PrimaryRoutes;
   /** Seconds from the first change of a batch to the last stream written with it. */
   readonly onFanout?: (seconds: number) => void;
@@ -65,6 +81,8 @@ export function createMapper(deps: MapperDeps) {
   const peerCache = new Map<number, PeerEntry>();
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
+  /** JSON of values many views share by identity (packet filters, SSH policies, the DERP map). */
+  const jsonOfValue = new WeakMap<object, string>();
   let pending: Change[] = [];
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -72,25 +90,82 @@ export function createMapper(deps: MapperDeps) {
   /** When the oldest change still waiting for a flush was published. */
   let firstPendingAt = 0;
 
+  const sharedJson = (value: unknown): string | undefined => {
+    if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+    let j = jsonOfValue.get(value);
+    if (j === undefined) jsonOfValue.set(value, (j = JSON.stringify(value)));
+    return j;
+  };
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
-    if (!j) jsonOfView.set(v, (j = { filter: JSON.stringify(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
+    if (!j) jsonOfView.set(v, (j = { filter: sharedJson(v.packetFilter)!, ssh: JSON.stringify(v.sshPolicy) }));
     return j;
   };
 
-  /** The current wire form of a peer, recomputed only after it changed. */
+  /** The time at the start of the current flush or stream opening: a map is built as of one instant. */
+  let now = Date.now();
+  /** The current wire form of a peer, recomputed only after it changed (or its key expired meanwhile). */
   const peer = (id: number): PeerEntry | undefined => {
+    const old = peerCache.get(id);
+    if (old && !dirty.has(id) && (old.wire.Expired || old.expiresAt > now)) return old;
     const node = t.nodes.find(id);
     if (!node) return undefined;
-    const old = peerCache.get(id);
-    if (old && !dirty.has(id)) return old;
     dirty.delete(id);
     const wire = wireNode(deps, node);
     const json = JSON.stringify(wire);
     if (old && old.json === json) return old;
-    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, patch: old && patchBetween(old.wire, wire) };
+    const expiresAt = node.expiry ? Date.parse(node.expiry) : Infinity;
+    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, expiresAt, patch: old && patchBetween(old.wire, wire) };
     peerCache.set(id, entry);
     return entry;
+  };
+
+  const chunkPeers = deps.chunkPeers ?? defaultChunkPeers;
+  /** Chunk number -> the compressed JSON of all its visible peers (each preceded by a comma) and their versions. */
+  const chunks = new Map<number, { ids: number[]; versions: number[]; body: Buffer }>();
+  /** Whether these peers (ids of one chunk) are every node of that chunk a map can list (has a disco key). */
+  const wholeChunk = (k: number, ids: readonly number[]) => {
+    let visible = 0;
+    for (let id = k * chunkPeers; id < (k + 1) * chunkPeers; id++) if (t.nodes.find(id)?.discoKey) visible++;
+    return visible === ids.length;
+  };
+  /** The shared compressed chunk for these peers, if they are a whole chunk (built or refreshed on demand). */
+  const sharedChunk = (k: number, entries: readonly PeerEntry[]): Buffer | undefined => {
+    const c = chunks.get(k);
+    const ids = entries.map((e) => e.wire.ID);
+    const versions = entries.map((e) => e.version);
+    if (c && sameIds(c.ids, ids) && sameIds(c.versions, versions)) return c.body;
+    if (!wholeChunk(k, ids)) return undefined;
+    const body = deps.frames.compress(entries.map((e) => `,${e.json}`).join(''));
+    chunks.set(k, { ids, versions, body });
+    return body;
+  };
+
+  /**
+   * A full map as a frame of several zstd frames: the per-viewer text, and between its pieces the shared chunks
+   * of peers this viewer sees whole. The first chunk has no leading comma, so it is always the viewer's own.
+   */
+  const encodeFull = (parts: FullMapParts, entries: readonly PeerEntry[]): Buffer => {
+    const bodies: Buffer[] = [];
+    let text = parts.open;
+    const chunkOf = (i: number) => Math.floor(entries[i]!.wire.ID / chunkPeers);
+    for (let i = 0; i < entries.length; ) {
+      const k = chunkOf(i);
+      let j = i;
+      while (j < entries.length && chunkOf(j) === k) j++;
+      const group = entries.slice(i, j);
+      const body = i > 0 ? sharedChunk(k, group) : undefined;
+      if (body) {
+        if (text) bodies.push(deps.frames.compress(text));
+        bodies.push(body);
+        text = '';
+      } else {
+        text += (i > 0 ? ',' : '') + group.map((e) => e.json).join(',');
+      }
+      i = j;
+    }
+    bodies.push(deps.frames.compress(text + parts.close));
+    return deps.frames.frame(bodies);
   };
 
   const markDirty = (c: Change) => {
@@ -137,8 +212,18 @@ export function createMapper(deps: MapperDeps) {
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
     const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
+    // With allow-all most streams get the very same delta: each distinct one is compressed once per flush.
+    const frames = new Map<string, Buffer>();
+    now = Date.now();
+    const controlTime = new Date(now).toISOString();
+    const send = (s: SessionState, members: [string, string | undefined][]) => {
+      const json = objectJson([...members, ['ControlTime', JSON.stringify(controlTime)]]);
+      let frame = frames.get(json);
+      if (!frame) frames.set(json, (frame = deps.frames.encodeJson(json)));
+      s.session.send(frame);
+    };
     let wrote = false;
-    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged) || wrote;
+    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged, send) || wrote;
     if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
@@ -181,7 +266,13 @@ export function createMapper(deps: MapperDeps) {
   }
 
   /** Sends a session what it must learn from this batch; true when something was written to it. */
-  function update(s: SessionState, compiled: CompiledPolicy, changed: Set<number>, dnsChanged: boolean): boolean {
+  function update(
+    s: SessionState,
+    compiled: CompiledPolicy,
+    changed: Set<number>,
+    dnsChanged: boolean,
+    send: (s: SessionState, members: [string, string | undefined][]) => void,
+  ): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
@@ -196,20 +287,22 @@ export function createMapper(deps: MapperDeps) {
       candidates = new Set([...changed, ...added, ...removed]);
     }
     s.view = view;
-    const res: MapResponse = {};
+    const removed: number[] = [];
+    const patches: PeerPatch[] = [];
+    const changedJson: string[] = [];
     const profiles: UserProfile[] = [];
     for (const id of candidates) {
       if (id === self.id) continue;
       const entry = s.allowed.has(id) ? peer(id) : undefined;
       const had = s.peers.get(id);
       if (!entry || !entry.wire.DiscoKey) {
-        if (had !== undefined) (res.PeersRemoved ??= []).push(id);
+        if (had !== undefined) removed.push(id);
         s.peers.delete(id);
         continue;
       }
       if (had === entry.version) continue;
-      if (had !== undefined && entry.patch && had === entry.version - 1) (res.PeersChangedPatch ??= []).push(entry.patch);
-      else (res.PeersChanged ??= []).push(entry.wire);
+      if (had !== undefined && entry.patch && had === entry.version - 1) patches.push(entry.patch);
+      else changedJson.push(entry.json);
       s.peers.set(id, entry.version);
       const node = t.nodes.find(id)!;
       const profile = profileOf(t, node);
@@ -218,21 +311,27 @@ export function createMapper(deps: MapperDeps) {
         profiles.push(profile);
       }
     }
-    if (profiles.length) res.UserProfiles = profiles;
+    const members: [string, string | undefined][] = [];
+    const list = (key: string, items: readonly unknown[]) => {
+      if (items.length) members.push([key, JSON.stringify(items)]);
+    };
+    if (changedJson.length) members.push(['PeersChanged', `[${changedJson.join(',')}]`]);
+    list('PeersChangedPatch', patches);
+    list('PeersRemoved', removed);
+    list('UserProfiles', profiles);
     const { filter, ssh } = viewJson(view);
     if (filter !== s.filterJson) {
-      res.PacketFilter = view.packetFilter;
+      members.push(['PacketFilter', filter]);
       s.filterJson = filter;
     }
     if (ssh !== s.sshJson) {
-      res.SSHPolicy = view.sshPolicy;
+      members.push(['SSHPolicy', ssh]);
       s.sshJson = ssh;
     }
     if (recheck || changed.has(self.id) || dnsChanged) {
-      const wire = wireNode(deps, self, view);
-      const json = JSON.stringify(wire);
+      const json = JSON.stringify(wireNode(deps, self, view));
       if (json !== s.selfJson) {
-        res.Node = wire;
+        members.push(['Node', json]);
         s.selfJson = json;
       }
     }
@@ -240,12 +339,12 @@ export function createMapper(deps: MapperDeps) {
       const dns = { DNSConfig: nodeDnsConfig(deps, self), Domain: t.dns().baseDomain };
       const json = JSON.stringify(dns);
       if (json !== s.dnsJson) {
-        Object.assign(res, dns);
+        members.push(['DNSConfig', JSON.stringify(dns.DNSConfig)], ['Domain', JSON.stringify(dns.Domain)]);
         s.dnsJson = json;
       }
     }
-    if (Object.keys(res).length === 0) return false;
-    s.session.send({ ...res, ControlTime: new Date().toISOString() });
+    if (members.length === 0) return false;
+    send(s, members);
     return true;
   }
 
@@ -253,18 +352,18 @@ export function createMapper(deps: MapperDeps) {
   function endDeleted(s: SessionState): boolean {
     forget(s);
     const wire = JSON.parse(s.selfJson || '{}') as WireNode;
-    if (wire.ID) s.session.send({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } });
+    if (wire.ID) s.session.send(deps.frames.encode({ Node: { ...wire, KeyExpiry: new Date(Date.now() - 1000).toISOString(), Expired: true } }));
     s.session.end();
     return wire.ID !== undefined;
   }
 
   return {
     /**
-     * Registers a stream and returns its first, full map (undefined if the node is gone by then); a newer
-     * stream of the same node replaces the old. Waits for the policy to settle, so a burst of new streams
-     * shares one compile.
+     * Registers a stream and returns its first, full map as a frame (undefined if the node is gone by then); a
+     * newer stream of the same node replaces the old. Waits for the policy to settle, so a burst of new streams
+     * (a mass connect, every client after a restart) shares one compile and the peers' cached JSON.
      */
-    async open(session: Session): Promise<MapResponse | undefined> {
+    async open(session: Session): Promise<Buffer | undefined> {
       opened++;
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(session.nodeId);
@@ -275,30 +374,34 @@ export function createMapper(deps: MapperDeps) {
         replaced.session.end();
       }
       const view = compiled.forNode(self.id);
-      const map = fullMap(deps, self, view);
-      const peers = new Map<number, number>();
-      for (const p of map.Peers ?? []) peers.set(p.ID, peer(p.ID)!.version);
+      now = Date.now();
+      const map = fullMapParts(deps, self, view, sharedJson, new Date(now).toISOString());
+      const entries = map.peers.map((p) => peer(p.id)!);
+      const { head } = map;
       const { filter, ssh } = viewJson(view);
       const state: SessionState = {
         session,
         view,
         allowed: new Set(),
-        peers,
-        profiles: new Set((map.UserProfiles ?? []).map((p) => p.ID)),
-        selfJson: JSON.stringify(map.Node),
+        peers: new Map(entries.map((e) => [e.wire.ID, e.version])),
+        profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
+        selfJson: JSON.stringify(head.Node),
         filterJson: filter,
         sshJson: ssh,
-        dnsJson: JSON.stringify({ DNSConfig: map.DNSConfig, Domain: map.Domain }),
+        dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
       allow(state, view.peers);
       sessions.set(session.nodeId, state);
-      return map;
+      return encodeFull(map, entries);
     },
-    /** The full map of a node without opening a stream (a one-shot fetch); undefined if the node is gone. */
-    async snapshot(nodeId: number): Promise<MapResponse | undefined> {
+    /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
+    async snapshot(nodeId: number): Promise<Buffer | undefined> {
       const compiled = await deps.policy.settled();
       const self = t.nodes.find(nodeId);
-      return self && fullMap(deps, self, compiled.forNode(self.id));
+      if (!self) return undefined;
+      now = Date.now();
+      const map = fullMapParts(deps, self, compiled.forNode(self.id), sharedJson, new Date(now).toISOString());
+      return encodeFull(map, map.peers.map((p) => peer(p.id)!));
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {

@@ -120,16 +120,28 @@ export function visiblePeers(t: Tailnet, view: NodeView): Node[] {
   return out;
 }
 
-/** The first frame of a stream: everything the client needs, including the self Node (trap T13). */
+/**
+ * The first frame of a stream as an object: everything the client needs, including the self Node (trap T13).
+ * The mapper sends fullMapParts with its peers' cached JSON, which must be exactly JSON.stringify of this, byte for
+ * byte (test/control/map-encoding.test.ts).
+ */
 export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResponse {
+  const peers = visiblePeers(ctx.tailnet, view);
+  const res: MapResponse = { ...mapHead(ctx, self, view, peers), ControlTime: new Date().toISOString(), Debug: { DisableLogTail: true } };
+  // A non-empty Peers replaces the client's peer set; an empty one means nothing (trap T21).
+  if (peers.length) res.Peers = peers.map((p) => wireNode(ctx, p)).sort((a, b) => a.ID - b.ID);
+  return res;
+}
+
+/** The full map's members before ControlTime, in the order clients have always received them. */
+function mapHead(ctx: NetmapContext, self: Node, view: NodeView, peers: readonly Node[]): MapResponse {
   const t = ctx.tailnet;
-  const peers = visiblePeers(t, view);
   const profiles = new Map<number, UserProfile>();
   for (const n of [self, ...peers]) {
     const p = profileOf(t, n);
     profiles.set(p.ID, p);
   }
-  const res: MapResponse = {
+  return {
     Node: wireNode(ctx, self, view),
     DERPMap: ctx.derpMap(),
     Domain: t.dns().baseDomain,
@@ -138,10 +150,49 @@ export function fullMap(ctx: NetmapContext, self: Node, view: NodeView): MapResp
     DNSConfig: nodeDnsConfig(ctx, self),
     UserProfiles: [...profiles.values()],
     CollectServices: false,
-    ControlTime: new Date().toISOString(),
-    Debug: { DisableLogTail: true },
   };
-  // A non-empty Peers replaces the client's peer set; an empty one means nothing (trap T21).
-  if (peers.length) res.Peers = peers.map((p) => wireNode(ctx, p)).sort((a, b) => a.ID - b.ID);
-  return res;
+}
+
+/** The JSON of a value that many views share by identity (a packet filter, an SSH policy, the DERP map), cached. */
+export type SharedJson = (value: unknown) => string | undefined;
+
+/** A full map's JSON in three parts: `open + peers' JSON joined with commas + close` is the whole text. */
+export interface FullMapParts {
+  readonly head: MapResponse;
+  /** The visible peers, by id. */
+  readonly peers: readonly Node[];
+  readonly open: string;
+  readonly close: string;
+}
+
+/**
+ * fullMap's JSON text, byte for byte, built from pieces: the peers' JSON is encoded once per change and only
+ * copied into a map, so a full map for N peers costs copying rather than encoding N nodes again.
+ */
+export function fullMapParts(ctx: NetmapContext, self: Node, view: NodeView, json: SharedJson, controlTime: string): FullMapParts {
+  const peers = visiblePeers(ctx.tailnet, view);
+  const head = mapHead(ctx, self, view, peers);
+  peers.sort((a, b) => a.id - b.id);
+  const members = objectJson([
+    ['Node', JSON.stringify(head.Node)],
+    ['DERPMap', json(head.DERPMap)],
+    ['Domain', JSON.stringify(head.Domain)],
+    ['PacketFilter', json(head.PacketFilter)],
+    ['SSHPolicy', json(head.SSHPolicy)],
+    ['DNSConfig', JSON.stringify(head.DNSConfig)],
+    ['UserProfiles', JSON.stringify(head.UserProfiles)],
+    ['CollectServices', 'false'],
+    ['ControlTime', JSON.stringify(controlTime)],
+    ['Debug', '{"DisableLogTail":true}'],
+  ]);
+  // Peers comes last, as in fullMap; without peers it is left out (trap T21).
+  if (!peers.length) return { head, peers, open: members, close: '' };
+  return { head, peers, open: `${members.slice(0, -1)},"Peers":[`, close: ']}' };
+}
+
+/** A JSON object from members whose values are already JSON text; undefined values are left out, as JSON.stringify does. */
+export function objectJson(members: readonly (readonly [string, string | undefined])[]): string {
+  let out = '';
+  for (const [key, value] of members) if (value !== undefined) out += `${out ? ',' : ''}"${key}":${value}`;
+  return `{${out}}`;
 }

@@ -77,7 +77,9 @@ function closed(res: Http2ServerResponse): AbortSignal {
 export function createControl(deps: ControlDeps) {
   const observer = deps.observer ?? silentObserver;
   const primary = createPrimaryRoutes();
+  const frames = createFrameEncoder();
   const mapper = createMapper({
+    frames,
     tailnet: deps.tailnet,
     policy: deps.policy,
     primary,
@@ -88,7 +90,7 @@ export function createControl(deps: ControlDeps) {
   });
   const register = createRegisterHandler(deps, observer);
   const setDns = createSetDnsHandler(deps);
-  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames: createFrameEncoder(), observer });
+  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames, observer });
   const ssh = createSshActions(deps);
 
   /** Whatever a node's request changes is recorded as done by that node (or its machine, before it has one). */

@@ -25,16 +25,19 @@ const DEFAULT_PROTOS = [6, 17, 1, 58];
 
 /**
  * Computes the access changes from `before` to `after`: first in the policy's own terms (which principals gain or
- * lose which destinations and ports, whether or not a node exists for them yet), then per node. Each part is
- * sorted losses first, then by destination and source.
+ * lose which destinations and ports, whether or not a node exists for them yet), then per node unless `perNode`
+ * is false (the per-node part is quadratic in the tailnet's size). Each part is sorted losses first, then by
+ * destination and source.
  */
-export function diffAccess(before: Policy, after: Policy, topology: Topology): AccessChange[] {
+export function diffAccess(before: Policy, after: Policy, topology: Topology, { perNode = true } = {}): AccessChange[] {
   const [ca, cb] = [compilePolicy(before, topology), compilePolicy(after, topology)];
   const names = new Map(topology.nodes.map((n) => [`n:${n.id}`, n]));
-  const nodeLevel = changes(matrix(ca), matrix(cb), (srcKey, dstKey) => ({
-    src: identity(srcKey, names),
-    dst: dstKey.startsWith('n:') ? names.get(dstKey)!.name : dstKey.slice(2),
-  }));
+  const nodeLevel = !perNode
+    ? []
+    : changes(matrix(ca), matrix(cb), (srcKey, dstKey) => ({
+        src: identity(srcKey, names),
+        dst: dstKey.startsWith('n:') ? names.get(dstKey)!.name : dstKey.slice(2),
+      }));
   // Policy terms need rules on both sides: the default allow-all names no principals to compare with.
   const comparable = before.hasAccessRules && after.hasAccessRules;
   const describe: Describe = (srcKey, dstKey) => ({ src: { kind: 'policy', identity: srcKey, nodes: [] }, dst: dstKey });

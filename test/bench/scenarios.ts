@@ -70,13 +70,19 @@ const peerKeyIn = (m: MapResponse, key: string) => (m.PeersChanged ?? m.Peers)?.
  */
 const hasPacketFilter = (m: MapResponse) => m.PacketFilter !== undefined || (m as { PacketFilters?: unknown }).PacketFilters !== undefined;
 
-/** When a node learnt of each removed peer id and each added peer key, from now on. */
-function watchPeers(node: SimNode) {
+/**
+ * When a node learnt of each removed peer id and each added peer key, from now on. A full peer list (a re-poll's
+ * first map) tells both: a peer it lists was added, and a watched id it leaves out was removed.
+ */
+function watchPeers(node: SimNode, gone: readonly number[]) {
   const removed = new Map<number, number>();
   const added = new Map<string, number>();
   const off = node.onFrame(({ at, map }) => {
     for (const id of map.PeersRemoved ?? []) if (!removed.has(id)) removed.set(id, at);
     for (const p of map.PeersChanged ?? map.Peers ?? []) if (!added.has(p.Key)) added.set(p.Key, at);
+    if (!map.Peers) return;
+    const listed = new Set(map.Peers.map((p) => p.ID));
+    for (const id of gone) if (!listed.has(id) && !removed.has(id)) removed.set(id, at);
   });
   return { removed, added, off };
 }
@@ -187,21 +193,35 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     await measure('ephemeral churn (5 %)', async () => {
       const leaving = ephemerals;
       const stayers = fleet.nodes.filter((x) => !leaving.includes(x));
-      const seen = stayers.map((x) => watchPeers(x));
+      const goneIds = leaving.map((l) => l.id()!);
+      const seen = stayers.map((x) => watchPeers(x, goneIds));
       const t0 = performance.now();
       const [, joined] = await Promise.all([Promise.all(leaving.map((x) => fleet.leave(x))), wave(1)]);
       ephemerals = joined;
       // Every stayer must see each leaver of its block removed and each joiner of its block added.
       const sees = (a: SimNode, b: SimNode) => policy === 'allow-all' || blockOf(a.index) === blockOf(b.index);
       const wants = stayers.map((x) => ({ gone: leaving.filter((l) => sees(x, l)).map((l) => l.id()!), added: joined.filter((j) => sees(x, j)).map((j) => j.nodeKey) }));
-      const done = (i: number) => wants[i]!.gone.every((id) => seen[i]!.removed.has(id)) && wants[i]!.added.every((k) => seen[i]!.added.has(k));
+      /** Arrival times of every update stayer i must get, undefined for one that has not arrived (yet). */
+      const arrivals = (i: number) => [...wants[i]!.gone.map((id) => seen[i]!.removed.get(id)), ...wants[i]!.added.map((k) => seen[i]!.added.get(k))];
+      const done = (i: number) => arrivals(i).every((at) => at !== undefined);
+      const waitAll = async (until: number) => {
+        while (performance.now() < until && !stayers.every((_, i) => done(i))) await new Promise((r) => setTimeout(r, 50));
+      };
       const deadline = performance.now() + waitMs(n);
-      while (performance.now() < deadline && !stayers.every((_, i) => done(i))) await new Promise((r) => setTimeout(r, 50));
-      const last = Math.max(...stayers.map((_, i) => Math.max(...wants[i]!.gone.map((id) => seen[i]!.removed.get(id) ?? 0), ...wants[i]!.added.map((k) => seen[i]!.added.get(k) ?? 0))));
-      for (const w of seen) w.off();
-      await settle(fleet.nodes);
+      await waitAll(deadline);
       const missing = stayers.filter((_, i) => !done(i)).length;
-      return { ms: last - t0, affected: stayers.length, missing, extra: { left: leaving.length, joined: joined.length } };
+      // Lost or only late? Updates missing at the deadline get as long again (and until the fleet is quiet):
+      // those that arrive then are late, those that never do are lost.
+      if (missing) await waitAll(performance.now() + waitMs(n));
+      await settle(fleet.nodes);
+      for (const w of seen) w.off();
+      const times = stayers.flatMap((_, i) => arrivals(i));
+      const arrived = times.filter((at): at is number => at !== undefined);
+      const last = Math.max(...arrived);
+      const late = arrived.filter((at) => at > deadline).length;
+      const lost = times.length - arrived.length;
+      const verdict: Record<string, number> = missing ? { lateUpdates: late, lostUpdates: lost, lastArrivalMs: last - t0 } : {};
+      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length, joined: joined.length, updates: times.length, ...verdict } };
     });
 
     await measure('restart + reconnect', async () => {

@@ -18,9 +18,9 @@ export interface UpgradeReply {
 }
 
 /** Opens a TCP connection and sends a raw `/ts2021` upgrade with the given handshake header value. */
-export function sendUpgrade(port: number, handshakeB64: string | undefined, extraHead = ''): Promise<UpgradeReply> {
+export function sendUpgrade(port: number, handshakeB64: string | undefined, extraHead = '', localAddress?: string): Promise<UpgradeReply> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => (socket.destroy(), reject(new Error('no upgrade reply within 5 s'))), 5_000);
     const tryParse = (ended: boolean) => {
@@ -61,10 +61,14 @@ export interface NoiseClient {
 }
 
 /** Dials the server, runs the handshake with the in-test initiator, and returns the encrypted duplex. */
-export async function dialNoise(port: number, serverPublic: Uint8Array, options: { version?: number; machine?: KeyPair } = {}): Promise<NoiseClient> {
+export async function dialNoise(
+  port: number,
+  serverPublic: Uint8Array,
+  options: { version?: number; machine?: KeyPair; localAddress?: string } = {},
+): Promise<NoiseClient> {
   const machine = options.machine ?? generateKeyPair();
   const init = initiate(machine, serverPublic, options.version ?? 142);
-  const reply = await sendUpgrade(port, init.initiation.toString('base64'));
+  const reply = await sendUpgrade(port, init.initiation.toString('base64'), '', options.localAddress);
   if (reply.status !== 101) throw new Error(`upgrade: HTTP ${reply.status}: ${reply.head}`);
   const keys = init.finish(reply.message);
   const conn = new NoiseConn(reply.socket, { ...keys, head: reply.rest });

@@ -18,9 +18,9 @@ export const tagSize = 16;
 /** ChaCha20-Poly1305 IETF nonce size. */
 export const nonceSize = 12;
 
-// DER headers that turn a raw 32-byte X25519 key into PKCS#8 / SPKI (RFC 8410), since Node cannot import raw keys.
+// The DER header that turns a raw 32-byte X25519 private key into PKCS#8 (RFC 8410): a JWK would need the public
+// half too. Private keys are imported rarely (the server's static key, once); public keys go through JWK.
 const pkcs8Prefix = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const spkiPrefix = Buffer.from('302a300506032b656e032100', 'hex');
 
 /** An X25519 key pair as raw 32-byte arrays. */
 export interface KeyPair {
@@ -28,19 +28,23 @@ export interface KeyPair {
   readonly publicKey: Uint8Array;
 }
 
-/** Generates a fresh X25519 key pair. */
+/**
+ * Generates a fresh X25519 key pair. Raw keys go in and out as JWK, not DER: OpenSSL 3 decodes and encodes DER
+ * through its generic decoder framework, several times slower than the raw-key path JWK takes, and every Noise
+ * handshake imports two public keys and exports one ephemeral key pair.
+ */
 export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const raw = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(pkcs8Prefix.length);
+  const { privateKey } = generateKeyPairSync('x25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const raw = Buffer.from(jwk.d!, 'base64url');
   // The handshake's DH uses this key next: keep the KeyObject so it is not imported again.
   importedPrivate.set(raw, privateKey);
-  return { privateKey: raw, publicKey: publicKey.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length) };
+  return { privateKey: raw, publicKey: Buffer.from(jwk.x!, 'base64url') };
 }
 
 /** Derives the X25519 public key of a raw private key. */
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
-  const pub = createPublicKey(importPrivate(privateKey));
-  return pub.export({ format: 'der', type: 'spki' }).subarray(spkiPrefix.length);
+  return Buffer.from(importPrivate(privateKey).export({ format: 'jwk' }).x!, 'base64url');
 }
 
 /** X25519(priv, pub); throws on a low-order public key (all-zero shared secret), as Go's curve25519.X25519 does. */
@@ -73,9 +77,20 @@ function importPrivateUncached(raw: Uint8Array) {
   return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, raw]), format: 'der', type: 'pkcs8' });
 }
 
-function importPublic(raw: Uint8Array) {
+/**
+ * Imported public keys by their byte array: a handshake uses each of the peer's two keys in two DHs. The bytes
+ * are kept and compared, so an array whose contents changed is imported again.
+ */
+const importedPublic = new WeakMap<Uint8Array, { x: string; key: KeyObject }>();
+
+function importPublic(raw: Uint8Array): KeyObject {
   if (raw.length !== keySize) throw new Error('x25519: public key must be 32 bytes');
-  return createPublicKey({ key: Buffer.concat([spkiPrefix, raw]), format: 'der', type: 'spki' });
+  const x = Buffer.from(raw).toString('base64url');
+  const hit = importedPublic.get(raw);
+  if (hit?.x === x) return hit.key;
+  const key = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+  importedPublic.set(raw, { x, key });
+  return key;
 }
 
 /** BLAKE2s-256 of the concatenation of the parts. */

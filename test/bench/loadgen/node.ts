@@ -66,6 +66,12 @@ function endpoints(index: number, generation: number): string[] {
   return [`192.0.2.${a & 255}:${41641 + generation}`, `198.51.${(a >> 8) & 255}.${a & 255}:${41641 + generation}`, `[2001:db8::${a.toString(16)}]:41641`];
 }
 
+/**
+ * The loopback address a node dials from: a fleet comes from many addresses, and the server caps connections per
+ * source (guard/limits.ts, 256), so 100 nodes share each of 127.0.1.0/24's addresses (Linux routes all of 127/8).
+ */
+const sourceAddress = (index: number) => `127.0.1.${1 + (Math.floor(index / 100) % 254)}`;
+
 export function createSimNode(index: number, name = `bench-${index}`) {
   const machine: KeyPair = generateKeyPair();
   const nodeKey = `nodekey:${hex32()}`;
@@ -131,10 +137,13 @@ export function createSimNode(index: number, name = `bench-${index}`) {
         if (!again) metrics.firstMapMs = f.at - t0;
         resolve(f);
       };
+      let refused = '';
       req.on('response', (h) => {
-        if (h[':status'] !== 200) reject(new Error(`map ${name}: HTTP ${h[':status']}`));
+        if (h[':status'] !== 200) refused = `map ${name}: HTTP ${h[':status']}`;
       });
       req.on('data', (chunk: Buffer) => {
+        // A refusal's body is a JSON error, not frames.
+        if (refused) return reject(new Error(`${refused}: ${chunk.toString().slice(0, 200)}`));
         const at = performance.now();
         metrics.bytes += chunk.length;
         for (const map of decoder.push(chunk)) {
@@ -144,7 +153,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
       });
       req.on('error', reject);
       req.on('close', () => {
-        reject(new Error(`map ${name}: stream closed before the first frame`));
+        reject(new Error(refused || `map ${name}: stream closed before the first frame`));
         if (!first && stream === req) void repoll(session!);
       });
       req.end(JSON.stringify(mapRequest(true)));
@@ -176,7 +185,7 @@ export function createSimNode(index: number, name = `bench-${index}`) {
     streaming: () => stream !== undefined && !stream.closed,
     /** Dials the server with this node's machine key and opens the HTTP/2 session over Noise. */
     async connect(target: Target): Promise<void> {
-      client = await dialNoise(target.port, target.serverPublic, { machine, version: clientVersion });
+      client = await dialNoise(target.port, target.serverPublic, { machine, version: clientVersion, localAddress: sourceAddress(index) });
       session = h2Session(client);
     },
     async register(authKey: string): Promise<void> {

@@ -50,7 +50,12 @@ export async function startTailplane(): Promise<BenchServer> {
     pid: () => server.process.pid!,
     provision: (kind, blocks) => provision(server, kind, blocks),
     setPolicy: async (text) => void (await must(server, 'PUT', '/api/v1/policy', { policy: text })),
-    stop: async () => void (await server.stop()),
+    stop: async () => {
+      await server.stop();
+      // A request the server failed is a bug the scenario figures would hide: show it.
+      const failed = server.log().split('\n').filter((l) => l.includes('control request failed'));
+      if (failed.length) console.error(`tailplane: ${failed.length} control requests failed, first: ${failed[0]}`);
+    },
     async start() {
       server = await spawnServer({ dataDir: server.dataDir, env: serverEnv });
     },

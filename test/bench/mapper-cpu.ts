@@ -1,0 +1,136 @@
+/**
+ * The mapper's CPU cost without the network: a real tailnet (SQLite file), the live policy view and the mapper
+ * with sessions that only count the bytes they are sent, through mass connect, a restart (the store reopened,
+ * every stream opened again), 5 % churn and a policy change. Less noisy than `npm run bench` on a busy machine:
+ * it reports this process's CPU time per phase, not latencies.
+ *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src]
+ * (--src points at another checkout's src/ to compare before and after a change.)
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
+
+const { values } = parseArgs({
+  options: { nodes: { type: 'string', default: '1000' }, policy: { type: 'string', default: 'allow-all' }, src: { type: 'string', default: join(import.meta.dirname, '../../src') } },
+});
+const n = Number(values.nodes);
+const kind = values.policy as PolicyKind;
+const src = (path: string) => import(pathToFileURL(resolve(values.src, path)).href);
+const { openSqliteStore } = await src('store/sqlite.ts');
+const { createTailnet } = await src('state/tailnet.ts');
+const { createPolicyView } = await src('state/policy-view.ts');
+const { createPrimaryRoutes } = await src('state/routes.ts');
+const { createMapper } = await src('control/mapper.ts');
+const { createFrameEncoder } = await src('control/frames.ts');
+
+const key = (prefix: string) => `${prefix}:${randomBytes(32).toString('hex')}`;
+const dir = mkdtempSync(join(tmpdir(), 'tailplane-mapper-cpu-'));
+const file = join(dir, 'tailplane.sqlite');
+const dns = { magicDns: true, overrideLocalDns: true, baseDomain: 'bench.example', nameservers: [], splitDns: {}, searchDomains: [], extraRecords: [] };
+const options = { prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' }, defaultDns: dns, expirySeconds: 180 * 86400 };
+const frames = createFrameEncoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Frames and bytes every session was sent, across restarts. */
+const sent = { frames: 0, bytes: 0 };
+
+/** A server's control side over a store: tailnet, policy view, mapper; sessions count frames and bytes. */
+function server() {
+  const store = openSqliteStore(file);
+  const t = createTailnet(store, options);
+  const policy = createPolicyView(t, { serverUrl: 'https://control.example' });
+  const primary = createPrimaryRoutes();
+  const derp = { Regions: { 999: { RegionID: 999, RegionCode: 'x', RegionName: 'x', Nodes: [] } } };
+  const mapper = createMapper({ tailnet: t, policy, primary, frames, derpMap: () => derp, primaryRoutes: (id: number) => primary.routesOf(id), certificates: false });
+  // Before the shared encoding, sessions were handed MapResponses to encode (map.ts did it per stream).
+  const bytesOf = (x: unknown) => (Buffer.isBuffer(x) ? x : frames.encode(x)).length;
+  const open = async (nodeId: number) => {
+    const first = await mapper.open({ nodeId, send: (x: unknown) => ((sent.frames += 1), (sent.bytes += bytesOf(x))), end: () => {} });
+    sent.bytes += bytesOf(first);
+  };
+  return { store, t, mapper, open };
+}
+
+const users: number[] = [];
+let s = server();
+const blocks = Math.ceil((n + 1) / 100);
+if (kind === 'grouped') {
+  for (let k = 0; k < blocks; k++) users.push(s.t.users.create({ name: `u${k}` }).id);
+  s.t.setPolicy(policyText(kind, blocks, 0)!);
+} else users.push(s.t.users.create({ name: 'admin' }).id);
+
+function join_(i: number, ephemeral = false) {
+  const tagged = kind === 'grouped' && isTagged(i) && !ephemeral;
+  const node = s.t.nodes.register({
+    machineKey: key('mkey'),
+    nodeKey: key('nodekey'),
+    hostname: `bench-${i}`,
+    hostinfo: { Hostname: `bench-${i}`, OS: 'linux', OSVersion: 'Debian 12.8', IPNVersion: '1.80.0-bench', NetInfo: { PreferredDERP: 999 } },
+    userId: tagged ? null : users[kind === 'grouped' ? blockOf(i) : 0]!,
+    tags: tagged ? [`tag:t${blockOf(i)}`] : [],
+    ephemeral,
+    method: 'authkey',
+  });
+  s.t.nodes.report(node.id, { discoKey: key('discokey'), endpoints: [{ addr: `192.0.2.${i & 255}:41641`, type: 1 }] });
+  return node.id as number;
+}
+
+/** Runs a phase and prints its CPU time (flushes included: it waits until the mapper has been quiet a while). */
+async function phase(name: string, body: () => Promise<void>) {
+  const cpu0 = process.cpuUsage();
+  const sent0 = { ...sent };
+  const t0 = performance.now();
+  await body();
+  await sleep(600);
+  const cpu = process.cpuUsage(cpu0);
+  const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
+  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB`);
+}
+
+/** Connects nodes 64 at a time, as the bench's load generator does: register, report, stream, online. */
+async function connect(ids: number[]) {
+  for (let i = 0; i < ids.length; i += 64) {
+    await Promise.all(ids.slice(i, i + 64).map(async (id) => {
+      await s.open(id);
+      s.t.nodes.setOnline(id, true);
+    }));
+  }
+}
+
+console.log(`mapper CPU, ${n} nodes, ${kind}, src ${values.src}`);
+const ids: number[] = [];
+await phase('mass connect', async () => {
+  for (let i = 0; i < n; i += 64) {
+    const batch = Array.from({ length: Math.min(64, n - i) }, (_, k) => join_(i + k));
+    ids.push(...batch);
+    await connect(batch);
+  }
+});
+const eph = Array.from({ length: Math.round(n * 0.05) }, (_, k) => Math.floor((k * n) / Math.round(n * 0.05)) & ~1);
+let wave = eph.map((i) => join_(i, true));
+await connect(wave);
+await sleep(600);
+await phase('ephemeral churn (5 %)', async () => {
+  for (const id of wave) s.t.nodes.remove(id);
+  wave = eph.map((i) => join_(i, true));
+  await connect(wave);
+});
+await phase('policy change', async () => {
+  const cpu0 = process.cpuUsage();
+  s.t.setPolicy(policyText(kind, blocks, 1) ?? policyText('allow-all', 1, 1)!);
+  const cpu = process.cpuUsage(cpu0);
+  console.log(`  (setPolicy itself: ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s)`);
+});
+await phase('restart + reconnect', async () => {
+  s.mapper.stop();
+  s.store.close();
+  s = server();
+  await connect([...ids, ...wave]);
+});
+s.mapper.stop();
+s.store.close();
+rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,60 @@
+/**
+ * Summarises a server .cpuprofile written under BENCH_PROFILE_DIR: the functions with the most self time and the
+ * tailplane functions with the most total (inclusive) time, so a profile summary names what dominates.
+ *   node --import tsx test/bench/profile-summary.ts /tmp/tailplane-prof/server-123.cpuprofile [--top 25]
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+const top = Number(values.top);
+
+for (const file of positionals) {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Sample i lasted timeDeltas[i + 1] (the delta before the next sample); the last one is dropped.
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < p.samples.length - 1; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + p.timeDeltas[i + 1]!);
+  const label = (n: ProfileNode) => {
+    const url = n.callFrame.url.replace(/^.*\/(src|node_modules|test)\//, '$1/');
+    return `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
+  };
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  let all = 0;
+  let idle = 0;
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id)!;
+    all += us;
+    if (n.callFrame.functionName === '(idle)') idle += us;
+    self.set(label(n), (self.get(label(n)) ?? 0) + us);
+    // Inclusive time: each distinct frame on the stack once (recursion counted once).
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const l = label(byId.get(cur)!);
+      if (seen.has(l)) continue;
+      seen.add(l);
+      total.set(l, (total.get(l) ?? 0) + us);
+    }
+  }
+  const busy = all - idle;
+  const row = ([l, us]: [string, number]) => `${(us / 1e6).toFixed(2).padStart(8)} s ${((100 * us) / busy).toFixed(1).padStart(5)} %  ${l}`;
+  console.log(`${file}: ${(busy / 1e6).toFixed(2)} s busy of ${(all / 1e6).toFixed(2)} s sampled`);
+  console.log('self time:');
+  for (const r of [...self].filter(([l]) => !l.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(r));
+  console.log('total time, tailplane functions:');
+  for (const r of [...total].filter(([l]) => l.includes('src/')).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(r));
+}

@@ -1,0 +1,165 @@
+/**
+ * The mapper's map encoding on a real tailnet (SQLite store, live policy view, zstd frames): a full map built from
+ * peers serialized once, with shared compressed chunks of peers, decodes byte for byte to the JSON of the object
+ * form (netmap.ts fullMap) for every viewer, with
+ * tags, subnet routes, exit nodes, SSH rules and per-viewer capabilities; streams that get the same delta share one
+ * encoded frame; and a client that applies every delta ends with what a fresh full map says.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import zstd from 'zstd-napi';
+import { createFrameEncoder, lengthPrefixSize } from '../../src/control/frames.ts';
+import { createMapper, type Session } from '../../src/control/mapper.ts';
+import { fullMap, type NetmapContext } from '../../src/control/netmap.ts';
+import type { MapResponse, WireNode } from '../../src/control/wire.ts';
+import { createPolicyView } from '../../src/state/policy-view.ts';
+import { createPrimaryRoutes } from '../../src/state/routes.ts';
+import { createTailnet } from '../../src/state/tailnet.ts';
+import { openSqliteStore } from '../../src/store/sqlite.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'tailplane-map-encoding-'));
+const store = openSqliteStore(join(dir, 'tailplane.sqlite'));
+after(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const key = (prefix: string) => `${prefix}:${randomBytes(32).toString('hex')}`;
+const dns = { magicDns: true, overrideLocalDns: true, baseDomain: 'enc.example', nameservers: ['9.9.9.9'], splitDns: {}, searchDomains: [], extraRecords: [] };
+const t = createTailnet(store, { prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' }, defaultDns: dns, expirySeconds: 180 * 86400 });
+const alice = t.users.create({ name: 'alice', email: 'alice@example.com' });
+const bob = t.users.create({ name: 'bob' });
+t.setPolicy(
+  JSON.stringify({
+    tagOwners: { 'tag:router': ['alice@example.com'], 'tag:server': ['alice@example.com'] },
+    acls: [
+      { action: 'accept', src: ['alice@example.com'], dst: ['*:*'] },
+      { action: 'accept', src: ['bob@'], dst: ['tag:server:443', 'autogroup:internet:*'] },
+      { action: 'accept', src: ['tag:router'], dst: ['tag:server:22'] },
+    ],
+    ssh: [{ action: 'accept', src: ['alice@example.com'], dst: ['tag:server'], users: ['root'] }],
+    nodeAttrs: [{ target: ['bob@'], attr: ['funnel'] }, { target: ['tag:server'], attr: ['drive:share'] }],
+  }),
+);
+
+/** Registers a node as a client would end up: disco key, endpoints, home DERP, online. */
+function join_(name: string, owner: { userId: number | null; tags: string[] }, routes: string[] = []) {
+  const n = t.nodes.register({
+    machineKey: key('mkey'),
+    nodeKey: key('nodekey'),
+    hostname: name,
+    hostinfo: { Hostname: name, OS: 'linux', RoutableIPs: routes, NetInfo: { PreferredDERP: 999 } },
+    ...owner,
+    ephemeral: false,
+    method: 'authkey',
+  });
+  if (routes.length) t.nodes.approveRoutes(n.id, routes);
+  t.nodes.report(n.id, { discoKey: key('discokey'), endpoints: [{ addr: `192.0.2.${n.id}:41641`, type: 1 }] });
+  t.nodes.setOnline(n.id, true);
+  return t.nodes.find(n.id)!;
+}
+
+const policy = createPolicyView(t, { serverUrl: 'https://control.example' });
+const primary = createPrimaryRoutes();
+const ctx: NetmapContext = {
+  tailnet: t,
+  derpMap: () => ({ Regions: { 999: { RegionID: 999, RegionCode: 'x', Nodes: [] } } }) as never,
+  primaryRoutes: (id) => primary.routesOf(id),
+  certificates: true,
+};
+// Two peers per shared chunk, so full maps are made of several zstd frames, some of them shared.
+const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2 });
+/** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
+const zstdFrames = (f: Buffer) => {
+  let count = 0;
+  for (let i = f.indexOf(zstdMagic); i >= 0; i = f.indexOf(zstdMagic, i + 1)) count++;
+  return count;
+};
+const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/** The JSON text of each frame a stream received (length prefix checked, zstd undone). */
+function openStream(nodeId: number) {
+  const frames: Buffer[] = [];
+  const session: Session = { nodeId, send: (f) => frames.push(f), end: () => {} };
+  const text = (f: Buffer) => {
+    assert.equal(f.readUInt32LE(0), f.length - lengthPrefixSize);
+    return new zstd.Decompressor().decompress(f.subarray(lengthPrefixSize)).toString('utf8');
+  };
+  return { session, frames, text, json: () => frames.map((f) => JSON.parse(text(f)) as MapResponse) };
+}
+
+const controlTime = (json: string) => json.replace(/"ControlTime":"[^"]*"/, '"ControlTime":"T"');
+
+test('full maps: byte for byte the JSON of the object form, for every viewer', async () => {
+  join_('alice-laptop', { userId: alice.id, tags: [] });
+  join_('bob-laptop', { userId: bob.id, tags: [] });
+  join_('router', { userId: null, tags: ['tag:router'] }, ['10.1.0.0/16', '0.0.0.0/0', '::/0']);
+  join_('exit', { userId: null, tags: ['tag:router'] }, ['0.0.0.0/0', '::/0']);
+  join_('web', { userId: null, tags: ['tag:server'] });
+  primary.update(t.nodes.list(), t.nodes.isOnline);
+  const compiled = await policy.settled();
+  const streams = t.nodes.list().map((n) => ({ node: n, stream: openStream(n.id) }));
+  const frameCounts: number[] = [];
+  for (const { node, stream } of streams) {
+    const first = await mapper.open(stream.session);
+    assert.ok(first);
+    const expected = JSON.stringify(fullMap(ctx, node, compiled.forNode(node.id)));
+    assert.equal(controlTime(stream.text(first)), controlTime(expected), `full map of ${node.givenName}`);
+    frameCounts.push(zstdFrames(first));
+  }
+  assert.ok(Math.max(...frameCounts) >= 3, `full maps carry shared chunks as their own zstd frames: ${frameCounts}`);
+  // The viewers really differ: capabilities, filters and peer sets are per node.
+  const maps = new Map(streams.map(({ node }) => [node.givenName, fullMap(ctx, node, compiled.forNode(node.id))]));
+  assert.ok('funnel' in maps.get('bob-laptop')!.Node!.CapMap!);
+  assert.ok(!('funnel' in maps.get('alice-laptop')!.Node!.CapMap!));
+  assert.ok(maps.get('web')!.SSHPolicy?.rules?.length);
+  const router = maps.get('alice-laptop')!.Peers!.find((p) => p.Name.startsWith('router.'))!;
+  assert.deepEqual(router.PrimaryRoutes, ['10.1.0.0/16']);
+  assert.ok(router.AllowedIPs.includes('0.0.0.0/0'));
+  for (const { stream } of streams) mapper.close(stream.session);
+});
+
+test('deltas: one encoded frame shared by streams that learn the same thing; applied deltas equal a fresh full map', async () => {
+  const streams = t.nodes.list().map((n) => ({ id: n.id, stream: openStream(n.id) }));
+  /** A client's view of its peers, built only from what it received. */
+  const netmaps = new Map<number, Map<number, WireNode>>();
+  for (const { id, stream } of streams) {
+    stream.frames.push((await mapper.open(stream.session))!);
+    netmaps.set(id, new Map((stream.json()[0]!.Peers ?? []).map((p) => [p.ID, p])));
+  }
+  const newcomer = join_('carol-laptop', { userId: alice.id, tags: [] });
+  const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
+  t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.7:41641', type: 1 }] });
+  await new Promise((r) => setTimeout(r, 300));
+
+  // Nodes on the same side of the same rules (alice's and bob's laptops; the two tag:router nodes) learn the very
+  // same thing: each pair was sent one buffer, encoded once.
+  const byName = (name: string) => streams.find((s) => s.id === t.nodes.list().find((n) => n.givenName === name)!.id)!.stream.frames;
+  const [laptop, bobs, router, exit] = ['alice-laptop', 'bob-laptop', 'router', 'exit'].map(byName) as [Buffer[], Buffer[], Buffer[], Buffer[]];
+  assert.equal(laptop.length, 2);
+  assert.equal(bobs.at(-1), laptop.at(-1));
+  assert.equal(exit.at(-1), router.at(-1));
+  assert.notEqual(router.at(-1), laptop.at(-1));
+
+  const compiled = await policy.settled();
+  for (const { id, stream } of streams) {
+    const peers = netmaps.get(id)!;
+    for (const m of stream.json().slice(1)) {
+      for (const p of m.PeersChanged ?? []) peers.set(p.ID, p);
+      for (const p of m.PeersChangedPatch ?? []) {
+        const { NodeID, DERPRegion, ...rest } = p;
+        peers.set(NodeID, { ...peers.get(NodeID)!, ...rest, ...(DERPRegion ? { HomeDERP: DERPRegion } : {}) });
+      }
+      for (const gone of m.PeersRemoved ?? []) peers.delete(gone);
+    }
+    const self = t.nodes.find(id)!;
+    const fresh = fullMap(ctx, self, compiled.forNode(id)).Peers ?? [];
+    assert.deepEqual([...peers.values()].sort((a, b) => a.ID - b.ID), fresh, `netmap of ${self.givenName} after the deltas`);
+    if (fresh.some((p) => p.ID === newcomer.id)) assert.ok(peers.has(newcomer.id));
+  }
+  mapper.stop();
+});
