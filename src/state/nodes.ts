@@ -63,6 +63,19 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       };
     }, { soft });
   };
+  /** Connections to this server, and to other replicas (their presence); online is either. */
+  const local = new Set<number>();
+  const remote = new Set<number>();
+  const presenceListeners = new Set<(id: number, online: boolean) => void>();
+  /** Publishes a change of the node's overall online state; the replica that saw the node leave records last seen. */
+  const showOnline = (node: Node, recordLastSeen: boolean) => {
+    const online = local.has(node.id) || remote.has(node.id);
+    if (ix.online.has(node.id) === online) return;
+    if (online) ix.online.add(node.id);
+    else ix.online.delete(node.id);
+    if (online || !recordLastSeen) core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+    else update(node, { lastSeen: now().toISOString() }, ['online'], true);
+  };
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
 
@@ -180,6 +193,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
           apply: () => {
             unindexNode(ix, node);
             ix.online.delete(id);
+            local.delete(id);
+            remote.delete(id);
           },
           changes: [{ kind: 'node-removed', node }],
         };
@@ -216,17 +231,35 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       return fields.length === 0 ? node : update(node, patch, fields, true);
     },
 
-    /** Marks a node connected or not; going offline records last seen. */
+    /**
+     * Marks a node connected to this server or not; going offline records last seen. With replicas, a node
+     * connected to another one (setRemoteOnline) stays online here until it has left both.
+     */
     setOnline(id: number, online: boolean): void {
       const node = ix.nodes.get(id);
-      if (!node || ix.online.has(id) === online) return;
-      if (online) {
-        ix.online.add(id);
-        core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
-        return;
-      }
-      ix.online.delete(id);
-      update(node, { lastSeen: now().toISOString() }, ['online'], true);
+      if (!node || local.has(id) === online) return;
+      if (online) local.add(id);
+      else local.delete(id);
+      for (const l of presenceListeners) l(id, online);
+      showOnline(node, true);
+    },
+
+    /** What another replica says about its own connection to a node; in memory only (that replica records last seen). */
+    setRemoteOnline(id: number, online: boolean): void {
+      const node = ix.nodes.get(id);
+      if (!node || remote.has(id) === online) return;
+      if (online) remote.add(id);
+      else remote.delete(id);
+      showOnline(node, false);
+    },
+
+    /** Nodes connected to this server itself (not through another replica). */
+    localOnline: (): number[] => [...local].filter((id) => ix.nodes.has(id)),
+
+    /** Calls `fn` whenever a node connects to or leaves this server itself; returns the unsubscribe. */
+    watchPresence(fn: (id: number, online: boolean) => void): () => void {
+      presenceListeners.add(fn);
+      return () => presenceListeners.delete(fn);
     },
   };
 }
