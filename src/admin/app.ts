@@ -53,6 +53,8 @@ export interface AdminDeps {
   backup?: () => Promise<string>;
   /** OIDC login, when configured: machine login links go through the identity provider. */
   oidc?: { config: OidcConfig; rp: RelyingParty };
+  /** With replicas: this one's id, leadership and change notifications; `ok` false degrades /health. */
+  replica?: () => { ok: boolean; [k: string]: unknown };
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -99,8 +101,10 @@ export function createAdminApp(deps: AdminDeps) {
   app.get('/health', async (_req, reply) => {
     if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
     const oidc = deps.oidc?.rp.status();
-    const ok = deps.tailnet.healthy() && (oidc === undefined || oidc.state === 'ready');
-    return { status: ok ? 'ok' : 'degraded', ...(oidc ? { oidc } : {}) };
+    const store = deps.tailnet.healthy();
+    const replica = deps.replica?.();
+    const ok = store && (oidc === undefined || oidc.state === 'ready') && (replica?.ok ?? true);
+    return { status: ok ? 'ok' : 'degraded', store: store ? 'ok' : 'unavailable', ...(oidc ? { oidc } : {}), ...(replica ? { replica } : {}) };
   });
   app.get('/version', async () => ({ version }));
   app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({

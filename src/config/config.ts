@@ -27,6 +27,11 @@ export interface Config {
     stunListenAddr: string;
     /** Serve this DERP map file (JSON) instead of, or in addition to, the embedded region. */
     mapPath: string;
+    /**
+     * Where clients reach this server's relay directly (with replicas, each one's own address, not the load
+     * balancer's); empty or absent means server_url.
+     */
+    url?: string;
   };
   certs: {
     /**
@@ -98,7 +103,7 @@ export function defaultConfig(): Config {
     dataDir: './data',
     prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
     dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], overrideLocalDns: true, searchDomains: [] },
-    derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
+    derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '', url: '' },
     certs: { dnsListenAddr: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     ssh: { checkTimeoutSeconds: 600 },
@@ -146,6 +151,7 @@ const fileKeys: Record<string, string> = {
   'derp.region_code': 'regionCode',
   'derp.stun_listen_addr': 'stunListenAddr',
   'derp.map_path': 'mapPath',
+  'derp.url': 'url',
   certs: 'certs',
   'certs.dns_listen_addr': 'dnsListenAddr',
   node: 'node',
@@ -344,6 +350,9 @@ function validate(c: Config): void {
     fail('derp.stun_listen_addr', c.derp.stunListenAddr, 'expected host:port or ""');
   }
   checkType('derp.map_path', c.derp.mapPath, 'string');
+  if (c.derp.url !== undefined && c.derp.url !== '' && !/^https?:\/\/[^/]+\/?$/.test(String(c.derp.url))) {
+    fail('derp.url', c.derp.url, 'expected "" or an http(s) URL without a path, like http://10.0.0.2:8080');
+  }
   if (c.certs.dnsListenAddr !== '' && !parseHostPort(String(c.certs.dnsListenAddr))) {
     fail('certs.dns_listen_addr', c.certs.dnsListenAddr, 'expected host:port or ""');
   }

@@ -307,6 +307,10 @@ export function createMapper(deps: MapperDeps) {
     },
     has: (nodeId: number) => sessions.has(nodeId),
     count: () => sessions.size,
+    /** Sends the current DERP map to every stream (a replica, and so its relay region, came or went). */
+    derpMapChanged(): void {
+      for (const s of sessions.values()) s.session.send({ DERPMap: deps.derpMap(), ControlTime: new Date().toISOString() });
+    },
     /** Streams opened since start: tests use it to prove changes arrive without reconnects. */
     opened: () => opened,
     stop(): void {

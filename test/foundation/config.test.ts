@@ -38,6 +38,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'derp.region_code': ['hospital', (c) => c.derp.regionCode, 'hospital'],
     'derp.stun_listen_addr': ['127.0.0.1:3479', (c) => c.derp.stunListenAddr, '127.0.0.1:3479'],
     'derp.map_path': ['/etc/tailplane/derp.json', (c) => c.derp.mapPath, '/etc/tailplane/derp.json'],
+    'derp.url': ['http://10.0.0.2:8080', (c) => c.derp.url, 'http://10.0.0.2:8080'],
     'node.expiry_seconds': ['86400', (c) => c.node.expirySeconds, 86400],
     'node.ephemeral_inactivity_seconds': ['30', (c) => c.node.ephemeralInactivitySeconds, 30],
     'log.level': ['warn', (c) => c.log.level, 'warn'],
