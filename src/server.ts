@@ -1,5 +1,5 @@
 /**
- * `tailplane serve`: wires configuration, the SQLite store, the tailnet state, the admin API, the control
+ * `tailplane serve`: wires configuration, the store (SQLite or PostgreSQL), the tailnet state, the admin API, the control
  * protocol and the embedded DERP relay onto one HTTP listener, plus the ACME challenge DNS responder when
  * HTTPS certificates are on.
  */
@@ -14,7 +14,8 @@ import { guardRequests, guardUpgrades } from './guard/http.ts';
 import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/limits.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { ConfigError, envName, parseHostPort, type Config } from './config/config.ts';
-import { databaseFileName, openSqliteStore } from './store/sqlite.ts';
+import { databaseFileName } from './store/sqlite.ts';
+import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
@@ -64,8 +65,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let store: Store;
   let tailnet: Tailnet;
   try {
-    const sqlite = openSqliteStore(dataDir.privateFile(databaseFileName));
-    store = metrics?.observeStore(sqlite) ?? sqlite;
+    const opened = openStore(config.store, () => dataDir.privateFile(databaseFileName));
+    store = metrics?.observeStore(opened) ?? opened;
     tailnet = createTailnet(store, {
       prefixes: config.prefixes,
       defaultDns: {

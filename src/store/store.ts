@@ -35,6 +35,12 @@ export interface StoreTx {
   deleteNode(id: number): void;
   insertPreAuthKey(k: Omit<PreAuthKey, 'id'>, hash: string): number;
   updatePreAuthKey(k: PreAuthKey): void;
+  /**
+   * Marks a pre-auth key used only if the database still has it unused, so of several registrations racing
+   * for one single-use key (in this process or another) exactly one wins; the losers get
+   * StoreConflictError('pre_auth_keys.used').
+   */
+  usePreAuthKey(id: number): void;
   deletePreAuthKey(id: number): void;
   insertApiKey(k: Omit<ApiKey, 'id'>, hash: string): number;
   updateApiKey(k: ApiKey): void;
