@@ -40,6 +40,8 @@ export interface ReplicaStatus {
   readonly leader: boolean;
   readonly notifications: BusStatus;
   readonly replicas: number;
+  /** Nodes connected to this replica itself. */
+  readonly clients: number;
 }
 
 export interface Replica {
@@ -115,7 +117,7 @@ export function startReplica(opts: ReplicaOptions): Replica {
 
   return {
     isLeader: leader.isLeader,
-    status: () => ({ id: shared.origin, leader: leader.isLeader(), notifications: bus.status(), replicas: liveCount }),
+    status: () => ({ id: shared.origin, leader: leader.isLeader(), notifications: bus.status(), replicas: liveCount, clients: tailnet.nodes.localOnline().length }),
     async stop() {
       clearInterval(heartbeat);
       presence.stop();
