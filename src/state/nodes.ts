@@ -73,8 +73,13 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     if (ix.online.has(node.id) === online) return;
     if (online) ix.online.add(node.id);
     else ix.online.delete(node.id);
-    if (online || !recordLastSeen) core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
-    else update(node, { lastSeen: now().toISOString() }, ['online'], true);
+    if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+    try {
+      update(node, { lastSeen: now().toISOString() }, ['online'], true);
+    } catch {
+      // The store is unreachable (PostgreSQL restarting): peers still learn the node left; last seen is lost.
+      core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+    }
   };
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
