@@ -27,9 +27,9 @@ export interface ChildServer {
 }
 
 /** Starts `tailplane serve` as a child process and waits for its "listening on" line. */
-export async function spawnServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ChildServer> {
+export async function spawnServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; listen?: string; startMs?: number } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? tempDir();
-  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [bin, 'serve', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
     cwd: dataDir,
     // STUN on a random port, so servers of different tests never collide on 3478.
     // Metrics off unless a test asks: the default 127.0.0.1:9090 may belong to a real Prometheus exporter.
@@ -40,7 +40,8 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start in 20 s:\n${log}`)), 20_000);
+    const startMs = opts.startMs ?? 20_000;
+    const timer = setTimeout(() => rej(new Error(`server did not start in ${startMs / 1000} s:\n${log}`)), startMs);
     const check = () => {
       const m = /tailplane listening on (http:\/\/[^\s"]+)/.exec(log);
       if (m) {
