@@ -19,6 +19,7 @@ import { openStore } from './store/open.ts';
 import type { SharedLog, Store } from './store/store.ts';
 import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
+import { StateError } from './state/errors.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
 import { createAutoApprover } from './state/auto-approve.ts';
@@ -119,7 +120,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     replica: shared && (() => replicaHealth(replica)),
     authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
     onResponse: metrics?.adminResponse,
-    backup: () => backupToTemp(store, config.dataDir),
+    // An online copy is SQLite's; a PostgreSQL tailnet is backed up with PostgreSQL's own tools.
+    backup: config.store.type === 'sqlite' ? () => backupToTemp(store, config.dataDir) : () => Promise.reject(new StateError('invalid', postgresBackupHint)),
     serverFactory: (handler) => {
       httpServer = http.createServer(
         {
@@ -260,6 +262,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close,
   };
 }
+
+const postgresBackupHint =
+  'tailplane backup copies the SQLite store, and this server stores its tailnet in PostgreSQL (store.type: postgres): back it up with pg_dump or your PostgreSQL backups';
 
 /** Writes an online copy of the database to a new 0600 file in the data dir and returns its path. */
 async function backupToTemp(store: Store, dataDir: string): Promise<string> {

@@ -20,6 +20,7 @@ import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { sshRoutes } from './routes/ssh.ts';
 import { backupRoutes } from './routes/backup.ts';
+import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin, consoleSessions } from '../console/plugin.ts';
@@ -85,6 +86,10 @@ export function createAdminApp(deps: AdminDeps) {
   }
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
+    // The database is unreachable: nothing was written; the client may retry once the store is back.
+    // Another writer (another replica) won a race this request ran; nothing was written.
+    if (err instanceof StoreConflictError) return reply.code(409).send({ code: 409, message: `${err.message}: another change won; retry` });
+    if (err instanceof StoreUnavailableError) return reply.code(503).header('retry-after', '1').send({ code: 503, message: err.message, error: err.message });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'admin API error');
     const message = err.validation ? validationMessage(err) : status === 500 ? 'internal error' : err.message;

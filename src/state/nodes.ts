@@ -9,6 +9,7 @@ import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import { indexNode, unindexNode, type Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
+import { StoreConflictError } from '../store/errors.ts';
 import type { IpAllocator } from './ipam.ts';
 import { checkTags } from './keys.ts';
 import { isValidGivenName, sanitizeHostname, uniqueName } from './names.ts';
@@ -39,6 +40,9 @@ export interface NodeOptions {
   /** Default key expiry for user-owned nodes in seconds (0 = never). */
   expirySeconds: number;
 }
+
+/** How often a registration retries after another replica took its address or name first. */
+const maxAllocationAttempts = 20;
 
 export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwners: TagOwners, opts: NodeOptions, now: () => Date) {
   const { ix } = core;
@@ -84,16 +88,41 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
 
+  /**
+   * Allocates from the in-memory sets; another replica may have taken the same address or name a moment ago,
+   * which the database's unique constraints catch: that value is then skipped and the allocation retried.
+   */
   const create = (input: RegisterInput): Node => {
-    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip));
-    const fields: Omit<Node, 'id'> = {
+    const takenElsewhere = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const fields = newNode(input, takenElsewhere);
+      try {
+        return core.write((tx) => {
+          const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
+          return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
+        });
+      } catch (err) {
+        if (!(err instanceof StoreConflictError)) throw err;
+        if (err.constraint === 'nodes.machine_key' || err.constraint === 'nodes.node_key') {
+          throw conflict('this machine is being registered through another server right now: retry');
+        }
+        const taken = { 'nodes.ipv4': fields.ipv4, 'nodes.ipv6': fields.ipv6, 'nodes.given_name': fields.givenName }[err.constraint];
+        if (taken === undefined || attempt >= maxAllocationAttempts) throw err;
+        takenElsewhere.add(taken);
+      }
+    }
+  };
+
+  const newNode = (input: RegisterInput, takenElsewhere: Set<string>): Omit<Node, 'id'> => {
+    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip) || takenElsewhere.has(ip));
+    return {
       machineKey: input.machineKey,
       nodeKey: input.nodeKey,
       discoKey: '',
       ipv4,
       ipv6,
       hostname: input.hostname,
-      givenName: uniqueName(sanitizeHostname(input.hostname), (n) => ix.names.has(n)),
+      givenName: uniqueName(sanitizeHostname(input.hostname), (n) => ix.names.has(n) || takenElsewhere.has(n)),
       userId: input.tags.length > 0 ? null : input.userId,
       tags: input.tags,
       hostinfo: input.hostinfo,
@@ -106,10 +135,6 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       availableRoutes: routesOf(input.hostinfo),
       approvedRoutes: [],
     };
-    return core.write((tx) => {
-      const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
-      return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
-    });
   };
 
   return {

@@ -48,9 +48,10 @@ function respond(r: Response): void {
   Atomics.notify(state, slot.signal);
 }
 
+/** Gives the transaction connection back to the pool, or destroys it when `err` says it is broken. */
 function drop(client: pg.PoolClient | undefined, err?: Error): void {
   if (client === held) held = undefined;
-  client?.release(err ?? true);
+  client?.release(err);
 }
 
 async function run(req: Request): Promise<void> {
