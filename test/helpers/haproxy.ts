@@ -26,7 +26,7 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-/** The haproxy config: one TCP frontend, round-robin over the backends, health-checked. */
+/** The haproxy config: one TCP frontend, least connections over the backends, health-checked. */
 export function haproxyConfig(listenPort: number, backends: readonly Backend[]): string {
   return [
     'global',
@@ -42,7 +42,8 @@ export function haproxyConfig(listenPort: number, backends: readonly Backend[]):
     `  bind 127.0.0.1:${listenPort}`,
     '  default_backend replicas',
     'backend replicas',
-    '  balance roundrobin',
+    // Streams are long-lived: the replica holding fewer gets the next (round robin among equals).
+    '  balance leastconn',
     // A dead replica's connections are cut at once, so its clients reconnect (to another replica) right away.
     '  option redispatch',
     '  retries 2',
