@@ -9,9 +9,8 @@
  * fills was a rolled-back transaction.
  */
 import pg from 'pg';
+import { changeChannel } from '../store/postgres/store.ts';
 import type { ChangeRef, SharedLog } from '../store/store.ts';
-
-export const changesChannel = 'tailplane_changes';
 
 export interface BusOptions {
   readonly url: string;
@@ -129,7 +128,7 @@ export function startBus(opts: BusOptions): Bus {
     c.on('notification', soon);
     try {
       await c.connect();
-      await c.query(`LISTEN ${changesChannel}`);
+      await c.query(`LISTEN ${changeChannel}`);
       if (client !== c) return;
       listening = true;
       // Whatever was committed while nobody listened.

@@ -68,5 +68,3 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
     stop: unwatch,
   };
 }
-
-export type Presence = ReturnType<typeof createPresence>;

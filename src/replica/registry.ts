@@ -83,14 +83,12 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
      * The leader's sweep: forgets dead replicas and their clients' presence (announcing each node, so every
      * replica marks it offline), and prunes change-log rows older than an hour that every live replica has read.
      */
-    sweep(): { replicas: number; nodes: number } {
+    sweep(): void {
       const dead = shared.query(`DELETE FROM replicas WHERE heartbeat <= now() - make_interval(secs => $1) RETURNING id`, [staleSeconds]);
-      let nodes = 0;
       for (const r of dead) {
         const gone = shared.query(`DELETE FROM presence WHERE replica = $1 RETURNING node_id`, [r.id]);
         for (const p of gone) shared.announce('presence', String(p.node_id));
         shared.announce('replica', String(r.id));
-        nodes += gone.length;
       }
       // Presence rows whose replica row is gone (a crash between the two deletes above).
       for (const p of shared.query(`DELETE FROM presence WHERE replica NOT IN (SELECT id FROM replicas) RETURNING node_id`)) {
@@ -99,7 +97,6 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
       shared.query(
         `DELETE FROM change_log WHERE at < now() - interval '1 hour' AND seq < (SELECT coalesce(min(cursor), 0) FROM replicas)`,
       );
-      return { replicas: dead.length, nodes };
     },
     /** Removes this replica on a clean shutdown, so its region and presence go at once. */
     leave(): void {
@@ -110,8 +107,6 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
     },
   };
 }
-
-export type Registry = ReturnType<typeof createRegistry>;
 
 /**
  * The Noise key every replica presents (clients pin it per server URL): the first replica stores its own
