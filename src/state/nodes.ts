@@ -9,6 +9,7 @@ import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import { indexNode, unindexNode, type Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 import { StoreConflictError } from '../store/errors.ts';
 import type { IpAllocator } from './ipam.ts';
 import { checkTags } from './keys.ts';
@@ -80,8 +81,9 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     try {
       update(node, { lastSeen: now().toISOString() }, ['online'], true);
-    } catch {
-      // The store is unreachable (PostgreSQL restarting): peers still learn the node left; last seen is lost.
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
       core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     }
   };
