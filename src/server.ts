@@ -1,10 +1,10 @@
 /**
- * `tailplane serve`: wires configuration, the SQLite store, the tailnet state, the admin API, the control
+ * `tailplane serve`: wires configuration, the store (SQLite or PostgreSQL), the tailnet state, the admin API, the control
  * protocol and the embedded DERP relay onto one HTTP listener, plus the ACME challenge DNS responder when
  * HTTPS certificates are on.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -14,17 +14,21 @@ import { guardRequests, guardUpgrades } from './guard/http.ts';
 import { capConnectionsPerSource, defaultLimits, type Limits } from './guard/limits.ts';
 import { createPolicyChecker } from './admin/policy-checker.ts';
 import { ConfigError, envName, parseHostPort, type Config } from './config/config.ts';
-import { databaseFileName, openSqliteStore } from './store/sqlite.ts';
-import type { Store } from './store/store.ts';
+import { databaseFileName } from './store/sqlite.ts';
+import { openStore } from './store/open.ts';
+import type { SharedLog, Store } from './store/store.ts';
 import { openDataDir } from './guard/data-dir.ts';
 import { createRegistrations } from './state/registrations.ts';
+import { StateError } from './state/errors.ts';
 import { createTailnet, type Tailnet } from './state/tailnet.ts';
 import { createPolicyView } from './state/policy-view.ts';
 import { createAutoApprover } from './state/auto-approve.ts';
 import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
-import { loadOrCreateNoiseKey } from './control/noise/keys.ts';
+import { formatKey, loadOrCreateNoiseKey, parseKey, privateKeyPrefix, type KeyPair } from './control/noise/keys.ts';
+import { publicKeyOf } from './control/noise/primitives.ts';
+import { ensureSchema, sharedNoiseKeyText, startReplica, type Replica } from './replica/index.ts';
 import { createChallengeStore } from './dns/challenges.ts';
 import { createAcmeResponder } from './dns/responder.ts';
 import { startDnsServer, type DnsServer } from './dns/server.ts';
@@ -66,9 +70,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     : undefined;
   let store: Store;
   let tailnet: Tailnet;
+  /** With PostgreSQL: the change log other replicas write to, and this replica's part in the group. */
+  let shared: SharedLog | undefined;
+  let changesFrom = 0;
+  let replica: Replica | undefined;
   try {
-    const sqlite = openSqliteStore(dataDir.privateFile(databaseFileName));
-    store = metrics?.observeStore(sqlite) ?? sqlite;
+    const opened = openStore(config.store, () => dataDir.privateFile(databaseFileName));
+    store = metrics?.observeStore(opened) ?? opened;
+    shared = opened.shared;
+    // Read before the snapshot loads: changes committed in between are replayed, which is harmless.
+    changesFrom = shared?.lastSeq() ?? 0;
     tailnet = createTailnet(store, {
       prefixes: config.prefixes,
       defaultDns: {
@@ -111,9 +122,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     logLevel: config.log.level,
     serverUrl: () => serverUrl,
     ready: () => ready,
+    replica: shared && (() => replicaHealth(replica)),
     authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
     onResponse: metrics?.adminResponse,
-    backup: () => backupToTemp(store, config.dataDir),
+    // An online copy is SQLite's; a PostgreSQL tailnet is backed up with PostgreSQL's own tools.
+    backup: config.store.type === 'sqlite' ? () => backupToTemp(store, config.dataDir) : () => Promise.reject(new StateError('invalid', postgresBackupHint)),
     serverFactory: (handler) => {
       httpServer = http.createServer(
         {
@@ -154,12 +167,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     observer: metrics?.control,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));
+  // Background work that must run once per tailnet runs on the leader only (every replica when there is one server).
+  const leads = () => !shared || (replica?.isLeader() ?? false);
   const reaper = createEphemeralReaper(tailnet, {
     inactivityMs: config.node.ephemeralInactivitySeconds * 1000,
+    active: leads,
     onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
   const noise = createNoiseUpgrade({
-    keyPair: loadOrCreateNoiseKey(config.dataDir),
+    keyPair: shared ? sharedNoiseKey(shared, config.dataDir) : loadOrCreateNoiseKey(config.dataDir),
     onRequest: control.onRequest,
     logger: log,
     timeouts: { idleMs: limits.idleMs, recordMs: limits.recordMs, requestMs: limits.requestMs },
@@ -172,7 +188,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (c.kind === 'node-removed' || (c.kind === 'node-updated' && c.fields.includes('keys'))) void derp?.recheckAccess();
   });
   const pruneAudit = () => {
-    if (config.audit.retentionDays === 0) return;
+    if (config.audit.retentionDays === 0 || !leads()) return;
     try {
       tailnet.audit.prune(new Date(Date.now() - config.audit.retentionDays * 86_400_000));
     } catch (err) {
@@ -187,6 +203,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let metricsListener: MetricsListener | undefined;
   const close = async () => {
     // Timers and streams first, so nothing writes to the store once it is closed.
+    await replica?.stop();
     unsubscribe();
     clearInterval(auditPruner);
     autoApprover.stop();
@@ -224,6 +241,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Asked for a random port (tests): clients must be told the real one.
     if (port === 0) serverUrl = url;
     derpMap = await buildDerpMap(config, serverUrl, stun?.port);
+    if (shared) {
+      replica = await joinReplicas(config, shared, changesFrom, tailnet, serverUrl, stun?.port, log, (map) => {
+        derpMap = map;
+        control.mapper.derpMapChanged();
+      });
+    }
     // A server without the metrics it was asked for would page nobody when it breaks: stop instead.
     if (metrics) metricsListener = await listenMetrics(metrics.registry, config.metrics.listenAddr);
   } catch (err) {
@@ -245,6 +268,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close,
   };
 }
+
+const postgresBackupHint =
+  'tailplane backup copies the SQLite store, and this server stores its tailnet in PostgreSQL (store.type: postgres): back it up with pg_dump or your PostgreSQL backups';
 
 /** Writes an online copy of the database to a new 0600 file in the data dir and returns its path. */
 async function backupToTemp(store: Store, dataDir: string): Promise<string> {
@@ -312,4 +338,47 @@ function writeBootstrapKey(config: Config, tailnet: Tailnet, log: (msg: string) 
   const { key } = tailnet.apiKeys.create({});
   writeFileSync(path, key + '\n', { mode: 0o600 });
   log(`created the first admin API key in ${path}`);
+}
+
+/** The Noise key all replicas present: the one stored in PostgreSQL, put there by the first replica from its data dir. */
+function sharedNoiseKey(shared: SharedLog, dataDir: string): KeyPair {
+  ensureSchema(shared);
+  const own = loadOrCreateNoiseKey(dataDir);
+  const text = sharedNoiseKeyText(shared, formatKey(privateKeyPrefix, own.privateKey));
+  const privateKey = parseKey(privateKeyPrefix, text);
+  if (!privateKey) throw new Error('the Noise key stored in PostgreSQL is all zeros');
+  return { privateKey, publicKey: publicKeyOf(privateKey) };
+}
+
+/**
+ * Joins the replicas on the shared PostgreSQL: its relay region (at derp.url, the replica's own address) goes
+ * into every replica's DERP map, and `onDerpMap` gets the map of all live replicas' regions whenever it changes.
+ */
+async function joinReplicas(
+  config: Config, shared: SharedLog, from: number, tailnet: Tailnet, serverUrl: string, stunPort: number | undefined,
+  log: { warn(obj: object, msg?: string): void; info(msg: string): void }, onDerpMap: (map: DerpMap) => void,
+): Promise<Replica> {
+  const fileMap = config.derp.mapPath ? await loadDerpMap(config.derp.mapPath) : undefined;
+  const pg = config.store.postgres;
+  return startReplica({
+    url: pg.url,
+    connection: pg.tls === 'off' ? {} : { ssl: { rejectUnauthorized: pg.tls === 'verify-full', ...(pg.caFile ? { ca: readFileSync(pg.caFile, 'utf8') } : {}) } },
+    shared,
+    from,
+    tailnet,
+    derp: config.derp.enabled ? { regionId: config.derp.regionId, regionCode: config.derp.regionCode, url: config.derp.url || serverUrl, stunPort: stunPort ?? null } : null,
+    // Also called once while starting, before any stream is open.
+    onDerpRegions: (regions) => {
+      const embedded = regions.map((r) => embeddedDerpMap({ serverUrl: r.url, regionId: r.regionId, regionCode: r.regionCode, stunPort: r.stunPort ?? undefined }));
+      onDerpMap(mergeDerpMaps(...embedded, ...(fileMap ? [fileMap] : [])));
+    },
+    log,
+  });
+}
+
+/** The replica part of /health: degraded while the change log cannot be read or notifications are not heard. */
+function replicaHealth(replica: Replica | undefined): { ok: boolean; [k: string]: unknown } {
+  if (!replica) return { ok: false, state: 'starting' };
+  const status = replica.status();
+  return { ok: status.notifications.listening && status.notifications.storeOk, ...status };
 }

@@ -35,3 +35,11 @@ if (iacTests.length > 0) {
   console.log(`\n# again with OpenTofu ${tofuVersion}: ${iacTests.join(' ')}`);
   run('node', [...testArgs, ...iacTests], { ...process.env, TERRAFORM_BINARY_NAME: tofu });
 }
+
+// The state and admin API tests must pass on PostgreSQL too: run them again with every test server on a
+// throw-away PostgreSQL (test/helpers/server.ts honours TAILPLANE_TEST_STORE).
+const storeTests = files.filter((f) => /foundation\/(admin-api|lifecycle-state)\.test\.ts$/.test(f));
+if (storeTests.length > 0) {
+  console.log(`\n# again on PostgreSQL: ${storeTests.join(' ')}`);
+  run('node', [...testArgs, ...storeTests], { ...process.env, TAILPLANE_TEST_STORE: 'postgres' });
+}

@@ -21,6 +21,7 @@ import { routeRoutes } from './routes/routes.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { sshRoutes } from './routes/ssh.ts';
 import { backupRoutes } from './routes/backup.ts';
+import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
 import { userRoutes } from './routes/users.ts';
 import { version } from '../version.ts';
 import { consolePlugin, consoleSessions } from '../console/plugin.ts';
@@ -56,6 +57,8 @@ export interface AdminDeps {
   backup?: () => Promise<string>;
   /** OIDC login, when configured: machine login links go through the identity provider. */
   oidc?: { config: OidcConfig; rp: RelyingParty };
+  /** With replicas: this one's id, leadership and change notifications; `ok` false degrades /health. */
+  replica?: () => { ok: boolean; [k: string]: unknown };
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -86,6 +89,10 @@ export function createAdminApp(deps: AdminDeps) {
   }
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StateError) return reply.code(statusOf[err.kind]).send({ code: statusOf[err.kind], message: err.message });
+    // The database is unreachable: nothing was written; the client may retry once the store is back.
+    // Another writer (another replica) won a race this request ran; nothing was written.
+    if (err instanceof StoreConflictError) return reply.code(409).send({ code: 409, message: `${err.message}: another change won; retry` });
+    if (err instanceof StoreUnavailableError) return reply.code(503).header('retry-after', '1').send({ code: 503, message: err.message, error: err.message });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'admin API error');
     const message = err.validation ? validationMessage(err) : status === 500 ? 'internal error' : err.message;
@@ -102,8 +109,10 @@ export function createAdminApp(deps: AdminDeps) {
   app.get('/health', async (_req, reply) => {
     if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
     const oidc = deps.oidc?.rp.status();
-    const ok = deps.tailnet.healthy() && (oidc === undefined || oidc.state === 'ready');
-    return { status: ok ? 'ok' : 'degraded', ...(oidc ? { oidc } : {}) };
+    const store = deps.tailnet.healthy();
+    const replica = deps.replica?.();
+    const ok = store && (oidc === undefined || oidc.state === 'ready') && (replica?.ok ?? true);
+    return { status: ok ? 'ok' : 'degraded', store: store ? 'ok' : 'unavailable', ...(oidc ? { oidc } : {}), ...(replica ? { replica } : {}) };
   });
   app.get('/version', async () => ({ version }));
   app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({

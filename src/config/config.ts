@@ -27,6 +27,11 @@ export interface Config {
     stunListenAddr: string;
     /** Serve this DERP map file (JSON) instead of, or in addition to, the embedded region. */
     mapPath: string;
+    /**
+     * Where clients reach this server's relay directly (with replicas, each one's own address, not the load
+     * balancer's); empty or absent means server_url.
+     */
+    url?: string;
   };
   certs: {
     /**
@@ -66,6 +71,23 @@ export interface Config {
   metrics: { listenAddr: string };
   /** OpenID Connect login for machines (see src/oidc); off while `issuer` is empty. */
   oidc: OidcConfig;
+  /** Where the tailnet is stored: SQLite in data_dir (the default), or PostgreSQL (several replicas may share it). */
+  store: StoreConfig;
+}
+
+export interface StoreConfig {
+  type: 'sqlite' | 'postgres';
+  postgres: {
+    /** postgres://user@host:port/db; a password is better left to PGPASSWORD or ~/.pgpass than put here. */
+    url: string;
+    /** Connections this server may open. */
+    poolSize: number;
+    /** How long a store call may wait for PostgreSQL before it fails with 503 (a duration: 5s). */
+    timeout: string;
+    tls: 'off' | 'require' | 'verify-full';
+    /** PEM file of the CA that signs the server's certificate (verify-full); default the system's CAs. */
+    caFile: string;
+  };
 }
 
 export interface OidcConfig {
@@ -103,7 +125,7 @@ export function defaultConfig(): Config {
     dataDir: './data',
     prefixes: { v4: '100.64.0.0/10', v6: 'fd7a:115c:a1e0::/48', allocation: 'sequential' },
     dns: { magicDns: true, baseDomain: 'tailnet.internal', nameservers: ['1.1.1.1'], overrideLocalDns: true, searchDomains: [] },
-    derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '' },
+    derp: { enabled: true, regionId: 999, regionCode: 'tailplane', stunListenAddr: '127.0.0.1:3478', mapPath: '', url: '' },
     certs: { dnsListenAddr: '' },
     node: { expirySeconds: 0, ephemeralInactivitySeconds: 120 },
     ssh: { checkTimeoutSeconds: 600 },
@@ -128,6 +150,7 @@ export function defaultConfig(): Config {
       policyGroups: false,
       consoleRoles: {},
     },
+    store: { type: 'sqlite', postgres: { url: '', poolSize: 10, timeout: '5s', tls: 'off', caFile: '' } },
   };
 }
 
@@ -152,6 +175,7 @@ const fileKeys: Record<string, string> = {
   'derp.region_code': 'regionCode',
   'derp.stun_listen_addr': 'stunListenAddr',
   'derp.map_path': 'mapPath',
+  'derp.url': 'url',
   certs: 'certs',
   'certs.dns_listen_addr': 'dnsListenAddr',
   node: 'node',
@@ -191,6 +215,14 @@ const fileKeys: Record<string, string> = {
   'oidc.groups_claim': 'groupsClaim',
   'oidc.policy_groups': 'policyGroups',
   'oidc.console_roles': 'consoleRoles',
+  store: 'store',
+  'store.type': 'type',
+  'store.postgres': 'postgres',
+  'store.postgres.url': 'url',
+  'store.postgres.pool_size': 'poolSize',
+  'store.postgres.timeout': 'timeout',
+  'store.postgres.tls': 'tls',
+  'store.postgres.ca_file': 'caFile',
 };
 
 /** Keys whose value is a free-form mapping, taken whole rather than merged key by key. */
@@ -351,6 +383,9 @@ function validate(c: Config): void {
     fail('derp.stun_listen_addr', c.derp.stunListenAddr, 'expected host:port or ""');
   }
   checkType('derp.map_path', c.derp.mapPath, 'string');
+  if (c.derp.url !== undefined && c.derp.url !== '' && !/^https?:\/\/[^/]+\/?$/.test(String(c.derp.url))) {
+    fail('derp.url', c.derp.url, 'expected "" or an http(s) URL without a path, like http://10.0.0.2:8080');
+  }
   if (c.certs.dnsListenAddr !== '' && !parseHostPort(String(c.certs.dnsListenAddr))) {
     fail('certs.dns_listen_addr', c.certs.dnsListenAddr, 'expected host:port or ""');
   }
@@ -376,6 +411,28 @@ function validate(c: Config): void {
     fail('metrics.listen_addr', c.metrics.listenAddr, 'expected host:port or "" (off)');
   }
   validateOidc(c.oidc);
+  validateStore(c.store);
+}
+
+function validateStore(s: StoreConfig): void {
+  if (!['sqlite', 'postgres'].includes(s.type)) fail('store.type', s.type, 'expected "sqlite" or "postgres"');
+  const pg = s.postgres;
+  checkType('store.postgres.url', pg.url, 'string');
+  if (s.type === 'postgres') {
+    // The URL may carry a password: it is never echoed back.
+    let url: URL | undefined;
+    try {
+      url = new URL(pg.url);
+    } catch {}
+    if (!url || !['postgres:', 'postgresql:'].includes(url.protocol) || !url.hostname) {
+      throw new ConfigError('invalid config store.postgres.url: expected postgres://user@host:port/database (required when store.type is postgres)');
+    }
+  }
+  if (!Number.isInteger(pg.poolSize) || pg.poolSize < 1 || pg.poolSize > 100) fail('store.postgres.pool_size', pg.poolSize, 'expected an integer 1..100');
+  if (typeof pg.timeout !== 'string' || !durationMs(pg.timeout)) fail('store.postgres.timeout', pg.timeout, 'expected a duration such as 5s');
+  if (!['off', 'require', 'verify-full'].includes(pg.tls)) fail('store.postgres.tls', pg.tls, 'expected off|require|verify-full');
+  checkType('store.postgres.ca_file', pg.caFile, 'string');
+  if (pg.caFile !== '' && pg.tls !== 'verify-full') fail('store.postgres.ca_file', pg.caFile, 'only used with store.postgres.tls: verify-full');
 }
 
 /** Checked only when OIDC is on (an issuer is set), so the defaults never stand in the way. */

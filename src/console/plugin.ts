@@ -13,6 +13,7 @@ import type { PolicyChecker } from '../admin/policy-checker.ts';
 import type { CompiledPolicy } from '../policy/index.ts';
 import { forbidden, mayWrite, type Area } from '../auth/roles.ts';
 import { StateError } from '../state/errors.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { html, type Html } from './html.ts';
 import { layout } from './layout.ts';
@@ -172,7 +173,7 @@ export async function consolePlugin(app: FastifyInstance, deps: ConsoleDeps): Pr
           ctx.session.flash = { kind: 'ok', text: message };
           return reply.redirect(to, 303);
         } catch (err) {
-          if (!(err instanceof StateError)) throw err;
+          if (!(err instanceof StateError || err instanceof StoreUnavailableError)) throw err;
           ctx.session.flash = { kind: 'error', text: err.message };
           return reply.redirect(back(req as never), 303);
         }

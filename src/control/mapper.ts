@@ -410,6 +410,11 @@ export function createMapper(deps: MapperDeps) {
     },
     has: (nodeId: number) => sessions.has(nodeId),
     count: () => sessions.size,
+    /** Sends the current DERP map to every stream (a replica, and so its relay region, came or went). */
+    derpMapChanged(): void {
+      const frame = deps.frames.encode({ DERPMap: deps.derpMap(), ControlTime: new Date().toISOString() });
+      for (const s of sessions.values()) s.session.send(frame);
+    },
     /** Streams opened since start: tests use it to prove changes arrive without reconnects. */
     opened: () => opened,
     stop(): void {

@@ -11,6 +11,7 @@ import { jsonProblem } from '../guard/json.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
 import { createPrimaryRoutes } from '../state/routes.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { createFrameEncoder } from './frames.ts';
 import { createMapHandler } from './map.ts';
@@ -118,6 +119,7 @@ export function createControl(deps: ControlDeps) {
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {
+      if (err instanceof StoreUnavailableError) return reply(res, 503, { error: err.message });
       if (err instanceof ProtocolError) {
         if (path === '/machine/register') observer.registrationFailed('malformed');
         return reply(res, err.status, { error: err.message });

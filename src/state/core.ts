@@ -4,7 +4,7 @@
  */
 import type { ApiKey, DnsSettings, Node, OAuthClient, OAuthToken, PolicyRecord, PreAuthKey, SshCheck, User } from '../domain/types.ts';
 import type { Hashed, Store, StoreTx } from '../store/store.ts';
-import type { Change, ChangeListener } from './changes.ts';
+import type { Change, ChangeListener, NodeField } from './changes.ts';
 import { notesOf, type AuditNote } from '../audit/derive.ts';
 import { currentActor } from '../audit/context.ts';
 
@@ -47,7 +47,17 @@ export interface Core {
   /** Publishes without a store write (online/offline, which lives only in memory). */
   publish(changes: Change[]): void;
   subscribe(listener: ChangeListener): () => void;
+  /**
+   * Takes in a record another replica committed (read back from the shared store): the indexes move and the
+   * same changes a local write would publish go out, so this replica's streams get their deltas. Nothing is
+   * written (the other replica did) and nothing is audited (it was, there). `record` null means deleted;
+   * for `setting` the id is the setting's key and the record its value.
+   */
+  applyRemote(entity: RemoteEntity, id: string, record: unknown | null): void;
 }
+
+/** The stored entities a replica can learn of from another one (see src/replica/bus.ts). */
+export type RemoteEntity = 'user' | 'node' | 'pre_auth_key' | 'api_key' | 'oauth_client' | 'oauth_token' | 'setting' | 'ssh_check';
 
 export function indexNode(ix: Indexes, node: Node): void {
   ix.nodes.set(node.id, node);
@@ -129,11 +139,111 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
       }
     },
     publish,
+    applyRemote(entity, id, record) {
+      const changes = applyRecord(ix, defaultDns, entity, id, record);
+      if (changes.length > 0) held ? held.push(...changes) : publish(changes);
+    },
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
   };
+}
+
+/** Moves the indexes to a remote record and says what changed, as the local write would have. */
+function applyRecord(ix: Indexes, defaultDns: DnsSettings, entity: RemoteEntity, id: string, record: unknown | null): Change[] {
+  const num = Number(id);
+  switch (entity) {
+    case 'node':
+      return applyNode(ix, num, record === null ? null : Object.freeze(record as Node));
+    case 'user': {
+      const before = ix.users.get(num);
+      if (record === null) {
+        if (!before) return [];
+        ix.users.delete(num);
+        return [{ kind: 'user-removed', user: before }];
+      }
+      const user = Object.freeze(record as User);
+      if (before && same(before, user)) return [];
+      ix.users.set(num, user);
+      return [{ kind: before ? 'user-updated' : 'user-added', user }];
+    }
+    case 'pre_auth_key':
+      return putOrDelete(ix.preAuthKeys, num, record as Hashed<PreAuthKey> | null);
+    case 'api_key':
+      return putOrDelete(ix.apiKeys, num, record as Hashed<ApiKey> | null);
+    case 'oauth_client':
+      return putOrDelete(ix.oauthClients, num, record as Hashed<OAuthClient> | null);
+    case 'oauth_token':
+      return putOrDelete(ix.oauthTokens, num, record as Hashed<OAuthToken> | null);
+    case 'ssh_check':
+      return putOrDelete(ix.sshChecks, id, record === null ? null : Object.freeze(record as SshCheck));
+    case 'setting':
+      if (id === 'policy') {
+        const policy = (record as PolicyRecord | null) ?? null;
+        if (same(ix.settings.policy, policy)) return [];
+        ix.settings.policy = policy;
+        return [{ kind: 'policy-changed' }];
+      }
+      if (id === 'dns') {
+        const dns = Object.freeze({ ...defaultDns, ...(record as Partial<DnsSettings> | null) });
+        if (same(ix.settings.dns, dns)) return [];
+        ix.settings.dns = dns;
+        return [{ kind: 'dns-changed' }];
+      }
+      return [];
+  }
+}
+
+function applyNode(ix: Indexes, id: number, node: Node | null): Change[] {
+  const before = ix.nodes.get(id);
+  if (!node) {
+    if (!before) return [];
+    unindexNode(ix, before);
+    ix.online.delete(id);
+    return [{ kind: 'node-removed', node: before }];
+  }
+  if (!before) {
+    indexNode(ix, node);
+    return [{ kind: 'node-added', node }];
+  }
+  if (same(before, node)) return [];
+  unindexNode(ix, before);
+  indexNode(ix, node);
+  return [{ kind: 'node-updated', before, node, fields: nodeFields(before, node) }];
+}
+
+/** The fields a local write would have named for this difference (a last-seen-only change names none). */
+export function nodeFields(a: Node, b: Node): NodeField[] {
+  const fields: NodeField[] = [];
+  const differ = (...keys: (keyof Node)[]) => keys.some((k) => !same(a[k], b[k]));
+  if (differ('nodeKey', 'discoKey', 'machineKey')) fields.push('keys');
+  if (differ('endpoints')) fields.push('endpoints');
+  if (differ('hostinfo')) fields.push('hostinfo');
+  if (differ('givenName')) fields.push('name');
+  if (differ('tags')) fields.push('tags');
+  if (differ('availableRoutes', 'approvedRoutes')) fields.push('routes');
+  if (differ('expiry')) fields.push('expiry');
+  if (differ('userId')) fields.push('owner');
+  return fields;
+}
+
+function putOrDelete<K, V>(map: Map<K, V>, key: K, value: V | null): Change[] {
+  if (value === null) map.delete(key);
+  else map.set(key, value);
+  return [];
+}
+
+/** Equal values; records compare field by field, since a row read back may list its fields in another order. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (!isRecord(a) || !isRecord(b)) return JSON.stringify(a) === JSON.stringify(b);
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => same(a[k], b[k]));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 type Saved = { maps: [Map<unknown, unknown>, Map<unknown, unknown>][]; sets: [Set<string>, Set<string>][]; settings: Indexes['settings'] };

@@ -5,7 +5,17 @@
 import type { Change } from './changes.ts';
 import type { Tailnet } from './tailnet.ts';
 
-export function createEphemeralReaper(t: Tailnet, opts: { inactivityMs: number; onError?: (err: unknown) => void }) {
+export interface ReaperOptions {
+  inactivityMs: number;
+  /**
+   * With replicas only the leader deletes (every replica counts down, so a new leader is ready at once);
+   * a follower's due node is looked at again after another period. Always active when not given.
+   */
+  active?: () => boolean;
+  onError?: (err: unknown) => void;
+}
+
+export function createEphemeralReaper(t: Tailnet, opts: ReaperOptions) {
   const timers = new Map<number, NodeJS.Timeout>();
   const cancel = (id: number) => {
     clearTimeout(timers.get(id));
@@ -15,15 +25,18 @@ export function createEphemeralReaper(t: Tailnet, opts: { inactivityMs: number; 
     timers.delete(id);
     const node = t.nodes.find(id);
     if (!node || !node.ephemeral || t.nodes.isOnline(id)) return;
+    if (opts.active && !opts.active()) return schedule(id, followerRecheckMs);
     try {
       t.nodes.remove(id);
     } catch (err) {
       opts.onError?.(err);
     }
   };
-  const schedule = (id: number) => {
+  /** A follower re-checks often, so a leader change does not restart the whole countdown. */
+  const followerRecheckMs = Math.min(opts.inactivityMs, 5000);
+  const schedule = (id: number, ms = opts.inactivityMs) => {
     cancel(id);
-    const timer = setTimeout(() => reap(id), opts.inactivityMs);
+    const timer = setTimeout(() => reap(id), ms);
     timer.unref();
     timers.set(id, timer);
   };

@@ -1,6 +1,7 @@
 /**
  * Pre-auth keys and admin API keys: created with a secret shown once, checked by hash, expired or deleted.
- * Consuming a single-use pre-auth key is one synchronous check-and-mark, so exactly one registration wins.
+ * Consuming a single-use pre-auth key is a conditional update in the store, so exactly one registration wins,
+ * also across replicas sharing one database.
  */
 import { parseTimeOrDuration, timeHint } from '../domain/time.ts';
 import type { ApiKey, PreAuthKey } from '../domain/types.ts';
@@ -9,6 +10,7 @@ import { isRole, roles } from '../domain/roles.ts';
 import type { AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
+import { StoreConflictError } from '../store/errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
 import type { TagOwners } from './tag-owners.ts';
 import type { Users } from './users.ts';
@@ -114,7 +116,18 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
       if (record.used && !record.reusable) throw new StateError('unauthorized', 'auth key already used');
       check?.(record);
       if (record.used) return record;
-      return save({ ...record, used: true });
+      // Decided by the database, not this copy: another replica may have spent the key a moment ago.
+      const spent = { ...record, used: true };
+      try {
+        return core.write((tx) => {
+          tx.usePreAuthKey(record.id);
+          return { result: spent, apply: () => ix.preAuthKeys.set(record.id, { record: spent, hash: found.hash }) };
+        });
+      } catch (err) {
+        if (!(err instanceof StoreConflictError)) throw err;
+        ix.preAuthKeys.set(record.id, { record: spent, hash: found.hash });
+        throw new StateError('unauthorized', 'auth key already used');
+      }
     },
   };
 }

@@ -9,6 +9,8 @@ import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import { indexNode, unindexNode, type Core } from './core.ts';
 import { conflict, invalid, notFound } from './errors.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
+import { StoreConflictError } from '../store/errors.ts';
 import type { IpAllocator } from './ipam.ts';
 import { checkTags } from './keys.ts';
 import { isValidGivenName, sanitizeHostname, uniqueName } from './names.ts';
@@ -40,6 +42,9 @@ export interface NodeOptions {
   expirySeconds: number;
 }
 
+/** How often a registration retries after another replica took its address or name first. */
+const maxAllocationAttempts = 20;
+
 export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwners: TagOwners, opts: NodeOptions, now: () => Date) {
   const { ix } = core;
   const get = (id: number): Node => {
@@ -63,19 +68,63 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       };
     }, { soft });
   };
+  /** Connections to this server, and to other replicas (their presence); online is either. */
+  const local = new Set<number>();
+  const remote = new Set<number>();
+  const presenceListeners = new Set<(id: number, online: boolean) => void>();
+  /** Publishes a change of the node's overall online state; the replica that saw the node leave records last seen. */
+  const showOnline = (node: Node, recordLastSeen: boolean) => {
+    const online = local.has(node.id) || remote.has(node.id);
+    if (ix.online.has(node.id) === online) return;
+    if (online) ix.online.add(node.id);
+    else ix.online.delete(node.id);
+    if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+    try {
+      update(node, { lastSeen: now().toISOString() }, ['online'], true);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
+      core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
+    }
+  };
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
 
+  /**
+   * Allocates from the in-memory sets; another replica may have taken the same address or name a moment ago,
+   * which the database's unique constraints catch: that value is then skipped and the allocation retried.
+   */
   const create = (input: RegisterInput): Node => {
-    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip));
-    const fields: Omit<Node, 'id'> = {
+    const takenElsewhere = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const fields = newNode(input, takenElsewhere);
+      try {
+        return core.write((tx) => {
+          const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
+          return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
+        });
+      } catch (err) {
+        if (!(err instanceof StoreConflictError)) throw err;
+        if (err.constraint === 'nodes.machine_key' || err.constraint === 'nodes.node_key') {
+          throw conflict('this machine is being registered through another server right now: retry');
+        }
+        const taken = { 'nodes.ipv4': fields.ipv4, 'nodes.ipv6': fields.ipv6, 'nodes.given_name': fields.givenName }[err.constraint];
+        if (taken === undefined || attempt >= maxAllocationAttempts) throw err;
+        takenElsewhere.add(taken);
+      }
+    }
+  };
+
+  const newNode = (input: RegisterInput, takenElsewhere: Set<string>): Omit<Node, 'id'> => {
+    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip) || takenElsewhere.has(ip));
+    return {
       machineKey: input.machineKey,
       nodeKey: input.nodeKey,
       discoKey: '',
       ipv4,
       ipv6,
       hostname: input.hostname,
-      givenName: uniqueName(sanitizeHostname(input.hostname), (n) => ix.names.has(n)),
+      givenName: uniqueName(sanitizeHostname(input.hostname), (n) => ix.names.has(n) || takenElsewhere.has(n)),
       userId: input.tags.length > 0 ? null : input.userId,
       tags: input.tags,
       hostinfo: input.hostinfo,
@@ -88,10 +137,6 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       availableRoutes: routesOf(input.hostinfo),
       approvedRoutes: [],
     };
-    return core.write((tx) => {
-      const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
-      return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
-    });
   };
 
   return {
@@ -180,6 +225,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
           apply: () => {
             unindexNode(ix, node);
             ix.online.delete(id);
+            local.delete(id);
+            remote.delete(id);
           },
           changes: [{ kind: 'node-removed', node }],
         };
@@ -216,17 +263,35 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       return fields.length === 0 ? node : update(node, patch, fields, true);
     },
 
-    /** Marks a node connected or not; going offline records last seen. */
+    /**
+     * Marks a node connected to this server or not; going offline records last seen. With replicas, a node
+     * connected to another one (setRemoteOnline) stays online here until it has left both.
+     */
     setOnline(id: number, online: boolean): void {
       const node = ix.nodes.get(id);
-      if (!node || ix.online.has(id) === online) return;
-      if (online) {
-        ix.online.add(id);
-        core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
-        return;
-      }
-      ix.online.delete(id);
-      update(node, { lastSeen: now().toISOString() }, ['online'], true);
+      if (!node || local.has(id) === online) return;
+      if (online) local.add(id);
+      else local.delete(id);
+      for (const l of presenceListeners) l(id, online);
+      showOnline(node, true);
+    },
+
+    /** What another replica says about its own connection to a node; in memory only (that replica records last seen). */
+    setRemoteOnline(id: number, online: boolean): void {
+      const node = ix.nodes.get(id);
+      if (!node || remote.has(id) === online) return;
+      if (online) remote.add(id);
+      else remote.delete(id);
+      showOnline(node, false);
+    },
+
+    /** Nodes connected to this server itself (not through another replica). */
+    localOnline: (): number[] => [...local].filter((id) => ix.nodes.has(id)),
+
+    /** Calls `fn` whenever a node connects to or leaves this server itself; returns the unsubscribe. */
+    watchPresence(fn: (id: number, online: boolean) => void): () => void {
+      presenceListeners.add(fn);
+      return () => presenceListeners.delete(fn);
     },
   };
 }

@@ -49,6 +49,8 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     sshChecks: createSshChecks(core, { timeoutMs: opts.sshCheckTimeoutMs ?? 600_000, now }),
     oauthClients: createOAuthClients(core, now),
     subscribe: core.subscribe,
+    /** Takes in a record another replica committed (see Core.applyRemote). */
+    applyRemote: core.applyRemote,
     /** Runs several writes as one: all commit and are published together, or none (see Core.batch). */
     batch: core.batch,
     leases: createLeases(now),

@@ -1,6 +1,7 @@
 /**
  * The persistence interface of the tailnet: what the state layer needs from a database, nothing more.
- * SQLite implements it today; a PostgreSQL store would implement the same interface.
+ * SQLite (src/store/sqlite.ts) and PostgreSQL (src/store/postgres) implement it; both throw the errors of
+ * src/store/errors.ts.
  */
 import type { AuditAnchor, AuditDraft, AuditEntry } from '../audit/chain.ts';
 import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
@@ -34,6 +35,12 @@ export interface StoreTx {
   deleteNode(id: number): void;
   insertPreAuthKey(k: Omit<PreAuthKey, 'id'>, hash: string): number;
   updatePreAuthKey(k: PreAuthKey): void;
+  /**
+   * Marks a pre-auth key used only if the database still has it unused, so of several registrations racing
+   * for one single-use key (in this process or another) exactly one wins; the losers get
+   * StoreConflictError('pre_auth_keys.used').
+   */
+  usePreAuthKey(id: number): void;
   deletePreAuthKey(id: number): void;
   insertApiKey(k: Omit<ApiKey, 'id'>, hash: string): number;
   updateApiKey(k: ApiKey): void;
@@ -73,6 +80,34 @@ export interface AuditStore {
   prune(before: string, record: (removed: number) => AuditDraft | null): number;
 }
 
+/** One row of PostgreSQL's change log: which record a committed transaction touched, and which replica made it. */
+export interface ChangeRef {
+  readonly seq: number;
+  readonly entity: string;
+  readonly id: string;
+  readonly origin: string;
+}
+
+/**
+ * The change log shared by the replicas on one PostgreSQL (the replica layer reads it). Entities: user, node,
+ * pre_auth_key, api_key, oauth_client, oauth_token, setting (id = the setting's key), ssh_check, and the
+ * replica layer's own (presence, replica).
+ */
+export interface SharedLog {
+  /** This replica's id (a random UUID per start): the origin of the rows its writes append. */
+  readonly origin: string;
+  /** The newest seq in the change log (0 when empty). */
+  lastSeq(): number;
+  /** Rows with seq > `seq`, ascending, at most `limit`. */
+  since(seq: number, limit: number): ChangeRef[];
+  /** The current row, shaped as load() returns it (User, Node, Hashed<…>, setting value, SshCheck); null when deleted. */
+  read(entity: string, id: string): unknown | null;
+  /** Runs one statement for the replica layer's own tables (presence, replicas); returns its rows. */
+  query(sql: string, params?: unknown[]): Record<string, unknown>[];
+  /** Appends a change-log row and notifies the replicas, for a write made with query(). */
+  announce(entity: string, id: string): void;
+}
+
 export interface Store {
   load(): StoredTailnet;
   /**
@@ -91,5 +126,7 @@ export interface Store {
    */
   backup(path: string): Promise<void>;
   readonly audit: AuditStore;
+  /** The change log shared between replicas: PostgreSQL only, undefined for SQLite. */
+  readonly shared?: SharedLog;
   close(): void;
 }

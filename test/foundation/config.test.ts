@@ -38,6 +38,7 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'derp.region_code': ['hospital', (c) => c.derp.regionCode, 'hospital'],
     'derp.stun_listen_addr': ['127.0.0.1:3479', (c) => c.derp.stunListenAddr, '127.0.0.1:3479'],
     'derp.map_path': ['/etc/tailplane/derp.json', (c) => c.derp.mapPath, '/etc/tailplane/derp.json'],
+    'derp.url': ['http://10.0.0.2:8080', (c) => c.derp.url, 'http://10.0.0.2:8080'],
     'node.expiry_seconds': ['86400', (c) => c.node.expirySeconds, 86400],
     'node.ephemeral_inactivity_seconds': ['30', (c) => c.node.ephemeralInactivitySeconds, 30],
     'log.level': ['warn', (c) => c.log.level, 'warn'],
@@ -71,6 +72,12 @@ test('every config key can be set from the environment: TAILPLANE_ + the key, ev
     'metrics.listen_addr': ['127.0.0.1:9191', (c) => c.metrics.listenAddr, '127.0.0.1:9191'],
     'sync.api_key_file': ['/etc/tailplane/sync-key', (c) => c.sync.apiKeyFile, '/etc/tailplane/sync-key'],
     'audit.retention_days': ['30', (c) => c.audit.retentionDays, 30],
+    'store.type': ['postgres', (c) => c.store.type, 'postgres', { TAILPLANE_STORE_POSTGRES_URL: 'postgres://tailplane@db.clinic.example/tailplane' }],
+    'store.postgres.url': ['postgres://tailplane@db.clinic.example:5433/tailplane', (c) => c.store.postgres.url, 'postgres://tailplane@db.clinic.example:5433/tailplane'],
+    'store.postgres.pool_size': ['4', (c) => c.store.postgres.poolSize, 4],
+    'store.postgres.timeout': ['2s', (c) => c.store.postgres.timeout, '2s'],
+    'store.postgres.tls': ['verify-full', (c) => c.store.postgres.tls, 'verify-full'],
+    'store.postgres.ca_file': ['/etc/tailplane/pg-ca.pem', (c) => c.store.postgres.caFile, '/etc/tailplane/pg-ca.pem', { TAILPLANE_STORE_POSTGRES_TLS: 'verify-full' }],
   };
   assert.deepEqual(configKeys().sort(), Object.keys(samples).sort(), 'every key the config knows has a sample here');
   for (const [key, [raw, get, expected, companions]] of Object.entries(samples)) {
@@ -105,6 +112,10 @@ test('bad values name the key and the value', () => {
     ['certs:\n  dns_listen_addr: port53\n', /certs\.dns_listen_addr="port53": expected host:port/],
     ['colour: blue\n', /unknown config key "colour"/],
     ['metrics:\n  listen_addr: 9090\n', /metrics\.listen_addr=9090.*host:port or "" \(off\)/],
+    ['store:\n  type: oracle\n', /store\.type="oracle": expected "sqlite" or "postgres"/],
+    ['store:\n  type: postgres\n', /store\.postgres\.url: expected postgres:\/\/user@host:port\/database \(required when store\.type is postgres\)/],
+    ['store:\n  postgres:\n    pool_size: 0\n', /store\.postgres\.pool_size=0: expected an integer 1\.\.100/],
+    ['store:\n  postgres:\n    tls: maybe\n', /store\.postgres\.tls="maybe"/],
   ];
   for (const [yaml, message] of cases) {
     const file = join(tempDir(), 'bad.yaml');

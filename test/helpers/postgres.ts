@@ -23,6 +23,11 @@ export interface Postgres {
   start(): Promise<void>;
   /** Stops the server and removes its data dir. */
   destroy(): Promise<void>;
+  /**
+   * Lets this process exit while the server runs (for a cluster shared by a whole test file): it is shut down
+   * and its data dir removed when the process exits.
+   */
+  untilExit(): void;
 }
 
 /** Commands run as the cluster's owner: `postgres` when we are root, ourselves otherwise. */
@@ -93,6 +98,15 @@ export async function startPostgres(): Promise<Postgres> {
     async destroy() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+    untilExit() {
+      const proc = child!;
+      proc.unref();
+      (proc.stderr as unknown as { unref(): void }).unref();
+      process.once('exit', () => {
+        proc.kill('SIGQUIT'); // immediate shutdown; the data dir goes once the server has gone
+        spawn('/bin/sh', ['-c', `while kill -0 ${proc.pid} 2>/dev/null; do sleep 0.2; done; rm -rf '${dir}'`], { detached: true, stdio: 'ignore' }).unref();
+      });
     },
   };
 }

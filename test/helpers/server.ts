@@ -8,12 +8,31 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig, type Config } from '../../src/config/config.ts';
 import { startServer, type Server, type StartOptions } from '../../src/server.ts';
+import { startPostgres, type Postgres } from './postgres.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 const bin = join(repoRoot, 'bin', 'tailplane.js');
 
 export function tempDir(prefix = 'tailplane-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * TAILPLANE_TEST_STORE=postgres runs every server of this test process on PostgreSQL: one throw-away cluster
+ * per process, one database per data dir (a server restarted on the same data dir finds its tailnet again).
+ */
+export const testStore = process.env.TAILPLANE_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+let testPostgres: Promise<Postgres> | undefined;
+const databases = new Map<string, string>();
+
+/** The store settings for a server on `dataDir` as environment variables ({} for SQLite, the default). */
+export async function testStoreEnv(dataDir: string): Promise<Record<string, string>> {
+  if (testStore === 'sqlite') return {};
+  testPostgres ??= startPostgres().then((pg) => (pg.untilExit(), pg));
+  const pg = await testPostgres;
+  let url = databases.get(dataDir);
+  if (!url) databases.set(dataDir, (url = pg.database(`t${databases.size + 1}`)));
+  return { TAILPLANE_STORE_TYPE: 'postgres', TAILPLANE_STORE_POSTGRES_URL: url };
 }
 
 export interface ChildServer {
@@ -27,20 +46,22 @@ export interface ChildServer {
 }
 
 /** Starts `tailplane serve` as a child process and waits for its "listening on" line. */
-export async function spawnServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[] } = {}): Promise<ChildServer> {
+export async function spawnServer(opts: { dataDir?: string; env?: Record<string, string>; args?: string[]; listen?: string; startMs?: number } = {}): Promise<ChildServer> {
   const dataDir = opts.dataDir ?? tempDir();
-  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
+  const storeEnv = await testStoreEnv(dataDir);
+  const child = spawn(process.execPath, [bin, 'serve', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(opts.args ?? [])], {
     cwd: dataDir,
     // STUN on a random port, so servers of different tests never collide on 3478.
     // Metrics off unless a test asks: the default 127.0.0.1:9090 may belong to a real Prometheus exporter.
-    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', TAILPLANE_DERP_STUN_LISTEN_ADDR: '127.0.0.1:0', TAILPLANE_METRICS_LISTEN_ADDR: '', ...opts.env },
+    env: { ...process.env, TAILPLANE_LOG_LEVEL: 'info', TAILPLANE_DERP_STUN_LISTEN_ADDR: '127.0.0.1:0', TAILPLANE_METRICS_LISTEN_ADDR: '', ...storeEnv, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
   child.stdout!.on('data', (d) => (log += d));
   child.stderr!.on('data', (d) => (log += d));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start in 20 s:\n${log}`)), 20_000);
+    const startMs = opts.startMs ?? 20_000;
+    const timer = setTimeout(() => rej(new Error(`server did not start in ${startMs / 1000} s:\n${log}`)), startMs);
     const check = () => {
       const m = /tailplane listening on (http:\/\/[^\s"]+)/.exec(log);
       if (m) {
@@ -73,7 +94,11 @@ export async function inProcessServer(overrides: Partial<Config> = {}, options: 
   const dataDir = tempDir();
   const defaults = defaultConfig();
   const derp = { ...defaults.derp, stunListenAddr: '127.0.0.1:0' };
-  const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, metrics: { listenAddr: '' }, ...overrides };
+  const storeEnv = await testStoreEnv(dataDir);
+  const store = storeEnv.TAILPLANE_STORE_POSTGRES_URL
+    ? { type: 'postgres' as const, postgres: { ...defaults.store.postgres, url: storeEnv.TAILPLANE_STORE_POSTGRES_URL } }
+    : defaults.store;
+  const config: Config = { ...defaults, listenAddr: '127.0.0.1:0', dataDir, derp, log: { level: 'silent' }, metrics: { listenAddr: '' }, store, ...overrides };
   const server = await startServer(config, options);
   return Object.assign(server, { dataDir, apiKey: readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim() });
 }

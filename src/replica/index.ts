@@ -1,0 +1,133 @@
+/**
+ * A tailplane replica on a shared PostgreSQL: ties together the change bus (other replicas' writes reach
+ * this one's streams), presence (online state across replicas), the registry of live replicas (heartbeats,
+ * their DERP regions) and leader election (one replica runs the background work that must run once).
+ */
+import type pg from 'pg';
+import type { ChangeRef, SharedLog } from '../store/store.ts';
+import type { RemoteEntity } from '../state/core.ts';
+import type { Tailnet } from '../state/tailnet.ts';
+import { startBus, type BusStatus } from './bus.ts';
+import { startLeaderElection } from './leader.ts';
+import { createPresence } from './presence.ts';
+import { createRegistry, ensureSchema, type DerpRegionInfo } from './registry.ts';
+
+export { sharedNoiseKeyText, ensureSchema, type DerpRegionInfo } from './registry.ts';
+
+const remoteEntities = new Set<string>(['user', 'node', 'pre_auth_key', 'api_key', 'oauth_client', 'oauth_token', 'setting', 'ssh_check'] satisfies RemoteEntity[]);
+
+export interface ReplicaOptions {
+  /** The PostgreSQL URL, for the bus's and the election's own connections. */
+  readonly url: string;
+  readonly connection?: Omit<pg.ClientConfig, 'connectionString'>;
+  readonly shared: SharedLog;
+  /** The change log's last seq read before the tailnet was loaded. */
+  readonly from: number;
+  readonly tailnet: Tailnet;
+  /** This replica's embedded relay, advertised to clients of every replica; null without one. */
+  readonly derp: DerpRegionInfo | null;
+  /** Called with every live replica's relay whenever that list changes (and once at start). */
+  readonly onDerpRegions?: (regions: DerpRegionInfo[]) => void;
+  readonly onLeader?: (leader: boolean) => void;
+  readonly heartbeatMs?: number;
+  readonly pollMs?: number;
+  readonly leaderRetryMs?: number;
+  readonly log?: { warn(obj: object, msg?: string): void; info(msg: string): void };
+}
+
+export interface ReplicaStatus {
+  readonly id: string;
+  readonly leader: boolean;
+  readonly notifications: BusStatus;
+  readonly replicas: number;
+  /** Nodes connected to this replica itself. */
+  readonly clients: number;
+}
+
+export interface Replica {
+  isLeader(): boolean;
+  status(): ReplicaStatus;
+  /** Leaves the registry (when the database answers) and closes the bus and election connections. */
+  stop(): Promise<void>;
+}
+
+export function startReplica(opts: ReplicaOptions): Replica {
+  const { shared, tailnet, log } = opts;
+  ensureSchema(shared);
+  const registry = createRegistry(shared, opts.derp);
+  const presence = createPresence(shared, tailnet, log);
+  let regionsJson = '';
+  let liveCount = 0;
+  const refreshReplicas = () => {
+    const live = registry.live();
+    liveCount = live.length;
+    const regions = live.flatMap((r) => (r.derp ? [r.derp] : []));
+    const json = JSON.stringify(regions);
+    if (json !== regionsJson) {
+      regionsJson = json;
+      opts.onDerpRegions?.(regions);
+    }
+  };
+  const apply = (ref: ChangeRef) => {
+    if (ref.entity === 'presence') return presence.applyNode(Number(ref.id));
+    if (ref.entity === 'replica') {
+      refreshReplicas();
+      return presence.applyAll();
+    }
+    if (remoteEntities.has(ref.entity)) tailnet.applyRemote(ref.entity as RemoteEntity, ref.id, shared.read(ref.entity, ref.id));
+  };
+
+  registry.register(opts.from);
+  refreshReplicas();
+  presence.applyAll();
+  const bus = startBus({ url: opts.url, connection: opts.connection, shared, from: opts.from, apply, pollMs: opts.pollMs, log });
+  const leader = startLeaderElection({
+    url: opts.url,
+    connection: opts.connection,
+    retryMs: opts.leaderRetryMs,
+    log,
+    onChange: (on) => {
+      log?.info(on ? 'this replica is now the leader' : 'this replica is no longer the leader');
+      opts.onLeader?.(on);
+    },
+  });
+
+  let beatFailed = false;
+  const beat = () => {
+    try {
+      const cursor = bus.status().cursor;
+      if (registry.heartbeat(cursor)) presence.resync();
+      else {
+        // The leader swept us (we were cut off for longer than the staleness limit): come back whole.
+        registry.register(cursor);
+        presence.resync(true);
+      }
+      if (leader.isLeader()) registry.sweep();
+      refreshReplicas();
+      presence.applyAll();
+      if (beatFailed) log?.info('replica heartbeat recorded again');
+      beatFailed = false;
+    } catch (err) {
+      if (!beatFailed) log?.warn({ err: (err as Error).message }, 'replica heartbeat failed');
+      beatFailed = true;
+    }
+  };
+  const heartbeat = setInterval(beat, opts.heartbeatMs ?? 5000);
+  heartbeat.unref();
+
+  return {
+    isLeader: leader.isLeader,
+    status: () => ({ id: shared.origin, leader: leader.isLeader(), notifications: bus.status(), replicas: liveCount, clients: tailnet.nodes.localOnline().length }),
+    async stop() {
+      clearInterval(heartbeat);
+      presence.stop();
+      await bus.stop();
+      await leader.stop();
+      try {
+        registry.leave();
+      } catch {
+        // The database is down: the leader's sweep removes us once our heartbeat is stale.
+      }
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * Errors a store throws that the layers above treat specially: a database that cannot be reached (HTTP 503,
+ * nothing written) and a uniqueness or single-use conflict another writer won (state retries or refuses).
+ */
+
+/** The database did not answer in time or the connection is down; the write did not happen. */
+export class StoreUnavailableError extends Error {
+  constructor(reason: string) {
+    super(`store unavailable: ${reason}`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * A write lost a race on a unique value or a single-use row: `constraint` names it as `table.column`
+ * (e.g. `nodes.ipv4`, `pre_auth_keys.used`), the same for SQLite and PostgreSQL.
+ */
+export class StoreConflictError extends Error {
+  constructor(readonly constraint: string) {
+    super(`conflict on ${constraint}`);
+    this.name = 'StoreConflictError';
+  }
+}

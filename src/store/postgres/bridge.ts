@@ -1,0 +1,108 @@
+/**
+ * The blocking bridge to PostgreSQL: the store's interface is synchronous (state writes inside one synchronous
+ * call), so each call posts its statements to a worker thread running node-postgres and blocks on Atomics.wait
+ * until the answer arrives or the deadline passes. A deadline or a lost connection marks the store down:
+ * calls then fail at once with StoreUnavailableError until the worker's probe reaches the server again.
+ */
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { StoreUnavailableError } from '../errors.ts';
+import { slot, type Failure, type Request, type Response, type Stmt, type WorkerData } from './protocol.ts';
+
+export interface BridgeOptions {
+  readonly url: string;
+  readonly poolSize: number;
+  readonly timeoutMs: number;
+  readonly ssl: WorkerData['ssl'];
+}
+
+export type Results = { rows: Record<string, unknown>[]; rowCount: number }[];
+
+/** PostgreSQL refused a statement (the server itself is fine). */
+export class StatementError extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+export interface Bridge {
+  /** Runs the statements in order; throws StoreUnavailableError or StatementError. */
+  call(stmts: readonly Stmt[], opts?: { hold?: boolean; release?: boolean }): Results;
+  /** Gives up the transaction connection without waiting (after a failure that left it unusable). */
+  abandon(): void;
+  readonly down: boolean;
+  close(): Promise<void>;
+}
+
+/** How long the worker may take to start (it compiles its TypeScript first). */
+const bootMs = 60_000;
+
+export function openBridge(opts: BridgeOptions): Bridge {
+  const shared = new SharedArrayBuffer(4 * 4);
+  const state = new Int32Array(shared);
+  const { port1, port2 } = new MessageChannel();
+  const data: WorkerData = { url: opts.url, poolSize: opts.poolSize, timeoutMs: opts.timeoutMs, ssl: opts.ssl, shared, port: port2 };
+  // The worker is TypeScript: it registers tsx's loader itself (loaders registered here do not reach workers).
+  const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}); })`;
+  const worker = new Worker(boot, { eval: true, workerData: data, transferList: [port2], stderr: false });
+  worker.unref();
+  // Set from the worker's events; read through a property so the checks below are not narrowed away.
+  const life: { exited?: Error } = {};
+  worker.on('error', (err) => (life.exited = err));
+  worker.on('exit', (code) => (life.exited ??= new Error(`worker exited with code ${code}`)));
+  const stopped = (): Error | undefined => life.exited;
+
+  waitFor(() => Atomics.load(state, slot.ready) === 1 || life.exited !== undefined, bootMs);
+  if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge failed to start: ${life.exited.message}`);
+  if (Atomics.load(state, slot.ready) !== 1) throw new StoreUnavailableError('PostgreSQL bridge did not start in time');
+
+  /** Blocks until `done()` or the deadline; wakes on every signal the worker gives. */
+  function waitFor(done: () => boolean, ms: number): void {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const seen = Atomics.load(state, slot.signal);
+      if (done()) return;
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      Atomics.wait(state, slot.signal, seen, Math.min(left, 100));
+    }
+  }
+
+  let nextId = 1;
+  const bridge: Bridge = {
+    call(stmts, { hold = false, release = false } = {}) {
+      if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge stopped: ${life.exited.message}`);
+      if (Atomics.load(state, slot.down) === 1) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
+      const req: Request = { id: nextId++, stmts, hold, release };
+      port1.postMessage(req);
+      const got: { answer?: Response } = {};
+      waitFor(() => {
+        // Answers to calls that timed out earlier may still arrive: they are skipped.
+        for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) {
+          if ((m.message as Response).id === req.id) return !!(got.answer = m.message as Response);
+        }
+        return life.exited !== undefined;
+      }, opts.timeoutMs);
+      const answer = got.answer;
+      if (!answer) {
+        Atomics.store(state, slot.down, 1);
+        bridge.abandon();
+        const gone = stopped();
+        throw new StoreUnavailableError(gone ? `PostgreSQL bridge stopped: ${gone.message}` : `PostgreSQL did not answer within ${opts.timeoutMs} ms`);
+      }
+      if (answer.ok) return answer.results;
+      if (answer.failure.unavailable) throw new StoreUnavailableError(answer.failure.message);
+      throw new StatementError(answer.failure);
+    },
+    abandon() {
+      port1.postMessage({ id: 0, abandon: true });
+    },
+    get down() {
+      return Atomics.load(state, slot.down) === 1 || life.exited !== undefined;
+    },
+    async close() {
+      port1.close();
+      await worker.terminate();
+    },
+  };
+  return bridge;
+}

@@ -1,0 +1,67 @@
+/**
+ * The messages between the PostgreSQL store (main thread) and its bridge worker, and the layout of the shared
+ * memory they signal through.
+ */
+import type { MessagePort } from 'node:worker_threads';
+
+/**
+ * One statement. Unless exactly one row was affected, `expectOne` makes it fail as "<expectOne> not found"
+ * (an update by id) and `conflict` as a conflict on that constraint (SQLSTATE TPCON: a conditional update lost).
+ */
+export interface Stmt {
+  readonly sql: string;
+  readonly params?: readonly unknown[];
+  readonly expectOne?: string;
+  readonly conflict?: string;
+}
+
+/**
+ * Runs `stmts` in order. `hold` runs them on the worker's transaction connection (checked out of the pool on
+ * first use and kept until `release`); otherwise on any pooled connection.
+ */
+export interface Request {
+  readonly id: number;
+  readonly stmts: readonly Stmt[];
+  readonly hold: boolean;
+  readonly release: boolean;
+}
+
+/** What went wrong, flattened for the trip between threads. */
+export interface Failure {
+  readonly message: string;
+  /** SQLSTATE when PostgreSQL answered. */
+  readonly code?: string;
+  readonly constraint?: string;
+  readonly table?: string;
+  /** The connection or server is gone (not a refusal of the statement): the store goes down until a probe succeeds. */
+  readonly unavailable: boolean;
+}
+
+export type Response =
+  | { readonly id: number; readonly ok: true; readonly results: { rows: Record<string, unknown>[]; rowCount: number }[] }
+  | { readonly id: number; readonly ok: false; readonly failure: Failure; readonly index: number };
+
+/** A message the main thread sends without waiting: drop the transaction connection (a call timed out). */
+export interface Abandon {
+  readonly id: 0;
+  readonly abandon: true;
+}
+
+/** Int32 slots of the shared buffer. */
+export const slot = {
+  /** Bumped by the worker after each response, so the main thread wakes from Atomics.wait. */
+  signal: 0,
+  /** 1 while the store is down: calls fail at once; the worker's probe sets it back to 0. */
+  down: 1,
+  /** 1 once the worker is up and listening. */
+  ready: 2,
+} as const;
+
+export interface WorkerData {
+  readonly url: string;
+  readonly poolSize: number;
+  readonly timeoutMs: number;
+  readonly ssl: false | { rejectUnauthorized: boolean; ca?: string };
+  readonly shared: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
