@@ -7,6 +7,8 @@ import { ConfigError } from '../config/config.ts';
 import { BackupError } from '../store/backup.ts';
 import { CliError, parseArgs, usage, UsageError } from './args.ts';
 import { backupCommands } from './commands/backup.ts';
+import { migrateCommands } from './commands/migrate.ts';
+import { MigrateError } from '../store/postgres/migrate.ts';
 import type { Command } from './commands/command.ts';
 import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
@@ -22,7 +24,7 @@ import { syncCommands } from './commands/sync.ts';
 import { userCommands } from './commands/users.ts';
 import { createContext, globalFlags } from './context.ts';
 
-export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...backupCommands, ...auditCommands];
+export const commands: Command[] = [...serverCommands, ...userCommands, ...nodeCommands, ...routeCommands, ...dnsCommands, ...keyCommands, ...oauthClientCommands, ...policyCommands, ...sshCommands, ...engineCommands, ...syncCommands, ...backupCommands, ...migrateCommands, ...auditCommands];
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
 const groupAliases: Record<string, string> = {
@@ -83,7 +85,7 @@ function report(err: unknown, json: boolean, usageExitCode: number): number {
   else console.error(`tailplane: ${message}`);
   if (err instanceof UsageError) return usageExitCode;
   // Refusals the user fixes (a bad backup file, a busy data dir): a message, no stack trace.
-  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError || err instanceof BackupError) return 1;
+  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError || err instanceof BackupError || err instanceof MigrateError) return 1;
   console.error((err as Error).stack);
   return 1;
 }

@@ -116,6 +116,8 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
       if (record.used && !record.reusable) throw new StateError('unauthorized', 'auth key already used');
       check?.(record);
       if (record.used) return record;
+      // A reusable key is only marked as having been used: any number of registrations may race for it.
+      if (record.reusable) return save({ ...record, used: true });
       // Decided by the database, not this copy: another replica may have spent the key a moment ago.
       const spent = { ...record, used: true };
       try {

@@ -97,7 +97,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
   const create = (input: RegisterInput): Node => {
     const takenElsewhere = new Set<string>();
     for (let attempt = 1; ; attempt++) {
-      const fields = newNode(input, takenElsewhere);
+      // A replica whose view lags another's would walk into its addresses one by one: after two clashes, pick at random.
+      const fields = newNode(input, takenElsewhere, attempt > 2);
       try {
         return core.write((tx) => {
           const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
@@ -115,8 +116,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     }
   };
 
-  const newNode = (input: RegisterInput, takenElsewhere: Set<string>): Omit<Node, 'id'> => {
-    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip) || takenElsewhere.has(ip));
+  const newNode = (input: RegisterInput, takenElsewhere: Set<string>, random: boolean): Omit<Node, 'id'> => {
+    const { ipv4, ipv6 } = ipam.next((ip) => ix.ips.has(ip) || takenElsewhere.has(ip), random);
     return {
       machineKey: input.machineKey,
       nodeKey: input.nodeKey,

@@ -3,6 +3,7 @@
  * tables and columns, so one mapping each way serves both (parameters carry booleans as 0/1, which both accept).
  */
 import type { ApiKey, Node, OAuthClient, OAuthToken, PreAuthKey, SshCheck, User } from '../domain/types.ts';
+import type { AuditEntry } from '../audit/chain.ts';
 import type { Hashed, StoredTailnet } from './store.ts';
 
 export type Row = Record<string, unknown>;
@@ -237,3 +238,16 @@ export function tailnetOf(rows: (key: keyof ReturnType<typeof loadQueries>) => R
     sshChecks: rows('sshChecks').map(sshCheckFromRow),
   };
 }
+
+export const entryFromRow = (r: Row): AuditEntry => ({
+  id: r.id as number,
+  time: r.time as string,
+  actor: r.actor as string,
+  door: r.door as AuditEntry['door'],
+  source: r.source as string,
+  action: r.action as string,
+  object: r.object as string,
+  summary: r.summary as string,
+  prevHash: r.prev_hash as string,
+  hash: r.hash as string,
+});

@@ -4,22 +4,11 @@
  */
 import type Database from 'better-sqlite3';
 import { emptyAnchor, seal, type AuditAnchor, type AuditDraft, type AuditEntry } from '../audit/chain.ts';
+import { entryFromRow } from './rows.ts';
 import type { AuditQuery, AuditStore } from './store.ts';
 
 type Row = Record<string, unknown>;
 
-const entryFromRow = (r: Row): AuditEntry => ({
-  id: r.id as number,
-  time: r.time as string,
-  actor: r.actor as string,
-  door: r.door as AuditEntry['door'],
-  source: r.source as string,
-  action: r.action as string,
-  object: r.object as string,
-  summary: r.summary as string,
-  prevHash: r.prev_hash as string,
-  hash: r.hash as string,
-});
 
 export function sqliteAudit(db: Database.Database) {
   const insert = db.prepare(

@@ -64,6 +64,7 @@ const cases: Record<string, { usage: string[]; notFound?: string[][] }> = {
   sync: { usage: ['--mode', 'sideways'], notFound: [['-f', missing, '--once']] },
   'sync status': { usage: ['-o', 'xml'] },
   backup: { usage: [] },
+  migrate: { usage: ['--from', 'mysql:x', '--to', 'postgres://u@h/db'], notFound: [['--from', `sqlite:${missing}`, '--to', 'postgres://u@127.0.0.1:1/db']] },
   'audit list': { usage: ['-o', 'xml'] },
   'audit export': { usage: ['--bogus'] },
   'audit verify': { usage: ['--bogus'] },

@@ -168,9 +168,16 @@ describe('postgres only', () => {
     const n = b.write((tx) => tx.insertNode(node(1, user)), { soft: true });
     b.write((tx) => tx.putSetting('policy', { acls: [] }));
     a.write((tx) => tx.deleteNode(n));
+    const token = b.write((tx) => {
+      const client = tx.insertOAuthClient({ prefix: 'o', scopes: [], description: '', createdAt: 'c' }, 'h');
+      return [client, tx.insertOAuthToken({ prefix: 't', clientId: client, scopes: [], expiresAt: '2000-01-01T00:00:00.000Z' }, 'h')];
+    });
+    // The expired tokens' ids are known only to the database, which logs them itself.
+    a.write((tx) => tx.deleteExpiredOAuthTokens('2026-01-01T00:00:00.000Z'));
     const rows = log.since(start, 100);
     assert.deepEqual(rows.map((r) => [r.entity, r.id, r.origin === log.origin ? 'a' : 'b']), [
       ['user', String(user), 'a'], ['node', String(n), 'b'], ['setting', 'policy', 'b'], ['node', String(n), 'a'],
+      ['oauth_client', String(token[0]), 'b'], ['oauth_token', String(token[1]), 'b'], ['oauth_token', String(token[1]), 'a'],
     ]);
     assert.ok(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq));
     assert.equal(log.lastSeq(), rows.at(-1)!.seq);

@@ -3,7 +3,7 @@
  * an advisory lock held to commit, so replicas writing at once still chain one entry after another.
  */
 import { emptyAnchor, seal, type AuditAnchor, type AuditDraft, type AuditEntry } from '../../audit/chain.ts';
-import type { Row } from '../rows.ts';
+import { entryFromRow } from '../rows.ts';
 import type { AuditQuery, AuditStore } from '../store.ts';
 import type { Results } from './bridge.ts';
 import type { Stmt } from './protocol.ts';
@@ -25,18 +25,6 @@ const auditLock = 0x7470_0003;
 /** Columns in the order of `entryColumns`' values. */
 const entryColumns = ['id', 'time', 'actor', 'door', 'source', 'action', 'object', 'summary', 'prev_hash', 'hash'];
 
-const entryFromRow = (r: Row): AuditEntry => ({
-  id: r.id as number,
-  time: r.time as string,
-  actor: r.actor as string,
-  door: r.door as AuditEntry['door'],
-  source: r.source as string,
-  action: r.action as string,
-  object: r.object as string,
-  summary: r.summary as string,
-  prevHash: r.prev_hash as string,
-  hash: r.hash as string,
-});
 
 const headSql = `(SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) UNION ALL (SELECT id, hash FROM audit_anchor) ORDER BY id DESC LIMIT 1`;
 

@@ -72,7 +72,7 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     },
     query: (sql, params) => bridge.call([{ sql, params }])[0]!.rows,
     announce(entity, id) {
-      bridge.call([{ sql: 'BEGIN' }, ...logStmts([[entity, id]], origin), { sql: 'COMMIT' }], { hold: true, release: true });
+      bridge.call([{ sql: 'BEGIN' }, ...logStmts([[entity, id]], origin), notifyStmt, { sql: 'COMMIT' }], { hold: true, release: true });
     },
   };
   return {
@@ -143,7 +143,10 @@ function rollback(bridge: Bridge): void {
   }
 }
 
-/** The change-log rows for `touched`, the lock that keeps seq in commit order, and the notification. */
+/**
+ * The change-log rows for `touched`, after the lock that keeps seq in commit order (held to COMMIT: a later
+ * transaction's rows get higher seqs and become visible after these).
+ */
 function logStmts(touched: Iterable<[string, string]>, origin: string): Stmt[] {
   const list = [...touched];
   if (!list.length) return [];
@@ -153,9 +156,11 @@ function logStmts(touched: Iterable<[string, string]>, origin: string): Stmt[] {
       sql: 'INSERT INTO change_log (entity, entity_id, origin) SELECT e, i, $3 FROM unnest($1::text[], $2::text[]) AS t(e, i)',
       params: [list.map((t) => t[0]), list.map((t) => t[1]), origin],
     },
-    { sql: `SELECT pg_notify('${changeChannel}', (SELECT max(seq) FROM change_log)::text)` },
   ];
 }
+
+/** Delivered at COMMIT (dropped on rollback): the newest seq, so replicas know how far to read. */
+const notifyStmt: Stmt = { sql: `SELECT pg_notify('${changeChannel}', (SELECT coalesce(max(seq), 0) FROM change_log)::text)` };
 
 /**
  * The transaction machinery: an outermost run opens a transaction (BEGIN queued, not sent), nested runs are
@@ -169,6 +174,8 @@ function openTransactions(bridge: Bridge, origin: string) {
   /** Whether the held connection has the transaction open (something was sent since BEGIN). */
   let sent = false;
   let touched = new Map<string, [string, string]>();
+  /** Whether a statement logged changes itself (expired tokens), so the commit notifies even with nothing touched. */
+  let logged = false;
   const touch = (entity: string, id: string | number) => touched.set(`${entity}\0${id}`, [entity, String(id)]);
 
   /** Sends the queue plus `stmts` on the transaction's connection; returns the answers to `stmts`. */
@@ -224,7 +231,7 @@ function openTransactions(bridge: Bridge, origin: string) {
           params: [now, origin],
         },
       );
-      touched.set('\0expired-tokens', ['', '']); // makes the commit notify
+      logged = true;
     },
     putSetting: (key, value) => enqueue('setting', key, upsertStmt('settings', 'key', { key, value: json(value) })),
     putSshCheck: (c) => enqueue('ssh_check', c.id, upsertStmt('ssh_checks', 'id', sshCheckParams(c))),
@@ -255,13 +262,12 @@ function openTransactions(bridge: Bridge, origin: string) {
     }
     queue = [{ sql: 'BEGIN' }, ...(soft ? [{ sql: 'SET LOCAL synchronous_commit = off' }] : [])];
     touched = new Map();
+    logged = false;
     sent = false;
     depth = 1;
     try {
       const result = fn(storeTx, txSql);
-      const pairs = [...touched.values()].filter(([e]) => e !== '');
-      const notifyOnly = touched.size > pairs.length && !pairs.length;
-      const log = notifyOnly ? [{ sql: `SELECT pg_notify('${changeChannel}', (SELECT coalesce(max(seq), 0) FROM change_log)::text)` }] : logStmts(pairs, origin);
+      const log = touched.size || logged ? [...logStmts(touched.values(), origin), notifyStmt] : [];
       const batch = [...queue, ...log, { sql: 'COMMIT' }];
       queue = [];
       try {

@@ -105,6 +105,5 @@ setInterval(() => {
 }, 1000);
 
 Atomics.store(state, slot.ready, 1);
-Atomics.notify(state, slot.signal);
 Atomics.add(state, slot.signal, 1);
 Atomics.notify(state, slot.signal);
