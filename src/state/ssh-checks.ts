@@ -36,8 +36,18 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
       const summary = `${frozen.srcUser}@${frozen.srcNode} → ${frozen.localUser}@${frozen.dstNode}: ${frozen.state}`;
       return { result: frozen, apply: () => ix.sshChecks.set(frozen.id, frozen), audit: [{ action: `ssh-check.${frozen.state}`, object: `ssh-check:${frozen.id}`, summary }] };
     });
-    for (const l of listeners) l(saved);
+    settle(saved);
     return saved;
+  };
+
+  /** Tells listeners of a committed check and, once it is decided (here or on another replica), ends its long polls. */
+  const settle = (c: SshCheck) => {
+    for (const l of listeners) l(c);
+    if (c.state === 'pending') return;
+    clearTimeout(timers.get(c.id));
+    timers.delete(c.id);
+    for (const w of waiters.get(c.id) ?? []) w(c);
+    waiters.delete(c.id);
   };
 
   /** Forgets decided checks that admit nothing and that no destination should still be polling. */
@@ -53,12 +63,7 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
     if (c.state !== 'pending') throw conflict(`SSH check ${id} is already ${c.state === 'timeout' ? 'timed out' : c.state}`);
     const now = nowMs();
     const validUntil = state === 'approved' && c.periodMs > 0 ? new Date(now + c.periodMs).toISOString() : null;
-    const decided = save({ ...c, state, decidedAt: new Date(now).toISOString(), decidedBy: by, validUntil });
-    clearTimeout(timers.get(id));
-    timers.delete(id);
-    for (const w of waiters.get(id) ?? []) w(decided);
-    waiters.delete(id);
-    return decided;
+    return save({ ...c, state, decidedAt: new Date(now).toISOString(), decidedBy: by, validUntil });
   };
 
   const arm = (c: SshCheck, delayMs = Math.max(0, Date.parse(c.deadline) - nowMs())) => {
@@ -96,6 +101,8 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
       return c;
     },
     get: (id: string): SshCheck | undefined => ix.sshChecks.get(id),
+    /** A check another replica committed (already in the indexes): its listeners and waiters here learn of it. */
+    remoteChanged: settle,
     /** The approval that still admits sessions of this user to this node, if any. */
     approvalFor(srcUserId: number, dstNodeId: number): SshCheck | undefined {
       return [...ix.sshChecks.values()].find((c) => c.srcUserId === srcUserId && c.dstNodeId === dstNodeId && admits(c));

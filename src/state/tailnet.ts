@@ -4,7 +4,7 @@
  */
 import type { DnsSettings, PolicyRecord } from '../domain/types.ts';
 import type { Store } from '../store/store.ts';
-import { createCore } from './core.ts';
+import { createCore, type RemoteEntity } from './core.ts';
 import { invalid } from './errors.ts';
 import { createIpAllocator } from './ipam.ts';
 import { createLeases } from './leases.ts';
@@ -50,7 +50,11 @@ export function createTailnet(store: Store, opts: TailnetOptions) {
     oauthClients: createOAuthClients(core, now),
     subscribe: core.subscribe,
     /** Takes in a record another replica committed (see Core.applyRemote). */
-    applyRemote: core.applyRemote,
+    applyRemote(entity: RemoteEntity, id: string, record: unknown | null): void {
+      core.applyRemote(entity, id, record);
+      // A decision made on another replica ends the long poll of a destination connected here.
+      if (entity === 'ssh_check' && record) tailnet.sshChecks.remoteChanged(tailnet.sshChecks.get(id)!);
+    },
     /** Runs several writes as one: all commit and are published together, or none (see Core.batch). */
     batch: core.batch,
     leases: createLeases(now),

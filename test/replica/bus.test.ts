@@ -76,6 +76,25 @@ test('writes on one replica reach the other’s subscribers within a second, wit
   assert.equal(a.seen.filter((c) => c.kind === 'user-added').length, 1);
 });
 
+test('an SSH check decided on one replica ends the destination’s long poll on the other at once', async () => {
+  const node = a.tailnet.nodes.list()[0]!;
+  const check = a.tailnet.sshChecks.start({
+    srcNodeId: node.id, srcNode: node.givenName, srcUserId: node.userId!, srcUser: 'alice@example.com',
+    dstNodeId: node.id, dstNode: node.givenName, sshUser: 'alice', localUser: 'alice', periodMs: 0,
+  });
+  // The destination's poll waits on A (up to 20 s); the admin's approval goes through B.
+  const t0 = performance.now();
+  const polled = a.tailnet.sshChecks.wait(check.id, 20_000);
+  await until('the check on B', () => b.tailnet.sshChecks.get(check.id)?.state === 'pending');
+  b.tailnet.sshChecks.approve(check.id, 'api-key:test');
+  const decided = await polled;
+  const ms = performance.now() - t0;
+  console.log(`# approval on B ended A's poll after ${ms.toFixed(0)} ms`);
+  assert.equal(decided.state, 'approved');
+  assert.equal(decided.decidedBy, 'api-key:test');
+  assert.ok(ms < 5000, `the poll ended on the decision, not at its 20 s limit (${ms.toFixed(0)} ms)`);
+});
+
 test('presence, the DERP map and the leader are shared; a replica that leaves takes its clients and region with it', async () => {
   await until('both regions on both', () => a.regions.length === 2 && b.regions.length === 2);
   assert.deepEqual(b.regions.map((r) => r.regionId).sort(), [901, 902]);

@@ -67,7 +67,8 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     read(entity, id) {
       const e = entities[entity];
       if (!e) throw new Error(`unknown entity ${entity}`);
-      const row = bridge.call([{ sql: `SELECT * FROM ${e.table} WHERE ${e.key} = $1`, params: [e.key === 'id' ? Number(id) : id] }])[0]!.rows[0];
+      // The id goes as text: PostgreSQL types the parameter from its column (integer ids, text SSH check ids).
+      const row = bridge.call([{ sql: `SELECT * FROM ${e.table} WHERE ${e.key} = $1`, params: [id] }])[0]!.rows[0];
       return row ? e.map(row) : null;
     },
     query: (sql, params) => bridge.call([{ sql, params }])[0]!.rows,
