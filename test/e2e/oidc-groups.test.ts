@@ -57,6 +57,12 @@ before(async () => {
       alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['eng', '/Domain Users'] },
     },
   });
+  // The server started before the IdP: its discovery succeeds on a retry, which logins must wait for.
+  for (const deadline = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 200))) {
+    const health = (await (await fetch(server.url + '/health')).json()) as { oidc?: { state: string } };
+    if (health.oidc?.state === 'ready') break;
+    assert.ok(Date.now() < deadline, `the IdP was not discovered: ${JSON.stringify(health)}`);
+  }
   server.tailnet.setPolicy(policy(''));
   const key = server.tailnet.preAuthKeys.create({ userId: null, tags: ['tag:db'] }).key;
   db = await harness.start({ name: 'db' });
