@@ -9,6 +9,7 @@ import { CliError, parseArgs, usage, UsageError } from './args.ts';
 import { backupCommands } from './commands/backup.ts';
 import { migrateCommands } from './commands/migrate.ts';
 import { MigrateError } from '../store/postgres/migrate.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 import type { Command } from './commands/command.ts';
 import { engineCommands } from './commands/engine.ts';
 import { keyCommands } from './commands/keys.ts';
@@ -85,7 +86,7 @@ function report(err: unknown, json: boolean, usageExitCode: number): number {
   else console.error(`tailplane: ${message}`);
   if (err instanceof UsageError) return usageExitCode;
   // Refusals the user fixes (a bad backup file, a busy data dir): a message, no stack trace.
-  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError || err instanceof BackupError || err instanceof MigrateError) return 1;
+  if (err instanceof ApiError || err instanceof ConfigError || err instanceof CliError || err instanceof BackupError || err instanceof MigrateError || err instanceof StoreUnavailableError) return 1;
   console.error((err as Error).stack);
   return 1;
 }

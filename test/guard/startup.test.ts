@@ -53,3 +53,17 @@ test('a taken listen port stops serve with a message naming listen_addr, and STU
     taken.close();
   }
 });
+
+test('a PostgreSQL store that does not answer stops serve with a message naming store.postgres.url, without its password', async () => {
+  const closed = await freePort();
+  const r = serveToEnd(['--listen', `127.0.0.1:${await freePort()}`], {
+    TAILPLANE_DERP_STUN_LISTEN_ADDR: '',
+    TAILPLANE_STORE_TYPE: 'postgres',
+    TAILPLANE_STORE_POSTGRES_URL: `postgres://tailplane:s3cret-pw@127.0.0.1:${closed}/tailplane`,
+    TAILPLANE_STORE_POSTGRES_TIMEOUT: '2s',
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`tailplane: store unavailable: PostgreSQL at 127\\.0\\.0\\.1:${closed}/tailplane \\(store\\.postgres\\.url\\) did not answer: .*ECONNREFUSED`));
+  assert.doesNotMatch(r.stderr, /s3cret-pw/, 'the password is not printed');
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
