@@ -117,11 +117,12 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
     return wanted;
   };
 
-  const withAuthKey = (req: RegisterRequest, peer: NoisePeer, authKey: string): RegisterResponse => {
+  /** A burst of joins with keys (a fleet coming up) shares the store's flushes: each is answered once durable. */
+  const withAuthKey = async (req: RegisterRequest, peer: NoisePeer, authKey: string): Promise<RegisterResponse> => {
     const hostinfo = (req.Hostinfo ?? {}) as Hostinfo;
     let tags: string[] = [];
     const key = t.preAuthKeys.consume(authKey, (k) => (tags = tagsFor(k, hostinfo.RequestTags)));
-    const node = t.nodes.register({
+    const { node, durable } = t.nodes.registerGrouped({
       machineKey: peer.machineKey,
       nodeKey: req.NodeKey,
       hostname: hostinfo.Hostname ?? 'node',
@@ -131,6 +132,7 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
       ephemeral: key.ephemeral || (req.Ephemeral ?? false),
       method: 'authkey',
     });
+    await durable;
     observer.registered('authkey');
     return success(t, node);
   };
@@ -161,7 +163,7 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
       if (req.Expiry && req.Expiry !== zeroTime && Date.parse(req.Expiry) < Date.now()) return logout(req, peer);
       if (req.Followup) return await followup(req, peer, signal);
       const authKey = req.Auth?.AuthKey;
-      if (authKey) return withAuthKey(req, peer, authKey);
+      if (authKey) return await withAuthKey(req, peer, authKey);
       const known = own(t.nodes.byNodeKey(req.NodeKey), peer);
       if (known && !isExpired(known, Date.now())) return success(t, known);
       // Key rotation: the old key is ours and still valid, so the node keeps its id, IPs and owner.

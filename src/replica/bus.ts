@@ -18,8 +18,8 @@ export interface BusOptions {
   readonly shared: SharedLog;
   /** Where to start: the log's last seq taken before the snapshot was loaded (replays are harmless). */
   readonly from: number;
-  /** Takes in one change another replica made. */
-  readonly apply: (ref: ChangeRef) => void;
+  /** Takes in changes other replicas made, in seq order (a batch, so their rows can be read together). */
+  readonly apply: (refs: ChangeRef[]) => void;
   readonly pollMs?: number;
   readonly holeMs?: number;
   readonly log?: { warn(obj: object, msg?: string): void; info(msg: string): void };
@@ -60,8 +60,9 @@ export function startBus(opts: BusOptions): Bus {
   let reconnectTimer: NodeJS.Timeout | undefined;
   let scheduled = false;
 
-  const take = (ref: ChangeRef) => {
-    if (ref.origin !== opts.shared.origin) opts.apply(ref);
+  const take = (refs: ChangeRef[]) => {
+    const theirs = refs.filter((ref) => ref.origin !== opts.shared.origin);
+    if (theirs.length) opts.apply(theirs);
   };
 
   const fillHoles = () => {
@@ -71,10 +72,7 @@ export function startBus(opts: BusOptions): Bus {
     if (holes.size === 0) return;
     const low = Math.min(...holes.keys());
     const high = Math.max(...holes.keys());
-    for (const ref of opts.shared.since(low - 1, high - low + 1)) {
-      if (!holes.delete(ref.seq)) continue;
-      take(ref);
-    }
+    take(opts.shared.since(low - 1, high - low + 1).filter((ref) => holes.delete(ref.seq)));
   };
 
   const catchUp = () => {
@@ -85,9 +83,9 @@ export function startBus(opts: BusOptions): Bus {
         const refs = opts.shared.since(cursor, batch);
         for (const ref of refs) {
           for (let s = cursor + 1; s < ref.seq; s++) holes.set(s, Date.now());
-          take(ref);
           cursor = ref.seq;
         }
+        take(refs);
         if (refs.length < batch) break;
       }
       if (!storeOk) opts.log?.info('replica bus: change log readable again');

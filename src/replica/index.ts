@@ -68,13 +68,23 @@ export function startReplica(opts: ReplicaOptions): Replica {
       opts.onDerpRegions?.(regions);
     }
   };
-  const apply = (ref: ChangeRef) => {
-    if (ref.entity === 'presence') return presence.applyNode(Number(ref.id));
-    if (ref.entity === 'replica') {
-      refreshReplicas();
-      return presence.applyAll();
+  /** Reads each entity's changed rows in one query, then applies them in log order, each record once. */
+  const apply = (refs: ChangeRef[]) => {
+    const ids = new Map<string, Set<string>>();
+    for (const ref of refs) ids.set(ref.entity, (ids.get(ref.entity) ?? new Set()).add(ref.id));
+    const records = new Map<string, Map<string, unknown>>();
+    for (const [entity, set] of ids) if (remoteEntities.has(entity)) records.set(entity, shared.read(entity, [...set]));
+    const done = new Set<string>();
+    for (const ref of refs) {
+      const key = `${ref.entity}\0${ref.id}`;
+      if (done.has(key) || !records.has(ref.entity)) continue;
+      done.add(key);
+      tailnet.applyRemote(ref.entity as RemoteEntity, ref.id, records.get(ref.entity)!.get(ref.id) ?? null);
     }
-    if (remoteEntities.has(ref.entity)) tailnet.applyRemote(ref.entity as RemoteEntity, ref.id, shared.read(ref.entity, ref.id));
+    if (ids.has('replica')) {
+      refreshReplicas();
+      presence.applyAll();
+    } else if (ids.has('presence')) presence.applyNodes([...ids.get('presence')!].map(Number));
   };
 
   registry.register(opts.from);

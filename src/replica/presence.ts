@@ -14,15 +14,28 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
   const remote = new Set<number>();
   let outOfStep = false;
 
-  const write = (id: number, online: boolean) => {
+  /** Presence changes not written yet: a burst of connections (mass connect, restart) goes as one write. */
+  const pending = new Map<number, boolean>();
+  const flush = () => {
+    if (pending.size === 0) return;
+    const ids = [...pending.keys()];
+    const on = ids.filter((id) => pending.get(id));
+    const off = ids.filter((id) => !pending.get(id));
+    pending.clear();
     try {
-      if (online) shared.query(`INSERT INTO presence (node_id, replica) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [id, self]);
-      else shared.query(`DELETE FROM presence WHERE node_id = $1 AND replica = $2`, [id, self]);
-      shared.announce('presence', String(id));
+      shared.announce('presence', ids.map(String), {
+        sql: `WITH gone AS (DELETE FROM presence WHERE replica = $1 AND node_id = ANY($3::bigint[]))
+              INSERT INTO presence (node_id, replica) SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING`,
+        params: [self, on, off],
+      });
     } catch (err) {
       if (!outOfStep) log?.warn({ err: (err as Error).message }, 'presence not recorded; will resync');
       outOfStep = true;
     }
+  };
+  const write = (id: number, online: boolean) => {
+    if (pending.size === 0) setImmediate(flush);
+    pending.set(id, online);
   };
   const unwatch = tailnet.nodes.watchPresence(write);
 
@@ -33,14 +46,15 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
   };
 
   return {
-    /** Another replica announced a node's presence changed: is it connected to any live replica but us? */
-    applyNode(id: number): void {
+    /** Other replicas announced these nodes' presence changed: is each connected to any live replica but us? */
+    applyNodes(ids: number[]): void {
       const rows = shared.query(
-        `SELECT 1 FROM presence p JOIN replicas r ON r.id = p.replica
-         WHERE p.node_id = $1 AND p.replica <> $2 AND r.heartbeat > now() - make_interval(secs => $3) LIMIT 1`,
-        [id, self, staleSeconds],
+        `SELECT DISTINCT p.node_id FROM presence p JOIN replicas r ON r.id = p.replica
+         WHERE p.node_id = ANY($1::bigint[]) AND p.replica <> $2 AND r.heartbeat > now() - make_interval(secs => $3)`,
+        [ids, self, staleSeconds],
       );
-      show(id, rows.length > 0);
+      const online = new Set(rows.map((r) => Number(r.node_id)));
+      for (const id of ids) show(id, online.has(id));
     },
     /** Reads every other live replica's presence (on start, and when replicas come or go). */
     applyAll(): void {
@@ -62,9 +76,12 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
         `INSERT INTO presence (node_id, replica) SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING RETURNING node_id`,
         [self, mine],
       );
-      for (const r of [...gone, ...added]) shared.announce('presence', String(r.node_id));
+      shared.announce('presence', [...gone, ...added].map((r) => String(r.node_id)));
       outOfStep = false;
     },
-    stop: unwatch,
+    stop(): void {
+      unwatch();
+      if (pending.size) flush();
+    },
   };
 }

@@ -62,7 +62,7 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
          ON CONFLICT (id) DO UPDATE SET heartbeat = now(), cursor = EXCLUDED.cursor`,
         [self, cursor, derp?.regionId ?? null, derp?.regionCode ?? null, derp?.url ?? null, derp?.stunPort ?? null],
       );
-      shared.announce('replica', self);
+      shared.announce('replica', [self]);
     },
     /** Refreshes the heartbeat; false when the row is gone (the leader thought us dead), so the caller re-registers. */
     heartbeat(cursor: number): boolean {
@@ -87,13 +87,12 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
       const dead = shared.query(`DELETE FROM replicas WHERE heartbeat <= now() - make_interval(secs => $1) RETURNING id`, [staleSeconds]);
       for (const r of dead) {
         const gone = shared.query(`DELETE FROM presence WHERE replica = $1 RETURNING node_id`, [r.id]);
-        for (const p of gone) shared.announce('presence', String(p.node_id));
-        shared.announce('replica', String(r.id));
+        shared.announce('presence', gone.map((p) => String(p.node_id)));
+        shared.announce('replica', [String(r.id)]);
       }
       // Presence rows whose replica row is gone (a crash between the two deletes above).
-      for (const p of shared.query(`DELETE FROM presence WHERE replica NOT IN (SELECT id FROM replicas) RETURNING node_id`)) {
-        shared.announce('presence', String(p.node_id));
-      }
+      const orphans = shared.query(`DELETE FROM presence WHERE replica NOT IN (SELECT id FROM replicas) RETURNING node_id`);
+      shared.announce('presence', orphans.map((p) => String(p.node_id)));
       shared.query(
         `DELETE FROM change_log WHERE at < now() - interval '1 hour' AND seq < (SELECT coalesce(min(cursor), 0) FROM replicas)`,
       );
@@ -102,8 +101,8 @@ export function createRegistry(shared: SharedLog, derp: DerpRegionInfo | null) {
     leave(): void {
       const gone = shared.query(`DELETE FROM presence WHERE replica = $1 RETURNING node_id`, [self]);
       shared.query(`DELETE FROM replicas WHERE id = $1`, [self]);
-      for (const p of gone) shared.announce('presence', String(p.node_id));
-      shared.announce('replica', self);
+      shared.announce('presence', gone.map((p) => String(p.node_id)));
+      shared.announce('replica', [self]);
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Route auto-approval: whenever a node advertises routes, changes owner or tags, or the policy changes, the
  * routes the policy's `autoApprovers` allow are added to the node's approved routes — never removed, so an
- * admin's approvals stand.
+ * admin's approvals stand. With several replicas, the one where the change was made approves.
  */
 import type { Change } from './changes.ts';
 import type { PolicyView } from './policy-view.ts';
@@ -19,6 +19,7 @@ export function createAutoApprover(t: Tailnet, policy: PolicyView, onError: (err
     if (missing.length) t.nodes.approveRoutes(id, [...node.approvedRoutes, ...missing]);
   };
   const affected = (c: Change): number[] => {
+    if (c.remote) return [];
     if (c.kind === 'policy-changed') return t.nodes.list().map((n) => n.id);
     if (c.kind === 'node-added') return [c.node.id];
     if (c.kind === 'node-updated' && c.fields.some((f) => triggers.has(f))) return [c.node.id];

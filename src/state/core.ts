@@ -37,7 +37,14 @@ export interface Core {
    * changes would say), with the actor the door set (src/audit/context.ts). Soft writes are what nodes report
    * about themselves and are not audited.
    */
-  write<T>(fn: (tx: StoreTx) => { result: T; apply?: () => void; changes?: Change[]; audit?: AuditNote[] }, opts?: { soft?: boolean }): T;
+  write<T>(fn: (tx: StoreTx) => WriteOutcome<T>, opts?: { soft?: boolean }): T;
+  /**
+   * A durable write that joins the store's group commit (Store.writeGrouped): the indexes move and the changes
+   * go out at once, as for `write`, and `durable` settles when the group commits. Should that commit fail, the
+   * write is undone in memory and its opposite published. Only node additions and updates can be undone so.
+   * Inside a batch it is an ordinary write of the batch.
+   */
+  writeGrouped<T>(fn: (tx: StoreTx) => WriteOutcome<T>): { result: T; durable: Promise<void> };
   /**
    * Runs several writes as one: they commit in one store transaction and their changes are published after it;
    * if `fn` throws, nothing is written, the indexes are as before and nothing is published. `fn` is synchronous,
@@ -54,6 +61,14 @@ export interface Core {
    * for `setting` the id is the setting's key and the record its value.
    */
   applyRemote(entity: RemoteEntity, id: string, record: unknown | null): void;
+}
+
+/** What a write's function returns: its result, how the indexes move, what to publish and audit. */
+export interface WriteOutcome<T> {
+  result: T;
+  apply?: () => void;
+  changes?: Change[];
+  audit?: AuditNote[];
 }
 
 /** The stored entities a replica can learn of from another one (see src/replica/bus.ts). */
@@ -105,22 +120,43 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
   };
   /** Changes held back while a batch runs; undefined outside a batch. */
   let held: Change[] | undefined;
-  return {
+  /** fn, then one audit entry per change (or per note) in the same transaction, with the door's actor. */
+  const audited = <T>(fn: (tx: StoreTx) => WriteOutcome<T>) => (tx: StoreTx) => {
+    const out = fn(tx);
+    const who = currentActor();
+    const time = new Date().toISOString();
+    for (const note of out.audit ?? notesOf(out.changes ?? [])) tx.appendAudit({ actor: who.actor, door: who.door, source: who.source, ...note }, time);
+    return out;
+  };
+  /** Moves the indexes and publishes (or holds, inside a batch) what a committed or grouped write changed. */
+  const applied = <T>({ result, apply, changes }: WriteOutcome<T>): T => {
+    // Inside a batch the indexes move at once, so the batch's next write (and its checks) sees this one.
+    apply?.();
+    if (changes) held ? held.push(...changes) : publish(changes);
+    return result;
+  };
+  /** Takes back in memory what a grouped write did whose commit failed. */
+  const undo = (changes: Change[]) => {
+    for (const c of [...changes].reverse()) {
+      if (c.kind === 'node-added') publish(applyNode(ix, c.node.id, null));
+      else if (c.kind === 'node-updated') publish(applyNode(ix, c.node.id, c.before));
+    }
+  };
+  const core: Core = {
     ix,
     write(fn, opts) {
-      const { result, apply, changes } = store.write((tx) => {
-        const out = fn(tx);
-        if (!opts?.soft) {
-          const who = currentActor();
-          const time = new Date().toISOString();
-          for (const note of out.audit ?? notesOf(out.changes ?? [])) tx.appendAudit({ actor: who.actor, door: who.door, source: who.source, ...note }, time);
-        }
-        return out;
-      }, opts);
-      // Inside a batch the indexes move at once, so the batch's next write (and its checks) sees this one.
-      apply?.();
-      if (changes) held ? held.push(...changes) : publish(changes);
-      return result;
+      return applied(store.write(opts?.soft ? fn : audited(fn), opts));
+    },
+    writeGrouped(fn) {
+      if (held) return { result: core.write(fn), durable: Promise.resolve() };
+      const { result: out, durable } = store.writeGrouped(audited(fn));
+      const result = applied(out);
+      const settled = durable.catch((err) => {
+        undo(out.changes ?? []);
+        throw err;
+      });
+      settled.catch(() => {});
+      return { result, durable: settled };
     },
     batch(fn) {
       if (held) return fn();
@@ -140,7 +176,7 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
     },
     publish,
     applyRemote(entity, id, record) {
-      const changes = applyRecord(ix, defaultDns, entity, id, record);
+      const changes = applyRecord(ix, defaultDns, entity, id, record).map((c) => ({ ...c, remote: true as const }));
       if (changes.length > 0) held ? held.push(...changes) : publish(changes);
     },
     subscribe(listener) {
@@ -148,6 +184,7 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
       return () => listeners.delete(listener);
     },
   };
+  return core;
 }
 
 /** Moves the indexes to a remote record and says what changed, as the local write would have. */

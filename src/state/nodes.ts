@@ -7,7 +7,8 @@ import { parseTimeOrDuration, timeHint } from '../domain/time.ts';
 import type { Endpoint, Node, RegisterMethod } from '../domain/types.ts';
 import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
-import { indexNode, unindexNode, type Core } from './core.ts';
+import { indexNode, unindexNode, type Core, type WriteOutcome } from './core.ts';
+import type { StoreTx } from '../store/store.ts';
 import { conflict, invalid, notFound } from './errors.ts';
 import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
 import type { IpAllocator } from './ipam.ts';
@@ -39,6 +40,12 @@ function checkedRoutes(routes: readonly string[]): string[] {
 export interface NodeOptions {
   /** Default key expiry for user-owned nodes in seconds (0 = never). */
   expirySeconds: number;
+}
+
+/** A registered node, and when its record is durable (at once, unless its write joined a group commit). */
+export interface Registered {
+  readonly node: Node;
+  readonly durable: Promise<void>;
 }
 
 /** How often a registration retries after another replica took its address or name first. */
@@ -93,16 +100,19 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
    * Allocates from the in-memory sets; another replica may have taken the same address or name a moment ago,
    * which the database's unique constraints catch: that value is then skipped and the allocation retried.
    */
-  const create = (input: RegisterInput): Node => {
+  const create = (input: RegisterInput, grouped: boolean): Registered => {
     const takenElsewhere = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       // A replica whose view lags another's would walk into its addresses one by one: after two clashes, pick at random.
       const fields = newNode(input, takenElsewhere, attempt > 2);
+      const insert = (tx: StoreTx): WriteOutcome<Node> => {
+        const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
+        return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
+      };
       try {
-        return core.write((tx) => {
-          const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
-          return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
-        });
+        if (!grouped) return { node: core.write(insert), durable: Promise.resolve() };
+        const { result, durable } = core.writeGrouped(insert);
+        return { node: result, durable };
       } catch (err) {
         if (!(err instanceof StoreConflictError)) throw err;
         if (err.constraint === 'nodes.machine_key' || err.constraint === 'nodes.node_key') {
@@ -139,6 +149,32 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     };
   };
 
+  const registerNode = (input: RegisterInput, grouped: boolean): Registered => {
+    if (input.userId === null && input.tags.length === 0) throw invalid('a node needs a user or tags');
+    if (input.userId !== null) users.get(input.userId);
+    checkTags(input.tags);
+    const clash = ix.nodesByNodeKey.get(input.nodeKey);
+    if (clash && clash.machineKey !== input.machineKey) throw conflict('node key already belongs to another machine');
+    const existing = ix.nodesByMachineKey.get(input.machineKey);
+    if (!existing) return create(input, grouped);
+    const tagged = input.tags.length > 0;
+    const node = update(
+      existing,
+      {
+        nodeKey: input.nodeKey,
+        userId: tagged ? null : input.userId,
+        tags: input.tags,
+        hostinfo: { ...existing.hostinfo, ...input.hostinfo },
+        expiry: defaultExpiry(tagged),
+        ephemeral: input.ephemeral,
+        registerMethod: input.method,
+        availableRoutes: routesOf(input.hostinfo),
+      },
+      ['keys', 'owner', 'tags', 'expiry', 'hostinfo', 'routes'],
+    );
+    return { node, durable: Promise.resolve() };
+  };
+
   return {
     list: (): Node[] => [...ix.nodes.values()],
     get,
@@ -151,30 +187,12 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
      * Registers a machine. A machine key seen before keeps its node (id, IPs, name); its node key, owner
      * and expiry are refreshed — this covers re-authentication and node-key rotation.
      */
-    register(input: RegisterInput): Node {
-      if (input.userId === null && input.tags.length === 0) throw invalid('a node needs a user or tags');
-      if (input.userId !== null) users.get(input.userId);
-      checkTags(input.tags);
-      const clash = ix.nodesByNodeKey.get(input.nodeKey);
-      if (clash && clash.machineKey !== input.machineKey) throw conflict('node key already belongs to another machine');
-      const existing = ix.nodesByMachineKey.get(input.machineKey);
-      if (!existing) return create(input);
-      const tagged = input.tags.length > 0;
-      return update(
-        existing,
-        {
-          nodeKey: input.nodeKey,
-          userId: tagged ? null : input.userId,
-          tags: input.tags,
-          hostinfo: { ...existing.hostinfo, ...input.hostinfo },
-          expiry: defaultExpiry(tagged),
-          ephemeral: input.ephemeral,
-          registerMethod: input.method,
-          availableRoutes: routesOf(input.hostinfo),
-        },
-        ['keys', 'owner', 'tags', 'expiry', 'hostinfo', 'routes'],
-      );
-    },
+    register: (input: RegisterInput): Node => registerNode(input, false).node,
+    /**
+     * The same for a client's own registration: a new node's write joins the store's group commit (a burst of
+     * joins shares one flush), so the client is answered once `durable` has settled.
+     */
+    registerGrouped: (input: RegisterInput): Registered => registerNode(input, true),
 
     rename(id: number, newName: string): Node {
       const node = get(id);

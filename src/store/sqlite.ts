@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SshCheck } from '../domain/types.ts';
 import { StoreConflictError } from './errors.ts';
+import { openGroup, type Group } from './group.ts';
 import { migrations } from './migrations.ts';
 import { sqliteAudit } from './sqlite-audit.ts';
 import type { Store, StoredTailnet, StoreTx } from './store.ts';
@@ -26,10 +27,26 @@ export function openSqliteStore(path: string): Store {
   migrate(db);
   const audit = sqliteAudit(db);
   const tx = createTx(db, audit.append);
+  /** The open group commit: its transaction stays open on `db` until commitGroup runs. */
+  let group: Group | undefined;
+  const commitGroup = () => {
+    const g = group;
+    if (!g) return;
+    group = undefined;
+    try {
+      db.exec('COMMIT');
+      g.resolve();
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      g.reject(err);
+    }
+  };
   return {
     audit: audit.store,
     load: () => loadAll(db),
     write: (fn, opts) => conflicts(() => {
+      // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
+      if (!opts?.soft) commitGroup();
       // SQLite refuses to change the safety level inside a transaction: a write inside a batch is durable.
       if (!opts?.soft || db.inTransaction) return db.transaction(() => fn(tx))();
       // WAL with synchronous=NORMAL commits without an fsync; the connection goes back to FULL right after.
@@ -40,7 +57,19 @@ export function openSqliteStore(path: string): Store {
         db.pragma('synchronous = FULL');
       }
     }),
-    transaction: (fn) => conflicts(() => db.transaction(fn)()),
+    transaction: (fn) => {
+      commitGroup();
+      return conflicts(() => db.transaction(fn)());
+    },
+    writeGrouped(fn) {
+      if (!group) {
+        db.exec('BEGIN IMMEDIATE');
+        group = openGroup();
+        setImmediate(commitGroup);
+      }
+      // Inside the open transaction better-sqlite3 runs this as a savepoint.
+      return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: group.durable };
+    },
     healthy: () => {
       try {
         return db.prepare('SELECT 1 AS ok').get() !== undefined;
@@ -53,7 +82,10 @@ export function openSqliteStore(path: string): Store {
     backup: async (path) => {
       await db.backup(path);
     },
-    close: () => db.close(),
+    close: () => {
+      commitGroup();
+      db.close();
+    },
   };
 }
 

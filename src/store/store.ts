@@ -53,8 +53,11 @@ export interface StoreTx {
   putSetting(key: string, value: unknown): void;
   /** Inserts or replaces an SSH check by its id. */
   putSshCheck(c: SshCheck): void;
-  /** Appends an audit entry after the newest one, chained to it; it commits or rolls back with the change. */
-  appendAudit(draft: AuditDraft, time: string): AuditEntry;
+  /**
+   * Appends an audit entry after the newest one, chained to it (by the time the transaction commits: PostgreSQL
+   * chains a transaction's entries as it ends); it commits or rolls back with the change.
+   */
+  appendAudit(draft: AuditDraft, time: string): void;
 }
 
 /** Filters for reading the audit log; `after` is the id cursor (entries come in id order). */
@@ -100,12 +103,18 @@ export interface SharedLog {
   lastSeq(): number;
   /** Rows with seq > `seq`, ascending, at most `limit`. */
   since(seq: number, limit: number): ChangeRef[];
-  /** The current row, shaped as load() returns it (User, Node, Hashed<…>, setting value, SshCheck); null when deleted. */
-  read(entity: string, id: string): unknown | null;
+  /**
+   * The current rows of one entity, shaped as load() returns them (User, Node, Hashed<…>, setting value,
+   * SshCheck), by id; an id absent from the map was deleted. One round trip for the lot.
+   */
+  read(entity: string, ids: readonly string[]): Map<string, unknown>;
   /** Runs one statement for the replica layer's own tables (presence, replicas); returns its rows. */
   query(sql: string, params?: unknown[]): Record<string, unknown>[];
-  /** Appends a change-log row and notifies the replicas, for a write made with query(). */
-  announce(entity: string, id: string): void;
+  /**
+   * Appends change-log rows for `ids` and notifies the replicas, for a write to the replica layer's tables:
+   * `write` (when given) runs in the same transaction, so the whole is one round trip.
+   */
+  announce(entity: string, ids: readonly string[], write?: { sql: string; params?: unknown[] }): void;
 }
 
 export interface Store {
@@ -118,6 +127,13 @@ export interface Store {
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** Runs fn in one outer transaction: every `write` inside it commits with it, or none does (a write inside is durable). */
   transaction<T>(fn: () => T): T;
+  /**
+   * Group commit, for bursts of writes that would each wait for their own flush (registrations): runs fn in a
+   * shared transaction, as a savepoint (a throw undoes fn's writes only), and returns at once; the shared
+   * transaction commits after the current turn of the event loop, with every grouped write of that turn, and
+   * `durable` settles then. A durable `write` or a `transaction` commits the open group first, so order holds.
+   */
+  writeGrouped<T>(fn: (tx: StoreTx) => T): { result: T; durable: Promise<void> };
   /** True when the database answers a trivial query. */
   healthy(): boolean;
   /**

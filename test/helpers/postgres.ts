@@ -18,6 +18,8 @@ export interface Postgres {
   readonly port: number;
   /** Creates another empty database and returns its URL. */
   database(name: string): string;
+  /** Runs SQL with psql, synchronously (between two steps of a test that must not yield), and returns its output. */
+  psql(sql: string): string;
   /** Stops the server (fast shutdown); `start()` brings it back on the same port with the same data. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -41,7 +43,8 @@ function run(cmd: string, args: string[]): string {
   return execFileSync(c, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export async function startPostgres(): Promise<Postgres> {
+/** `durable` keeps PostgreSQL's fsync on (benchmarks); tests turn it off, as they throw the data away. */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<Postgres> {
   ensureAptPackage(join(bin, 'postgres'), 'postgresql-15');
   const dir = mkdtempSync(join(tmpdir(), 'tailplane-pg-'));
   const data = join(dir, 'data');
@@ -57,7 +60,7 @@ export async function startPostgres(): Promise<Postgres> {
   const start = async () => {
     const [c, a] = asOwner(join(bin, 'postgres'), [
       '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`,
-      '-c', 'fsync=off', '-c', 'max_connections=300',
+      '-c', `fsync=${opts.durable ? 'on' : 'off'}`, '-c', 'max_connections=300',
     ]);
     const proc = spawn(c, a, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
@@ -93,6 +96,7 @@ export async function startPostgres(): Promise<Postgres> {
     url: database('tailplane'),
     port,
     database,
+    psql: (sql) => run(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', sql]),
     start,
     stop,
     async destroy() {

@@ -15,6 +15,8 @@ import type { Change } from '../../src/state/changes.ts';
 import type { Node, User } from '../../src/domain/types.ts';
 import type { RemoteEntity } from '../../src/state/core.ts';
 import { createTailnet, type Tailnet } from '../../src/state/tailnet.ts';
+import { createAutoApprover } from '../../src/state/auto-approve.ts';
+import { createPolicyView } from '../../src/state/policy-view.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tailplane-remote-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -142,4 +144,21 @@ test('a node online on another replica is online here until it has left both', (
   assert.ok(t.nodes.get(n.id).lastSeen, 'the replica the node left records last seen');
   assert.deepEqual(events, ['online:true', 'online:false']);
   assert.deepEqual(presence, [`${n.id}:true`, `${n.id}:false`], 'only this replica’s own connections are announced');
+});
+
+test('route auto-approval runs on the replica that made the change, not again on the one that learns of it', async () => {
+  const policy = '{"tagOwners":{"tag:router":[]},"autoApprovers":{"routes":{"10.9.0.0/24":["tag:router"]}},"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}';
+  a.tailnet.setPolicy(policy);
+  b.tailnet.applyRemote('setting', 'policy', read('setting', 'policy'));
+  const approvers = [a, b].map(({ tailnet }) => createAutoApprover(tailnet, createPolicyView(tailnet, { serverUrl: 'https://control.example' })));
+  const writesOnB: string[] = [];
+  b.tailnet.subscribe((c) => !c.remote && c.kind === 'node-updated' && writesOnB.push(c.fields.join(',')));
+  const router = a.tailnet.nodes.register({ machineKey: key('mkey'), nodeKey: key('nodekey'), hostname: 'router', hostinfo: { RoutableIPs: ['10.9.0.0/24'] }, userId: null, tags: ['tag:router'], ephemeral: false, method: 'authkey' });
+  b.tailnet.applyRemote('node', String(router.id), read('node', router.id));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(a.tailnet.nodes.get(router.id).approvedRoutes, ['10.9.0.0/24'], 'A approved its own registration');
+  assert.deepEqual(writesOnB, [], 'B made no write of its own');
+  b.tailnet.applyRemote('node', String(router.id), read('node', router.id));
+  assert.deepEqual(b.tailnet.nodes.get(router.id).approvedRoutes, ['10.9.0.0/24'], 'B learns the approval from A');
+  for (const x of approvers) x.stop();
 });

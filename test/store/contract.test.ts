@@ -153,10 +153,52 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(new Set(nodes.map((n) => n.givenName)).size, 20);
       for (const s of stores) s.close();
     });
+
+    test('group commit: grouped writes commit together after the turn; a failing one is undone alone; a durable write goes after the group', async () => {
+      const open = opener(kind);
+      const [store, other] = [open(), open()];
+      const user = store.write((tx) => tx.insertUser({ name: 'erin', displayName: '', email: '', createdAt: 'c' }));
+      const first = store.writeGrouped((tx) => tx.insertNode(node(1, user)));
+      const second = store.writeGrouped((tx) => tx.insertNode(node(2, user)));
+      assert.throws(() => store.writeGrouped((tx) => (tx.putSetting('lost', true), tx.insertNode({ ...node(3, user), ipv4: '100.64.0.1' }))), StoreConflictError);
+      assert.equal(first.durable, second.durable, 'one commit for the turn');
+      assert.equal(other.load().nodes.length, 0, 'nothing is visible before the group commits');
+      await first.durable;
+      assert.deepEqual(other.load().nodes.map((n) => n.id), [first.result, second.result]);
+      assert.deepEqual(other.load().settings, {});
+      // A durable write commits the open group first: both are visible the moment it returns.
+      const grouped = store.writeGrouped((tx) => tx.putSetting('grouped', 1));
+      store.write((tx) => tx.putSetting('durable', 2));
+      assert.deepEqual(other.load().settings, { grouped: 1, durable: 2 });
+      await grouped.durable;
+      store.close();
+      other.close();
+    });
   });
 }
 
 describe('postgres only', () => {
+  test('a group commit that fails is undone in memory: the node goes, its removal is published, nothing is stored', async () => {
+    const url = pg.database(`contract${++dbs}`);
+    const store = openPostgresStore({ url, poolSize: 4, timeoutMs: 5000, tls: 'off' });
+    const t = tailnetOn(store);
+    const user = t.users.create({ name: 'frank' });
+    const seen: string[] = [];
+    t.subscribe((c) => seen.push(c.kind));
+    const { node: joined, durable } = t.nodes.registerGrouped({ machineKey: `mkey:${hex(9)}`, nodeKey: `nodekey:${hex(9)}`, hostname: 'laptop', hostinfo: {}, userId: user.id, tags: [], ephemeral: false, method: 'authkey' });
+    assert.equal(t.nodes.find(joined.id)?.id, joined.id);
+    // Before the turn ends (and the group commits), the connection holding its transaction is cut.
+    const database = new URL(url).pathname.slice(1);
+    pg.psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database}' AND state = 'idle in transaction'`);
+    await assert.rejects(durable, StoreUnavailableError);
+    assert.equal(t.nodes.find(joined.id), undefined);
+    assert.deepEqual(seen.filter((k) => k.startsWith('node-')), ['node-added', 'node-removed']);
+    const deadline = Date.now() + 10_000;
+    while (!store.healthy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(store.load().nodes, []);
+    store.close();
+  });
+
   test('every transaction logs what it touched, in commit order, with its origin; SharedLog reads it', () => {
     const open = opener('postgres');
     const a = open();
@@ -181,12 +223,12 @@ describe('postgres only', () => {
     ]);
     assert.ok(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq));
     assert.equal(log.lastSeq(), rows.at(-1)!.seq);
-    assert.deepEqual(log.read('user', String(user)), a.load().users[0]);
-    assert.deepEqual(log.read('setting', 'policy'), { acls: [] });
-    assert.equal(log.read('node', String(n)), null);
+    assert.deepEqual(log.read('user', [String(user)]), new Map([[String(user), a.load().users[0]]]));
+    assert.deepEqual(log.read('setting', ['policy', 'dns']), new Map([['policy', { acls: [] }]]));
+    assert.deepEqual(log.read('node', [String(n)]), new Map());
     log.query('CREATE TABLE IF NOT EXISTS scratch (k TEXT PRIMARY KEY)');
     log.query('INSERT INTO scratch VALUES ($1)', ['x']);
-    log.announce('presence', 'x');
+    log.announce('presence', ['x']);
     assert.deepEqual(log.since(rows.at(-1)!.seq, 10).map((r) => [r.entity, r.id]), [['presence', 'x']]);
     a.close();
     b.close();

@@ -1,17 +1,21 @@
 /**
- * The audit log's rows in PostgreSQL: the same chain as SQLite's (src/store/sqlite-audit.ts). Appending takes
- * an advisory lock held to commit, so replicas writing at once still chain one entry after another.
+ * The audit log's rows in PostgreSQL: the same chain as SQLite's (src/store/sqlite-audit.ts). A transaction's
+ * entries are chained by the bridge worker as the transaction ends (appendPending), under an advisory lock held
+ * to its commit: replicas writing at once still chain one entry after another, and the lock is taken after the
+ * transaction's other statements, so it is held only for the append and the commit.
  */
 import { emptyAnchor, seal, type AuditAnchor, type AuditDraft, type AuditEntry } from '../../audit/chain.ts';
 import { entryFromRow } from '../rows.ts';
 import type { AuditQuery, AuditStore } from '../store.ts';
 import type { Results } from './bridge.ts';
-import type { Stmt } from './protocol.ts';
+import type { PendingAudit, Stmt } from './protocol.ts';
 
 /** Inside a transaction: `call` sends queued statements plus these and answers these; `enqueue` defers one. */
 export interface TxSql {
   call(stmts: Stmt[]): Results;
   enqueue(stmt: Stmt): void;
+  /** Appends an audit entry when the transaction ends. */
+  audit(entry: PendingAudit): void;
 }
 
 export interface AuditSql {
@@ -25,19 +29,27 @@ const auditLock = 0x7470_0003;
 /** Columns in the order of `entryColumns`' values. */
 const entryColumns = ['id', 'time', 'actor', 'door', 'source', 'action', 'object', 'summary', 'prev_hash', 'hash'];
 
-
 const headSql = `(SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) UNION ALL (SELECT id, hash FROM audit_anchor) ORDER BY id DESC LIMIT 1`;
 
-/** Appends after the newest entry (or the anchor), in the caller's transaction. */
-export function appendAudit(t: TxSql, draft: AuditDraft, time: string): AuditEntry {
-  const [, head] = t.call([{ sql: 'SELECT pg_advisory_xact_lock($1)', params: [auditLock] }, { sql: headSql }]);
-  const prev = (head!.rows[0] as unknown as AuditAnchor | undefined) ?? emptyAnchor;
-  const e = seal(draft, prev.id + 1, time, prev.hash);
-  t.enqueue({
-    sql: `INSERT INTO audit_log (${entryColumns.join(', ')}) VALUES (${entryColumns.map((_, i) => `$${i + 1}`).join(', ')})`,
-    params: [e.id, e.time, e.actor, e.door, e.source, e.action, e.object, e.summary, e.prevHash, e.hash],
-  });
-  return e;
+type Query = (sql: string, params?: unknown[]) => Promise<{ rows: Record<string, unknown>[] }>;
+
+/** In the bridge worker, inside the transaction: chains `pending` after the newest entry and inserts them. */
+export async function appendPending(query: Query, pending: readonly PendingAudit[]): Promise<void> {
+  await query('SELECT pg_advisory_xact_lock($1)', [auditLock]);
+  let prev = ((await query(headSql)).rows[0] as unknown as AuditAnchor | undefined) ?? emptyAnchor;
+  const entries: AuditEntry[] = [];
+  for (const { draft, time } of pending) {
+    const e = seal(draft, prev.id + 1, time, prev.hash);
+    entries.push(e);
+    prev = e;
+  }
+  // In rows of a few hundred: one statement may carry at most 65,535 parameters.
+  for (let at = 0; at < entries.length; at += 500) {
+    const rows = entries.slice(at, at + 500);
+    const values = rows.map((_, i) => `(${entryColumns.map((_, j) => `$${i * entryColumns.length + j + 1}`).join(', ')})`);
+    const params = rows.flatMap((e) => [e.id, e.time, e.actor, e.door, e.source, e.action, e.object, e.summary, e.prevHash, e.hash]);
+    await query(`INSERT INTO audit_log (${entryColumns.join(', ')}) VALUES ${values.join(', ')}`, params);
+  }
 }
 
 export function pgAudit(sql: AuditSql): AuditStore {
@@ -83,7 +95,7 @@ export function pgAudit(sql: AuditSql): AuditStore {
           },
         ]);
         const draft = record(removed!.rowCount);
-        if (draft) appendAudit(t, draft, new Date().toISOString());
+        if (draft) t.audit({ draft, time: new Date().toISOString() });
         return removed!.rowCount;
       });
     },

@@ -3,10 +3,12 @@
  * call), so each call posts its statements to a worker thread running node-postgres and blocks on Atomics.wait
  * until the answer arrives or the deadline passes. A deadline or a lost connection marks the store down:
  * calls then fail at once with StoreUnavailableError until the worker's probe reaches the server again.
+ * `callAsync` posts without blocking (a group commit): the worker still runs requests in order, so a blocking
+ * call made after it waits for it.
  */
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../errors.ts';
-import { slot, type Failure, type Request, type Response, type Stmt, type WorkerData } from './protocol.ts';
+import { slot, type Failure, type Request, type Response, type Step, type WorkerData } from './protocol.ts';
 
 export interface BridgeOptions {
   readonly url: string;
@@ -26,7 +28,9 @@ export class StatementError extends Error {
 
 export interface Bridge {
   /** Runs the statements in order; throws StoreUnavailableError or StatementError. */
-  call(stmts: readonly Stmt[], opts?: { hold?: boolean; release?: boolean }): Results;
+  call(stmts: readonly Step[], opts?: { hold?: boolean; release?: boolean }): Results;
+  /** The same without blocking the event loop; rejects with StoreUnavailableError or StatementError. */
+  callAsync(stmts: readonly Step[], opts?: { hold?: boolean; release?: boolean }): Promise<Results>;
   /** Gives up the transaction connection without waiting (after a failure that left it unusable). */
   abandon(): void;
   readonly down: boolean;
@@ -68,30 +72,68 @@ export function openBridge(opts: BridgeOptions): Bridge {
   }
 
   let nextId = 1;
+  /** Answers awaited by callAsync, by request id. */
+  const awaited = new Map<number, (answer: Response) => void>();
+  /** Hands an answer to its async caller; false when it is not one (a blocking call's, or one that timed out). */
+  const deliver = (answer: Response) => {
+    const take = awaited.get(answer.id);
+    awaited.delete(answer.id);
+    take?.(answer);
+    return take !== undefined;
+  };
+  port1.on('message', deliver);
+  port1.unref();
+  const post = (stmts: readonly Step[], hold: boolean, release: boolean): Request => {
+    if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge stopped: ${life.exited.message}`);
+    if (Atomics.load(state, slot.down) === 1) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
+    const req: Request = { id: nextId++, stmts, hold, release };
+    port1.postMessage(req);
+    return req;
+  };
+  /** No answer in time: the store goes down and the transaction connection is given up. */
+  const timedOut = () => {
+    Atomics.store(state, slot.down, 1);
+    bridge.abandon();
+    const gone = stopped();
+    return new StoreUnavailableError(gone ? `PostgreSQL bridge stopped: ${gone.message}` : `PostgreSQL did not answer within ${opts.timeoutMs} ms`);
+  };
+  const results = (answer: Response): Results => {
+    if (answer.ok) return answer.results;
+    if (answer.failure.unavailable) throw new StoreUnavailableError(answer.failure.message);
+    throw new StatementError(answer.failure);
+  };
   const bridge: Bridge = {
     call(stmts, { hold = false, release = false } = {}) {
-      if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge stopped: ${life.exited.message}`);
-      if (Atomics.load(state, slot.down) === 1) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
-      const req: Request = { id: nextId++, stmts, hold, release };
-      port1.postMessage(req);
+      const req = post(stmts, hold, release);
       const got: { answer?: Response } = {};
       waitFor(() => {
         // Answers to calls that timed out earlier may still arrive: they are skipped.
         for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) {
-          if ((m.message as Response).id === req.id) return !!(got.answer = m.message as Response);
+          const answer = m.message as Response;
+          if (answer.id === req.id) return !!(got.answer = answer);
+          deliver(answer);
         }
         return life.exited !== undefined;
       }, opts.timeoutMs);
-      const answer = got.answer;
-      if (!answer) {
-        Atomics.store(state, slot.down, 1);
-        bridge.abandon();
-        const gone = stopped();
-        throw new StoreUnavailableError(gone ? `PostgreSQL bridge stopped: ${gone.message}` : `PostgreSQL did not answer within ${opts.timeoutMs} ms`);
-      }
-      if (answer.ok) return answer.results;
-      if (answer.failure.unavailable) throw new StoreUnavailableError(answer.failure.message);
-      throw new StatementError(answer.failure);
+      if (!got.answer) throw timedOut();
+      return results(got.answer);
+    },
+    callAsync(stmts, { hold = false, release = false } = {}) {
+      return new Promise((resolve, reject) => {
+        const req = post(stmts, hold, release);
+        const timer = setTimeout(() => {
+          awaited.delete(req.id);
+          reject(timedOut());
+        }, opts.timeoutMs);
+        awaited.set(req.id, (answer) => {
+          clearTimeout(timer);
+          try {
+            resolve(results(answer));
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
     },
     abandon() {
       port1.postMessage({ id: 0, abandon: true });

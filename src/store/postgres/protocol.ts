@@ -3,6 +3,7 @@
  * memory they signal through.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { AuditDraft } from '../../audit/chain.ts';
 
 /**
  * One statement. Unless exactly one row was affected, `expectOne` makes it fail as "<expectOne> not found"
@@ -15,13 +16,26 @@ export interface Stmt {
   readonly conflict?: string;
 }
 
+/** An audit entry waiting to be chained: the worker seals it after the newest entry when the transaction ends. */
+export interface PendingAudit {
+  readonly draft: AuditDraft;
+  readonly time: string;
+}
+
+/** The audit entries of a transaction, appended by the worker (src/store/postgres/audit.ts, appendPending). */
+export interface AuditStep {
+  readonly audit: readonly PendingAudit[];
+}
+
+export type Step = Stmt | AuditStep;
+
 /**
  * Runs `stmts` in order. `hold` runs them on the worker's transaction connection (checked out of the pool on
  * first use and kept until `release`); otherwise on any pooled connection.
  */
 export interface Request {
   readonly id: number;
-  readonly stmts: readonly Stmt[];
+  readonly stmts: readonly Step[];
   readonly hold: boolean;
   readonly release: boolean;
 }

@@ -6,16 +6,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StoreUnavailableError } from '../errors.ts';
+import { openGroup, type Group } from '../group.ts';
 import {
   apiKeyFromRow, apiKeyParams, json, loadQueries, nodeFromRow, nodeParams, oauthClientFromRow, oauthClientParams,
   oauthTokenFromRow, oauthTokenParams, preAuthKeyFromRow, preAuthKeyParams, sshCheckFromRow, sshCheckParams,
   tailnetOf, userFromRow, userParams, type Row,
 } from '../rows.ts';
 import type { ChangeRef, SharedLog, Store, StoreTx } from '../store.ts';
-import { appendAudit, pgAudit, type TxSql } from './audit.ts';
+import { pgAudit, type TxSql } from './audit.ts';
 import { openBridge, type Bridge } from './bridge.ts';
 import { pgMigrations } from './migrations.ts';
-import type { Stmt } from './protocol.ts';
+import type { PendingAudit, Step, Stmt } from './protocol.ts';
 import { insertStmt, storeError, updateStmt, upsertStmt } from './sql.ts';
 
 export interface PostgresOptions {
@@ -31,20 +32,19 @@ export interface PostgresOptions {
 /** The channel a committed change is announced on; its payload is the newest change_log seq. */
 export const changeChannel = 'tailplane_changes';
 
-/** Advisory lock keys: schema migration, change-log order (held from a transaction's log insert to its commit). */
+/** Advisory lock key of schema migration. */
 const migrateLock = 0x7470_0001;
-const changeLock = 0x7470_0002;
 
 /** The tables behind SharedLog's entities, with the key column and the row mapper. */
-const entities: Record<string, { table: string; key: string; map: (r: Row) => unknown }> = {
+const entities: Record<string, { table: string; key: string; map: (r: Row) => unknown; text?: true }> = {
   user: { table: 'users', key: 'id', map: userFromRow },
   node: { table: 'nodes', key: 'id', map: nodeFromRow },
   pre_auth_key: { table: 'pre_auth_keys', key: 'id', map: preAuthKeyFromRow },
   api_key: { table: 'api_keys', key: 'id', map: apiKeyFromRow },
   oauth_client: { table: 'oauth_clients', key: 'id', map: oauthClientFromRow },
   oauth_token: { table: 'oauth_tokens', key: 'id', map: oauthTokenFromRow },
-  setting: { table: 'settings', key: 'key', map: (r) => JSON.parse(r.value as string) },
-  ssh_check: { table: 'ssh_checks', key: 'id', map: sshCheckFromRow },
+  setting: { table: 'settings', key: 'key', map: (r) => JSON.parse(r.value as string), text: true },
+  ssh_check: { table: 'ssh_checks', key: 'id', map: sshCheckFromRow, text: true },
 };
 
 export function openPostgresStore(opts: PostgresOptions): Store {
@@ -64,16 +64,20 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     since: (seq, limit) =>
       bridge.call([{ sql: 'SELECT seq, entity, entity_id AS id, origin FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2', params: [seq, limit] }])[0]!
         .rows as unknown as ChangeRef[],
-    read(entity, id) {
+    read(entity, ids) {
       const e = entities[entity];
       if (!e) throw new Error(`unknown entity ${entity}`);
-      // The id goes as text: PostgreSQL types the parameter from its column (integer ids, text SSH check ids).
-      const row = bridge.call([{ sql: `SELECT * FROM ${e.table} WHERE ${e.key} = $1`, params: [id] }])[0]!.rows[0];
-      return row ? e.map(row) : null;
+      // Typed as the key column is, so the lookup uses its index.
+      const sql = `SELECT * FROM ${e.table} WHERE ${e.key} = ANY($1::${e.text ? 'text' : 'bigint'}[])`;
+      const rows = bridge.call([{ sql, params: [ids] }])[0]!.rows;
+      return new Map(rows.map((r) => [String(r[e.key]), e.map(r)]));
     },
     query: (sql, params) => bridge.call([{ sql, params }])[0]!.rows,
-    announce(entity, id) {
-      bridge.call([{ sql: 'BEGIN' }, ...logStmts([[entity, id]], origin), notifyStmt, { sql: 'COMMIT' }], { hold: true, release: true });
+    announce(entity, ids, write) {
+      if (!ids.length && !write) return;
+      // On a pooled connection of its own: the transaction connection may be in an open group commit.
+      const stmts: Stmt[] = [{ sql: 'BEGIN' }, ...(write ? [write] : []), ...logStmts(ids.map((id) => [entity, id]), origin), ...(ids.length ? [notifyStmt] : []), { sql: 'COMMIT' }];
+      bridge.call(stmts);
     },
   };
   return {
@@ -89,6 +93,7 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     },
     write: (fn, o) => tx.run((t) => fn(t), o?.soft ?? false),
     transaction: (fn) => tx.run(() => fn(), false),
+    writeGrouped: (fn) => tx.grouped((t) => fn(t)),
     healthy() {
       if (bridge.down) return false;
       try {
@@ -145,14 +150,13 @@ function rollback(bridge: Bridge): void {
 }
 
 /**
- * The change-log rows for `touched`, after the lock that keeps seq in commit order (held to COMMIT: a later
- * transaction's rows get higher seqs and become visible after these).
+ * The change-log rows for `touched`. Transactions commit in another order than they took their seqs; readers
+ * treat a gap as a transaction still committing and read it again (src/replica/bus.ts), so no lock orders them.
  */
 function logStmts(touched: Iterable<[string, string]>, origin: string): Stmt[] {
   const list = [...touched];
   if (!list.length) return [];
   return [
-    { sql: 'SELECT pg_advisory_xact_lock($1)', params: [changeLock] },
     {
       sql: 'INSERT INTO change_log (entity, entity_id, origin) SELECT e, i, $3 FROM unnest($1::text[], $2::text[]) AS t(e, i)',
       params: [list.map((t) => t[0]), list.map((t) => t[1]), origin],
@@ -166,7 +170,8 @@ const notifyStmt: Stmt = { sql: `SELECT pg_notify('${changeChannel}', (SELECT co
 /**
  * The transaction machinery: an outermost run opens a transaction (BEGIN queued, not sent), nested runs are
  * savepoints, statements queue until an answer is needed, and the outermost commit sends the rest with the
- * change-log rows and COMMIT in one call.
+ * change-log rows and COMMIT in one call. A group commit keeps the outermost transaction open for the rest of
+ * the event-loop turn, its writes as savepoints, and sends its COMMIT without blocking.
  */
 function openTransactions(bridge: Bridge, origin: string) {
   let queue: Stmt[] = [];
@@ -177,6 +182,8 @@ function openTransactions(bridge: Bridge, origin: string) {
   let touched = new Map<string, [string, string]>();
   /** Whether a statement logged changes itself (expired tokens), so the commit notifies even with nothing touched. */
   let logged = false;
+  /** The transaction's audit entries, chained by the worker as it commits. */
+  let audits: PendingAudit[] = [];
   const touch = (entity: string, id: string | number) => touched.set(`${entity}\0${id}`, [entity, String(id)]);
 
   /** Sends the queue plus `stmts` on the transaction's connection; returns the answers to `stmts`. */
@@ -202,7 +209,7 @@ function openTransactions(bridge: Bridge, origin: string) {
   const remove = (entity: string, table: string) => (id: number) =>
     enqueue(entity, id, { sql: `DELETE FROM ${table} WHERE id = $1`, params: [id] });
 
-  const txSql: TxSql = { call, enqueue: (stmt) => queue.push(stmt) };
+  const txSql: TxSql = { call, enqueue: (stmt) => queue.push(stmt), audit: (entry) => audits.push(entry) };
 
   const storeTx: StoreTx = {
     insertUser: (u) => insert('user', 'users', userParams(u)),
@@ -223,54 +230,87 @@ function openTransactions(bridge: Bridge, origin: string) {
     deleteOAuthClient: remove('oauth_client', 'oauth_clients'),
     insertOAuthToken: (t, hash) => insert('oauth_token', 'oauth_tokens', { ...oauthTokenParams(t), hash }),
     deleteExpiredOAuthTokens: (now) => {
-      // The deleted ids are only known to the database: it logs them itself, under the change-order lock.
-      queue.push(
-        { sql: 'SELECT pg_advisory_xact_lock($1)', params: [changeLock] },
-        {
-          sql: `WITH gone AS (DELETE FROM oauth_tokens WHERE expires_at < $1 RETURNING id)
-                INSERT INTO change_log (entity, entity_id, origin) SELECT 'oauth_token', id::text, $2 FROM gone`,
-          params: [now, origin],
-        },
-      );
+      // The deleted ids are only known to the database: it logs them itself.
+      queue.push({
+        sql: `WITH gone AS (DELETE FROM oauth_tokens WHERE expires_at < $1 RETURNING id)
+              INSERT INTO change_log (entity, entity_id, origin) SELECT 'oauth_token', id::text, $2 FROM gone`,
+        params: [now, origin],
+      });
       logged = true;
     },
     putSetting: (key, value) => enqueue('setting', key, upsertStmt('settings', 'key', { key, value: json(value) })),
     putSshCheck: (c) => enqueue('ssh_check', c.id, upsertStmt('ssh_checks', 'id', sshCheckParams(c))),
-    appendAudit: (draft, time) => appendAudit(txSql, draft, time),
+    appendAudit: (draft, time) => txSql.audit({ draft, time }),
   };
 
-  /** Runs fn in the transaction (opening it when outermost, as a savepoint when nested). */
-  function run<T>(fn: (t: StoreTx, sql: TxSql) => T, soft: boolean): T {
-    if (depth > 0) {
-      const sp = `s${depth}`;
-      queue.push({ sql: `SAVEPOINT ${sp}` });
-      depth++;
-      try {
-        const result = fn(storeTx, txSql);
-        queue.push({ sql: `RELEASE SAVEPOINT ${sp}` });
-        return result;
-      } catch (err) {
-        // Back to the savepoint, so an outer fn that catches this may go on; if even that fails, its commit will.
-        if (!(err instanceof StoreUnavailableError)) {
-          try {
-            call([{ sql: `ROLLBACK TO SAVEPOINT ${sp}` }]);
-          } catch {}
-        }
-        throw err;
-      } finally {
-        depth--;
-      }
-    }
+  /** The open group commit, if any: its transaction is the outermost one until commitGroup sends COMMIT. */
+  let group: Group | undefined;
+
+  const begin = (soft: boolean) => {
     queue = [{ sql: 'BEGIN' }, ...(soft ? [{ sql: 'SET LOCAL synchronous_commit = off' }] : [])];
     touched = new Map();
     logged = false;
+    audits = [];
     sent = false;
     depth = 1;
+  };
+  /** What ends the outermost transaction: the queued statements, its audit entries, change-log rows and COMMIT. */
+  const commitStmts = (): Step[] => {
+    const log = touched.size || logged ? [...logStmts(touched.values(), origin), notifyStmt] : [];
+    const batch: Step[] = [...queue, ...(audits.length ? [{ audit: audits }] : []), ...log, { sql: 'COMMIT' }];
+    queue = [];
+    audits = [];
+    return batch;
+  };
+  const commitGroup = () => {
+    const g = group;
+    if (!g) return;
+    group = undefined;
+    const batch = commitStmts();
+    depth = 0;
+    sent = false;
+    try {
+      // On a failure the worker rolls back and drops the connection itself (nothing here is waiting to).
+      bridge.callAsync(batch, { hold: true, release: true }).then(g.resolve, (err) => g.reject(storeError(err)));
+    } catch (err) {
+      bridge.abandon();
+      g.reject(err);
+    }
+  };
+
+  /** Runs fn in a savepoint of the open transaction. */
+  function nested<T>(fn: (t: StoreTx, sql: TxSql) => T): T {
+    const sp = `s${depth}`;
+    queue.push({ sql: `SAVEPOINT ${sp}` });
+    depth++;
+    const auditsBefore = audits.length;
     try {
       const result = fn(storeTx, txSql);
-      const log = touched.size || logged ? [...logStmts(touched.values(), origin), notifyStmt] : [];
-      const batch = [...queue, ...log, { sql: 'COMMIT' }];
-      queue = [];
+      queue.push({ sql: `RELEASE SAVEPOINT ${sp}` });
+      return result;
+    } catch (err) {
+      audits.length = auditsBefore;
+      // Back to the savepoint, so an outer fn that catches this may go on; if even that fails, its commit will.
+      if (!(err instanceof StoreUnavailableError)) {
+        try {
+          call([{ sql: `ROLLBACK TO SAVEPOINT ${sp}` }]);
+        } catch {}
+      }
+      throw err;
+    } finally {
+      depth--;
+    }
+  }
+
+  /** Runs fn in the transaction (opening it when outermost, as a savepoint when nested). */
+  function run<T>(fn: (t: StoreTx, sql: TxSql) => T, soft: boolean): T {
+    // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
+    if (group && !soft) commitGroup();
+    if (depth > 0) return nested(fn);
+    begin(soft);
+    try {
+      const result = fn(storeTx, txSql);
+      const batch = commitStmts();
       try {
         bridge.call(batch, { hold: true, release: true });
       } catch (err) {
@@ -288,5 +328,14 @@ function openTransactions(bridge: Bridge, origin: string) {
       sent = false;
     }
   }
-  return { run };
+
+  function grouped<T>(fn: (t: StoreTx) => T): { result: T; durable: Promise<void> } {
+    if (!group) {
+      begin(false);
+      group = openGroup();
+      setImmediate(commitGroup);
+    }
+    return { result: nested(fn), durable: group.durable };
+  }
+  return { run, grouped };
 }

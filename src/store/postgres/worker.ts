@@ -5,6 +5,7 @@
  */
 import { workerData as data } from 'node:worker_threads';
 import pg from 'pg';
+import { appendPending } from './audit.ts';
 import { slot, type Abandon, type Failure, type Request, type Response, type WorkerData } from './protocol.ts';
 
 // Counts and sequence numbers (int8) as numbers: they stay far below 2^53.
@@ -22,6 +23,8 @@ const pool = new pg.Pool({
 });
 // An idle connection that dies (server restart) is dropped by the pool; without a listener it would crash us.
 pool.on('error', () => {});
+// So would one that dies while checked out between requests (an open group commit): its next query fails instead.
+pool.on('connect', (client) => client.on('error', () => {}));
 
 /** The connection of the open transaction, if any. */
 let held: pg.PoolClient | undefined;
@@ -61,6 +64,13 @@ async function run(req: Request): Promise<void> {
     client = req.hold ? (held ??= await pool.connect()) : await pool.connect();
     const results: { rows: Record<string, unknown>[]; rowCount: number }[] = [];
     for (const s of req.stmts) {
+      if ('audit' in s) {
+        const c = client;
+        await appendPending((text, values) => c.query({ text, values }), s.audit);
+        results.push({ rows: [], rowCount: s.audit.length });
+        index++;
+        continue;
+      }
       const r = await client.query({ text: s.sql, values: s.params as unknown[] | undefined });
       if (s.expectOne && r.rowCount !== 1) throw new Refusal(`${s.expectOne} not found`);
       if (s.conflict && r.rowCount !== 1) throw Object.assign(new Refusal(`conflict on ${s.conflict}`), { code: 'TPCON', constraint: s.conflict });
@@ -75,7 +85,12 @@ async function run(req: Request): Promise<void> {
     if (f.unavailable) {
       Atomics.store(state, slot.down, 1);
       drop(client, err as Error); // a broken connection is destroyed, not returned to the pool
-    } else if (!req.hold) client?.release();
+    } else if (!req.hold) client?.release(err as Error); // it may be inside a transaction the failure left open
+    else if (req.release && client) {
+      // The request was to end the transaction: end it here, before any request queued behind it runs.
+      await client.query('ROLLBACK').catch(() => {});
+      drop(client);
+    }
     respond({ id: req.id, ok: false, failure: f, index });
   }
 }
