@@ -1,56 +1,133 @@
 /**
- * `node --import tsx test/bench/replicas.ts [--nodes 1000] [--concurrency 32]`: the HA fan-out figure of
- * issue 19. Two `tailplane serve` replicas on one throw-away PostgreSQL 15; simulated clients (the bench's
- * load generator) all stream from replica B; a policy change is made through replica A and the time until
- * the last client on B holds the new packet filter is reported, with the same change on a single SQLite
- * server beside it.
+ * The high-availability figures of issue 19, run by `npm run bench` (--replica-nodes N, 0 to skip), each on
+ * fresh servers so the phases do not see each other's nodes:
+ *  - registrations: N simulated clients join, spread over two `tailplane serve` replicas on one PostgreSQL 15
+ *    (node i dials replica i % 2, as a round-robin load balancer would), against N joining one server on SQLite;
+ *  - fan-out: N clients stream from replica B, a policy change that alters every node's packet filter is made
+ *    through replica A, and the time until the last client on B has it is reported, beside one SQLite server.
+ * Both use the bench's grouped layout (policy.ts).
+ * Server CPU is the sum over the replicas' processes.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { startPostgres, type Postgres } from '../helpers/postgres.ts';
 import { api, spawnServer, tempDir, type ChildServer } from '../helpers/server.ts';
-import { startPostgres } from '../helpers/postgres.ts';
 import { createFleet, waitForFrames } from './loadgen/fleet.ts';
+import type { SimNode } from './loadgen/node.ts';
+import { sampleProc } from './proc.ts';
+import { blockSize, policyText } from './policy.ts';
 import { keyTarget } from './servers/server.ts';
+import { provision, serverEnv as env } from './servers/tailplane.ts';
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' } } });
-const nodes = Number(values.nodes);
-const concurrency = Number(values.concurrency);
-const env = { TAILPLANE_DERP_STUN_LISTEN_ADDR: '' };
-const policy = (n: number) => `{"acls":[{"action":"accept","src":["*"],"dst":["*:${n}"]}]}`;
-const hasPacketFilter = (m: { PacketFilter?: unknown }) => m.PacketFilter !== undefined;
-
-/** Streams `nodes` clients from `streamFrom`, then times a policy change through `writeTo` until all have it. */
-async function fanOut(label: string, writeTo: ChildServer, streamFrom: ChildServer): Promise<number> {
-  const key = (await api(writeTo, 'POST', '/api/v1/preauthkey', { user: (await api(writeTo, 'POST', '/api/v1/user', { name: 'bench' })).json.user.id, reusable: true })).json.preAuthKey.key;
-  const fleet = createFleet(await keyTarget(streamFrom.url), { concurrency });
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: nodes }, (_, i) => fleet.join(i, key)));
-  console.log(`${label}: ${nodes} clients streaming in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  await new Promise((r) => setTimeout(r, 2000));
-  const start = performance.now();
-  const a = await waitForFrames(fleet.nodes, hasPacketFilter, () => api(writeTo, 'PUT', '/api/v1/policy', { policy: policy(443) }), 30_000);
-  const ms = a.last - start;
-  console.log(`${label}: policy change reached ${a.matched}/${nodes} clients in ${ms.toFixed(0)} ms${a.missing ? ` (${a.missing} missing)` : ''}`);
-  fleet.close();
-  return ms;
+export interface ReplicaSetup {
+  readonly registrationsPerSec: number;
+  /** Server CPU per registration, summed over the setup's processes. */
+  readonly cpuMsPerRegistration: number;
+  /** A policy change made through the writer, until the last client (on the other replica) has it. */
+  readonly fanOutMs: number;
+  readonly fanOutReached: string;
 }
 
-const db = await startPostgres();
-const pgEnv = { ...env, TAILPLANE_STORE_TYPE: 'postgres', TAILPLANE_STORE_POSTGRES_URL: db.url };
-const a = await spawnServer({ env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '901' }, startMs: 90_000 });
-const bDir = tempDir();
-writeFileSync(join(bDir, 'admin-api-key'), a.apiKey + '\n', { mode: 0o600 });
-const b = await spawnServer({ dataDir: bDir, env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '902' }, startMs: 90_000 });
-const single = await spawnServer({ env, startMs: 90_000 });
-try {
-  const replicated = await fanOut('two replicas, change on A, clients on B', a, b);
-  await b.stop();
-  await a.stop();
-  const alone = await fanOut('one server on SQLite', single, single);
-  console.log(`\n| setup | ${nodes} clients: change → last client |\n|---|---|\n| 2 replicas on PostgreSQL (A → B) | ${replicated.toFixed(0)} ms |\n| 1 server on SQLite | ${alone.toFixed(0)} ms |`);
-} finally {
-  await Promise.all([a.stop(), b.stop(), single.stop()]);
-  await db.destroy();
+export interface ReplicaBench {
+  readonly nodes: number;
+  readonly replicated: ReplicaSetup;
+  readonly single: ReplicaSetup;
+}
+
+const blocks = (nodes: number) => Math.max(1, Math.ceil((nodes + 1) / blockSize));
+const settleMs = 2000;
+
+/** Two replicas (A, B) on `db`, or one SQLite server when `db` is undefined (then A and B are the same). */
+async function startSetup(db: Postgres | undefined, name: string): Promise<{ a: ChildServer; b: ChildServer; stop: () => Promise<void> }> {
+  if (!db) {
+    const one = await spawnServer({ env, startMs: 90_000 });
+    return { a: one, b: one, stop: async () => void (await one.stop()) };
+  }
+  const pgEnv = { ...env, TAILPLANE_STORE_TYPE: 'postgres', TAILPLANE_STORE_POSTGRES_URL: db.database(name) };
+  const a = await spawnServer({ env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '901' }, startMs: 90_000 });
+  // B shares the database, so A's admin key is valid there too.
+  const bDir = tempDir();
+  writeFileSync(join(bDir, 'admin-api-key'), a.apiKey + '\n', { mode: 0o600 });
+  const b = await spawnServer({ dataDir: bDir, env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '902' }, startMs: 90_000 });
+  return { a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
+}
+
+
+const cpuSec = (servers: ChildServer[]) => [...new Set(servers)].reduce((s, x) => s + sampleProc(x.process.pid!).cpuSec, 0);
+
+/**
+ * N clients join the grouped layout (the bench's registration scenario), node i through servers[i % 2];
+ * registrations/s counted to the last registration answered.
+ */
+async function registrations(servers: ChildServer[], nodes: number, concurrency: number): Promise<{ perSec: number; cpuMs: number; fleets: ReturnType<typeof createFleet>[] }> {
+  const keys = await provision(servers[0]!, 'grouped', blocks(nodes));
+  const fleets = await Promise.all(servers.map(async (s) => createFleet(await keyTarget(s.url), { concurrency: Math.ceil(concurrency / servers.length) })));
+  const cpu0 = cpuSec(servers);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: nodes }, (_, i) => fleets[i % fleets.length]!.join(i, keys.node(i))));
+  const joined: SimNode[] = fleets.flatMap((f) => f.nodes);
+  const regDone = Math.max(...joined.map((x) => x.metrics.firstMapAt! - x.metrics.firstMapMs!));
+  const cpuMs = ((cpuSec(servers) - cpu0) * 1000) / nodes;
+  return { perSec: nodes / ((regDone - t0) / 1000), cpuMs, fleets };
+}
+
+async function measureSetup(db: Postgres | undefined, nodes: number, concurrency: number, log: (s: string) => void): Promise<ReplicaSetup> {
+  const label = db ? '2 replicas on PostgreSQL' : '1 server on SQLite';
+  // Registrations: spread over both replicas.
+  const reg = await startSetup(db, 'reg');
+  let perSec = 0;
+  let cpuMs = 0;
+  try {
+    const r = await registrations(db ? [reg.a, reg.b] : [reg.a], nodes, concurrency);
+    ({ perSec, cpuMs } = r);
+    for (const f of r.fleets) f.close();
+    log(`  ${label}: ${nodes} registrations at ${perSec.toFixed(0)}/s, server CPU ${cpuMs.toFixed(1)} ms each`);
+  } finally {
+    await reg.stop();
+  }
+  // Fan-out: every client on B, the change through A.
+  const fan = await startSetup(db, 'fan');
+  try {
+    const { fleets } = await registrations([fan.b], nodes, concurrency);
+    const clients = fleets[0]!.nodes;
+    await new Promise((r) => setTimeout(r, settleMs));
+    const start = performance.now();
+    const got = await waitForFrames(clients, (m) => m.PacketFilter !== undefined, () => api(fan.a, 'PUT', '/api/v1/policy', { policy: policyText('grouped', blocks(nodes), 1) }), 30_000);
+    fleets[0]!.close();
+    const fanOutMs = got.last - start;
+    log(`  ${label}: policy change through ${db ? 'A' : 'the server'} reached ${got.matched}/${nodes} clients${db ? ' on B' : ''} in ${fanOutMs.toFixed(0)} ms`);
+    return { registrationsPerSec: perSec, cpuMsPerRegistration: cpuMs, fanOutMs, fanOutReached: `${got.matched}/${nodes}` };
+  } finally {
+    await fan.stop();
+  }
+}
+
+export async function benchReplicas(nodes: number, concurrency: number, log: (s: string) => void): Promise<ReplicaBench> {
+  // fsync on, as SQLite's store syncs too: the comparison is between durable setups.
+  const db = await startPostgres({ durable: true });
+  try {
+    const replicated = await measureSetup(db, nodes, concurrency, log);
+    const single = await measureSetup(undefined, nodes, concurrency, log);
+    return { nodes, replicated, single };
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** The side-by-side table and the issue's two verdicts. */
+export function replicaMarkdown(r: ReplicaBench): string {
+  const row = (name: string, s: ReplicaSetup) =>
+    `| ${name} | ${s.registrationsPerSec.toFixed(0)}/s | ${s.cpuMsPerRegistration.toFixed(1)} ms | ${s.fanOutMs.toFixed(0)} ms (${s.fanOutReached}) |`;
+  const fast = r.replicated.fanOutMs < 1000;
+  const enough = r.replicated.registrationsPerSec >= r.single.registrationsPerSec;
+  return [
+    `| setup (${r.nodes} clients) | registrations | server CPU per registration | policy change → last client |`,
+    '|---|---|---|---|',
+    row('2 replicas on PostgreSQL (change on A, clients on B)', r.replicated),
+    row('1 server on SQLite', r.single),
+    '',
+    `- change on A reaches ${r.nodes} clients on B < 1 s: ${r.replicated.fanOutMs.toFixed(0)} ms — ${fast ? 'PASS' : 'MISS'}`,
+    `- registrations, 2 replicas on PostgreSQL ≥ 1 server on SQLite: ${r.replicated.registrationsPerSec.toFixed(0)}/s vs ${r.single.registrationsPerSec.toFixed(0)}/s — ${enough ? 'PASS' : 'MISS'}`,
+  ].join('\n');
 }

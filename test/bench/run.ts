@@ -6,6 +6,8 @@
  *        and report ratios, for node counts up to --compare-max-nodes (default 100: Headscale needs ~6 minutes to
  *        connect 1,000 nodes on a 2-core machine, which would not fit the quick run's 5 minutes).
  *        --console-nodes 10000 (0 to skip): server time of the admin console's machines page with that many machines.
+ *        --replica-nodes 1000 (0 to skip): two replicas on PostgreSQL beside one server on SQLite (replicas.ts),
+ *        after the stores' own registration rates, one by one and group-committed (store-writes.ts).
  * The defaults are the quick run (under 5 minutes); the full one is
  *   npm run bench -- --nodes 100,1000,5000,10000 --compare-max-nodes 1000
  */
@@ -17,6 +19,8 @@ import type { PolicyKind } from './policy.ts';
 import { checkTargets, machine, markdown, scenarioTable, targetTable } from './report.ts';
 import { runScenarios, type RunResult } from './scenarios.ts';
 import { benchConsole, type ConsoleBench } from './console.ts';
+import { benchReplicas, replicaMarkdown, type ReplicaBench } from './replicas.ts';
+import { benchStoreWrites, storeWritesMarkdown, type StoreWrites } from './store-writes.ts';
 
 /** Allow-all hands every node every peer, so its cost is quadratic: run it only up to this many nodes. */
 const allowAllMaxNodes = 1000;
@@ -30,6 +34,7 @@ const { values } = parseArgs({
     compare: { type: 'string', default: 'headscale' },
     'compare-max-nodes': { type: 'string', default: '100' },
     'console-nodes': { type: 'string', default: '10000' },
+    'replica-nodes': { type: 'string', default: '1000' },
   },
 });
 
@@ -45,6 +50,8 @@ if (!Number.isInteger(compareMaxNodes) || compareMaxNodes < 0) throw new Error(`
 
 const consoleNodes = Number(values['console-nodes']);
 if (!Number.isInteger(consoleNodes) || consoleNodes < 0) throw new Error(`--console-nodes: expected a whole number, got ${values['console-nodes']}`);
+const replicaNodes = Number(values['replica-nodes']);
+if (!Number.isInteger(replicaNodes) || replicaNodes < 0) throw new Error(`--replica-nodes: expected a whole number, got ${values['replica-nodes']}`);
 
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
@@ -88,7 +95,23 @@ if (consoleNodes > 0) {
   consoleLine = `Admin console machines page with ${consoleNodes} machines, server time: first page ${consolePage.firstPageMs.median} ms median (max ${consolePage.firstPageMs.max}), search ${consolePage.searchMs.median} ms median (max ${consolePage.searchMs.max}); target < 300 ms: ${worst < 300 ? 'pass' : 'MISS'}.`;
   console.log(consoleLine + '\n');
 }
+let replicas: ReplicaBench | undefined;
+let replicaSection = '';
+let storeWrites: StoreWrites[] | undefined;
+if (replicaNodes > 0) {
+  console.log('registrations through the state layer alone:');
+  storeWrites = await benchStoreWrites();
+  console.log(`high availability, ${replicaNodes} clients:`);
+  replicas = await benchReplicas(replicaNodes, concurrency, log);
+  replicaSection = [
+    '\n## Registrations per second through the state layer alone (no network, no maps)\n',
+    storeWritesMarkdown(storeWrites),
+    '\n## High availability: two replicas on PostgreSQL beside one server on SQLite\n',
+    replicaMarkdown(replicas) + '\n',
+  ].join('\n');
+  console.log(replicaSection);
+}
 mkdirSync(values.out, { recursive: true });
-writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison, consolePage }, null, 2) + '\n');
-writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : ''));
+writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison, consolePage, storeWrites, replicas }, null, 2) + '\n');
+writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : '') + replicaSection);
 console.log(`wrote ${join(values.out, 'latest.md')} and latest.json`);

@@ -7,7 +7,7 @@ import { keyTarget, type BenchKeys, type BenchServer } from './server.ts';
  * Server env: no STUN port (other tests may hold 3478); with BENCH_PROFILE_DIR set, the server preloads the
  * CPU profiler (node refuses --cpu-prof in NODE_OPTIONS) and writes a .cpuprofile there when it exits.
  */
-const serverEnv: Record<string, string> = {
+export const serverEnv: Record<string, string> = {
   TAILPLANE_DERP_STUN_LISTEN_ADDR: '',
   ...(process.env.BENCH_PROFILE_DIR
     ? { NODE_OPTIONS: `--import ${import.meta.resolve('tsx')} --import ${import.meta.resolve('../cpu-profile.ts')}` }
@@ -21,7 +21,7 @@ async function must(server: ChildServer, method: string, path: string, body?: un
 }
 
 /** Users, the policy and reusable pre-auth keys: per block a user key, an ephemeral one and a tag key (grouped). */
-async function provision(server: ChildServer, kind: PolicyKind, blocks: number): Promise<BenchKeys> {
+export async function provision(server: ChildServer, kind: PolicyKind, blocks: number): Promise<BenchKeys> {
   const key = async (body: object): Promise<string> => (await must(server, 'POST', '/api/v1/preauthkey', { reusable: true, ...body })).preAuthKey.key;
   const admin = (await must(server, 'POST', '/api/v1/user', { name: 'admin' })).user;
   if (kind === 'allow-all') {
