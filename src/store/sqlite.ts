@@ -62,6 +62,8 @@ export function openSqliteStore(path: string): Store {
       return conflicts(() => db.transaction(fn)());
     },
     writeGrouped(fn) {
+      // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
+      if (!group && db.inTransaction) return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: Promise.resolve() };
       if (!group) {
         db.exec('BEGIN IMMEDIATE');
         group = openGroup();

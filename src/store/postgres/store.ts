@@ -109,7 +109,10 @@ export function openPostgresStore(opts: PostgresOptions): Store {
       ),
     audit: pgAudit({ call: (stmts) => bridge.call(stmts), transaction: (fn) => tx.run((_, t) => fn(t), false) }),
     shared,
-    close: () => void bridge.close(),
+    close: () => {
+      tx.close();
+      void bridge.close();
+    },
   };
 }
 
@@ -262,7 +265,8 @@ function openTransactions(bridge: Bridge, origin: string) {
     audits = [];
     return batch;
   };
-  const commitGroup = () => {
+  /** Sends the open group's COMMIT; `wait` blocks until it is done (closing), otherwise the answer settles it later. */
+  const commitGroup = (wait = false) => {
     const g = group;
     if (!g) return;
     group = undefined;
@@ -271,10 +275,12 @@ function openTransactions(bridge: Bridge, origin: string) {
     sent = false;
     try {
       // On a failure the worker rolls back and drops the connection itself (nothing here is waiting to).
-      bridge.callAsync(batch, { hold: true, release: true }).then(g.resolve, (err) => g.reject(storeError(err)));
+      if (!wait) return void bridge.callAsync(batch, { hold: true, release: true }).then(g.resolve, (err) => g.reject(storeError(err)));
+      bridge.call(batch, { hold: true, release: true });
+      g.resolve();
     } catch (err) {
       bridge.abandon();
-      g.reject(err);
+      g.reject(storeError(err));
     }
   };
 
@@ -330,6 +336,8 @@ function openTransactions(bridge: Bridge, origin: string) {
   }
 
   function grouped<T>(fn: (t: StoreTx) => T): { result: T; durable: Promise<void> } {
+    // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
+    if (!group && depth > 0) return { result: nested(fn), durable: Promise.resolve() };
     if (!group) {
       begin(false);
       group = openGroup();
@@ -337,5 +345,5 @@ function openTransactions(bridge: Bridge, origin: string) {
     }
     return { result: nested(fn), durable: group.durable };
   }
-  return { run, grouped };
+  return { run, grouped, close: () => commitGroup(true) };
 }
