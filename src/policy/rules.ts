@@ -205,6 +205,96 @@ const COMPANION_CAPS: readonly (readonly [string, string])[] = [
  * CapGrant rules never merge and stay where their grant put them.
  */
 export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
+  const plan = filterPlan(rules);
+  return plan ? plannedFilter(plan, n, selfSources) : walkedFilter(rules, n, selfSources, r);
+}
+
+/** One step of filterPlan: a destination and port spec of a rule, or a rule's autogroup:self part. */
+type PlanStep =
+  | { readonly self: false; readonly rule: CompiledRule; readonly d: CompiledDst; readonly spec: IpSpec; readonly key: string; readonly at: number }
+  | { readonly self: true; readonly part: readonly CompiledDst[]; readonly rule: CompiledRule; readonly at: number };
+
+interface FilterPlan {
+  readonly steps: readonly PlanStep[];
+  /** Where the first rule of each SrcIPs|protocols key stands in the walk: its merged FilterRule's place in every filter. */
+  readonly firstAt: ReadonlyMap<string, number>;
+}
+
+const filterPlans = new WeakMap<readonly CompiledRule[], FilterPlan | null>();
+
+/**
+ * walkedFilter's walk without the node: the order of the rules' parts, their merge keys, and where each key's
+ * merged rule stands. A compile builds it once, so a node's filter costs a look at each destination rather than
+ * building every rule's slot again (a join recomputes its whole block's filters). Grants with `via` or `app`
+ * depend on the node in other ways: those policies keep the plain walk (null).
+ */
+function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
+  let plan = filterPlans.get(rules);
+  if (plan !== undefined) return plan;
+  plan = null;
+  if (rules.every((c) => c.via.length === 0 && !c.rule.app)) {
+    const steps: PlanStep[] = [];
+    const firstAt = new Map<string, number>();
+    let at = 0;
+    for (const rule of orderedRules(rules)) {
+      for (const part of dstParts(rule)) {
+        if (part[0]!.target.kind === 'self') {
+          steps.push({ self: true, part, rule, at });
+          // Each of a self part's destinations and specs may open a slot of its own (keys vary by node).
+          at += part.reduce((k, d) => k + d.specs.length, 0);
+          continue;
+        }
+        for (const [d, spec] of partPairs(rule, part)) {
+          const empty = rule.src.srcIPs.length === 0;
+          const key = empty ? '' : `${rule.src.key}|${protoKey(spec)}`;
+          if (!empty && !firstAt.has(key)) firstAt.set(key, at);
+          steps.push({ self: false, rule, d, spec, key, at: at++ });
+        }
+      }
+    }
+    plan = { steps, firstAt };
+  }
+  filterPlans.set(rules, plan);
+  return plan;
+}
+
+/** walkedFilter's result from a plan: only the destinations that cover n add ports, each to its key's place. */
+function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSources): FilterRule[] {
+  const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: NetPortRange[] } }>();
+  const add = (srcIPs: readonly string[], key: string, at: number, spec: IpSpec, ips: readonly string[]) => {
+    let slot = slots.get(key);
+    if (!slot) slots.set(key, (slot = { at, rule: { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) } }));
+    for (const ip of ips) for (const p of spec.ports) slot.rule.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
+  };
+  for (const step of plan.steps) {
+    if (!step.self) {
+      if (step.key !== '' && targetHits(step.d.target, n)) add(step.rule.src.srcIPs, step.key, plan.firstAt.get(step.key)!, step.spec, targetIps(step.d.target, n));
+      continue;
+    }
+    if (n.user === undefined) continue;
+    const own = selfSources(step.rule, n.user);
+    if (own.length === 0) continue;
+    let at = step.at;
+    for (const d of step.part) {
+      for (const spec of d.specs) {
+        const key = `${own.join(',')}|${protoKey(spec)}`;
+        // The slot opened first: by an ordinary rule before this part, or here.
+        add(own, key, Math.min(plan.firstAt.get(key) ?? Infinity, at++), spec, n.ipTexts);
+      }
+    }
+  }
+  return [...slots.values()].sort((a, b) => a.at - b.at).map((s) => s.rule).filter((fr) => fr.DstPorts.length > 0);
+}
+
+/** Grants before ACLs, each in policy order. */
+const orderedRules = (rules: readonly CompiledRule[]) => [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
+
+/** A part's destinations with their port specs: a grant's `ip` list applies to every destination, so Tailscale emits one rule per protocol entry. */
+const partPairs = (rule: CompiledRule, part: readonly CompiledDst[]) =>
+  rule.rule.source === 'grants' ? part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const)) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
+
+/** filterForNode by walking every rule for the node. */
+function walkedFilter(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
   const out: FilterRule[] = [];
   const byKey = new Map<string, { DstPorts: NetPortRange[] }>();
   const slot = (srcIPs: readonly string[], srcKey: string, spec: IpSpec) => {
@@ -223,15 +313,12 @@ export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, se
     const fr = slot(srcIPs, srcKey, spec);
     for (const ip of ips) for (const p of spec.ports) fr.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
   };
-  const ordered = [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
-  for (const rule of ordered) {
+  for (const rule of orderedRules(rules)) {
     const routed = rule.via.length === 0 || rule.via.some((t) => n.tags.includes(t));
     for (const part of dstParts(rule)) {
       if (part[0]!.target.kind !== 'self') {
         if (!routed) continue;
-        // A grant's `ip` list applies to every destination: Tailscale emits one rule per protocol entry.
-        const pairs = rule.rule.source === 'grants' ? (part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const))) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
-        for (const [d, spec] of pairs) {
+        for (const [d, spec] of partPairs(rule, part)) {
           const hit = targetHits(d.target, n) && !(rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any'));
           add(rule.src.srcIPs, rule.src.key, spec, hit ? targetIps(d.target, n) : []);
         }
