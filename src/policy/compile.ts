@@ -3,7 +3,7 @@ import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
-import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
+import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
 import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
@@ -42,6 +42,8 @@ export interface CompiledPolicy extends CompileParts {
 export interface CompileOptions extends SshOptions {
   /** Index entries reused across compiles of a changing topology (see TopologyCache). */
   readonly topologyCache?: TopologyCache;
+  /** Rules' sorted source addresses reused across compiles of the same parsed policy (see SourceCache). */
+  readonly sourceCache?: SourceCache;
   /**
    * The last compile of the same live policy: views the topology change cannot have altered are carried over
    * (same objects, so callers can tell "unchanged" by identity). Only its views map is kept, never the compile.
@@ -54,7 +56,7 @@ const DEFAULT_PROTOS = [6, 17, 1, 58];
 export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
   const topo = indexTopology(topology, opts.topologyCache);
   const r = createResolver(policy, topo);
-  const rules = compileRules(policy.rules, r);
+  const rules = compileRules(policy.rules, r, opts.sourceCache);
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
   let allowAll: readonly FilterRule[] | undefined;
@@ -146,7 +148,8 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
   const dstNodes = (cr: CompiledRule, d: CompiledDst) => {
     let ids = dstNodeCache.get(d);
     if (!ids) {
-      ids = topo.nodes.filter((m) => hits(cr, d, m)).map((m) => m.id);
+      // A node set is its own answer (the resolver drew it from this topology); other targets are looked for.
+      ids = d.target.kind === 'nodes' && cr.via.length === 0 ? [...d.target.ids] : topo.nodes.filter((m) => hits(cr, d, m)).map((m) => m.id);
       dstNodeCache.set(d, ids);
     }
     return ids;
@@ -175,13 +178,18 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     }
     return out;
   };
+  /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
   const signature = (n: IndexedNode) => {
-    const parts = rules.map((cr) => {
-      const s = cr.src.all || cr.src.ids.has(n.id) ? 's' : '';
-      const d = cr.dsts.map((x) => (x.target.kind !== 'self' && hits(cr, x, n) ? '1' : '0')).join('');
-      return `${s}${d}`;
-    });
-    return `${parts.join('.')}|${hasSelf ? (n.user ?? '') : ''}`;
+    let sig = '';
+    for (let i = 0; i < rules.length; i++) {
+      const cr = rules[i]!;
+      if (cr.src.all || cr.src.ids.has(n.id)) sig += `s${i},`;
+      for (let j = 0; j < cr.dsts.length; j++) {
+        const x = cr.dsts[j]!;
+        if (x.target.kind !== 'self' && hits(cr, x, n)) sig += `d${i}.${j},`;
+      }
+    }
+    return `${sig}|${hasSelf ? (n.user ?? '') : ''}`;
   };
   return (n) => {
     if (!policy.hasAccessRules) return allIds.filter((id) => id !== n.id);

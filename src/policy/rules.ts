@@ -36,12 +36,18 @@ export interface CompiledRule {
   readonly via: readonly string[];
 }
 
-export function compileRules(rules: readonly AccessRule[], r: Resolver): CompiledRule[] {
+/**
+ * A rule's own source addresses (nodes' and literal prefixes), sorted, kept between compiles of the same parsed
+ * policy: when the rule covers the same index entries as last time (see TopologyCache), they are not sorted again.
+ */
+export type SourceCache = WeakMap<AccessRule, { readonly nodes: ReadonlySet<IndexedNode>; readonly own: readonly string[] }>;
+
+export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache): CompiledRule[] {
   const interned = new Map<string, readonly string[]>();
   let routes: readonly string[] | undefined;
   const approvedRoutes = () => (routes ??= approvedSubnetRoutes(r.topo));
   return rules.map((rule) => {
-    const src = sourceSet(rule.src, r, interned, approvedRoutes);
+    const src = sourceSet(rule, r, interned, approvedRoutes, cache);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
   });
@@ -61,7 +67,8 @@ const cmpBig = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
  * which would admit any address that reaches the node); only autogroup:danger-all is "*". Other sources next to
  * a `*` keep their own addresses, as Tailscale lists them.
  */
-function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[]): SrcSet {
+function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[], cache?: SourceCache): SrcSet {
+  const aliases = rule.src;
   const all = aliases.some((a) => r.nodes(a).all);
   const dangerAll = aliases.some((a) => a.kind === 'autogroup' && a.name === 'danger-all');
   const wildcard = aliases.some((a) => a.kind === 'wildcard');
@@ -79,7 +86,7 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
   let ips: { srcIPs: readonly string[]; key: string } | undefined;
   const sorted = () => {
     if (!ips) {
-      const own = [...sortIps(ipIds, r), ...[...prefixes].sort()];
+      const own = ownSources(rule, ipIds, prefixes, r, cache);
       const srcIPs = dangerAll ? ['*'] : wildcard ? [...new Set([...TAILNET_SOURCE_RANGES, ...routes(), ...own])] : own;
       const key = srcIPs.join(',');
       const shared = interned.get(key) ?? srcIPs;
@@ -98,6 +105,17 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
       return sorted().key;
     },
   };
+}
+
+/** Sorted addresses of the source nodes, then the literal prefixes; from the cache when the nodes are the same entries. */
+function ownSources(rule: AccessRule, ids: ReadonlySet<number>, prefixes: ReadonlySet<string>, r: Resolver, cache?: SourceCache): readonly string[] {
+  const nodes = new Set<IndexedNode>();
+  for (const id of ids) nodes.add(r.topo.byId.get(id)!);
+  const hit = cache?.get(rule);
+  if (hit && hit.nodes.size === nodes.size && [...nodes].every((n) => hit.nodes.has(n))) return hit.own;
+  const own = [...sortIps(ids, r), ...[...prefixes].sort()];
+  cache?.set(rule, { nodes, own });
+  return own;
 }
 
 /** A policy without acls or grants allows everything, which Tailscale sends as `*` -> `*:*` with `*` expanded. */
