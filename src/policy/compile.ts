@@ -139,7 +139,8 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
  * cached per membership signature: with group/tag-based rules there are few signatures however many nodes.
  */
 function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex): (n: IndexedNode) => number[] {
-  const allIds = topo.nodes.map((n) => n.id).sort((a, b) => a - b);
+  let sortedIds: number[] | undefined;
+  const allIds = () => (sortedIds ??= topo.nodes.map((n) => n.id).sort((a, b) => a - b));
   const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
   const dstNodeCache = new Map<CompiledDst, readonly number[]>();
   const bySig = new Map<string, ReadonlySet<number> | 'all'>();
@@ -192,11 +193,11 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     return `${sig}|${hasSelf ? (n.user ?? '') : ''}`;
   };
   return (n) => {
-    if (!policy.hasAccessRules) return allIds.filter((id) => id !== n.id);
+    if (!policy.hasAccessRules) return allIds().filter((id) => id !== n.id);
     const sig = signature(n);
     let set = bySig.get(sig);
     if (!set) bySig.set(sig, (set = compute(n)));
-    if (set === 'all') return allIds.filter((id) => id !== n.id);
+    if (set === 'all') return allIds().filter((id) => id !== n.id);
     return [...set].filter((id) => id !== n.id).sort((a, b) => a - b);
   };
 }

@@ -40,7 +40,13 @@ export interface CompiledRule {
  * A rule's own source addresses (nodes' and literal prefixes), sorted, kept between compiles of the same parsed
  * policy: when the rule covers the same index entries as last time (see TopologyCache), they are not sorted again.
  */
-export type SourceCache = WeakMap<AccessRule, { readonly nodes: ReadonlySet<IndexedNode>; readonly own: readonly string[] }>;
+export type SourceCache = WeakMap<AccessRule, OwnSources & { readonly nodes: ReadonlyMap<number, IndexedNode> }>;
+
+/** A rule's own sources and their key (joined with commas). */
+interface OwnSources {
+  readonly own: readonly string[];
+  readonly key: string;
+}
 
 export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache): CompiledRule[] {
   const interned = new Map<string, readonly string[]>();
@@ -86,9 +92,9 @@ function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly
   let ips: { srcIPs: readonly string[]; key: string } | undefined;
   const sorted = () => {
     if (!ips) {
-      const own = ownSources(rule, ipIds, prefixes, r, cache);
+      const { own, key: ownKey } = ownSources(rule, ipIds, prefixes, r, cache);
       const srcIPs = dangerAll ? ['*'] : wildcard ? [...new Set([...TAILNET_SOURCE_RANGES, ...routes(), ...own])] : own;
-      const key = srcIPs.join(',');
+      const key = srcIPs === own ? ownKey : srcIPs.join(',');
       const shared = interned.get(key) ?? srcIPs;
       interned.set(key, shared);
       ips = { srcIPs: shared, key };
@@ -108,14 +114,18 @@ function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly
 }
 
 /** Sorted addresses of the source nodes, then the literal prefixes; from the cache when the nodes are the same entries. */
-function ownSources(rule: AccessRule, ids: ReadonlySet<number>, prefixes: ReadonlySet<string>, r: Resolver, cache?: SourceCache): readonly string[] {
-  const nodes = new Set<IndexedNode>();
-  for (const id of ids) nodes.add(r.topo.byId.get(id)!);
+function ownSources(rule: AccessRule, ids: ReadonlySet<number>, prefixes: ReadonlySet<string>, r: Resolver, cache?: SourceCache): OwnSources {
   const hit = cache?.get(rule);
-  if (hit && hit.nodes.size === nodes.size && [...nodes].every((n) => hit.nodes.has(n))) return hit.own;
+  if (hit && hit.nodes.size === ids.size && sameEntries(hit.nodes, ids, r)) return hit;
   const own = [...sortIps(ids, r), ...[...prefixes].sort()];
-  cache?.set(rule, { nodes, own });
-  return own;
+  const entry = { own, key: own.join(','), nodes: new Map([...ids].map((id) => [id, r.topo.byId.get(id)!])) };
+  cache?.set(rule, entry);
+  return entry;
+}
+
+function sameEntries(nodes: ReadonlyMap<number, IndexedNode>, ids: ReadonlySet<number>, r: Resolver): boolean {
+  for (const id of ids) if (nodes.get(id) !== r.topo.byId.get(id)) return false;
+  return true;
 }
 
 /** A policy without acls or grants allows everything, which Tailscale sends as `*` -> `*:*` with `*` expanded. */
