@@ -140,10 +140,11 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
  */
 function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex): (n: IndexedNode) => number[] {
   let sortedIds: number[] | undefined;
-  const allIds = () => (sortedIds ??= topo.nodes.map((n) => n.id).sort((a, b) => a - b));
+  const allIds = () => (sortedIds ??= Array.from(Float64Array.from(topo.nodes, (n) => n.id).sort()));
   const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
   const dstNodeCache = new Map<CompiledDst, readonly number[]>();
-  const bySig = new Map<string, ReadonlySet<number> | 'all'>();
+  /** Peers (sorted, the node itself still in) per signature: the nodes of a block share one. */
+  const bySig = new Map<string, readonly number[]>();
   const routed = (cr: CompiledRule, m: IndexedNode) => cr.via.length === 0 || cr.via.some((t) => m.tags.includes(t));
   const hits = (cr: CompiledRule, d: CompiledDst, m: IndexedNode) => targetHits(d.target, m) && routed(cr, m);
   const dstNodes = (cr: CompiledRule, d: CompiledDst) => {
@@ -195,9 +196,11 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
   return (n) => {
     if (!policy.hasAccessRules) return allIds().filter((id) => id !== n.id);
     const sig = signature(n);
-    let set = bySig.get(sig);
-    if (!set) bySig.set(sig, (set = compute(n)));
-    if (set === 'all') return allIds().filter((id) => id !== n.id);
-    return [...set].filter((id) => id !== n.id).sort((a, b) => a - b);
+    let ids = bySig.get(sig);
+    if (!ids) {
+      const set = compute(n);
+      bySig.set(sig, (ids = set === 'all' ? allIds() : Array.from(Float64Array.from(set).sort())));
+    }
+    return ids.filter((id) => id !== n.id);
   };
 }
