@@ -1,6 +1,6 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
-import { affectedNodes, type CompileParts } from './incremental.ts';
+import { affectedNodes, changedNodes, comparable, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
@@ -56,14 +56,16 @@ const DEFAULT_PROTOS = [6, 17, 1, 58];
 export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
   const topo = indexTopology(topology, opts.topologyCache);
   const r = createResolver(policy, topo);
-  const rules = compileRules(policy.rules, r, opts.sourceCache);
+  const prev = opts.previous;
+  // The same policy for the same users: rules no changed node touches are carried over with their member sets.
+  const changed = prev && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
+  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed });
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
   let allowAll: readonly FilterRule[] | undefined;
   const peers = peerFinder(policy, rules, topo);
   const views = new Map<number, NodeView>();
-  const prev = opts.previous;
-  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }) : 'all';
+  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed) : 'all';
   const prevViews = affected === 'all' ? undefined : prev?.cachedViews;
 
   const node = (id: number): IndexedNode => {

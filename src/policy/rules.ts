@@ -1,7 +1,7 @@
 /** ACLs and grants resolved against a topology once, and reduced per node to the FilterRules that node enforces. */
 import { containsIp, formatIp, overlaps, type Prefix } from '../net/ip.ts';
 import { INTERNET_RANGES, isInternetRange, TAILNET_SOURCE_RANGES } from './addresses.ts';
-import type { Resolver } from './resolve.ts';
+import { principalOf, type Resolver } from './resolve.ts';
 import type { IndexedNode, TopologyIndex } from './topology.ts';
 import type { AccessRule, Alias, IpSpec } from './types.ts';
 import type { CapGrant, FilterRule, NetPortRange } from './wire.ts';
@@ -48,15 +48,47 @@ interface OwnSources {
   readonly key: string;
 }
 
-export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache): CompiledRule[] {
+/** The last compile's rules (same parsed policy, same users) and the nodes that changed since, in the index's entries. */
+export interface RuleReuse {
+  readonly rules: readonly CompiledRule[];
+  readonly changed: readonly { readonly id: number; readonly old?: IndexedNode; readonly new?: IndexedNode }[];
+}
+
+/** Past this many changed nodes, checking every rule against each costs more than compiling the rules again. */
+const maxReuseChanges = 256;
+
+export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache, reuse?: RuleReuse): CompiledRule[] {
   const interned = new Map<string, readonly string[]>();
   let routes: readonly string[] | undefined;
   const approvedRoutes = () => (routes ??= approvedSubnetRoutes(r.topo));
-  return rules.map((rule) => {
+  const canReuse = reuse !== undefined && reuse.changed.length <= maxReuseChanges;
+  return rules.map((rule, i) => {
+    const before = canReuse ? reuse.rules[i] : undefined;
+    if (before?.rule === rule && unchangedBy(before, reuse!.changed, r)) return before;
     const src = sourceSet(rule, r, interned, approvedRoutes, cache);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
   });
+}
+
+/** Aliases whose node sets come from the index alone (tags, users, groups): a node outside them cannot change them. */
+const indexedAlias = (a: Alias) => a.kind === 'tag' || a.kind === 'user' || a.kind === 'group';
+
+/**
+ * Whether a compiled rule still holds after these node changes: its sources and destinations name only tags,
+ * users, groups (or autogroup:self, resolved per node), and no changed node was in them or now matches them.
+ * A join then compiles its block's rules again, not the whole policy's member sets.
+ */
+function unchangedBy(cr: CompiledRule, changed: RuleReuse['changed'], r: Resolver): boolean {
+  if (cr.via.length > 0 || !cr.rule.src.every(indexedAlias)) return false;
+  if (!cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias)))) return false;
+  for (const c of changed) {
+    if (c.old && (cr.src.ids.has(c.id) || cr.dsts.some((d) => d.target.kind === 'nodes' && d.target.ids.has(c.id)))) return false;
+    if (!c.new) continue;
+    const p = principalOf(c.new);
+    if (cr.rule.src.some((a) => r.matches(a, p)) || cr.dsts.some((d) => d.target.kind === 'nodes' && r.matches(d.alias, p))) return false;
+  }
+  return true;
 }
 
 /** Every approved subnet route in the tailnet, once each, in address order: Tailscale adds them to a `*` source. */
