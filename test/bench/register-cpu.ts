@@ -5,7 +5,7 @@
  * first map, online), and the mapper's flushes send the new peers to the streams that may see them. Prints CPU ms
  * per registration by phase; with --profile FILE it also writes a .cpuprofile of the joins (test/bench/profile-summary.ts
  * summarises it). Noise and HTTP/2 are not included: `npm run bench` measures them with the rest.
- *   node --import tsx test/bench/register-cpu.ts [--nodes 10000] [--joins 640] [--policy grouped|allow-all] [--src ../../src]
+ *   node --import tsx test/bench/register-cpu.ts [--nodes 10000] [--joins 640] [--rate 0] [--policy grouped|allow-all] [--src ../../src]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ const { values } = parseArgs({
   options: {
     nodes: { type: 'string', default: '10000' },
     joins: { type: 'string', default: '640' },
+    rate: { type: 'string', default: '0' },
     policy: { type: 'string', default: 'grouped' },
     profile: { type: 'string' },
     src: { type: 'string', default: join(import.meta.dirname, '../../src') },
@@ -27,6 +28,8 @@ const { values } = parseArgs({
 });
 const n = Number(values.nodes);
 const joins = Number(values.joins);
+/** Joins per second, spread evenly (a steady stream compiles the policy once per batch window); 0: 64 at a time. */
+const rate = Number(values.rate);
 const kind = values.policy as PolicyKind;
 const src = (path: string) => import(pathToFileURL(resolve(values.src, path)).href);
 const { openSqliteStore } = await src('store/sqlite.ts');
@@ -115,7 +118,8 @@ if (inspector) {
 measuring = true;
 const c0 = process.cpuUsage();
 const s0 = { ...sent };
-await connect(n, joins);
+if (rate > 0) await Promise.all(Array.from({ length: joins }, (_, k) => sleep((k * 1000) / rate).then(() => join_(n + k))));
+else await connect(n, joins);
 await sleep(1000);
 const total = process.cpuUsage(c0);
 measuring = false;
