@@ -3,7 +3,7 @@ import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, changedNodes, comparable, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
-import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
+import { allowAllFilter, compileRules, filterForNode, identityKeyer, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
 import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
@@ -183,7 +183,16 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     return out;
   };
   /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
+  const identity = identityKeyer(rules);
+  const sigOf = new Map<string, string>();
   const signature = (n: IndexedNode) => {
+    if (!identity) return ruleSignature(n);
+    const id = identity(n);
+    let sig = sigOf.get(id);
+    if (sig === undefined) sigOf.set(id, (sig = ruleSignature(n)));
+    return sig;
+  };
+  const ruleSignature = (n: IndexedNode) => {
     let sig = '';
     for (let i = 0; i < rules.length; i++) {
       const cr = rules[i]!;

@@ -71,6 +71,24 @@ export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: 
   });
 }
 
+const identityRules = new WeakMap<readonly CompiledRule[], boolean>();
+
+/**
+ * When every rule's sources and destinations are tags, users, groups or autogroup:self (and none is routed
+ * `via`), which rules cover a node depends only on its owner and tags: nodes alike in those (a block of
+ * the same user's or tag's nodes) can share that work. Undefined when some rule looks at more (addresses, routes).
+ */
+export function identityKeyer(rules: readonly CompiledRule[]): ((n: IndexedNode) => string) | undefined {
+  let ok = identityRules.get(rules);
+  if (ok === undefined) {
+    ok = rules.every((cr) => cr.via.length === 0 && cr.rule.src.every(indexedAlias) && cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias))));
+    identityRules.set(rules, ok);
+  }
+  return ok ? identityKey : undefined;
+}
+
+const identityKey = (n: IndexedNode) => `${n.user ?? ''}|${n.tags.join(',')}`;
+
 /** Aliases whose node sets come from the index alone (tags, users, groups): a node outside them cannot change them. */
 const indexedAlias = (a: Alias) => a.kind === 'tag' || a.kind === 'user' || a.kind === 'group';
 
@@ -276,6 +294,9 @@ type PlanStep =
 
 interface FilterPlan {
   readonly steps: readonly PlanStep[];
+  /** With rules that look only at who a node is (identityKey), the steps that concern a node, per identity. */
+  readonly identity?: (n: IndexedNode) => string;
+  readonly stepsOf: Map<string, readonly PlanStep[]>;
   /** Where the first rule of each SrcIPs|protocols key stands in the walk: its merged FilterRule's place in every filter. */
   readonly firstAt: ReadonlyMap<string, number>;
 }
@@ -312,7 +333,7 @@ function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
         }
       }
     }
-    plan = { steps, firstAt };
+    plan = { steps, firstAt, identity: identityKeyer(rules), stepsOf: new Map() };
   }
   filterPlans.set(rules, plan);
   return plan;
@@ -326,7 +347,14 @@ function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSource
     if (!slot) slots.set(key, (slot = { at, rule: { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) } }));
     for (const ip of ips) for (const p of spec.ports) slot.rule.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
   };
-  for (const step of plan.steps) {
+  let steps = plan.steps;
+  if (plan.identity) {
+    const id = plan.identity(n);
+    const known = plan.stepsOf.get(id);
+    if (known) steps = known;
+    else plan.stepsOf.set(id, (steps = steps.filter((step) => step.self || (step.key !== '' && targetHits(step.d.target, n)))));
+  }
+  for (const step of steps) {
     if (!step.self) {
       if (step.key !== '' && targetHits(step.d.target, n)) add(step.rule.src.srcIPs, step.key, plan.firstAt.get(step.key)!, step.spec, targetIps(step.d.target, n));
       continue;
