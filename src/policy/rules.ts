@@ -81,7 +81,7 @@ const identityRules = new WeakMap<readonly CompiledRule[], boolean>();
 export function identityKeyer(rules: readonly CompiledRule[]): ((n: IndexedNode) => string) | undefined {
   let ok = identityRules.get(rules);
   if (ok === undefined) {
-    ok = rules.every((cr) => cr.via.length === 0 && cr.rule.src.every(indexedAlias) && cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias))));
+    ok = rules.every(indexedRule);
     identityRules.set(rules, ok);
   }
   return ok ? identityKey : undefined;
@@ -92,14 +92,17 @@ const identityKey = (n: IndexedNode) => `${n.user ?? ''}|${n.tags.join(',')}`;
 /** Aliases whose node sets come from the index alone (tags, users, groups): a node outside them cannot change them. */
 const indexedAlias = (a: Alias) => a.kind === 'tag' || a.kind === 'user' || a.kind === 'group';
 
+/** A rule whose sources and destinations are all indexed aliases (or autogroup:self, resolved per node), not routed `via`. */
+const indexedRule = (cr: CompiledRule) =>
+  cr.via.length === 0 && cr.rule.src.every(indexedAlias) && cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias)));
+
 /**
  * Whether a compiled rule still holds after these node changes: its sources and destinations name only tags,
  * users, groups (or autogroup:self, resolved per node), and no changed node was in them or now matches them.
  * A join then compiles its block's rules again, not the whole policy's member sets.
  */
 function unchangedBy(cr: CompiledRule, changed: RuleReuse['changed'], r: Resolver): boolean {
-  if (cr.via.length > 0 || !cr.rule.src.every(indexedAlias)) return false;
-  if (!cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias)))) return false;
+  if (!indexedRule(cr)) return false;
   for (const c of changed) {
     if (c.old && (cr.src.ids.has(c.id) || cr.dsts.some((d) => d.target.kind === 'nodes' && d.target.ids.has(c.id)))) return false;
     if (!c.new) continue;
@@ -294,7 +297,7 @@ type PlanStep =
 
 interface FilterPlan {
   readonly steps: readonly PlanStep[];
-  /** With rules that look only at who a node is (identityKey), the steps that concern a node, per identity. */
+  /** With rules that look only at who a node is (identityKeyer), the steps that concern a node, per identity. */
   readonly identity?: (n: IndexedNode) => string;
   readonly stepsOf: Map<string, readonly PlanStep[]>;
   /** Where the first rule of each SrcIPs|protocols key stands in the walk: its merged FilterRule's place in every filter. */
