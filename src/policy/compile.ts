@@ -58,7 +58,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const r = createResolver(policy, topo);
   const prev = opts.previous;
   // The same policy for the same users: rules no changed node touches are carried over with their member sets.
-  const changed = prev && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
+  const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
   const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed });
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
