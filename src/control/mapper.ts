@@ -41,10 +41,13 @@ interface SessionState {
 interface PeerEntry {
   wire: WireNode;
   json: string;
+  /** Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reuses the highest id) never matches what a session holds of the old one. */
   version: number;
+  /** The version this one replaced (same node). */
+  previous?: number;
   /** When the node's key expires (ms): past it, the cached form (MachineAuthorized) is stale. */
   expiresAt: number;
-  /** How to go from version-1 to this version with PeersChangedPatch, when only patchable fields changed. */
+  /** How to go from the previous version to this one with PeersChangedPatch, when only patchable fields changed. */
   patch?: PeerPatch;
 }
 
@@ -79,6 +82,7 @@ export function createMapper(deps: MapperDeps) {
   /** Peer id -> the sessions allowed to see it: who must hear about a change to that node. */
   const watchers = new Map<number, Set<SessionState>>();
   const peerCache = new Map<number, PeerEntry>();
+  let lastVersion = 0;
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
   /** JSON of values many views share by identity (packet filters, SSH policies, the DERP map). */
@@ -115,7 +119,7 @@ export function createMapper(deps: MapperDeps) {
     const json = JSON.stringify(wire);
     if (old && old.json === json) return old;
     const expiresAt = node.expiry ? Date.parse(node.expiry) : Infinity;
-    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, expiresAt, patch: old && patchBetween(old.wire, wire) };
+    const entry: PeerEntry = { wire, json, version: ++lastVersion, previous: old?.version, expiresAt, patch: old && patchBetween(old.wire, wire) };
     peerCache.set(id, entry);
     return entry;
   };
@@ -301,7 +305,7 @@ export function createMapper(deps: MapperDeps) {
         continue;
       }
       if (had === entry.version) continue;
-      if (had !== undefined && entry.patch && had === entry.version - 1) patches.push(entry.patch);
+      if (had !== undefined && entry.patch && had === entry.previous) patches.push(entry.patch);
       else changedJson.push(entry.json);
       s.peers.set(id, entry.version);
       const node = t.nodes.find(id)!;
