@@ -182,7 +182,7 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     }
     return out;
   };
-  /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
+  // Nodes alike in owner and tags share a signature when the rules look at nothing else.
   const identity = identityKeyer(rules);
   const sigOf = new Map<string, string>();
   const signature = (n: IndexedNode) => {
@@ -192,6 +192,7 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     if (sig === undefined) sigOf.set(id, (sig = ruleSignature(n)));
     return sig;
   };
+  /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
   const ruleSignature = (n: IndexedNode) => {
     let sig = '';
     for (let i = 0; i < rules.length; i++) {
