@@ -41,7 +41,10 @@ interface SessionState {
 interface PeerEntry {
   wire: WireNode;
   json: string;
-  /** Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reuses the highest id) never matches what a session holds of the old one. */
+  /**
+   * Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reuses the
+   * highest id) never matches what a session holds of the old one.
+   */
   version: number;
   /** The version this one replaced (same node). */
   previous?: number;
