@@ -41,10 +41,16 @@ interface SessionState {
 interface PeerEntry {
   wire: WireNode;
   json: string;
+  /**
+   * Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reuses the
+   * highest id) never matches what a session holds of the old one.
+   */
   version: number;
+  /** The version this one replaced (same node). */
+  previous?: number;
   /** When the node's key expires (ms): past it, the cached form (MachineAuthorized) is stale. */
   expiresAt: number;
-  /** How to go from version-1 to this version with PeersChangedPatch, when only patchable fields changed. */
+  /** How to go from the previous version to this one with PeersChangedPatch, when only patchable fields changed. */
   patch?: PeerPatch;
 }
 
@@ -79,6 +85,7 @@ export function createMapper(deps: MapperDeps) {
   /** Peer id -> the sessions allowed to see it: who must hear about a change to that node. */
   const watchers = new Map<number, Set<SessionState>>();
   const peerCache = new Map<number, PeerEntry>();
+  let lastVersion = 0;
   const dirty = new Set<number>();
   const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
   /** JSON of values many views share by identity (packet filters, SSH policies, the DERP map). */
@@ -115,7 +122,7 @@ export function createMapper(deps: MapperDeps) {
     const json = JSON.stringify(wire);
     if (old && old.json === json) return old;
     const expiresAt = node.expiry ? Date.parse(node.expiry) : Infinity;
-    const entry: PeerEntry = { wire, json, version: (old?.version ?? 0) + 1, expiresAt, patch: old && patchBetween(old.wire, wire) };
+    const entry: PeerEntry = { wire, json, version: ++lastVersion, previous: old?.version, expiresAt, patch: old && patchBetween(old.wire, wire) };
     peerCache.set(id, entry);
     return entry;
   };
@@ -211,7 +218,8 @@ export function createMapper(deps: MapperDeps) {
     }
     const affected = deps.policy.takeAffected();
     const compiled = deps.policy.current();
-    const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed);
+    const watching = watchersOf(changed);
+    const visit = affected === 'all' || dnsChanged ? sessions.values() : concerned(affected, changed, watching);
     // With allow-all most streams get the very same delta: each distinct one is compressed once per flush.
     const frames = new Map<string, Buffer>();
     now = Date.now();
@@ -223,22 +231,35 @@ export function createMapper(deps: MapperDeps) {
       s.session.send(frame);
     };
     let wrote = false;
-    for (const s of visit) wrote = update(s, compiled, changed, dnsChanged, send) || wrote;
+    for (const s of visit) wrote = update(s, compiled, changed, watching.get(s) ?? [], dnsChanged, send) || wrote;
     if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
+  /**
+   * The changed nodes each session is allowed to see, from the reverse index: a session looks at these, not at
+   * every change of the batch (a churn wave changes hundreds of nodes, each session sees a few of them).
+   */
+  function watchersOf(changed: ReadonlySet<number>): Map<SessionState, number[]> {
+    const out = new Map<SessionState, number[]>();
+    for (const id of changed) {
+      for (const s of watchers.get(id) ?? []) {
+        const ids = out.get(s);
+        if (ids) ids.push(id);
+        else out.set(s, [id]);
+      }
+    }
+    return out;
+  }
+
   /** Sessions whose view may have changed, of a changed node, or watching one: nobody else has news. */
-  function concerned(affected: ReadonlySet<number>, changed: ReadonlySet<number>): Set<SessionState> {
-    const out = new Set<SessionState>();
+  function concerned(affected: ReadonlySet<number>, changed: ReadonlySet<number>, watching: ReadonlyMap<SessionState, number[]>): Set<SessionState> {
+    const out = new Set<SessionState>(watching.keys());
     const own = (id: number) => {
       const s = sessions.get(id);
       if (s) out.add(s);
     };
     for (const id of affected) own(id);
-    for (const id of changed) {
-      own(id);
-      for (const s of watchers.get(id) ?? []) out.add(s);
-    }
+    for (const id of changed) own(id);
     return out;
   }
 
@@ -270,6 +291,7 @@ export function createMapper(deps: MapperDeps) {
     s: SessionState,
     compiled: CompiledPolicy,
     changed: Set<number>,
+    watched: readonly number[],
     dnsChanged: boolean,
     send: (s: SessionState, members: [string, string | undefined][]) => void,
   ): boolean {
@@ -278,13 +300,14 @@ export function createMapper(deps: MapperDeps) {
     const view = compiled.forNode(self.id);
     const recheck = s.view !== view;
     // Only peers that entered or left the view, or changed themselves, can need news: with allow-all every
-    // view moves on every join, and rescanning whole peer lists would make each flush O(N²).
-    let candidates: Iterable<number> = changed;
+    // view moves on every join, and rescanning whole peer lists would make each flush O(N²). Of the changed
+    // nodes, only those the session was allowed to see (`watched`) can be in its map.
+    let candidates: Iterable<number> = watched;
     if (recheck && !sameIds(s.view.peers, view.peers)) {
       const { added, removed } = diffSorted(s.view.peers, view.peers);
       disallow(s, removed);
       allow(s, added);
-      candidates = new Set([...changed, ...added, ...removed]);
+      candidates = new Set([...watched, ...added, ...removed]);
     }
     s.view = view;
     const removed: number[] = [];
@@ -301,7 +324,7 @@ export function createMapper(deps: MapperDeps) {
         continue;
       }
       if (had === entry.version) continue;
-      if (had !== undefined && entry.patch && had === entry.version - 1) patches.push(entry.patch);
+      if (had !== undefined && entry.patch && had === entry.previous) patches.push(entry.patch);
       else changedJson.push(entry.json);
       s.peers.set(id, entry.version);
       const node = t.nodes.find(id)!;

@@ -1,9 +1,9 @@
 /** Compiles a policy against a topology once, then derives each node's packet filter, SSH policy, peers and capabilities lazily. */
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
-import { affectedNodes, type CompileParts } from './incremental.ts';
+import { affectedNodes, changedNodes, comparable, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
-import { allowAllFilter, compileRules, filterForNode, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule } from './rules.ts';
+import { allowAllFilter, compileRules, filterForNode, identityKeyer, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
 import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
@@ -42,6 +42,8 @@ export interface CompiledPolicy extends CompileParts {
 export interface CompileOptions extends SshOptions {
   /** Index entries reused across compiles of a changing topology (see TopologyCache). */
   readonly topologyCache?: TopologyCache;
+  /** Rules' sorted source addresses reused across compiles of the same parsed policy (see SourceCache). */
+  readonly sourceCache?: SourceCache;
   /**
    * The last compile of the same live policy: views the topology change cannot have altered are carried over
    * (same objects, so callers can tell "unchanged" by identity). Only its views map is kept, never the compile.
@@ -54,14 +56,16 @@ const DEFAULT_PROTOS = [6, 17, 1, 58];
 export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
   const topo = indexTopology(topology, opts.topologyCache);
   const r = createResolver(policy, topo);
-  const rules = compileRules(policy.rules, r);
+  const prev = opts.previous;
+  // The same policy for the same users: rules no changed node touches are carried over with their member sets.
+  const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
+  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed });
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
   let allowAll: readonly FilterRule[] | undefined;
   const peers = peerFinder(policy, rules, topo);
   const views = new Map<number, NodeView>();
-  const prev = opts.previous;
-  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }) : 'all';
+  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed) : 'all';
   const prevViews = affected === 'all' ? undefined : prev?.cachedViews;
 
   const node = (id: number): IndexedNode => {
@@ -137,16 +141,19 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
  * cached per membership signature: with group/tag-based rules there are few signatures however many nodes.
  */
 function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex): (n: IndexedNode) => number[] {
-  const allIds = topo.nodes.map((n) => n.id).sort((a, b) => a - b);
+  let sortedIds: number[] | undefined;
+  const allIds = () => (sortedIds ??= Array.from(Float64Array.from(topo.nodes, (n) => n.id).sort()));
   const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
   const dstNodeCache = new Map<CompiledDst, readonly number[]>();
-  const bySig = new Map<string, ReadonlySet<number> | 'all'>();
+  /** Peers (sorted, the node itself still in) per signature: the nodes of a block share one. */
+  const bySig = new Map<string, readonly number[]>();
   const routed = (cr: CompiledRule, m: IndexedNode) => cr.via.length === 0 || cr.via.some((t) => m.tags.includes(t));
   const hits = (cr: CompiledRule, d: CompiledDst, m: IndexedNode) => targetHits(d.target, m) && routed(cr, m);
   const dstNodes = (cr: CompiledRule, d: CompiledDst) => {
     let ids = dstNodeCache.get(d);
     if (!ids) {
-      ids = topo.nodes.filter((m) => hits(cr, d, m)).map((m) => m.id);
+      // A node set is its own answer (the resolver drew it from this topology); other targets are looked for.
+      ids = d.target.kind === 'nodes' && cr.via.length === 0 ? [...d.target.ids] : topo.nodes.filter((m) => hits(cr, d, m)).map((m) => m.id);
       dstNodeCache.set(d, ids);
     }
     return ids;
@@ -175,20 +182,37 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     }
     return out;
   };
+  // Nodes alike in owner and tags share a signature when the rules look at nothing else.
+  const identity = identityKeyer(rules);
+  const sigOf = new Map<string, string>();
   const signature = (n: IndexedNode) => {
-    const parts = rules.map((cr) => {
-      const s = cr.src.all || cr.src.ids.has(n.id) ? 's' : '';
-      const d = cr.dsts.map((x) => (x.target.kind !== 'self' && hits(cr, x, n) ? '1' : '0')).join('');
-      return `${s}${d}`;
-    });
-    return `${parts.join('.')}|${hasSelf ? (n.user ?? '') : ''}`;
+    if (!identity) return ruleSignature(n);
+    const id = identity(n);
+    let sig = sigOf.get(id);
+    if (sig === undefined) sigOf.set(id, (sig = ruleSignature(n)));
+    return sig;
+  };
+  /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
+  const ruleSignature = (n: IndexedNode) => {
+    let sig = '';
+    for (let i = 0; i < rules.length; i++) {
+      const cr = rules[i]!;
+      if (cr.src.all || cr.src.ids.has(n.id)) sig += `s${i},`;
+      for (let j = 0; j < cr.dsts.length; j++) {
+        const x = cr.dsts[j]!;
+        if (x.target.kind !== 'self' && hits(cr, x, n)) sig += `d${i}.${j},`;
+      }
+    }
+    return `${sig}|${hasSelf ? (n.user ?? '') : ''}`;
   };
   return (n) => {
-    if (!policy.hasAccessRules) return allIds.filter((id) => id !== n.id);
+    if (!policy.hasAccessRules) return allIds().filter((id) => id !== n.id);
     const sig = signature(n);
-    let set = bySig.get(sig);
-    if (!set) bySig.set(sig, (set = compute(n)));
-    if (set === 'all') return allIds.filter((id) => id !== n.id);
-    return [...set].filter((id) => id !== n.id).sort((a, b) => a - b);
+    let ids = bySig.get(sig);
+    if (!ids) {
+      const set = compute(n);
+      bySig.set(sig, (ids = set === 'all' ? allIds() : Array.from(Float64Array.from(set).sort())));
+    }
+    return ids.filter((id) => id !== n.id);
   };
 }

@@ -23,10 +23,10 @@ export interface CompileParts {
 const maxChangedShare = 0.25;
 
 /** Node ids whose views may differ from `prev`'s, or 'all' when nothing can be reused. */
-export function affectedNodes(prev: CompileParts, next: CompileParts): Set<number> | 'all' {
+export function affectedNodes(prev: CompileParts, next: CompileParts, known?: readonly ChangedNode[]): Set<number> | 'all' {
   // Without access rules everyone sees everyone, so any change reaches every node.
-  if (prev.policy !== next.policy || !next.policy.hasAccessRules || !sameUsers(prev.topology.users, next.topology.users)) return 'all';
-  const changed = changedNodes(prev.topology, next.topology);
+  if (!comparable(prev, next) || !next.policy.hasAccessRules) return 'all';
+  const changed = known ?? changedNodes(prev.topology, next.topology);
   if (changed.length > maxChangedShare * Math.max(next.topology.nodes.length, 1)) return 'all';
   const out = new Set<number>(changed.map((c) => c.id));
   const addAll = (ids: Iterable<number>) => {
@@ -89,14 +89,18 @@ function touchedParts(before: CompiledRule, after: CompiledRule, changed: readon
   return { sources, dsts };
 }
 
-interface ChangedNode {
+/** Whether two compiles are of the same parsed policy for the same users: only then can parts carry over. */
+export const comparable = (prev: Pick<CompileParts, 'policy' | 'topology'>, next: Pick<CompileParts, 'policy' | 'topology'>) =>
+  prev.policy === next.policy && sameUsers(prev.topology.users, next.topology.users);
+
+export interface ChangedNode {
   readonly id: number;
   readonly old?: IndexedNode;
   readonly new?: IndexedNode;
 }
 
 /** Nodes added, removed or edited: an unchanged node keeps its index entry object (see TopologyCache). */
-function changedNodes(prev: TopologyIndex, next: TopologyIndex): ChangedNode[] {
+export function changedNodes(prev: TopologyIndex, next: TopologyIndex): ChangedNode[] {
   const out: ChangedNode[] = [];
   for (const n of next.nodes) {
     const old = prev.byId.get(n.id);

@@ -14,6 +14,7 @@ export { diffAccess, renderAccessDiff, type AccessChange } from './diff.ts';
 export { reachOf, subjectNodes, type Reach, type ReachRow, type ReachSubject } from './reach.ts';
 export { isPolicyName, protoName } from './alias.ts';
 export type { Topology, TopologyCache, TopologyNode, TopologyUser } from './topology.ts';
+export type { SourceCache } from './rules.ts';
 export type { Policy } from './types.ts';
 export type { FilterRule, SshPolicy, SshRuleWire, SshAction, NetPortRange, CapGrant } from './wire.ts';
 export type { Principal } from './resolve.ts';

@@ -108,7 +108,9 @@ export function createResolver(policy: Policy, topo: TopologyIndex): Resolver {
     if (hit) return hit;
     const all = a.kind === 'wildcard' || (a.kind === 'autogroup' && a.name === 'danger-all');
     const ids = new Set<number>();
-    if (!all) for (const n of candidates(a)) if (matches(a, principalOf(n))) ids.add(n.id);
+    // A tag's, user's or group's candidates all match (the index holds exactly those nodes): no check each.
+    const exact = a.kind === 'tag' || a.kind === 'user' || a.kind === 'group';
+    if (!all) for (const n of candidates(a)) if (exact || matches(a, principalOf(n))) ids.add(n.id);
     const set = { all, ids };
     nodeCache.set(a.text, set);
     return set;

@@ -1,7 +1,7 @@
 /** ACLs and grants resolved against a topology once, and reduced per node to the FilterRules that node enforces. */
 import { containsIp, formatIp, overlaps, type Prefix } from '../net/ip.ts';
 import { INTERNET_RANGES, isInternetRange, TAILNET_SOURCE_RANGES } from './addresses.ts';
-import type { Resolver } from './resolve.ts';
+import { principalOf, type Resolver } from './resolve.ts';
 import type { IndexedNode, TopologyIndex } from './topology.ts';
 import type { AccessRule, Alias, IpSpec } from './types.ts';
 import type { CapGrant, FilterRule, NetPortRange } from './wire.ts';
@@ -36,15 +36,80 @@ export interface CompiledRule {
   readonly via: readonly string[];
 }
 
-export function compileRules(rules: readonly AccessRule[], r: Resolver): CompiledRule[] {
+/**
+ * A rule's own source addresses (nodes' and literal prefixes), sorted, kept between compiles of the same parsed
+ * policy: when the rule covers the same index entries as last time (see TopologyCache), they are not sorted again.
+ */
+export type SourceCache = WeakMap<AccessRule, OwnSources & { readonly nodes: ReadonlyMap<number, IndexedNode> }>;
+
+/** A rule's own sources and their key (joined with commas). */
+interface OwnSources {
+  readonly own: readonly string[];
+  readonly key: string;
+}
+
+/** The last compile's rules (same parsed policy, same users) and the nodes that changed since, in the index's entries. */
+export interface RuleReuse {
+  readonly rules: readonly CompiledRule[];
+  readonly changed: readonly { readonly id: number; readonly old?: IndexedNode; readonly new?: IndexedNode }[];
+}
+
+/** Past this many changed nodes, checking every rule against each costs more than compiling the rules again. */
+const maxReuseChanges = 256;
+
+export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache, reuse?: RuleReuse): CompiledRule[] {
   const interned = new Map<string, readonly string[]>();
   let routes: readonly string[] | undefined;
   const approvedRoutes = () => (routes ??= approvedSubnetRoutes(r.topo));
-  return rules.map((rule) => {
-    const src = sourceSet(rule.src, r, interned, approvedRoutes);
+  const canReuse = reuse !== undefined && reuse.changed.length <= maxReuseChanges;
+  return rules.map((rule, i) => {
+    const before = canReuse ? reuse.rules[i] : undefined;
+    if (before?.rule === rule && unchangedBy(before, reuse!.changed, r)) return before;
+    const src = sourceSet(rule, r, interned, approvedRoutes, cache);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
   });
+}
+
+const identityRules = new WeakMap<readonly CompiledRule[], boolean>();
+
+/**
+ * When every rule's sources and destinations are tags, users, groups or autogroup:self (and none is routed
+ * `via`), which rules cover a node depends only on its owner and tags: nodes alike in those (a block of
+ * the same user's or tag's nodes) can share that work. Undefined when some rule looks at more (addresses, routes).
+ */
+export function identityKeyer(rules: readonly CompiledRule[]): ((n: IndexedNode) => string) | undefined {
+  let ok = identityRules.get(rules);
+  if (ok === undefined) {
+    ok = rules.every(indexedRule);
+    identityRules.set(rules, ok);
+  }
+  return ok ? identityKey : undefined;
+}
+
+const identityKey = (n: IndexedNode) => `${n.user ?? ''}|${n.tags.join(',')}`;
+
+/** Aliases whose node sets come from the index alone (tags, users, groups): a node outside them cannot change them. */
+const indexedAlias = (a: Alias) => a.kind === 'tag' || a.kind === 'user' || a.kind === 'group';
+
+/** A rule whose sources and destinations are all indexed aliases (or autogroup:self, resolved per node), not routed `via`. */
+const indexedRule = (cr: CompiledRule) =>
+  cr.via.length === 0 && cr.rule.src.every(indexedAlias) && cr.dsts.every((d) => d.target.kind === 'self' || (d.target.kind === 'nodes' && indexedAlias(d.alias)));
+
+/**
+ * Whether a compiled rule still holds after these node changes: its sources and destinations name only tags,
+ * users, groups (or autogroup:self, resolved per node), and no changed node was in them or now matches them.
+ * A join then compiles its block's rules again, not the whole policy's member sets.
+ */
+function unchangedBy(cr: CompiledRule, changed: RuleReuse['changed'], r: Resolver): boolean {
+  if (!indexedRule(cr)) return false;
+  for (const c of changed) {
+    if (c.old && (cr.src.ids.has(c.id) || cr.dsts.some((d) => d.target.kind === 'nodes' && d.target.ids.has(c.id)))) return false;
+    if (!c.new) continue;
+    const p = principalOf(c.new);
+    if (cr.rule.src.some((a) => r.matches(a, p)) || cr.dsts.some((d) => d.target.kind === 'nodes' && r.matches(d.alias, p))) return false;
+  }
+  return true;
 }
 
 /** Every approved subnet route in the tailnet, once each, in address order: Tailscale adds them to a `*` source. */
@@ -61,7 +126,8 @@ const cmpBig = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
  * which would admit any address that reaches the node); only autogroup:danger-all is "*". Other sources next to
  * a `*` keep their own addresses, as Tailscale lists them.
  */
-function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[]): SrcSet {
+function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[], cache?: SourceCache): SrcSet {
+  const aliases = rule.src;
   const all = aliases.some((a) => r.nodes(a).all);
   const dangerAll = aliases.some((a) => a.kind === 'autogroup' && a.name === 'danger-all');
   const wildcard = aliases.some((a) => a.kind === 'wildcard');
@@ -79,9 +145,9 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
   let ips: { srcIPs: readonly string[]; key: string } | undefined;
   const sorted = () => {
     if (!ips) {
-      const own = [...sortIps(ipIds, r), ...[...prefixes].sort()];
+      const { own, key: ownKey } = ownSources(rule, ipIds, prefixes, r, cache);
       const srcIPs = dangerAll ? ['*'] : wildcard ? [...new Set([...TAILNET_SOURCE_RANGES, ...routes(), ...own])] : own;
-      const key = srcIPs.join(',');
+      const key = srcIPs === own ? ownKey : srcIPs.join(',');
       const shared = interned.get(key) ?? srcIPs;
       interned.set(key, shared);
       ips = { srcIPs: shared, key };
@@ -98,6 +164,21 @@ function sourceSet(aliases: readonly Alias[], r: Resolver, interned: Map<string,
       return sorted().key;
     },
   };
+}
+
+/** Sorted addresses of the source nodes, then the literal prefixes; from the cache when the nodes are the same entries. */
+function ownSources(rule: AccessRule, ids: ReadonlySet<number>, prefixes: ReadonlySet<string>, r: Resolver, cache?: SourceCache): OwnSources {
+  const hit = cache?.get(rule);
+  if (hit && hit.nodes.size === ids.size && sameEntries(hit.nodes, ids, r)) return hit;
+  const own = [...sortIps(ids, r), ...[...prefixes].sort()];
+  const entry = { own, key: own.join(','), nodes: new Map([...ids].map((id) => [id, r.topo.byId.get(id)!])) };
+  cache?.set(rule, entry);
+  return entry;
+}
+
+function sameEntries(nodes: ReadonlyMap<number, IndexedNode>, ids: ReadonlySet<number>, r: Resolver): boolean {
+  for (const id of ids) if (nodes.get(id) !== r.topo.byId.get(id)) return false;
+  return true;
 }
 
 /** A policy without acls or grants allows everything, which Tailscale sends as `*` -> `*:*` with `*` expanded. */
@@ -205,6 +286,106 @@ const COMPANION_CAPS: readonly (readonly [string, string])[] = [
  * CapGrant rules never merge and stay where their grant put them.
  */
 export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
+  const plan = filterPlan(rules);
+  return plan ? plannedFilter(plan, n, selfSources) : walkedFilter(rules, n, selfSources, r);
+}
+
+/** One step of filterPlan: a destination and port spec of a rule, or a rule's autogroup:self part. */
+type PlanStep =
+  | { readonly self: false; readonly rule: CompiledRule; readonly d: CompiledDst; readonly spec: IpSpec; readonly key: string; readonly at: number }
+  | { readonly self: true; readonly part: readonly CompiledDst[]; readonly rule: CompiledRule; readonly at: number };
+
+interface FilterPlan {
+  readonly steps: readonly PlanStep[];
+  /** With rules that look only at who a node is (identityKeyer), the steps that concern a node, per identity. */
+  readonly identity?: (n: IndexedNode) => string;
+  readonly stepsOf: Map<string, readonly PlanStep[]>;
+  /** Where the first rule of each SrcIPs|protocols key stands in the walk: its merged FilterRule's place in every filter. */
+  readonly firstAt: ReadonlyMap<string, number>;
+}
+
+const filterPlans = new WeakMap<readonly CompiledRule[], FilterPlan | null>();
+
+/**
+ * walkedFilter's walk without the node: the order of the rules' parts, their merge keys, and where each key's
+ * merged rule stands. A compile builds it once, so a node's filter costs a look at each destination rather than
+ * building every rule's slot again (a join recomputes its whole block's filters). Grants with `via` or `app`
+ * depend on the node in other ways: those policies keep the plain walk (null).
+ */
+function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
+  let plan = filterPlans.get(rules);
+  if (plan !== undefined) return plan;
+  plan = null;
+  if (rules.every((c) => c.via.length === 0 && !c.rule.app)) {
+    const steps: PlanStep[] = [];
+    const firstAt = new Map<string, number>();
+    let at = 0;
+    for (const rule of orderedRules(rules)) {
+      for (const part of dstParts(rule)) {
+        if (part[0]!.target.kind === 'self') {
+          steps.push({ self: true, part, rule, at });
+          // Each of a self part's destinations and specs may open a slot of its own (keys vary by node).
+          at += part.reduce((k, d) => k + d.specs.length, 0);
+          continue;
+        }
+        for (const [d, spec] of partPairs(rule, part)) {
+          const empty = rule.src.srcIPs.length === 0;
+          const key = empty ? '' : `${rule.src.key}|${protoKey(spec)}`;
+          if (!empty && !firstAt.has(key)) firstAt.set(key, at);
+          steps.push({ self: false, rule, d, spec, key, at: at++ });
+        }
+      }
+    }
+    plan = { steps, firstAt, identity: identityKeyer(rules), stepsOf: new Map() };
+  }
+  filterPlans.set(rules, plan);
+  return plan;
+}
+
+/** walkedFilter's result from a plan: only the destinations that cover n add ports, each to its key's place. */
+function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSources): FilterRule[] {
+  const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: NetPortRange[] } }>();
+  const add = (srcIPs: readonly string[], key: string, at: number, spec: IpSpec, ips: readonly string[]) => {
+    let slot = slots.get(key);
+    if (!slot) slots.set(key, (slot = { at, rule: { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) } }));
+    for (const ip of ips) for (const p of spec.ports) slot.rule.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
+  };
+  let steps = plan.steps;
+  if (plan.identity) {
+    const id = plan.identity(n);
+    const known = plan.stepsOf.get(id);
+    if (known) steps = known;
+    else plan.stepsOf.set(id, (steps = steps.filter((step) => step.self || (step.key !== '' && targetHits(step.d.target, n)))));
+  }
+  for (const step of steps) {
+    if (!step.self) {
+      if (step.key !== '' && targetHits(step.d.target, n)) add(step.rule.src.srcIPs, step.key, plan.firstAt.get(step.key)!, step.spec, targetIps(step.d.target, n));
+      continue;
+    }
+    if (n.user === undefined) continue;
+    const own = selfSources(step.rule, n.user);
+    if (own.length === 0) continue;
+    let at = step.at;
+    for (const d of step.part) {
+      for (const spec of d.specs) {
+        const key = `${own.join(',')}|${protoKey(spec)}`;
+        // The slot opened first: by an ordinary rule before this part, or here.
+        add(own, key, Math.min(plan.firstAt.get(key) ?? Infinity, at++), spec, n.ipTexts);
+      }
+    }
+  }
+  return [...slots.values()].sort((a, b) => a.at - b.at).map((s) => s.rule).filter((fr) => fr.DstPorts.length > 0);
+}
+
+/** Grants before ACLs, each in policy order. */
+const orderedRules = (rules: readonly CompiledRule[]) => [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
+
+/** A part's destinations with their port specs: a grant's `ip` list applies to every destination, so Tailscale emits one rule per protocol entry. */
+const partPairs = (rule: CompiledRule, part: readonly CompiledDst[]) =>
+  rule.rule.source === 'grants' ? part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const)) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
+
+/** filterForNode by walking every rule for the node. */
+function walkedFilter(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver): FilterRule[] {
   const out: FilterRule[] = [];
   const byKey = new Map<string, { DstPorts: NetPortRange[] }>();
   const slot = (srcIPs: readonly string[], srcKey: string, spec: IpSpec) => {
@@ -223,15 +404,12 @@ export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, se
     const fr = slot(srcIPs, srcKey, spec);
     for (const ip of ips) for (const p of spec.ports) fr.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
   };
-  const ordered = [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
-  for (const rule of ordered) {
+  for (const rule of orderedRules(rules)) {
     const routed = rule.via.length === 0 || rule.via.some((t) => n.tags.includes(t));
     for (const part of dstParts(rule)) {
       if (part[0]!.target.kind !== 'self') {
         if (!routed) continue;
-        // A grant's `ip` list applies to every destination: Tailscale emits one rule per protocol entry.
-        const pairs = rule.rule.source === 'grants' ? (part[0]!.specs.flatMap((spec) => part.map((d) => [d, spec] as const))) : part.flatMap((d) => d.specs.map((spec) => [d, spec] as const));
-        for (const [d, spec] of pairs) {
+        for (const [d, spec] of partPairs(rule, part)) {
           const hit = targetHits(d.target, n) && !(rule.via.length > 0 && (d.target.kind === 'nodes' || d.target.kind === 'any'));
           add(rule.src.srcIPs, rule.src.key, spec, hit ? targetIps(d.target, n) : []);
         }

@@ -55,6 +55,11 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
       const hashed = { record, hash: get(record.id).hash };
       return { result: record, apply: () => ix.preAuthKeys.set(record.id, hashed), audit };
     });
+  /** The key with this prefix: a loop, not a copy of every key per registration. */
+  const byPrefix = (prefix: string) => {
+    for (const k of ix.preAuthKeys.values()) if (k.record.prefix === prefix) return k;
+    return undefined;
+  };
   const authKeyNote = (action: string, k: PreAuthKey, summary: string): AuditNote[] => [{ action: `authkey.${action}`, object: `authkey:${k.id}`, summary: `${k.prefix} ${summary}` }];
   return {
     list: (): PreAuthKey[] => [...ix.preAuthKeys.values()].map((k) => k.record),
@@ -107,7 +112,7 @@ export function createPreAuthKeys(core: Core, users: Users, tagOwners: TagOwners
      */
     consume(key: string, check?: (record: PreAuthKey) => void): PreAuthKey {
       const parts = splitSecret('tpkey-auth', key);
-      const found = parts && [...ix.preAuthKeys.values()].find((k) => k.record.prefix === parts.prefix);
+      const found = parts ? byPrefix(parts.prefix) : undefined;
       if (!parts || !found || !secretMatches(parts.secret, found.hash)) {
         throw new StateError('unauthorized', 'invalid auth key');
       }

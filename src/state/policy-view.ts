@@ -4,7 +4,7 @@
  * text, unchanged nodes keep their parsed index entries, and `settled()` lets a burst of new streams share
  * one compile instead of compiling once each.
  */
-import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type TopologyCache, type TopologyNode, type TopologyUser } from '../policy/index.ts';
+import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type SourceCache, type TopologyCache, type TopologyNode, type TopologyUser } from '../policy/index.ts';
 import { servingRoutes } from '../domain/routes.ts';
 import type { Node, User } from '../domain/types.ts';
 import type { NodeField } from './changes.ts';
@@ -64,6 +64,7 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
   let settling: Promise<CompiledPolicy> | undefined;
   const topologyNodes = new WeakMap<Node, TopologyNode>();
   const topologyCache: TopologyCache = new WeakMap();
+  const sourceCache: SourceCache = new WeakMap();
   t.subscribe((c) => {
     if (c.kind === 'node-updated' && !c.fields.some((f) => policyFields.has(f))) return;
     if (c.kind === 'dns-changed') return;
@@ -79,7 +80,7 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
   const current = (): CompiledPolicy => {
     if (compiled) return compiled;
     const started = performance.now();
-    compiled = last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, previous: last });
+    compiled = last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, sourceCache, previous: last });
     onCompile?.((performance.now() - started) / 1000);
     if (compiled.affected === 'all') affected = 'all';
     else if (affected !== 'all') for (const id of compiled.affected) affected.add(id);

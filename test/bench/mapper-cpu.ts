@@ -3,11 +3,12 @@
  * with sessions that only count the bytes they are sent, through mass connect, a restart (the store reopened,
  * every stream opened again), 5 % churn and a policy change. Less noisy than `npm run bench` on a busy machine:
  * it reports this process's CPU time per phase, not latencies.
- *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src]
+ *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile F --profile-phase NAME]
  * (--src points at another checkout's src/ to compare before and after a change.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,7 +16,14 @@ import { pathToFileURL } from 'node:url';
 import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
 
 const { values } = parseArgs({
-  options: { nodes: { type: 'string', default: '1000' }, policy: { type: 'string', default: 'allow-all' }, src: { type: 'string', default: join(import.meta.dirname, '../../src') } },
+  options: {
+    nodes: { type: 'string', default: '1000' },
+    policy: { type: 'string', default: 'allow-all' },
+    src: { type: 'string', default: join(import.meta.dirname, '../../src') },
+    /** Writes a .cpuprofile of the phase whose name starts with --profile-phase (test/bench/profile-summary.ts reads it). */
+    profile: { type: 'string' },
+    'profile-phase': { type: 'string', default: 'ephemeral churn' },
+  },
 });
 const n = Number(values.nodes);
 const kind = values.policy as PolicyKind;
@@ -81,12 +89,17 @@ function join_(i: number, ephemeral = false) {
 
 /** Runs a phase and prints its CPU time (flushes included: it waits until the mapper has been quiet a while). */
 async function phase(name: string, body: () => Promise<void>) {
+  const profiler = values.profile && name.startsWith(values['profile-phase']) ? new Inspector() : undefined;
+  profiler?.connect();
+  profiler?.post('Profiler.enable');
+  profiler?.post('Profiler.start');
   const cpu0 = process.cpuUsage();
   const sent0 = { ...sent };
   const t0 = performance.now();
   await body();
   await sleep(600);
   const cpu = process.cpuUsage(cpu0);
+  profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(values.profile!, JSON.stringify(res.profile)));
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
   console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB`);
 }

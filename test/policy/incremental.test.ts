@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePolicy, parsePolicy, type CompiledPolicy, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
+import { compilePolicy, parsePolicy, type CompiledPolicy, type SourceCache, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
 import { policyText } from './fixture.ts';
 
 const users = [
@@ -84,13 +84,14 @@ for (const [name, text] of Object.entries(policies)) {
       const nextId = () => ++id;
       let nodes = Array.from({ length: 12 }, () => makeNode(nextId(), pick));
       const cache: TopologyCache = new WeakMap();
+      const sourceCache: SourceCache = new WeakMap();
       let prev: CompiledPolicy | undefined;
       let reused = 0;
       for (let step = 0; step < 25; step++) {
         // Edits come in bursts, as in a mapper batch.
         for (let k = 1 + pick(3); k > 0; k--) nodes = edit(nodes, nextId, pick);
         const topo: Topology = { users, nodes };
-        const incremental = compilePolicy(policy, topo, { topologyCache: cache, previous: prev });
+        const incremental = compilePolicy(policy, topo, { topologyCache: cache, sourceCache, previous: prev });
         const fresh = compilePolicy(policy, topo);
         const got = viewsOf(incremental, topo);
         assert.deepEqual(got, viewsOf(fresh, topo), `seed ${seed}, step ${step}`);
