@@ -82,13 +82,16 @@ const timed = <T>(phase: string, fn: () => T): T => {
 async function join_(i: number) {
   const machineKey = `mkey:${hex()}`;
   const hostinfo = { Hostname: `bench-${i}`, OS: 'linux', OSVersion: 'Debian 12.8', IPNVersion: '1.80.0-bench', GoArch: 'amd64', GoVersion: 'go1.23.4', BackendLogID: hex(), NetInfo: { PreferredDERP: 999, WorkingUDP: true, HavePortMap: false } };
-  const node = runAs({ actor: `machine:${machineKey.slice(5, 17)}`, door: 'control', source: '127.0.1.1' }, () =>
+  const { node, durable } = runAs({ actor: `machine:${machineKey.slice(5, 17)}`, door: 'control', source: '127.0.1.1' }, () =>
     timed('register (key, node, store, audit)', () => {
       let tags: string[] = [];
       const key = t.preAuthKeys.consume(keyOf(i), (k: { tags: string[] }) => (tags = [...k.tags]));
-      return t.nodes.register({ machineKey, nodeKey: `nodekey:${hex()}`, hostname: `bench-${i}`, hostinfo, userId: tags.length ? null : key.userId, tags, ephemeral: false, method: 'authkey' });
+      const input = { machineKey, nodeKey: `nodekey:${hex()}`, hostname: `bench-${i}`, hostinfo, userId: tags.length ? null : key.userId, tags, ephemeral: false, method: 'authkey' };
+      // As register.ts: the join rides the store's group commit (an older --src without it commits alone).
+      return t.nodes.registerGrouped ? t.nodes.registerGrouped(input) : { node: t.nodes.register(input), durable: undefined };
     }),
   );
+  await durable;
   const endpoints = [`192.0.2.${(i + 1) & 255}:41641`, `198.51.${((i + 1) >> 8) & 255}.${(i + 1) & 255}:41641`, `[2001:db8::${(i + 1).toString(16)}]:41641`].map((addr, k) => ({ addr, type: [1, 2, 1][k] }));
   timed('report (disco, endpoints, hostinfo)', () => t.nodes.report(node.id, { discoKey: `discokey:${hex()}`, endpoints, hostinfo }));
   const session = { nodeId: node.id, send: (f: Buffer) => ((sent.frames += 1), (sent.bytes += f.length)), end: () => {} };
