@@ -4,11 +4,11 @@
  * Flags: --nodes 100,1000[,5000,10000]  --policy grouped,allow-all  --concurrency 64  --out bench-results
  *        --compare headscale|none (default headscale): also run the scenarios against Headscale (servers/headscale.ts)
  *        and report ratios, for node counts up to --compare-max-nodes (default 100: Headscale needs ~6 minutes to
- *        connect 1,000 nodes on a 2-core machine, which would not fit the quick run's 5 minutes).
+ *        connect 1,000 nodes on a 2-core machine, more than the rest of the quick run).
  *        --console-nodes 10000 (0 to skip): server time of the admin console's machines page with that many machines.
  *        --replica-nodes 1000 (0 to skip): two replicas on PostgreSQL beside one server on SQLite (replicas.ts),
  *        after the stores' own registration rates, one by one and group-committed (store-writes.ts).
- * The defaults are the quick run (under 5 minutes); the full one is
+ * The defaults are the quick run (about 10 minutes on 2 cores); the full one is
  *   npm run bench -- --nodes 100,1000,5000,10000 --compare-max-nodes 1000
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
