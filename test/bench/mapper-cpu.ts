@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { loadSrc } from './src-modules.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
 
 const { values } = parseArgs({
@@ -27,13 +27,7 @@ const { values } = parseArgs({
 });
 const n = Number(values.nodes);
 const kind = values.policy as PolicyKind;
-const src = (path: string) => import(pathToFileURL(resolve(values.src, path)).href);
-const { openSqliteStore } = await src('store/sqlite.ts');
-const { createTailnet } = await src('state/tailnet.ts');
-const { createPolicyView } = await src('state/policy-view.ts');
-const { createPrimaryRoutes } = await src('state/routes.ts');
-const { createMapper } = await src('control/mapper.ts');
-const { createFrameEncoder } = await src('control/frames.ts');
+const { openSqliteStore, createTailnet, createPolicyView, createPrimaryRoutes, createMapper, createFrameEncoder } = await loadSrc(values.src);
 
 const key = (prefix: string) => `${prefix}:${randomBytes(32).toString('hex')}`;
 const dir = mkdtempSync(join(tmpdir(), 'tailplane-mapper-cpu-'));

@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { loadSrc } from './src-modules.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
 
 const { values } = parseArgs({
@@ -31,14 +31,7 @@ const joins = Number(values.joins);
 /** Joins per second, spread evenly (a steady stream compiles the policy once per batch window); 0: 64 at a time. */
 const rate = Number(values.rate);
 const kind = values.policy as PolicyKind;
-const src = (path: string) => import(pathToFileURL(resolve(values.src, path)).href);
-const { openSqliteStore } = await src('store/sqlite.ts');
-const { createTailnet } = await src('state/tailnet.ts');
-const { createPolicyView } = await src('state/policy-view.ts');
-const { createPrimaryRoutes } = await src('state/routes.ts');
-const { createMapper } = await src('control/mapper.ts');
-const { createFrameEncoder } = await src('control/frames.ts');
-const { runAs } = await src('audit/context.ts');
+const { openSqliteStore, createTailnet, createPolicyView, createPrimaryRoutes, createMapper, createFrameEncoder, runAs } = await loadSrc(values.src);
 
 const hex = () => randomBytes(32).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tailplane-register-cpu-'));
