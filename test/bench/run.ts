@@ -8,6 +8,9 @@
  *        --console-nodes 10000 (0 to skip): server time of the admin console's machines page with that many machines.
  *        --replica-nodes 1000 (0 to skip): two replicas on PostgreSQL beside one server on SQLite (replicas.ts),
  *        after the stores' own registration rates, one by one and group-committed (store-writes.ts).
+ *        --allow-all-max-nodes 1000: the largest node count the allow-all layout runs at (its cost is quadratic).
+ * Environment: BENCH_PROFILE_DIR (a .cpuprofile per server process), BENCH_SERVER_NODE_OPTIONS (e.g. a larger heap
+ * limit for the server at 50,000 nodes; the load generator's own: node --max-old-space-size=… test/bench/run.ts).
  * The defaults are the quick run (about 10 minutes on 2 cores); the full one is
  *   npm run bench -- --nodes 100,1000,5000,10000 --compare-max-nodes 1000
  */
@@ -16,14 +19,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkComparison, comparisonMarkdown, comparisonRows, comparisonTable, pairRuns } from './compare.ts';
 import type { PolicyKind } from './policy.ts';
-import { checkTargets, machine, markdown, scenarioTable, targetTable } from './report.ts';
+import { checkScaleTargets, checkTargets, machine, markdown, scenarioTable, targetTable } from './report.ts';
 import { runScenarios, type RunResult } from './scenarios.ts';
 import { benchConsole, type ConsoleBench } from './console.ts';
 import { benchReplicas, replicaMarkdown, type ReplicaBench } from './replicas.ts';
 import { benchStoreWrites, storeWritesMarkdown, type StoreWrites } from './store-writes.ts';
-
-/** Allow-all hands every node every peer, so its cost is quadratic: run it only up to this many nodes. */
-const allowAllMaxNodes = 1000;
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     'compare-max-nodes': { type: 'string', default: '100' },
     'console-nodes': { type: 'string', default: '10000' },
     'replica-nodes': { type: 'string', default: '1000' },
+    'allow-all-max-nodes': { type: 'string', default: '1000' },
   },
 });
 
@@ -53,6 +54,10 @@ if (!Number.isInteger(consoleNodes) || consoleNodes < 0) throw new Error(`--cons
 const replicaNodes = Number(values['replica-nodes']);
 if (!Number.isInteger(replicaNodes) || replicaNodes < 0) throw new Error(`--replica-nodes: expected a whole number, got ${values['replica-nodes']}`);
 
+// Allow-all hands every node every peer, so its cost is quadratic: by default it runs only up to 1,000 nodes.
+const allowAllMaxNodes = Number(values['allow-all-max-nodes']);
+if (!Number.isInteger(allowAllMaxNodes) || allowAllMaxNodes < 0) throw new Error(`--allow-all-max-nodes: expected a whole number, got ${values['allow-all-max-nodes']}`);
+
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
 const runs: RunResult[] = [];
@@ -70,8 +75,10 @@ for (const nodes of counts) {
   }
 }
 const checks = checkTargets(runs);
+const scale = checkScaleTargets(runs);
 console.log('\n' + scenarioTable(runs) + '\n');
 if (checks.length) console.log(targetTable(checks) + '\n');
+if (scale.length) console.log('Scale targets (issue 20):\n' + targetTable(scale) + '\n');
 let sideBySide: string | undefined;
 let comparison: object | undefined;
 if (compare) {
@@ -112,6 +119,6 @@ if (replicaNodes > 0) {
   console.log(replicaSection);
 }
 mkdirSync(values.out, { recursive: true });
-writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, comparison, consolePage, storeWrites, replicas }, null, 2) + '\n');
-writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : '') + replicaSection);
+writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, scaleTargets: scale, comparison, consolePage, storeWrites, replicas }, null, 2) + '\n');
+writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, scale, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : '') + replicaSection);
 console.log(`wrote ${join(values.out, 'latest.md')} and latest.json`);

@@ -17,6 +17,13 @@ test('frames are [u32 LE length][zstd frame] and decode back, across arbitrary c
   assert.deepEqual(out, msgs);
   assert.equal(dec.buffered(), 0);
   assert.deepEqual(createFrameDecoder().push(enc.encodeJson('{"a":1}')), [{ a: 1 }]);
+
+  // One byte at a time: the length prefix itself arrives in pieces, and two frames may end in one chunk.
+  const byByte = createFrameDecoder();
+  const small = Buffer.concat(msgs.slice(0, 2).map((m) => enc.encode(m)));
+  const got = [...small].flatMap((b) => byByte.push(Uint8Array.of(b)));
+  assert.deepEqual(got, msgs.slice(0, 2));
+  assert.deepEqual(createFrameDecoder().push(small), msgs.slice(0, 2));
 });
 
 test('the decoder refuses frames over its limit and corrupt zstd', () => {

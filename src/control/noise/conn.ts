@@ -134,9 +134,11 @@ export class NoiseConn extends Duplex {
       return;
     }
     this.#watchPartialRecord();
-    for (const pt of plaintexts) {
-      if (!this.push(pt)) this.#socket.pause();
-    }
+    if (plaintexts.length === 0) return;
+    // One push per socket chunk, not per record: HTTP/2 reads this duplex through a JS stream socket, whose
+    // per-chunk cost was ~8 % of a load generator receiving large maps in 4 KB records.
+    const pt = plaintexts.length === 1 ? plaintexts[0]! : Buffer.concat(plaintexts);
+    if (!this.push(pt)) this.#socket.pause();
   }
 
   /** A peer that stops sending in the middle of a record would otherwise hold the connection forever. */

@@ -5,13 +5,16 @@ import { keyTarget, type BenchKeys, type BenchServer } from './server.ts';
 
 /**
  * Server env: no STUN port (other tests may hold 3478); with BENCH_PROFILE_DIR set, the server preloads the
- * CPU profiler (node refuses --cpu-prof in NODE_OPTIONS) and writes a .cpuprofile there when it exits.
+ * CPU profiler (node refuses --cpu-prof in NODE_OPTIONS) and writes a .cpuprofile there when it exits;
+ * BENCH_SERVER_NODE_OPTIONS adds node options, e.g. a heap limit above Node's default (~4 GB) for 50,000 nodes.
  */
+const nodeOptions = [
+  ...(process.env.BENCH_PROFILE_DIR ? [`--import ${import.meta.resolve('tsx')}`, `--import ${import.meta.resolve('../cpu-profile.ts')}`] : []),
+  ...(process.env.BENCH_SERVER_NODE_OPTIONS ? [process.env.BENCH_SERVER_NODE_OPTIONS] : []),
+];
 export const serverEnv: Record<string, string> = {
   TAILPLANE_DERP_STUN_LISTEN_ADDR: '',
-  ...(process.env.BENCH_PROFILE_DIR
-    ? { NODE_OPTIONS: `--import ${import.meta.resolve('tsx')} --import ${import.meta.resolve('../cpu-profile.ts')}` }
-    : {}),
+  ...(nodeOptions.length ? { NODE_OPTIONS: nodeOptions.join(' ') } : {}),
 };
 
 async function must(server: ChildServer, method: string, path: string, body?: unknown) {
