@@ -54,8 +54,15 @@ interface PeerEntry {
   patch?: PeerPatch;
 }
 
-/** Flush delay: long enough to coalesce a burst (mass connect, a policy change), short against the 1 s target. */
+/** Flush delay after a quiet spell: a lone change (an endpoint moved, a tag set) goes out almost at once. */
 const batchMs = 15;
+/**
+ * Flush delay while changes keep coming (a flush ended less than busyWindowMs ago): a fleet joining at 50/s
+ * otherwise got one flush per join, so each of a group's streams was sent a frame per join (one seal, one
+ * HTTP/2 write, one syscall each), and one policy compile per join.
+ */
+const busyBatchMs = 100;
+const busyWindowMs = 250;
 /**
  * Under load the delay grows to the last flush's duration (up to this cap): a flush costs one policy compile
  * whatever its batch size, so on a large tailnet a busy server coalesces more changes per compile.
@@ -94,6 +101,7 @@ export function createMapper(deps: MapperDeps) {
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
   let lastFlushMs = 0;
+  let lastFlushEnd = -Infinity;
   /** When the oldest change still waiting for a flush was published. */
   let firstPendingAt = 0;
 
@@ -186,7 +194,8 @@ export function createMapper(deps: MapperDeps) {
     markDirty(c);
     if (pending.length === 0) firstPendingAt = performance.now();
     pending.push(c);
-    timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(batchMs, lastFlushMs)));
+    const busy = performance.now() - lastFlushEnd < busyWindowMs;
+    timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(busy ? busyBatchMs : batchMs, lastFlushMs)));
   });
 
   function flush(): void {
@@ -194,7 +203,8 @@ export function createMapper(deps: MapperDeps) {
     try {
       flushBatch();
     } finally {
-      lastFlushMs = performance.now() - started;
+      lastFlushEnd = performance.now();
+      lastFlushMs = lastFlushEnd - started;
     }
   }
 
