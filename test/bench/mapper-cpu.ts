@@ -3,11 +3,12 @@
  * with sessions that only count the bytes they are sent, through mass connect, a restart (the store reopened,
  * every stream opened again), 5 % churn and a policy change. Less noisy than `npm run bench` on a busy machine:
  * it reports this process's CPU time per phase, not latencies.
- *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile F --profile-phase NAME]
- * (--src points at another checkout's src/ to compare before and after a change.)
+ *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile-dir D]
+ * (--src points at another checkout's src/ to compare before and after a change; --profile-dir writes a .cpuprofile
+ * per phase, e.g. D/policy-change.cpuprofile, for test/bench/profile-summary.ts.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +21,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '1000' },
     policy: { type: 'string', default: 'allow-all' },
     src: { type: 'string', default: join(import.meta.dirname, '../../src') },
-    /** Writes a .cpuprofile of the phase whose name starts with --profile-phase (test/bench/profile-summary.ts reads it). */
-    profile: { type: 'string' },
-    'profile-phase': { type: 'string', default: 'ephemeral churn' },
+    'profile-dir': { type: 'string' },
   },
 });
 const n = Number(values.nodes);
@@ -83,7 +82,7 @@ function join_(i: number, ephemeral = false) {
 
 /** Runs a phase and prints its CPU time (flushes included: it waits until the mapper has been quiet a while). */
 async function phase(name: string, body: () => Promise<void>) {
-  const profiler = values.profile && name.startsWith(values['profile-phase']) ? new Inspector() : undefined;
+  const profiler = values['profile-dir'] ? new Inspector() : undefined;
   profiler?.connect();
   profiler?.post('Profiler.enable');
   profiler?.post('Profiler.start');
@@ -93,7 +92,9 @@ async function phase(name: string, body: () => Promise<void>) {
   await body();
   await sleep(600);
   const cpu = process.cpuUsage(cpu0);
-  profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(values.profile!, JSON.stringify(res.profile)));
+  const file = join(values['profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.cpuprofile`);
+  profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(file, JSON.stringify(res.profile)));
+  profiler?.disconnect();
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
   console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB`);
 }
@@ -108,6 +109,7 @@ async function connect(ids: number[]) {
   }
 }
 
+if (values['profile-dir']) mkdirSync(values['profile-dir'], { recursive: true });
 console.log(`mapper CPU, ${n} nodes, ${kind}, src ${values.src}`);
 const ids: number[] = [];
 await phase('mass connect', async () => {
