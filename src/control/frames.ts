@@ -40,7 +40,7 @@ export function createFrameEncoder(options: { level?: number } = {}): FrameEncod
 
 /** Incrementally decodes a framed stream (for the load generator and tests). */
 export interface FrameDecoder {
-  /** Consumes bytes and returns every complete frame's parsed JSON. Throws on a bad frame. */
+  /** Consumes bytes (kept by reference until their frame is whole) and returns every complete frame's parsed JSON. Throws on a bad frame. */
   push(chunk: Uint8Array): unknown[];
   /** Bytes of an incomplete frame still waiting for input. */
   buffered(): number;
