@@ -2,6 +2,7 @@
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, changedNodes, comparable, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
+import { buildRuleIndex, type RuleIndex } from './rule-index.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { allowAllFilter, compileRules, filterForNode, identityKeyer, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
@@ -31,6 +32,8 @@ export interface CompiledPolicy extends CompileParts {
   readonly cachedViews: ReadonlyMap<number, NodeView>;
   /** Nodes whose view may differ from the previous compile's ('all' without one). */
   readonly affected: ReadonlySet<number> | 'all';
+  /** The rules by the names they hold nodes through, for the next compile of the same policy and users. */
+  readonly ruleIndex?: RuleIndex;
   /** Whether src may open proto/port to dst (IANA proto number). */
   canAccess(src: Principal, dst: Principal, proto: number, port: number): boolean;
   /** First-match SSH decision for src connecting to dst as `login`. */
@@ -59,13 +62,16 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const prev = opts.previous;
   // The same policy for the same users: rules no changed node touches are carried over with their member sets.
   const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
-  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed });
+  // Built once per policy and users, then handed from compile to compile while they stay the same.
+  const ruleIndex = changed && (prev!.ruleIndex ?? buildRuleIndex(policy.rules, r));
+  const touched = changed && new Set(ruleIndex!.touchedBy(changed));
+  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed, touched: touched! });
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
   let allowAll: readonly FilterRule[] | undefined;
   const peers = peerFinder(policy, rules, topo);
   const views = new Map<number, NodeView>();
-  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed) : 'all';
+  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed, touched) : 'all';
   const prevViews = affected === 'all' ? undefined : prev?.cachedViews;
 
   const node = (id: number): IndexedNode => {
@@ -105,7 +111,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     });
   };
   return {
-    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes,
+    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes, ruleIndex,
     sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
   };
 }
