@@ -10,7 +10,9 @@ import type { IndexedNode } from './topology.ts';
 import type { AccessRule, Alias } from './types.ts';
 
 export interface RuleIndex {
-  /** Positions (ascending) of the rules a change of these nodes may touch, with every rule the index cannot narrow. */
+  /** Positions (ascending) of the rules this node may sit in, with every rule the index cannot narrow. */
+  rulesOf(n: IndexedNode): number[];
+  /** Positions (ascending) of the rules a change of these nodes may touch: rulesOf their old and new entries. */
   touchedBy(changed: readonly { readonly old?: IndexedNode; readonly new?: IndexedNode }[]): number[];
 }
 
@@ -41,23 +43,21 @@ export function buildRuleIndex(rules: readonly AccessRule[], r: Resolver): RuleI
       else if (at[at.length - 1] !== i) at.push(i);
     }
   });
-  return {
-    touchedBy(changed) {
-      const out = new Set<number>(always);
-      const addAll = (ids: readonly number[] | undefined) => ids?.forEach((i) => out.add(i));
-      const visit = (n: IndexedNode | undefined) => {
-        if (!n) return;
-        if (n.user !== undefined) {
-          addAll(self);
-          addAll(byKey.get(`u:${n.user}`));
-        }
-        for (const t of n.tags) addAll(byKey.get(`t:${t}`));
-      };
-      for (const c of changed) {
-        visit(c.old);
-        visit(c.new);
+  const collect = (nodes: (IndexedNode | undefined)[]) => {
+    const out = new Set<number>(always);
+    const addAll = (ids: readonly number[] | undefined) => ids?.forEach((i) => out.add(i));
+    for (const n of nodes) {
+      if (!n) continue;
+      if (n.user !== undefined) {
+        addAll(self);
+        addAll(byKey.get(`u:${n.user}`));
       }
-      return [...out].sort((a, b) => a - b);
-    },
+      for (const t of n.tags) addAll(byKey.get(`t:${t}`));
+    }
+    return [...out].sort((a, b) => a - b);
+  };
+  return {
+    rulesOf: (n) => collect([n]),
+    touchedBy: (changed) => collect(changed.flatMap((c) => [c.old, c.new])),
   };
 }
