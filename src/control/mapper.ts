@@ -57,9 +57,10 @@ interface PeerEntry {
 /** Flush delay after a quiet spell: a lone change (an endpoint moved, a tag set) goes out almost at once. */
 const batchMs = 15;
 /**
- * Flush delay while changes keep coming (a flush ended less than busyWindowMs ago): a fleet joining at 50/s
+ * Flush delay while changes keep coming (two flushes ended within busyWindowMs): a fleet joining at 50/s
  * otherwise got one flush per join, so each of a group's streams was sent a frame per join (one seal, one
- * HTTP/2 write, one syscall each), and one policy compile per join.
+ * HTTP/2 write, one syscall each), and one policy compile per join. One recent flush is not enough: a lone
+ * join is two changes in a row (registered, then online with endpoints), and its second must not wait.
  */
 const busyBatchMs = 100;
 const busyWindowMs = 250;
@@ -101,7 +102,8 @@ export function createMapper(deps: MapperDeps) {
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
   let lastFlushMs = 0;
-  let lastFlushEnd = -Infinity;
+  /** When the last two flushes ended, older first. */
+  let flushEnds: [number, number] = [-Infinity, -Infinity];
   /** When the oldest change still waiting for a flush was published. */
   let firstPendingAt = 0;
 
@@ -194,7 +196,7 @@ export function createMapper(deps: MapperDeps) {
     markDirty(c);
     if (pending.length === 0) firstPendingAt = performance.now();
     pending.push(c);
-    const busy = performance.now() - lastFlushEnd < busyWindowMs;
+    const busy = performance.now() - flushEnds[0] < busyWindowMs;
     timer ??= setTimeout(flush, Math.min(maxBatchMs, Math.max(busy ? busyBatchMs : batchMs, lastFlushMs)));
   });
 
@@ -203,8 +205,9 @@ export function createMapper(deps: MapperDeps) {
     try {
       flushBatch();
     } finally {
-      lastFlushEnd = performance.now();
-      lastFlushMs = lastFlushEnd - started;
+      const end = performance.now();
+      flushEnds = [flushEnds[1], end];
+      lastFlushMs = end - started;
     }
   }
 

@@ -2,6 +2,7 @@
 import { isExitRoute, parsePrefix } from '../net/ip.ts';
 import { affectedNodes, changedNodes, comparable, type CompileParts } from './incremental.ts';
 import { isInternetIp } from './addresses.ts';
+import { buildRuleIndex, type RuleIndex } from './rule-index.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { allowAllFilter, compileRules, filterForNode, identityKeyer, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
@@ -31,6 +32,8 @@ export interface CompiledPolicy extends CompileParts {
   readonly cachedViews: ReadonlyMap<number, NodeView>;
   /** Nodes whose view may differ from the previous compile's ('all' without one). */
   readonly affected: ReadonlySet<number> | 'all';
+  /** The rules by the names they hold nodes through, for the next compile of the same policy and users. */
+  readonly ruleIndex?: RuleIndex;
   /** Whether src may open proto/port to dst (IANA proto number). */
   canAccess(src: Principal, dst: Principal, proto: number, port: number): boolean;
   /** First-match SSH decision for src connecting to dst as `login`. */
@@ -59,13 +62,16 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const prev = opts.previous;
   // The same policy for the same users: rules no changed node touches are carried over with their member sets.
   const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
-  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed });
+  // Built once per policy and users, then handed from compile to compile while they stay the same.
+  const ruleIndex = policy.hasAccessRules ? ((changed && prev!.ruleIndex) || buildRuleIndex(policy.rules, r)) : undefined;
+  const touched = changed && new Set(ruleIndex!.touchedBy(changed));
+  const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed, touched: touched! });
   const ssh = compileSsh(policy.ssh, r, opts);
   const selfSources = selfSourcesCache(r);
   let allowAll: readonly FilterRule[] | undefined;
-  const peers = peerFinder(policy, rules, topo);
+  const peers = peerFinder(policy, rules, topo, ruleIndex);
   const views = new Map<number, NodeView>();
-  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed) : 'all';
+  const affected = prev ? affectedNodes(prev, { policy, topology: topo, resolver: r, rules, ssh }, changed, touched) : 'all';
   const prevViews = affected === 'all' ? undefined : prev?.cachedViews;
 
   const node = (id: number): IndexedNode => {
@@ -105,7 +111,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     });
   };
   return {
-    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes,
+    policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes, ruleIndex,
     sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
   };
 }
@@ -140,7 +146,10 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
  * Peer sets. Nodes that sit in the same rules' sources and destinations have the same peers, so results are
  * cached per membership signature: with group/tag-based rules there are few signatures however many nodes.
  */
-function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex): (n: IndexedNode) => number[] {
+function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex, index?: RuleIndex): (n: IndexedNode) => number[] {
+  const positions = [...rules.keys()];
+  /** The rules n may sit in: the others add nothing to its peers or its signature. */
+  const rulesOf = (n: IndexedNode) => index?.rulesOf(n) ?? positions;
   let sortedIds: number[] | undefined;
   const allIds = () => (sortedIds ??= Array.from(Float64Array.from(topo.nodes, (n) => n.id).sort()));
   const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
@@ -161,7 +170,8 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
   const ownNodes = (user: string | undefined) => (user === undefined ? [] : (topo.byUser.get(user) ?? []));
   const compute = (n: IndexedNode): ReadonlySet<number> | 'all' => {
     const out = new Set<number>();
-    for (const cr of rules) {
+    for (const i of rulesOf(n)) {
+      const cr = rules[i]!;
       const inSrc = cr.src.all || cr.src.ids.has(n.id);
       for (const d of cr.dsts) {
         if (d.target.kind === 'self') {
@@ -195,7 +205,7 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
   /** Which rules have n as a source and which destinations hit it, as the positions that do (most do not). */
   const ruleSignature = (n: IndexedNode) => {
     let sig = '';
-    for (let i = 0; i < rules.length; i++) {
+    for (const i of rulesOf(n)) {
       const cr = rules[i]!;
       if (cr.src.all || cr.src.ids.has(n.id)) sig += `s${i},`;
       for (let j = 0; j < cr.dsts.length; j++) {

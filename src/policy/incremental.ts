@@ -22,8 +22,11 @@ export interface CompileParts {
 /** Past this share of changed nodes, computing views afresh is cheaper than working out who is affected. */
 const maxChangedShare = 0.25;
 
-/** Node ids whose views may differ from `prev`'s, or 'all' when nothing can be reused. */
-export function affectedNodes(prev: CompileParts, next: CompileParts, known?: readonly ChangedNode[]): Set<number> | 'all' {
+/**
+ * Node ids whose views may differ from `prev`'s, or 'all' when nothing can be reused. `touched` (with `known`):
+ * the positions of the rules the changes may touch (RuleIndex); without it every rule is looked at.
+ */
+export function affectedNodes(prev: CompileParts, next: CompileParts, known?: readonly ChangedNode[], touched?: ReadonlySet<number>): Set<number> | 'all' {
   // Without access rules everyone sees everyone, so any change reaches every node.
   if (!comparable(prev, next) || !next.policy.hasAccessRules) return 'all';
   const changed = known ?? changedNodes(prev.topology, next.topology);
@@ -36,14 +39,14 @@ export function affectedNodes(prev: CompileParts, next: CompileParts, known?: re
   const addOwnNodes = (c: ChangedNode) => {
     for (const user of [c.old?.user, c.new?.user]) if (user !== undefined) addAll((next.topology.byUser.get(user) ?? []).map((n) => n.id));
   };
-  for (let i = 0; i < next.rules.length; i++) {
-    const touched = touchedParts(prev.rules[i]!, next.rules[i]!, changed, addOwnNodes);
+  for (const i of touched && known ? touched : next.rules.keys()) {
+    const parts = touchedParts(prev.rules[i]!, next.rules[i]!, changed, addOwnNodes);
     const rule = next.rules[i]!;
-    if (touched.sources) {
+    if (parts.sources) {
       if (rule.src.all) return 'all';
       addAll(rule.src.ids);
     }
-    for (const j of touched.dsts) {
+    for (const j of parts.dsts) {
       const target = rule.dsts[j]!.target;
       if (target.kind === 'any') return 'all';
       if (target.kind === 'nodes') addAll(target.ids);

@@ -52,6 +52,8 @@ interface OwnSources {
 export interface RuleReuse {
   readonly rules: readonly CompiledRule[];
   readonly changed: readonly { readonly id: number; readonly old?: IndexedNode; readonly new?: IndexedNode }[];
+  /** Positions of the rules those changes may touch (see RuleIndex): the others are not checked node by node. */
+  readonly touched: ReadonlySet<number>;
 }
 
 /** Past this many changed nodes, checking every rule against each costs more than compiling the rules again. */
@@ -64,7 +66,7 @@ export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: 
   const canReuse = reuse !== undefined && reuse.changed.length <= maxReuseChanges;
   return rules.map((rule, i) => {
     const before = canReuse ? reuse.rules[i] : undefined;
-    if (before?.rule === rule && unchangedBy(before, reuse!.changed, r)) return before;
+    if (before?.rule === rule && indexedRule(before) && (!reuse!.touched.has(i) || unchangedBy(before, reuse!.changed, r))) return before;
     const src = sourceSet(rule, r, interned, approvedRoutes, cache);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
@@ -102,7 +104,6 @@ const indexedRule = (cr: CompiledRule) =>
  * A join then compiles its block's rules again, not the whole policy's member sets.
  */
 function unchangedBy(cr: CompiledRule, changed: RuleReuse['changed'], r: Resolver): boolean {
-  if (!indexedRule(cr)) return false;
   for (const c of changed) {
     if (c.old && (cr.src.ids.has(c.id) || cr.dsts.some((d) => d.target.kind === 'nodes' && d.target.ids.has(c.id)))) return false;
     if (!c.new) continue;

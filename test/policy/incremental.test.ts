@@ -1,7 +1,8 @@
 /**
  * A compile that carries views over from the previous one must give every node exactly the view a fresh
  * compile gives: checked over random topology edits (joins, leaves, retags, owner changes, route changes)
- * for policies with groups, tags, autogroup:self, prefixes and subnet routes, via, grants, SSH and no ACLs.
+ * for policies with groups, tags, autogroup:self, prefixes and subnet routes, via, grants, SSH and no ACLs, and one
+ * of names only (rules narrowed by RuleIndex).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -25,6 +26,14 @@ const policies: Record<string, string> = {
   self: policyText(`"acls": [
     {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},
     {"action": "accept", "src": ["alice@"], "dst": ["bob@:22", "autogroup:internet:*"]},
+  ]`),
+  // Only names a node is held by (tags, users, groups, autogroup:self): changes are checked against the rules
+  // that name them (RuleIndex), not every rule.
+  identities: policyText(`"acls": [
+    {"action": "accept", "src": ["group:admins"], "dst": ["tag:server:22", "carol@:80"]},
+    {"action": "accept", "src": ["group:devs", "carol@"], "dst": ["group:devs:22", "autogroup:self:*"]},
+    {"action": "accept", "src": ["tag:ci"], "dst": ["tag:ci:443", "bob@example.com:8080"]},
+    {"action": "accept", "src": ["tag:router"], "dst": ["group:admins:53"]},
   ]`),
   wildcards: policyText(`"acls": [
     {"action": "accept", "src": ["*"], "dst": ["tag:server:443"]},
@@ -98,7 +107,7 @@ for (const [name, text] of Object.entries(policies)) {
         if (prev) reused += got.filter((v) => prev!.cachedViews.get(v.nodeId) === v).length;
         prev = incremental;
       }
-      if (name === 'groups' || name === 'ssh') assert.ok(reused > 0, `seed ${seed}: some views are carried over`);
+      if (name === 'groups' || name === 'ssh' || name === 'identities') assert.ok(reused > 0, `seed ${seed}: some views are carried over`);
     }
   });
 }
