@@ -86,6 +86,9 @@ export async function h2Request(session: http2.ClientHttp2Session, path: string,
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
     req.on('error', reject);
+    // A stream reset or a connection that dies mid-request emits 'close' without 'end' (or 'error'): without this
+    // the promise never settled, and a bench scenario hung with the machine idle.
+    req.on('close', () => reject(new Error(`${path}: stream closed before its response ended (HTTP/2 code ${req.rstCode})`)));
     // A GET's stream ends with its headers (node's default for GET and HEAD): nothing more to write.
     if (method !== 'GET') req.end(body);
   });
