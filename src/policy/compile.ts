@@ -62,7 +62,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const prev = opts.previous;
   // The same policy for the same users: rules no changed node touches are carried over with their member sets.
   const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
-  // Built once per policy and users, then handed from compile to compile while they stay the same.
+  // Built again only when the policy or its users changed; otherwise handed on from the previous compile.
   const ruleIndex = policy.hasAccessRules ? ((changed && prev!.ruleIndex) || buildRuleIndex(policy.rules, r)) : undefined;
   const touched = changed && new Set(ruleIndex!.touchedBy(changed));
   const rules = compileRules(policy.rules, r, opts.sourceCache, changed && { rules: prev!.rules, changed, touched: touched! });
@@ -148,8 +148,14 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
  */
 function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex, index?: RuleIndex): (n: IndexedNode) => number[] {
   const positions = [...rules.keys()];
-  /** The rules n may sit in: the others add nothing to its peers or its signature. */
-  const rulesOf = (n: IndexedNode) => index?.rulesOf(n) ?? positions;
+  const narrowed = new Map<IndexedNode, readonly number[]>();
+  /** The rules n may sit in (the others add nothing to its peers or its signature); asked twice per new signature. */
+  const rulesOf = (n: IndexedNode) => {
+    if (!index) return positions;
+    let at = narrowed.get(n);
+    if (!at) narrowed.set(n, (at = index.rulesOf(n)));
+    return at;
+  };
   let sortedIds: number[] | undefined;
   const allIds = () => (sortedIds ??= Array.from(Float64Array.from(topo.nodes, (n) => n.id).sort()));
   const hasSelf = rules.some((cr) => cr.dsts.some((d) => d.target.kind === 'self'));
