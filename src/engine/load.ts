@@ -19,17 +19,12 @@ export function desiredSource(desired: DesiredState): DesiredSource | undefined 
  * imported as is: TypeScript needs a loader such as tsx (the `tailplane` binary registers it), and the module must
  * be ESM (in a `"type": "module"` package, or named .mts).
  */
-export async function loadDesired(source: string | object, opts: { version?: string } = {}): Promise<DesiredState> {
+export async function loadDesired(source: string | object, opts: { version?: string; text?: string } = {}): Promise<DesiredState> {
   if (typeof source !== 'string') return validateDesired(source, 'desired state object');
   const file = resolve(source);
   // A long-running process (sync) imports an edited module again under a new version.
   if (moduleExtensions.has(extname(file))) return validateDesired(await fromModule(file, opts.version), source);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new DesiredStateError([{ path: '', message: `cannot read ${source}: ${(err as Error).message}` }], source);
-  }
+  const text = opts.text ?? readSource(file, source);
   try {
     const desired = validateDesired(JSON5.parse(text), source);
     sources.set(desired, { file: source, text });
@@ -39,6 +34,14 @@ export async function loadDesired(source: string | object, opts: { version?: str
     const e = err as Error & { lineNumber?: number; columnNumber?: number };
     const where = e.lineNumber ? `${source}:${e.lineNumber}:${e.columnNumber}` : source;
     throw new DesiredStateError([{ path: '', message: `${where}: ${e.message.replace(/^JSON5: /, '')}` }], source);
+  }
+}
+
+function readSource(file: string, source: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new DesiredStateError([{ path: '', message: `cannot read ${source}: ${(err as Error).message}` }], source);
   }
 }
 

@@ -78,6 +78,7 @@ async function load(source: SyncSource): Promise<Loaded> {
   let file: string;
   let revision: string;
   let display: string;
+  let bytes: Buffer | undefined;
   if (source.kind === 'git') {
     const { commit, dir } = await fetchCommit(source);
     file = join(dir, source.path);
@@ -87,15 +88,13 @@ async function load(source: SyncSource): Promise<Loaded> {
   } else {
     file = resolve(source.file);
     display = source.file;
-    try {
-      revision = `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`;
-    } catch (err) {
-      throw new RoundError(`cannot read ${source.file}: ${(err as Error).message}`, undefined);
-    }
+    // Read once: the revision must name exactly the content applied, even when the file is being rewritten.
+    bytes = readBytes(file, display, undefined);
+    revision = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
-  const text = isModule(file) ? undefined : readText(file, display, revision);
+  const text = isModule(file) ? undefined : (bytes ?? readBytes(file, display, revision)).toString('utf8');
   try {
-    const desired = await loadDesired(file, { version: revision });
+    const desired = await loadDesired(file, { version: revision, text });
     return { revision, display, text, desired };
   } catch (err) {
     // Messages quote the checked-out path; people know the file by its path in the repository.
@@ -107,9 +106,9 @@ async function load(source: SyncSource): Promise<Loaded> {
   }
 }
 
-function readText(file: string, display: string, revision: string): string {
+function readBytes(file: string, display: string, revision: string | undefined): Buffer {
   try {
-    return readFileSync(file, 'utf8');
+    return readFileSync(file);
   } catch (err) {
     throw new RoundError(`cannot read ${display}: ${(err as Error).message}`, revision);
   }

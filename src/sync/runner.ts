@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, resolve } from 'node:path';
 import { ApiError, type AdminClient } from '../client/admin-client.ts';
 import { tailnetApi } from '../client/tailnet-api.ts';
@@ -41,6 +42,9 @@ export interface SyncStatus {
   readonly nextRoundAt?: string;
 }
 
+/** How long a watched file must be unchanged before a round reads it. */
+const watchSettleMs = 200;
+
 export function describeSource(s: SyncSource): Record<string, string> {
   return s.kind === 'git' ? { git: redactUrl(s.url), ref: s.ref, path: s.path } : { file: s.file };
 }
@@ -56,6 +60,8 @@ export function createSyncRunner(opts: SyncOptions) {
   let status: SyncStatus = { holder, mode: opts.mode, source: describeSource(opts.source), intervalSeconds: opts.intervalMs / 1000, consecutiveFailures: 0 };
   let timer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
+  let settle: NodeJS.Timeout | undefined;
+  let saving = false;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -98,6 +104,10 @@ export function createSyncRunner(opts: SyncOptions) {
     if (!(await lead())) return;
     const started = performance.now();
     const outcome = await runRound({ client: opts.client, source: opts.source, mode: opts.mode, holder, leaseSeconds });
+    // A round that read the watched file half-saved fails: the save's own round confirms or clears it. Its watch
+    // events may still be queued behind the read, so they get one settle period to arrive.
+    if (outcome.result === 'failed' && opts.source.kind === 'file') await sleep(watchSettleMs);
+    if (outcome.result === 'failed' && (saving || again)) return;
     opts.observer?.round(outcome, (performance.now() - started) / 1000);
     const before = status;
     const good = outcome.result === 'applied' || outcome.result === 'in-sync' || outcome.result === 'drift';
@@ -143,8 +153,14 @@ export function createSyncRunner(opts: SyncOptions) {
     start(): void {
       if (opts.source.kind === 'file') {
         const file = resolve(opts.source.file);
-        // Editors replace files by renaming: watch the folder and match the name.
-        watcher = watch(dirname(file), (_, name) => name && resolve(dirname(file), name.toString()) === file && trigger());
+        // Editors replace files by renaming: watch the folder and match the name. One save is several events
+        // (truncate, write, rename): the round starts once the file has been quiet for a moment.
+        watcher = watch(dirname(file), (_, name) => {
+          if (!name || resolve(dirname(file), name.toString()) !== file) return;
+          saving = true;
+          clearTimeout(settle);
+          settle = setTimeout(() => ((saving = false), trigger()), watchSettleMs);
+        });
       }
       trigger();
       heartbeat = setInterval(() => {
@@ -163,6 +179,7 @@ export function createSyncRunner(opts: SyncOptions) {
       stopped = true;
       clearTimeout(timer);
       clearInterval(heartbeat);
+      clearTimeout(settle);
       watcher?.close();
       await running;
       await opts.webhook?.close();

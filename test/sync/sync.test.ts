@@ -5,8 +5,8 @@
 // Each applied round is one audit entry naming its commit, and the sync process's /metrics show rounds and commit.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -396,6 +396,28 @@ test('serve runs sync from its config: a watched file is applied when it changes
     // A file's rounds name its content hash.
     const round = (await api(server, 'GET', `/api/v1/audit?object=file:${live}`)).json.entries;
     assert.deepEqual(round.map((e: any) => [e.door, e.action, e.summary]), [['sync', 'revision.apply', 'applied 1 operation: user.create']]);
+
+    // Slow saves (each written in two parts) in quick succession, some while a round reads the file: no round
+    // reads a half-written file, every applied round names content that was saved whole, the last save ends up live.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const saves = ['dee', 'eve', 'fay', 'gus', 'hal', 'ida'].map((_, i, all) => people(['ada', 'bo', 'cy', ...all.slice(0, i + 1)]));
+    for (const text of saves) {
+      const fd = openSync(file, 'w');
+      writeSync(fd, text.slice(0, text.length >> 1));
+      await sleep(50);
+      writeSync(fd, text.slice(text.length >> 1));
+      closeSync(fd);
+      await sleep(80 + Math.random() * 250);
+    }
+    const final = `sha256:${createHash('sha256').update(saves.at(-1)!).digest('hex')}`;
+    await waitFor('the last save live', async () => (await sync()).status.lastGood.revision === final);
+    const users = (await api(server, 'GET', '/api/v1/user')).json.users.map((u: { name: string }) => u.name).sort();
+    assert.deepEqual(users, ['ada', 'bo', 'cy', 'dee', 'eve', 'fay', 'gus', 'hal', 'ida']);
+    const written = new Set([people(['ada', 'bo']), people(['ada', 'bo', 'cy']), ...saves].map((t) => `file:sha256:${createHash('sha256').update(t).digest('hex')}`));
+    const applied = (await api(server, 'GET', '/api/v1/audit?limit=1000')).json.entries.filter((e: any) => e.action === 'revision.apply');
+    assert.ok(applied.length >= 3, `rounds applied: ${applied.length}`);
+    for (const e of applied) assert.ok(written.has(e.object), `${e.object} names content that was never saved whole`);
+    assert.equal(seriesValue(await scrape(`http://${metricsAddr}/metrics`), 'tailplane_sync_rounds_total{result="failed"}') ?? 0, 0);
   } finally {
     await server.stop();
   }
