@@ -401,7 +401,8 @@ export function createMapper(deps: MapperDeps) {
      */
     async open(session: Session): Promise<Buffer | undefined> {
       opened++;
-      const compiled = await deps.policy.settled();
+      await deps.policy.settle();
+      const compiled = deps.policy.current();
       const self = t.nodes.find(session.nodeId);
       if (!self) return undefined;
       const replaced = sessions.get(session.nodeId);
@@ -432,7 +433,8 @@ export function createMapper(deps: MapperDeps) {
     },
     /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
     async snapshot(nodeId: number): Promise<Buffer | undefined> {
-      const compiled = await deps.policy.settled();
+      await deps.policy.settle();
+      const compiled = deps.policy.current();
       const self = t.nodes.find(nodeId);
       if (!self) return undefined;
       now = Date.now();

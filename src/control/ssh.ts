@@ -52,7 +52,8 @@ export function createSshActions(deps: SshActionDeps) {
     if (src.userId === null) {
       return reject(`check mode needs a person behind the source device; tagged devices (${src.tags.join(', ')}) cannot use it.`);
     }
-    const held = heldBy(await deps.policy.settled(), src.id, dst.id, sshUser);
+    await deps.policy.settle();
+    const held = heldBy(deps.policy.current(), src.id, dst.id, sshUser);
     if (!held) return reject('the tailnet policy does not hold this session for a check (it may just have changed); connect again.');
     // checkPeriod "always" (0) holds every session, whatever other rules' approvals admit.
     if (held.periodMs > 0 && checks.approvalFor(src.userId, dst.id)) return held.accept;
@@ -90,7 +91,8 @@ export function createSshActions(deps: SshActionDeps) {
         return reject(`access denied: nobody approved SSH check ${c.id} in time; connect again to start a new check.`);
       case 'approved': {
         // The rule may have gone while the session waited; an approval does not outlive the policy.
-        const held = heldBy(await deps.policy.settled(), c.srcNodeId, c.dstNodeId, c.sshUser);
+        await deps.policy.settle();
+        const held = heldBy(deps.policy.current(), c.srcNodeId, c.dstNodeId, c.sshUser);
         return held ? held.accept : reject('the tailnet policy no longer allows this session.');
       }
     }

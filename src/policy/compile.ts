@@ -6,7 +6,7 @@ import { buildRuleIndex, type RuleIndex } from './rule-index.ts';
 import { createResolver, principalOf, type Principal, type Resolver } from './resolve.ts';
 import { allowAllFilter, compileRules, filterForNode, identityKeyer, selfSourcesCache, targetHits, type CompiledDst, type CompiledRule, type SourceCache } from './rules.ts';
 import { compileSsh, sshDecision, sshForNode, type SshOptions } from './ssh.ts';
-import { indexTopology, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
+import { indexTopology, type ChangedNode, type IndexedNode, type Topology, type TopologyCache, type TopologyIndex } from './topology.ts';
 import type { Alias, IpSpec, Policy } from './types.ts';
 import type { FilterRule, SshPolicy } from './wire.ts';
 
@@ -52,16 +52,22 @@ export interface CompileOptions extends SshOptions {
    * (same objects, so callers can tell "unchanged" by identity). Only its views map is kept, never the compile.
    */
   readonly previous?: CompiledPolicy;
+  /**
+   * When `topology` is a live index (LiveTopology) that `previous` was compiled from too: what its `apply` calls
+   * changed since. A fresh index is compared with the previous one instead.
+   */
+  readonly changed?: readonly ChangedNode[];
 }
 
 const DEFAULT_PROTOS = [6, 17, 1, 58];
 
-export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
-  const topo = indexTopology(topology, opts.topologyCache);
+export function compilePolicy(policy: Policy, topology: Topology | TopologyIndex, opts: CompileOptions = {}): CompiledPolicy {
+  const topo = 'byId' in topology ? topology : indexTopology(topology, opts.topologyCache);
   const r = createResolver(policy, topo);
   const prev = opts.previous;
   // The same policy for the same users: rules no changed node touches are carried over with their member sets.
-  const changed = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo }) ? changedNodes(prev.topology, topo) : undefined;
+  const same = prev && policy.hasAccessRules && comparable(prev, { policy, topology: topo });
+  const changed = same ? (opts.changed ?? changedNodes(prev.topology, topo)) : undefined;
   // Built again only when the policy or its users changed; otherwise handed on from the previous compile.
   const ruleIndex = policy.hasAccessRules ? ((changed && prev!.ruleIndex) || buildRuleIndex(policy.rules, r)) : undefined;
   const touched = changed && new Set(ruleIndex!.touchedBy(changed));

@@ -7,7 +7,7 @@
 import type { Resolver } from './resolve.ts';
 import { targetHits, type CompiledRule } from './rules.ts';
 import type { CompiledSsh } from './ssh.ts';
-import type { IndexedNode, TopologyIndex, TopologyUser } from './topology.ts';
+import type { ChangedNode, IndexedNode, TopologyIndex, TopologyUser } from './topology.ts';
 import type { Policy } from './types.ts';
 
 /** The parts of a compile the comparison needs. */
@@ -95,12 +95,6 @@ function touchedParts(before: CompiledRule, after: CompiledRule, changed: readon
 /** Whether two compiles are of the same parsed policy for the same users: only then can parts carry over. */
 export const comparable = (prev: Pick<CompileParts, 'policy' | 'topology'>, next: Pick<CompileParts, 'policy' | 'topology'>) =>
   prev.policy === next.policy && sameUsers(prev.topology.users, next.topology.users);
-
-export interface ChangedNode {
-  readonly id: number;
-  readonly old?: IndexedNode;
-  readonly new?: IndexedNode;
-}
 
 /** Nodes added, removed or edited: an unchanged node keeps its index entry object (see TopologyCache). */
 export function changedNodes(prev: TopologyIndex, next: TopologyIndex): ChangedNode[] {

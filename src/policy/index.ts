@@ -13,7 +13,7 @@ export { runPolicyTests } from './tests.ts';
 export { diffAccess, renderAccessDiff, type AccessChange } from './diff.ts';
 export { reachOf, subjectNodes, type Reach, type ReachRow, type ReachSubject } from './reach.ts';
 export { isPolicyName, protoName } from './alias.ts';
-export type { Topology, TopologyCache, TopologyNode, TopologyUser } from './topology.ts';
+export { liveTopology, type ChangedNode, type LiveTopology, type Topology, type TopologyCache, type TopologyIndex, type TopologyNode, type TopologyUser } from './topology.ts';
 export type { SourceCache } from './rules.ts';
 export type { Policy } from './types.ts';
 export type { FilterRule, SshPolicy, SshRuleWire, SshAction, NetPortRange, CapGrant } from './wire.ts';

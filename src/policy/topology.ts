@@ -1,4 +1,4 @@
-/** The tailnet as the policy sees it (users and nodes), and an index of it built once per compilation. */
+/** The tailnet as the policy sees it (users and nodes), and an index of it: built per compile, or kept live. */
 import { isExitRoute, parseIp, parsePrefix, type Ip, type Prefix } from '../net/ip.ts';
 
 export interface TopologyUser {
@@ -61,24 +61,82 @@ export interface TopologyIndex {
 export type TopologyCache = WeakMap<TopologyNode, IndexedNode>;
 
 export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex {
-  const nodes = t.nodes.map((n): IndexedNode => {
-    const hit = cache?.get(n);
-    if (hit) return hit;
-    const indexed = indexNode(n);
-    cache?.set(n, indexed);
-    return indexed;
-  });
+  return buildIndex(t.users, t.nodes.map((n) => cachedEntry(n, cache))).index;
+}
+
+/** A node added, removed or edited between two compiles, as its index entries before and after. */
+export interface ChangedNode {
+  readonly id: number;
+  readonly old?: IndexedNode;
+  readonly new?: IndexedNode;
+}
+
+/**
+ * The index of the live tailnet, kept current by node edits so that a compile after a few changes costs those
+ * few, not the tailnet. `apply` moves the index in place: a compile made from it holds until the next `apply`,
+ * so use the newest compile and keep none across an await. Users are fixed; when they change, build a new one.
+ */
+export interface LiveTopology {
+  readonly index: TopologyIndex;
+  /** Puts these nodes in (new or edited) and takes these ids out (an id in one list only); returns what changed. */
+  apply(upserts: readonly TopologyNode[], removed: readonly number[]): ChangedNode[];
+}
+
+export function liveTopology(t: Topology, cache?: TopologyCache): LiveTopology {
+  const nodes = t.nodes.map((n) => cachedEntry(n, cache)).sort((a, b) => a.id - b.id);
+  const live = buildIndex(t.users, nodes);
+  const take = (old: IndexedNode) => {
+    live.byId.delete(old.id);
+    removeEntry(live.nodes, old);
+    if (old.user !== undefined) removeFrom(live.byUser, old.user, old);
+    for (const tag of old.tags) removeFrom(live.byTag, tag, old);
+  };
+  const put = (n: IndexedNode) => {
+    live.byId.set(n.id, n);
+    insertById(live.nodes, n);
+    if (n.user !== undefined) insertInto(live.byUser, n.user, n);
+    for (const tag of n.tags) insertInto(live.byTag, tag, n);
+  };
+  return {
+    index: live.index,
+    apply(upserts, removed) {
+      const out: ChangedNode[] = [];
+      for (const id of removed) {
+        const old = live.byId.get(id);
+        if (!old) continue;
+        take(old);
+        out.push({ id, old });
+      }
+      for (const n of upserts) {
+        const old = live.byId.get(n.id);
+        const entry = cachedEntry(n, cache);
+        if (old === entry) continue;
+        if (old) take(old);
+        put(entry);
+        out.push({ id: n.id, old, new: entry });
+      }
+      if (out.length > 0) live.addressesMoved();
+      return out;
+    },
+  };
+}
+
+function cachedEntry(n: TopologyNode, cache?: TopologyCache): IndexedNode {
+  const hit = cache?.get(n);
+  if (hit) return hit;
+  const indexed = indexNode(n);
+  cache?.set(n, indexed);
+  return indexed;
+}
+
+/** The index over these entries, with the mutable maps behind it (for LiveTopology). */
+function buildIndex(users: readonly TopologyUser[], nodes: IndexedNode[]) {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const byUser = new Map<string, IndexedNode[]>();
   const byTag = new Map<string, IndexedNode[]>();
-  const push = (m: Map<string, IndexedNode[]>, key: string, n: IndexedNode) => {
-    const list = m.get(key);
-    if (list) list.push(n);
-    else m.set(key, [n]);
-  };
   for (const n of nodes) {
-    if (n.user !== undefined) push(byUser, n.user, n);
-    for (const tag of n.tags) push(byTag, tag, n);
+    if (n.user !== undefined) pushTo(byUser, n.user, n);
+    for (const tag of n.tags) pushTo(byTag, tag, n);
   }
   // Built on first use: only tests and tools look nodes up by address, and a live compile runs per change.
   let byIp: Map<string, IndexedNode> | undefined;
@@ -90,13 +148,13 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
     return byIp;
   };
   const aliasToUser = new Map<string, string>();
-  for (const u of t.users) {
+  for (const u of users) {
     aliasToUser.set(`${u.name}@`, u.name);
     aliasToUser.set(u.name, u.name);
     if (u.email) aliasToUser.set(u.email, u.name);
   }
-  return {
-    users: t.users,
+  const index: TopologyIndex = {
+    users,
     nodes,
     byId,
     byUser,
@@ -104,6 +162,47 @@ export function indexTopology(t: Topology, cache?: TopologyCache): TopologyIndex
     userName: (alias) => aliasToUser.get(alias),
     nodeByIp: (ip) => ipIndex().get(`${ip.v6}/${ip.n}`),
   };
+  return { index, nodes, byId, byUser, byTag, addressesMoved: () => (byIp = undefined) };
+}
+
+function pushTo(m: Map<string, IndexedNode[]>, key: string, n: IndexedNode): void {
+  const list = m.get(key);
+  if (list) list.push(n);
+  else m.set(key, [n]);
+}
+
+/** Where id is, or would go, in a list sorted by id (a live index keeps its lists so). */
+function positionOf(list: readonly IndexedNode[], id: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function insertById(list: IndexedNode[], n: IndexedNode): void {
+  list.splice(positionOf(list, n.id), 0, n);
+}
+
+function insertInto(m: Map<string, IndexedNode[]>, key: string, n: IndexedNode): void {
+  const list = m.get(key);
+  if (list) insertById(list, n);
+  else m.set(key, [n]);
+}
+
+function removeEntry(list: IndexedNode[], n: IndexedNode): void {
+  const i = positionOf(list, n.id);
+  if (list[i] === n) list.splice(i, 1);
+}
+
+function removeFrom(m: Map<string, IndexedNode[]>, key: string, n: IndexedNode): void {
+  const list = m.get(key);
+  if (!list) return;
+  removeEntry(list, n);
+  if (list.length === 0) m.delete(key);
 }
 
 function indexNode(n: TopologyNode): IndexedNode {

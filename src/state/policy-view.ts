@@ -1,10 +1,10 @@
 /**
  * The live policy compiled against the live tailnet: recompiled lazily after a policy or topology change,
  * so every map response in between reads the same cached per-node views. The policy text is parsed once per
- * text, unchanged nodes keep their parsed index entries, and `settled()` lets a burst of new streams share
- * one compile instead of compiling once each.
+ * text, the topology index is moved by the nodes that changed (not rebuilt), and `settle()` lets a burst of
+ * new streams share one compile instead of compiling once each.
  */
-import { compilePolicy, parsePolicy, type CompiledPolicy, type Policy, type Topology, type SourceCache, type TopologyCache, type TopologyNode, type TopologyUser } from '../policy/index.ts';
+import { compilePolicy, liveTopology, parsePolicy, type ChangedNode, type CompiledPolicy, type LiveTopology, type Policy, type Topology, type SourceCache, type TopologyCache, type TopologyIndex, type TopologyNode, type TopologyUser } from '../policy/index.ts';
 import { servingRoutes } from '../domain/routes.ts';
 import type { Node, User } from '../domain/types.ts';
 import type { NodeField } from './changes.ts';
@@ -24,19 +24,25 @@ const settleMs = 15;
  * their name) maps to the same TopologyNode object as last time, so compile caches keyed on it stay valid.
  */
 export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Topology {
+  return withOwnerNames(t, reuse).topology;
+}
+
+/** The topology, and the owners' names its nodes were given (for nodes added to it later). */
+function withOwnerNames(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>) {
   const users = t.users.list();
-  const names = new Map(users.map((u) => [u.id, u.name]));
-  return {
-    users: policyUsers(users, t.idpGroupsInPolicy),
-    nodes: t.nodes.list().map((n) => {
-      const user = n.userId !== null ? names.get(n.userId) : undefined;
-      const hit = reuse?.get(n);
-      if (hit && hit.user === user) return hit;
-      const node = { id: n.id, name: n.givenName, user, tags: n.tags, ipv4: n.ipv4, ipv6: n.ipv6, approvedRoutes: servingRoutes(n) };
-      reuse?.set(n, node);
-      return node;
-    }),
-  };
+  const names: ReadonlyMap<number, string> = new Map(users.map((u) => [u.id, u.name]));
+  const topology: Topology = { users: policyUsers(users, t.idpGroupsInPolicy), nodes: t.nodes.list().map((n) => topologyNode(n, names, reuse)) };
+  return { topology, names };
+}
+
+/** A node as the policy sees it; the same object as last time while its record and owner's name are the same. */
+function topologyNode(n: Node, names: ReadonlyMap<number, string>, reuse?: WeakMap<Node, TopologyNode>): TopologyNode {
+  const user = n.userId !== null ? names.get(n.userId) : undefined;
+  const hit = reuse?.get(n);
+  if (hit && hit.user === user) return hit;
+  const node = { id: n.id, name: n.givenName, user, tags: n.tags, ipv4: n.ipv4, ipv6: n.ipv6, approvedRoutes: servingRoutes(n) };
+  reuse?.set(n, node);
+  return node;
 }
 
 /**
@@ -61,13 +67,20 @@ export interface PolicyViewOptions {
 export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewOptions) {
   let compiled: CompiledPolicy | undefined;
   let parsed: { text: string; policy: Policy } | undefined;
-  let settling: Promise<CompiledPolicy> | undefined;
+  let settling: Promise<void> | undefined;
   const topologyNodes = new WeakMap<Node, TopologyNode>();
   const topologyCache: TopologyCache = new WeakMap();
   const sourceCache: SourceCache = new WeakMap();
+  /** The index compiles read, with its owners' names; dropped when users change (the next compile builds it). */
+  let live: { topology: LiveTopology; names: ReadonlyMap<number, string> } | undefined;
+  /** Nodes edited since the last compile: their newest record, or null once removed. */
+  const pending = new Map<number, Node | null>();
   t.subscribe((c) => {
     if (c.kind === 'node-updated' && !c.fields.some((f) => policyFields.has(f))) return;
     if (c.kind === 'dns-changed') return;
+    if (c.kind === 'node-added' || c.kind === 'node-updated') pending.set(c.node.id, c.node);
+    else if (c.kind === 'node-removed') pending.set(c.node.id, null);
+    else if (c.kind !== 'policy-changed') live = undefined;
     compiled = undefined;
   });
   const policy = (): Policy => {
@@ -75,12 +88,27 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
     if (parsed?.text !== text) parsed = { text, policy: parsePolicy(text, 'policy.hujson') };
     return parsed.policy;
   };
+  /** The live index moved to the tailnet as it is now, and what changed in it since the last compile. */
+  const topology = (): { index: TopologyIndex; changed?: ChangedNode[] } => {
+    if (!live) {
+      pending.clear();
+      const { topology, names } = withOwnerNames(t, topologyNodes);
+      live = { topology: liveTopology(topology, topologyCache), names };
+      return { index: live.topology.index };
+    }
+    const upserts: TopologyNode[] = [];
+    const removed: number[] = [];
+    for (const [id, n] of pending) n ? upserts.push(topologyNode(n, live.names, topologyNodes)) : removed.push(id);
+    pending.clear();
+    return { index: live.topology.index, changed: live.topology.apply(upserts, removed) };
+  };
   let last: CompiledPolicy | undefined;
   let affected: Set<number> | 'all' = 'all';
   const current = (): CompiledPolicy => {
     if (compiled) return compiled;
     const started = performance.now();
-    compiled = last = compilePolicy(policy(), topologyOf(t, topologyNodes), { ...opts, topologyCache, sourceCache, previous: last });
+    const { index, changed } = topology();
+    compiled = last = compilePolicy(policy(), index, { ...opts, topologyCache, sourceCache, previous: last, changed });
     onCompile?.((performance.now() - started) / 1000);
     if (compiled.affected === 'all') affected = 'all';
     else if (affected !== 'all') for (const id of compiled.affected) affected.add(id);
@@ -100,15 +128,17 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
       return out;
     },
     /**
-     * The compiled policy once it reflects every change so far; when it is stale, waits one batch window so
-     * that all callers arriving meanwhile (a mass connect) share a single compile.
+     * Resolves once the compile reflects every change so far; when it is stale, waits one batch window so that
+     * all callers arriving meanwhile (a mass connect) share a single compile. Take it with `current()` right
+     * after: a compile holds only until the next one (its index is live), so none is handed across an await.
      */
-    settled(): Promise<CompiledPolicy> {
-      if (compiled) return Promise.resolve(compiled);
+    settle(): Promise<void> {
+      if (compiled) return Promise.resolve();
       settling ??= new Promise((resolve) =>
         setTimeout(() => {
           settling = undefined;
-          resolve(current());
+          current();
+          resolve();
         }, settleMs),
       );
       return settling;

@@ -101,7 +101,8 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
   join_('exit', { userId: null, tags: ['tag:router'] }, ['0.0.0.0/0', '::/0']);
   join_('web', { userId: null, tags: ['tag:server'] });
   primary.update(t.nodes.list(), t.nodes.isOnline);
-  const compiled = await policy.settled();
+  await policy.settle();
+  const compiled = policy.current();
   const streams = t.nodes.list().map((n) => ({ node: n, stream: openStream(n.id) }));
   const frameCounts: number[] = [];
   for (const { node, stream } of streams) {
@@ -148,7 +149,8 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
   /** Applies every delta each stream got since its last check and compares with a fresh full map. */
   const seen = new Map<number, number>();
   const verify = async (label: string) => {
-    const compiled = await policy.settled();
+    await policy.settle();
+  const compiled = policy.current();
     for (const { id, stream } of streams) {
       const peers = netmaps.get(id)!;
       if (!t.nodes.find(id)) continue;

@@ -2,11 +2,12 @@
  * A compile that carries views over from the previous one must give every node exactly the view a fresh
  * compile gives: checked over random topology edits (joins, leaves, retags, owner changes, route changes)
  * for policies with groups, tags, autogroup:self, prefixes and subnet routes, via, grants, SSH and no ACLs, and one
- * of names only (rules narrowed by RuleIndex).
+ * of names only (rules narrowed by RuleIndex); with a fresh index per compile, and with a live one moved by the edits.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePolicy, parsePolicy, type CompiledPolicy, type SourceCache, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
+import { compilePolicy, liveTopology, parsePolicy, type CompiledPolicy, type SourceCache, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
+import { indexTopology } from '../../src/policy/topology.ts';
 import { policyText } from './fixture.ts';
 
 const users = [
@@ -69,12 +70,15 @@ function makeNode(id: number, pick: (n: number) => number): TopologyNode {
   };
 }
 
-/** One random edit: a join, a leave, or a replaced node (new tags, owner or routes); unchanged nodes keep their object. */
-function edit(nodes: TopologyNode[], nextId: () => number, pick: (n: number) => number): TopologyNode[] {
+/**
+ * One random edit: a join, a leave, or a replaced node (new tags, owner or routes); unchanged nodes keep their
+ * object. A join sometimes takes the id of the last node to leave, as SQLite hands out the highest id again.
+ */
+function edit(nodes: TopologyNode[], nextId: () => number, pick: (n: number) => number, freed: number[] = []): TopologyNode[] {
   const out = [...nodes];
   const op = pick(3);
-  if (op === 0 || out.length < 3) out.push(makeNode(nextId(), pick));
-  else if (op === 1) out.splice(pick(out.length), 1);
+  if (op === 0 || out.length < 3) out.push(makeNode(freed.length > 0 && pick(2) === 0 ? freed.pop()! : nextId(), pick));
+  else if (op === 1) freed.push(out.splice(pick(out.length), 1)[0]!.id);
   else {
     const i = pick(out.length);
     out[i] = { ...makeNode(out[i]!.id, pick), ipv4: out[i]!.ipv4, ipv6: out[i]!.ipv6 };
@@ -108,6 +112,33 @@ for (const [name, text] of Object.entries(policies)) {
         prev = incremental;
       }
       if (name === 'groups' || name === 'ssh' || name === 'identities') assert.ok(reused > 0, `seed ${seed}: some views are carried over`);
+    }
+  });
+
+  test(`a live index moved by the edits compiles to fresh views: ${name}`, () => {
+    const policy = parsePolicy(text, 'p.hujson');
+    for (let seed = 1; seed <= 15; seed++) {
+      const pick = rng(seed);
+      let id = 0;
+      const nextId = () => ++id;
+      const freed: number[] = [];
+      let nodes = Array.from({ length: 12 }, () => makeNode(nextId(), pick));
+      const cache: TopologyCache = new WeakMap();
+      const live = liveTopology({ users, nodes }, cache);
+      let prev = compilePolicy(policy, live.index, { topologyCache: cache });
+      for (let step = 0; step < 25; step++) {
+        const before = new Map(nodes.map((n) => [n.id, n]));
+        for (let k = 1 + pick(3); k > 0; k--) nodes = edit(nodes, nextId, pick, freed);
+        const now = new Set(nodes.map((n) => n.id));
+        const changed = live.apply(nodes.filter((n) => before.get(n.id) !== n), [...before.keys()].filter((i) => !now.has(i)));
+        const incremental = compilePolicy(policy, live.index, { topologyCache: cache, previous: prev, changed });
+        const topo: Topology = { users, nodes: [...nodes].sort((a, b) => a.id - b.id) };
+        const fresh = indexTopology(topo);
+        assert.deepEqual([...live.index.byId.keys()].sort((a, b) => a - b), [...fresh.byId.keys()], `seed ${seed}, step ${step}: ids`);
+        for (const key of ['nodes', 'byUser', 'byTag'] as const) assert.deepEqual(live.index[key], fresh[key], `seed ${seed}, step ${step}: ${key}`);
+        assert.deepEqual(viewsOf(incremental, topo), viewsOf(compilePolicy(policy, topo), topo), `seed ${seed}, step ${step}`);
+        prev = incremental;
+      }
     }
   });
 }
