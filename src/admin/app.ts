@@ -106,17 +106,23 @@ export function createAdminApp(deps: AdminDeps) {
   requireApiKey(app, deps.tailnet, publicPaths, { failuresPerSourcePerMinute: deps.authFailuresPerSourcePerMinute });
 
   // An unreachable identity provider degrades the server (logins wait) without stopping it.
-  app.get('/health', async (_req, reply) => {
-    if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
+  const health = () => {
     const oidc = deps.oidc?.rp.status();
     const store = deps.tailnet.healthy();
     const replica = deps.replica?.();
     const ok = store && (oidc === undefined || oidc.state === 'ready') && (replica?.ok ?? true);
     return { status: ok ? 'ok' : 'degraded', store: store ? 'ok' : 'unavailable', ...(oidc ? { oidc } : {}), ...(replica ? { replica } : {}) };
+  };
+  // Public, for load balancers and probes: each part's state, not the replica's identity, its clients or errors.
+  app.get('/health', async (_req, reply) => {
+    if (deps.ready && !deps.ready()) return reply.code(503).send({ status: 'starting' });
+    const { oidc, replica, ...rest } = health();
+    return { ...rest, ...(oidc ? { oidc: { state: oidc.state } } : {}), ...(replica ? { replica: { ok: replica.ok } } : {}) };
   });
   app.get('/version', async () => ({ version }));
-  app.get('/api/v1/health', { schema: { summary: 'Health of the server and its database' } }, async () => ({
+  app.get('/api/v1/health', { schema: { summary: 'Health of the server, its database, identity provider and replicas, in detail' } }, async () => ({
     databaseConnectivity: deps.tailnet.healthy(),
+    ...health(),
   }));
   userRoutes(app, deps.tailnet);
   keyRoutes(app, deps.tailnet);

@@ -10,7 +10,7 @@ import { isRole, roles } from '../domain/roles.ts';
 import type { AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
 import { invalid, notFound, StateError } from './errors.ts';
-import { StoreConflictError } from '../store/errors.ts';
+import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
 import type { TagOwners } from './tag-owners.ts';
 import type { Users } from './users.ts';
@@ -196,8 +196,14 @@ export function createApiKeys(core: Core, now: () => Date) {
       if (!parts || !found || !secretMatches(parts.secret, found.hash)) return null;
       if (isExpired(found.record.expiration, now())) return null;
       const last = found.record.lastSeen ? Date.parse(found.record.lastSeen) : 0;
-      if (now().getTime() - last > 60_000) return save({ ...found.record, lastSeen: now().toISOString() });
-      return found.record;
+      if (now().getTime() - last <= 60_000) return found.record;
+      try {
+        return save({ ...found.record, lastSeen: now().toISOString() });
+      } catch (err) {
+        // With the database away, reads (and the detailed health) still answer: last use is noted next time.
+        if (err instanceof StoreUnavailableError) return found.record;
+        throw err;
+      }
     },
   };
 }

@@ -90,7 +90,7 @@ test('nodes list on an empty tailnet prints an empty table, not an error', () =>
 test('policy, health, version and errors', async () => {
   ok('users', 'rename', 'alice', '--new-name', 'alice2');
   assert.equal(json('users', 'list')[0].name, 'alice2');
-  assert.deepEqual(json('health'), { databaseConnectivity: true });
+  assert.deepEqual(json('health'), { databaseConnectivity: true, status: 'ok', store: 'ok' });
   assert.match(ok('version'), /^\d+\.\d+\.\d+/);
   const unknown = cli(server, 'users', 'frobnicate');
   assert.equal(unknown.status, 2);

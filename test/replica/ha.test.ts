@@ -54,9 +54,11 @@ async function startReplica(name: 'a' | 'b', regionId: number): Promise<ChildSer
 }
 
 type Health = { status: string; store: string; replica?: { ok: boolean; leader: boolean; clients: number; replicas: number; notifications: { listening: boolean } } };
+/** A replica's health in detail (GET /api/v1/health, with the API key); undefined while it does not answer. */
 async function health(name: 'a' | 'b'): Promise<Health | undefined> {
   try {
-    return (await (await fetch(`${direct(name).url}/health`, { signal: AbortSignal.timeout(2000) })).json()) as Health;
+    const headers = { authorization: `Bearer ${apiKey}` };
+    return (await (await fetch(`${direct(name).url}/api/v1/health`, { headers, signal: AbortSignal.timeout(2000) })).json()) as Health;
   } catch {
     return undefined;
   }
@@ -124,6 +126,8 @@ test('three clients over two replicas see each other and ping; a change through 
     const a = await health('a');
     const b = await health('b');
     assert.equal(a?.replica?.replicas, 2);
+    // What anyone (the load balancer) sees: the verdict, not the replica's identity or its clients.
+    assert.deepEqual(await (await fetch(`${direct('a').url}/health`)).json(), { status: 'ok', store: 'ok', replica: { ok: true } });
     assert.equal([a, b].filter((h) => h?.replica?.leader).length, 1, 'exactly one leader');
     for (const c of clients) await c.waitFor(async () => (await peersOf(c)).filter((p) => p.Online).length === clients.length - 1, 30_000, `${c.name} sees every peer online`);
     const [c1, c2] = clients;
