@@ -23,13 +23,12 @@ export interface CompileParts {
 const maxChangedShare = 0.25;
 
 /**
- * Node ids whose views may differ from `prev`'s, or 'all' when nothing can be reused. `touched` (with `known`):
- * the positions of the rules the changes may touch (RuleIndex); without it every rule is looked at.
+ * Node ids whose views may differ from `prev`'s, or 'all' when nothing can be reused. `changed` and `touched`
+ * (the positions of the rules the changes may touch, see RuleIndex) are undefined when the two compiles are not
+ * comparable, or when the policy has no access rules: everyone sees everyone, so any change reaches every node.
  */
-export function affectedNodes(prev: CompileParts, next: CompileParts, known?: readonly ChangedNode[], touched?: ReadonlySet<number>): Set<number> | 'all' {
-  // Without access rules everyone sees everyone, so any change reaches every node.
-  if (!comparable(prev, next) || !next.policy.hasAccessRules) return 'all';
-  const changed = known ?? changedNodes(prev.topology, next.topology);
+export function affectedNodes(prev: CompileParts, next: CompileParts, changed?: readonly ChangedNode[], touched?: ReadonlySet<number>): Set<number> | 'all' {
+  if (!changed || !touched) return 'all';
   if (changed.length > maxChangedShare * Math.max(next.topology.nodes.length, 1)) return 'all';
   const out = new Set<number>(changed.map((c) => c.id));
   const addAll = (ids: Iterable<number>) => {
@@ -39,7 +38,7 @@ export function affectedNodes(prev: CompileParts, next: CompileParts, known?: re
   const addOwnNodes = (c: ChangedNode) => {
     for (const user of [c.old?.user, c.new?.user]) if (user !== undefined) addAll((next.topology.byUser.get(user) ?? []).map((n) => n.id));
   };
-  for (const i of touched && known ? touched : next.rules.keys()) {
+  for (const i of touched) {
     const parts = touchedParts(prev.rules[i]!, next.rules[i]!, changed, addOwnNodes);
     const rule = next.rules[i]!;
     if (parts.sources) {

@@ -6,14 +6,14 @@
  * Valid for one parsed policy and one set of users (group members and user aliases resolve through them).
  */
 import type { Resolver } from './resolve.ts';
-import type { IndexedNode } from './topology.ts';
+import type { ChangedNode, IndexedNode } from './topology.ts';
 import type { AccessRule, Alias } from './types.ts';
 
 export interface RuleIndex {
   /** Positions (ascending) of the rules this node may sit in, with every rule the index cannot narrow. */
   rulesOf(n: IndexedNode): number[];
   /** Positions (ascending) of the rules a change of these nodes may touch: rulesOf their old and new entries. */
-  touchedBy(changed: readonly { readonly old?: IndexedNode; readonly new?: IndexedNode }[]): number[];
+  touchedBy(changed: readonly ChangedNode[]): number[];
 }
 
 const isSelf = (a: Alias) => a.kind === 'autogroup' && a.name === 'self';

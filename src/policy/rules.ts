@@ -2,7 +2,7 @@
 import { containsIp, formatIp, overlaps, type Prefix } from '../net/ip.ts';
 import { INTERNET_RANGES, isInternetRange, TAILNET_SOURCE_RANGES } from './addresses.ts';
 import { principalOf, type Resolver } from './resolve.ts';
-import type { IndexedNode, TopologyIndex } from './topology.ts';
+import type { ChangedNode, IndexedNode, TopologyIndex } from './topology.ts';
 import type { AccessRule, Alias, IpSpec } from './types.ts';
 import type { CapGrant, FilterRule, NetPortRange } from './wire.ts';
 
@@ -51,7 +51,7 @@ interface OwnSources {
 /** The last compile's rules (same parsed policy, same users) and the nodes that changed since, in the index's entries. */
 export interface RuleReuse {
   readonly rules: readonly CompiledRule[];
-  readonly changed: readonly { readonly id: number; readonly old?: IndexedNode; readonly new?: IndexedNode }[];
+  readonly changed: readonly ChangedNode[];
   /** Positions of the rules those changes may touch (see RuleIndex): the others are not checked node by node. */
   readonly touched: ReadonlySet<number>;
 }
@@ -103,7 +103,7 @@ const indexedRule = (cr: CompiledRule) =>
  * users, groups (or autogroup:self, resolved per node), and no changed node was in them or now matches them.
  * A join then compiles its block's rules again, not the whole policy's member sets.
  */
-function unchangedBy(cr: CompiledRule, changed: RuleReuse['changed'], r: Resolver): boolean {
+function unchangedBy(cr: CompiledRule, changed: readonly ChangedNode[], r: Resolver): boolean {
   for (const c of changed) {
     if (c.old && (cr.src.ids.has(c.id) || cr.dsts.some((d) => d.target.kind === 'nodes' && d.target.ids.has(c.id)))) return false;
     if (!c.new) continue;

@@ -106,7 +106,7 @@ export function createSyncRunner(opts: SyncOptions) {
     const outcome = await runRound({ client: opts.client, source: opts.source, mode: opts.mode, holder, leaseSeconds });
     // A round that read the watched file half-saved fails: the save's own round confirms or clears it. Its watch
     // events may still be queued behind the read, so they get one settle period to arrive.
-    if (outcome.result === 'failed' && opts.source.kind === 'file') await sleep(watchSettleMs);
+    if (outcome.result === 'failed' && watcher) await sleep(watchSettleMs);
     if (outcome.result === 'failed' && (saving || again)) return;
     opts.observer?.round(outcome, (performance.now() - started) / 1000);
     const before = status;
@@ -159,7 +159,10 @@ export function createSyncRunner(opts: SyncOptions) {
           if (!name || resolve(dirname(file), name.toString()) !== file) return;
           saving = true;
           clearTimeout(settle);
-          settle = setTimeout(() => ((saving = false), trigger()), watchSettleMs);
+          settle = setTimeout(() => {
+            saving = false;
+            trigger();
+          }, watchSettleMs);
         });
       }
       trigger();
