@@ -9,8 +9,8 @@ import type { Hashed } from '../store/store.ts';
 import { isRole, roles } from '../domain/roles.ts';
 import type { AuditNote } from '../audit/derive.ts';
 import type { Core } from './core.ts';
-import { invalid, notFound, StateError } from './errors.ts';
-import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
+import { invalid, notFound, StateError, unlessStoreAway } from './errors.ts';
+import { StoreConflictError } from '../store/errors.ts';
 import { newSecret, secretMatches, splitSecret } from './secrets.ts';
 import type { TagOwners } from './tag-owners.ts';
 import type { Users } from './users.ts';
@@ -197,13 +197,8 @@ export function createApiKeys(core: Core, now: () => Date) {
       if (isExpired(found.record.expiration, now())) return null;
       const last = found.record.lastSeen ? Date.parse(found.record.lastSeen) : 0;
       if (now().getTime() - last <= 60_000) return found.record;
-      try {
-        return save({ ...found.record, lastSeen: now().toISOString() });
-      } catch (err) {
-        // With the database away, reads (and the detailed health) still answer: last use is noted next time.
-        if (err instanceof StoreUnavailableError) return found.record;
-        throw err;
-      }
+      // With the database away, reads (and the detailed health) still answer: last use is noted next time.
+      return unlessStoreAway(() => save({ ...found.record, lastSeen: now().toISOString() })) ?? found.record;
     },
   };
 }

@@ -9,8 +9,8 @@ import { normalizeRoutes } from '../domain/routes.ts';
 import type { NodeField } from './changes.ts';
 import { indexNode, unindexNode, type Core, type WriteOutcome } from './core.ts';
 import type { StoreTx } from '../store/store.ts';
-import { conflict, invalid, notFound } from './errors.ts';
-import { StoreConflictError, StoreUnavailableError } from '../store/errors.ts';
+import { conflict, invalid, notFound, unlessStoreAway } from './errors.ts';
+import { StoreConflictError } from '../store/errors.ts';
 import type { IpAllocator } from './ipam.ts';
 import { checkTags } from './keys.ts';
 import { isValidGivenName, sanitizeHostname, uniqueName } from './names.ts';
@@ -85,11 +85,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     if (online) ix.online.add(node.id);
     else ix.online.delete(node.id);
     if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
-    try {
-      update(node, { lastSeen: now().toISOString() }, ['online'], true);
-    } catch (err) {
-      if (!(err instanceof StoreUnavailableError)) throw err;
-      // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
+    // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
+    if (!unlessStoreAway(() => update(node, { lastSeen: now().toISOString() }, ['online'], true))) {
       core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     }
   };
