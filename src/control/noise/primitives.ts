@@ -8,6 +8,7 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
+  type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
 
@@ -32,13 +33,19 @@ export interface KeyPair {
  * Generates a fresh X25519 key pair. Raw keys go in and out as JWK, not DER: OpenSSL 3 decodes and encodes DER
  * through its generic decoder framework, several times slower than the raw-key path JWK takes, and every Noise
  * handshake imports two public keys and exports one ephemeral key pair.
+ *
+ * The pair is encoded by the key generation itself and imported again for the DH, never exported from the
+ * generated KeyObject: Node 20 deadlocks when a JWK export of a freshly generated key allocates, the allocation
+ * runs a GC, and the GC finalizes the finished generation job, whose destructor takes the mutex the export holds
+ * (node's KeyPairGenConfig). It happened every few thousand handshakes, stopping the server's event loop.
  */
 export function generateKeyPair(): KeyPair {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const jwk = privateKey.export({ format: 'jwk' });
+  // @types/node has no overload for the JWK encodings node supports.
+  const encodings = { privateKeyEncoding: { format: 'jwk' }, publicKeyEncoding: { format: 'jwk' } } as never;
+  const { privateKey: jwk } = generateKeyPairSync('x25519', encodings) as unknown as { privateKey: JsonWebKey };
   const raw = Buffer.from(jwk.d!, 'base64url');
   // The handshake's DH uses this key next: keep the KeyObject so it is not imported again.
-  importedPrivate.set(raw, privateKey);
+  importedPrivate.set(raw, createPrivateKey({ key: jwk, format: 'jwk' }));
   return { privateKey: raw, publicKey: Buffer.from(jwk.x!, 'base64url') };
 }
 
