@@ -1,7 +1,9 @@
 /**
  * Summarises a server .cpuprofile written under BENCH_PROFILE_DIR: the functions with the most self time and the
  * tailplane functions with the most total (inclusive) time, so a profile summary names what dominates.
- *   node --import tsx test/bench/profile-summary.ts /tmp/tailplane-prof/server-123.cpuprofile [--top 25]
+ *   node --import tsx test/bench/profile-summary.ts /tmp/tailplane-prof/server-123.cpuprofile [--top 25] [--last 30]
+ * --last S keeps only the samples of the profile's last S seconds: the scenario that ran just before the server
+ * stopped (the churn wave, in the first server process of a run).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -17,7 +19,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, last: { type: 'string' } } });
 const top = Number(values.top);
 
 for (const file of positionals) {
@@ -26,8 +28,13 @@ for (const file of positionals) {
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   // Sample i lasted timeDeltas[i + 1] (the delta before the next sample); the last one is dropped.
+  const at: number[] = [];
+  for (let i = 0, t = 0; i < p.samples.length; i++) at.push((t += p.timeDeltas[i]!));
+  const from = values.last === undefined ? -Infinity : at.at(-1)! - Number(values.last) * 1e6;
   const selfUs = new Map<number, number>();
-  for (let i = 0; i < p.samples.length - 1; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + p.timeDeltas[i + 1]!);
+  for (let i = 0; i < p.samples.length - 1; i++) {
+    if (at[i]! >= from) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + p.timeDeltas[i + 1]!);
+  }
   const label = (n: ProfileNode) => {
     const url = n.callFrame.url.replace(/^.*\/(src|node_modules|test)\//, '$1/');
     return `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();

@@ -62,10 +62,13 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
   const url = await new Promise<string>((res, rej) => {
     const startMs = opts.startMs ?? 20_000;
     const timer = setTimeout(() => rej(new Error(`server did not start in ${startMs / 1000} s:\n${log}`)), startMs);
+    // Stops looking once found: matching the whole log again on every later chunk grew with the log (5 s of the
+    // bench's load generator at 10,000 nodes, whose server logs every registration).
     const check = () => {
       const m = /tailplane listening on (http:\/\/[^\s"]+)/.exec(log);
       if (m) {
         clearTimeout(timer);
+        child.stderr!.off('data', check);
         res(m[1]!);
       }
     };
