@@ -6,7 +6,7 @@
  * compresses each distinct delta once, whatever the number of streams it goes to.
  */
 import { servingRoutes } from '../domain/routes.ts';
-import type { CompiledPolicy, NodeView } from '../policy/index.ts';
+import type { CompiledPolicy, FilterRule, NodeView } from '../policy/index.ts';
 import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
@@ -113,11 +113,24 @@ export function createMapper(deps: MapperDeps) {
     if (j === undefined) jsonOfValue.set(value, (j = JSON.stringify(value)));
     return j;
   };
-  const viewJson = (v: NodeView) => {
-    let j = jsonOfView.get(v);
-    if (!j) jsonOfView.set(v, (j = { filter: sharedJson(v.packetFilter)!, ssh: JSON.stringify(v.sshPolicy) }));
+  /**
+   * A packet filter's JSON, rule by rule: a node's filter is its own (its addresses in DstPorts), but a rule's
+   * SrcIPs is one array shared by the filters of every node the rule reaches, and usually most of the text.
+   */
+  const filterJson = (rules: readonly FilterRule[]): string => {
+    if (jsonOfValue.has(rules)) return jsonOfValue.get(rules)!;
+    const ruleJson = (r: FilterRule) => objectJson(Object.entries(r).map(([k, v]) => [k, k === 'SrcIPs' ? sharedJson(v) : JSON.stringify(v)]));
+    const j = `[${rules.map(ruleJson).join(',')}]`;
+    jsonOfValue.set(rules, j);
     return j;
   };
+  const viewJson = (v: NodeView) => {
+    let j = jsonOfView.get(v);
+    if (!j) jsonOfView.set(v, (j = { filter: filterJson(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
+    return j;
+  };
+  /** For a full map of this view: its filter as above, other values through the shared cache. */
+  const mapJson = (v: NodeView) => (value: unknown) => (value === v.packetFilter ? viewJson(v).filter : sharedJson(value));
 
   /** The time at the start of the current flush or stream opening: a map is built as of one instant. */
   let now = Date.now();
@@ -412,7 +425,7 @@ export function createMapper(deps: MapperDeps) {
       }
       const view = compiled.forNode(self.id);
       now = Date.now();
-      const map = fullMapParts(deps, self, view, sharedJson, new Date(now).toISOString());
+      const map = fullMapParts(deps, self, view, mapJson(view), new Date(now).toISOString());
       const entries = map.peers.map((p) => peer(p.id)!);
       const { head } = map;
       const { filter, ssh } = viewJson(view);
@@ -438,7 +451,8 @@ export function createMapper(deps: MapperDeps) {
       const self = t.nodes.find(nodeId);
       if (!self) return undefined;
       now = Date.now();
-      const map = fullMapParts(deps, self, compiled.forNode(self.id), sharedJson, new Date(now).toISOString());
+      const view = compiled.forNode(self.id);
+      const map = fullMapParts(deps, self, view, mapJson(view), new Date(now).toISOString());
       return encodeFull(map, map.peers.map((p) => peer(p.id)!));
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */

@@ -50,7 +50,7 @@ const pct = (xs: number[], p: number) => {
 
 /** Waits until no node has received a delta for `quietMs` (keep-alives do not count: they never stop). */
 async function settle(nodes: readonly SimNode[], quietMs = 500, maxMs = 60_000): Promise<void> {
-  const total = () => nodes.reduce((s, n) => s + n.metrics.deltas.length, 0);
+  const total = () => nodes.reduce((s, n) => s + n.metrics.deltas, 0);
   const end = performance.now() + maxMs;
   let last = -1;
   while (performance.now() < end) {

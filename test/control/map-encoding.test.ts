@@ -40,7 +40,10 @@ t.setPolicy(
       { action: 'accept', src: ['alice@example.com'], dst: ['*:*'] },
       { action: 'accept', src: ['bob@'], dst: ['tag:server:443', 'autogroup:internet:*'] },
       { action: 'accept', src: ['tag:router'], dst: ['tag:server:22'] },
+      // Filter rules with IPProto and CapGrant, so each member of a FilterRule is encoded.
+      { action: 'accept', src: ['tag:router'], proto: 'udp', dst: ['tag:server:53'] },
     ],
+    grants: [{ src: ['bob@'], dst: ['tag:server'], app: { 'example.com/cap/files': [{ path: '/srv' }] } }],
     ssh: [{ action: 'accept', src: ['alice@example.com'], dst: ['tag:server'], users: ['root'] }],
     nodeAttrs: [{ target: ['bob@'], attr: ['funnel'] }, { target: ['tag:server'], attr: ['drive:share'] }],
   }),
@@ -118,6 +121,8 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
   assert.ok('funnel' in maps.get('bob-laptop')!.Node!.CapMap!);
   assert.ok(!('funnel' in maps.get('alice-laptop')!.Node!.CapMap!));
   assert.ok(maps.get('web')!.SSHPolicy?.rules?.length);
+  const webFilter = maps.get('web')!.PacketFilter!;
+  assert.ok(webFilter.some((r) => r.IPProto) && webFilter.some((r) => r.CapGrant), 'the filters compared carry IPProto and CapGrant rules');
   const router = maps.get('alice-laptop')!.Peers!.find((p) => p.Name.startsWith('router.'))!;
   assert.deepEqual(router.PrimaryRoutes, ['10.1.0.0/16']);
   assert.ok(router.AllowedIPs.includes('0.0.0.0/0'));
