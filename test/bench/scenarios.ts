@@ -97,12 +97,15 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     const pid = server.pid();
     const before: ProcSample = sampleProc(pid);
     const repolls0 = repolls();
+    const frames0 = frames();
     const r = await body();
     const after = sampleProc(server.pid());
     // After a restart the process is new, so all of its CPU time belongs to this scenario.
     const cpuSec = server.pid() === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
     // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
-    const extra = repolls() > repolls0 ? { ...r.extra, streamRepolls: repolls() - repolls0 } : r.extra;
+    // Map frames the fleet received (keep-alives included): what batching saves shows here.
+    const counted = { ...r.extra, framesReceived: frames() - frames0 };
+    const extra = repolls() > repolls0 ? { ...counted, streamRepolls: repolls() - repolls0 } : counted;
     const s = { ...r, extra, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
     results.push(s);
     log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${s.server.cpuSec.toFixed(2)} s rss ${after.rssMiB.toFixed(0)} MiB`);
@@ -110,6 +113,14 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
   const keys = await server.provision(policy, blocks);
   const fleet = createFleet(await server.target(), { concurrency: opts.concurrency });
   const repolls = () => fleet.nodes.reduce((sum, x) => sum + x.metrics.repolls, 0);
+  /** Frames received by every node that ever joined, so nodes that left during a scenario still count. */
+  const everyNode = new Set<SimNode>();
+  const frames = () => {
+    for (const x of fleet.nodes) everyNode.add(x);
+    let sum = 0;
+    for (const x of everyNode) sum += x.metrics.frames;
+    return sum;
+  };
   try {
     await measure('mass connect', async () => {
       const t0 = performance.now();
