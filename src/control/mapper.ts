@@ -42,8 +42,9 @@ interface PeerEntry {
   wire: WireNode;
   json: string;
   /**
-   * Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reuses the
-   * highest id) never matches what a session holds of the old one.
+   * Unique across all peers and their lifetimes: a node added under a deleted node's id (SQLite reused the
+   * highest id before schema 8, and may once more for ids deleted before it) never matches what a session holds
+   * of the old one.
    */
   version: number;
   /** The version this one replaced (same node). */

@@ -135,4 +135,36 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE users ADD COLUMN idp_groups TEXT NOT NULL DEFAULT '[]';
   `,
+  // 8: node ids are never given again, as Tailscale's and PostgreSQL's (IDENTITY) are not: a plain INTEGER
+  // PRIMARY KEY reuses the highest id once its node is deleted, so an ephemeral node leaving while another joined
+  // came back to clients under the leaver's id, a replacement rather than a removal. AUTOINCREMENT needs the
+  // table rebuilt (no table references nodes); ids deleted before this migration above the highest kept one
+  // may still be reused once.
+  `
+  CREATE TABLE nodes_autoincrement (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    machine_key TEXT NOT NULL UNIQUE,
+    node_key TEXT NOT NULL UNIQUE,
+    disco_key TEXT NOT NULL DEFAULT '',
+    ipv4 TEXT NOT NULL UNIQUE,
+    ipv6 TEXT NOT NULL UNIQUE,
+    hostname TEXT NOT NULL,
+    given_name TEXT NOT NULL UNIQUE,
+    user_id INTEGER REFERENCES users(id) ON DELETE RESTRICT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    hostinfo TEXT NOT NULL DEFAULT '{}',
+    endpoints TEXT NOT NULL DEFAULT '[]',
+    expiry TEXT,
+    last_seen TEXT,
+    created_at TEXT NOT NULL,
+    register_method TEXT NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    available_routes TEXT NOT NULL DEFAULT '[]',
+    approved_routes TEXT NOT NULL DEFAULT '[]',
+    CHECK ((user_id IS NULL) <> (tags = '[]'))
+  );
+  INSERT INTO nodes_autoincrement SELECT * FROM nodes;
+  DROP TABLE nodes;
+  ALTER TABLE nodes_autoincrement RENAME TO nodes;
+  `,
 ];

@@ -72,17 +72,21 @@ const hasPacketFilter = (m: MapResponse) => m.PacketFilter !== undefined || (m a
 
 /**
  * When a node learnt of each removed peer id and each added peer key, from now on. A full peer list (a re-poll's
- * first map) tells both: a peer it lists was added, and a watched id it leaves out was removed.
+ * first map) tells both: a peer it lists was added, and a watched id it leaves out was removed. A peer sent under
+ * a removed peer's id with another key replaces it, as the client sees it (a server that reuses ids does that).
  */
-function watchPeers(node: SimNode, gone: readonly number[]) {
+function watchPeers(node: SimNode, gone: ReadonlyMap<number, string>) {
   const removed = new Map<number, number>();
   const added = new Map<string, number>();
   const off = node.onFrame(({ at, map }) => {
     for (const id of map.PeersRemoved ?? []) if (!removed.has(id)) removed.set(id, at);
-    for (const p of map.PeersChanged ?? map.Peers ?? []) if (!added.has(p.Key)) added.set(p.Key, at);
+    for (const p of map.PeersChanged ?? map.Peers ?? []) {
+      if (!added.has(p.Key)) added.set(p.Key, at);
+      if (gone.has(p.ID) && gone.get(p.ID) !== p.Key && !removed.has(p.ID)) removed.set(p.ID, at);
+    }
     if (!map.Peers) return;
     const listed = new Set(map.Peers.map((p) => p.ID));
-    for (const id of gone) if (!listed.has(id) && !removed.has(id)) removed.set(id, at);
+    for (const id of gone.keys()) if (!listed.has(id) && !removed.has(id)) removed.set(id, at);
   });
   return { removed, added, off };
 }
@@ -204,8 +208,8 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     await measure('ephemeral churn (5 %)', async () => {
       const leaving = ephemerals;
       const stayers = fleet.nodes.filter((x) => !leaving.includes(x));
-      const goneIds = leaving.map((l) => l.id()!);
-      const seen = stayers.map((x) => watchPeers(x, goneIds));
+      const gone = new Map(leaving.map((l) => [l.id()!, l.nodeKey]));
+      const seen = stayers.map((x) => watchPeers(x, gone));
       const t0 = performance.now();
       const [, joined] = await Promise.all([Promise.all(leaving.map((x) => fleet.leave(x))), wave(1)]);
       ephemerals = joined;

@@ -5,6 +5,7 @@
  * and for addresses. PostgreSQL only: the change log replicas read, and a server that goes away and back.
  */
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { verifyChain } from '../../src/audit/chain.ts';
 import { defaultConfig } from '../../src/config/config.ts';
 import type { Node, SshCheck } from '../../src/domain/types.ts';
 import { StoreConflictError, StoreUnavailableError } from '../../src/store/errors.ts';
+import { migrations } from '../../src/store/migrations.ts';
 import { openPostgresStore } from '../../src/store/postgres/store.ts';
 import { openSqliteStore } from '../../src/store/sqlite.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -104,6 +106,18 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       store.close();
     });
 
+    test("a deleted node's id is never given again, not even the highest", () => {
+      const store = opener(kind)();
+      const user = store.write((tx) => tx.insertUser({ name: 'carol', displayName: '', email: '', createdAt: 'c' }));
+      const first = store.write((tx) => tx.insertNode(node(1, user)));
+      const highest = store.write((tx) => tx.insertNode(node(2, user)));
+      store.write((tx) => tx.deleteNode(highest));
+      const next = store.write((tx) => tx.insertNode(node(3, user)));
+      assert.ok(next > highest, `a node joining after node ${highest} left got id ${next}`);
+      assert.deepEqual(store.load().nodes.map((n) => n.id).sort((a, b) => a - b), [first, next]);
+      store.close();
+    });
+
     test('a single-use key is spent once, whoever holds a copy', () => {
       const open = opener(kind);
       const a = open();
@@ -176,6 +190,23 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+test('sqlite: a database of schema 7 keeps its nodes through migration 8, whose ids then grow only', () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'tailplane-contract-')), 'db.sqlite');
+  const db = new Database(path);
+  db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  migrations.slice(0, 7).forEach((sql, i) => (db.exec(sql), db.prepare('INSERT INTO schema_migrations VALUES (?, ?)').run(i + 1, 'c')));
+  db.prepare("INSERT INTO users (id, name, created_at) VALUES (1, 'dave', 'c')").run();
+  const insert = db.prepare(`INSERT INTO nodes (id, machine_key, node_key, ipv4, ipv6, hostname, given_name, user_id, created_at, register_method)
+    VALUES (?, ?, ?, ?, ?, ?, ?, 1, 'c', 'authkey')`);
+  for (const id of [3, 7]) insert.run(id, `mkey:${hex(id)}`, `nodekey:${hex(id)}`, `100.64.0.${id}`, `fd7a:115c:a1e0::${id}`, `h${id}`, `h${id}`);
+  db.close();
+  const store = openSqliteStore(path);
+  assert.deepEqual(store.load().nodes.map((n) => [n.id, n.givenName]), [[3, 'h3'], [7, 'h7']]);
+  store.write((tx) => tx.deleteNode(7));
+  assert.equal(store.write((tx) => tx.insertNode(node(9, 1))), 8);
+  store.close();
+});
 
 describe('postgres only', () => {
   test('a group commit that fails is undone in memory: the node goes, its removal is published, nothing is stored', async () => {
