@@ -164,6 +164,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     sshCheckLoginUrl: rp && ((id) => `${serverUrl}${sshCheckPath.replace(':id', id)}`),
     log,
     pendingLoginsPerSourcePerMinute: limits.pendingLoginsPerSourcePerMinute,
+    mapBacklogBytes: limits.mapBacklogBytes,
     observer: metrics?.control,
   });
   const autoApprover = createAutoApprover(tailnet, policyView, (err) => log.warn({ err: (err as Error).message }, 'route auto-approval failed'));

@@ -3,7 +3,7 @@
  * report endpoints and hostinfo, and one-shot fetches. A request is served only for the node whose machine
  * key is the Noise peer's (trap T39).
  */
-import type { Http2ServerResponse } from 'node:http2';
+import http2, { type Http2ServerResponse } from 'node:http2';
 import type { Endpoint } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import type { FrameEncoder } from './frames.ts';
@@ -16,8 +16,13 @@ import type { MapRequest } from './wire.ts';
 
 /** Keep-alives every 50–59 s, well inside the client's 120 s watchdog (trap T14). */
 const keepAliveMs = () => 50_000 + Math.floor(Math.random() * 9_000);
-/** A client this far behind in reading its stream is cut off rather than buffered without bound. */
-const maxBufferedBytes = 16 << 20;
+/**
+ * A client more than a few full maps' worth behind in reading its stream is cut off: its stream is reset, which
+ * drops the queue (a graceful end kept it until the client read it all), and reconnecting, it gets one fresh full
+ * map, less than the backlog. The cap follows the size of the client's maps, at least Limits.mapBacklogBytes (it
+ * was a flat 16 MiB per stream, which across thousands of slow readers bounded nothing).
+ */
+const backlogFullMaps = 4;
 /** A stream that closes marks its node offline only after this grace, so a quick reconnect does not flap. */
 const offlineGraceMs = 3_000;
 
@@ -26,6 +31,8 @@ export interface MapDeps {
   readonly mapper: Mapper;
   readonly frames: FrameEncoder;
   readonly observer: ControlObserver;
+  /** The smallest backlog cap (Limits.mapBacklogBytes). */
+  readonly minBacklogBytes: number;
 }
 
 /** Endpoints a peer can use: drops link-local and zoned IPv6 addresses. */
@@ -86,11 +93,17 @@ export function createMapHandler(deps: MapDeps) {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
+    let backlogCap = deps.minBacklogBytes;
     const write = (frame: Buffer, kind: MapResponseKind) => {
       if (ended) return;
-      if (res.stream.writableLength > maxBufferedBytes) return session.end();
+      if (res.stream.writableLength > backlogCap) return cutOff();
       res.write(frame);
       deps.observer.mapResponse(kind);
+    };
+    /** Ends the stream without flushing what is queued: a graceful end would wait for the client to read it all. */
+    const cutOff = () => {
+      session.end();
+      res.stream.close(http2.constants.NGHTTP2_CANCEL);
     };
     const session: Session = {
       nodeId,
@@ -121,6 +134,7 @@ export function createMapHandler(deps: MapDeps) {
     }
     if (!first) return session.end();
     setOnline(nodeId);
+    backlogCap = Math.max(deps.minBacklogBytes, backlogFullMaps * first.length);
     write(first, 'full');
     const tick = () => {
       write(keepAlive, 'keepalive');

@@ -7,6 +7,7 @@ import { runAs } from '../audit/context.ts';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
 import { pathOf } from '../guard/http.ts';
+import { defaultLimits } from '../guard/limits.ts';
 import { jsonProblem } from '../guard/json.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Registrations } from '../state/registrations.ts';
@@ -39,6 +40,8 @@ export interface ControlDeps {
   readonly log: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
   /** Interactive logins one source address may start per minute. */
   readonly pendingLoginsPerSourcePerMinute: number;
+  /** Unread map-stream bytes a client may leave queued, at least (map.ts). */
+  readonly mapBacklogBytes?: number;
   /** Told about map responses, fan-out and registrations (metrics); silent when absent. */
   readonly observer?: ControlObserver;
 }
@@ -91,7 +94,8 @@ export function createControl(deps: ControlDeps) {
   });
   const register = createRegisterHandler(deps, observer);
   const setDns = createSetDnsHandler(deps);
-  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames, observer });
+  const minBacklogBytes = deps.mapBacklogBytes ?? defaultLimits.mapBacklogBytes;
+  const map = createMapHandler({ tailnet: deps.tailnet, mapper, frames, observer, minBacklogBytes });
   const ssh = createSshActions(deps);
 
   /** Whatever a node's request changes is recorded as done by that node (or its machine, before it has one). */

@@ -23,6 +23,8 @@ export interface Limits {
   readonly pendingLoginsPerSourcePerMinute: number;
   /** Failed authentications one source address may make per minute before it is refused (429) for the rest of it. */
   readonly authFailuresPerSourcePerMinute: number;
+  /** Unread map-stream bytes a client may leave queued, at least (more for large maps: see control/map.ts). */
+  readonly mapBacklogBytes: number;
 }
 
 export const defaultLimits: Limits = {
@@ -34,6 +36,7 @@ export const defaultLimits: Limits = {
   pendingLogins: 1000,
   pendingLoginsPerSourcePerMinute: 30,
   authFailuresPerSourcePerMinute: 10,
+  mapBacklogBytes: 512 << 10,
 };
 
 /** Refuses (closes at once) a source's TCP connections beyond `perSource` open ones; logs once per excess. */
