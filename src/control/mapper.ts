@@ -119,10 +119,10 @@ export function createMapper(deps: MapperDeps) {
    * SrcIPs is one array shared by the filters of every node the rule reaches, and usually most of the text.
    */
   const filterJson = (rules: readonly FilterRule[]): string => {
-    if (jsonOfValue.has(rules)) return jsonOfValue.get(rules)!;
+    let j = jsonOfValue.get(rules);
+    if (j !== undefined) return j;
     const ruleJson = (r: FilterRule) => objectJson(Object.entries(r).map(([k, v]) => [k, k === 'SrcIPs' ? sharedJson(v) : JSON.stringify(v)]));
-    const j = `[${rules.map(ruleJson).join(',')}]`;
-    jsonOfValue.set(rules, j);
+    jsonOfValue.set(rules, (j = `[${rules.map(ruleJson).join(',')}]`));
     return j;
   };
   const viewJson = (v: NodeView) => {

@@ -86,7 +86,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     else ix.online.delete(node.id);
     if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
-    if (!unlessStoreAway(() => update(node, { lastSeen: now().toISOString() }, ['online'], true))) {
+    if (unlessStoreAway(() => update(node, { lastSeen: now().toISOString() }, ['online'], true)) === undefined) {
       core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     }
   };

@@ -101,14 +101,14 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     const pid = server.pid();
     const before: ProcSample = sampleProc(pid);
     const repolls0 = repolls();
-    const frames0 = frames();
+    const frames0 = fleet.frames();
     const r = await body();
     const after = sampleProc(server.pid());
     // After a restart the process is new, so all of its CPU time belongs to this scenario.
     const cpuSec = server.pid() === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
     // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
     // Map frames the fleet received (keep-alives included): what batching saves shows here.
-    const counted = { ...r.extra, framesReceived: frames() - frames0 };
+    const counted = { ...r.extra, framesReceived: fleet.frames() - frames0 };
     const extra = repolls() > repolls0 ? { ...counted, streamRepolls: repolls() - repolls0 } : counted;
     const s = { ...r, extra, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
     results.push(s);
@@ -117,14 +117,6 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
   const keys = await server.provision(policy, blocks);
   const fleet = createFleet(await server.target(), { concurrency: opts.concurrency });
   const repolls = () => fleet.nodes.reduce((sum, x) => sum + x.metrics.repolls, 0);
-  /** Frames received by every node that ever joined, so nodes that left during a scenario still count. */
-  const everyNode = new Set<SimNode>();
-  const frames = () => {
-    for (const x of fleet.nodes) everyNode.add(x);
-    let sum = 0;
-    for (const x of everyNode) sum += x.metrics.frames;
-    return sum;
-  };
   try {
     await measure('mass connect', async () => {
       const t0 = performance.now();

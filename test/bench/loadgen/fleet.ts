@@ -18,6 +18,8 @@ export function createFleet(target: Target, opts: { concurrency: number }) {
   const limit = createLimiter(opts.concurrency);
   const nodes: SimNode[] = [];
   let retries = 0;
+  /** Frames received by nodes that have left the fleet. */
+  let framesOfLeft = 0;
   /** Runs a connection step under the limit, retrying after a back-off when it fails. */
   const withRetry = async (node: SimNode, step: () => Promise<void>) => {
     for (let i = 1; ; i++) {
@@ -36,6 +38,8 @@ export function createFleet(target: Target, opts: { concurrency: number }) {
     nodes,
     /** Connection attempts that failed and were retried. */
     retries: () => retries,
+    /** Map frames received by every node that joined, those that left since included. */
+    frames: () => nodes.reduce((sum, n) => sum + n.metrics.frames, framesOfLeft),
     /** Creates, connects, registers and streams one node; the limit covers the handshake and registration. */
     async join(index: number, authKey: string, name?: string): Promise<SimNode> {
       const node = createSimNode(index, name);
@@ -67,6 +71,7 @@ export function createFleet(target: Target, opts: { concurrency: number }) {
         await node.logout();
       } finally {
         node.close();
+        framesOfLeft += node.metrics.frames;
       }
     },
     close(): void {
