@@ -21,6 +21,8 @@ interface Profile {
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, last: { type: 'string' } } });
 const top = Number(values.top);
+const lastS = values.last === undefined ? undefined : Number(values.last);
+if (lastS !== undefined && !(lastS > 0)) throw new Error(`--last: expected a number of seconds above 0, got ${values.last}`);
 
 for (const file of positionals) {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
@@ -30,7 +32,7 @@ for (const file of positionals) {
   // Sample i lasted timeDeltas[i + 1] (the delta before the next sample); the last one is dropped.
   const at: number[] = [];
   for (let i = 0, t = 0; i < p.samples.length; i++) at.push((t += p.timeDeltas[i]!));
-  const from = values.last === undefined ? -Infinity : at.at(-1)! - Number(values.last) * 1e6;
+  const from = lastS === undefined ? -Infinity : at.at(-1)! - lastS * 1e6;
   const selfUs = new Map<number, number>();
   for (let i = 0; i < p.samples.length - 1; i++) {
     if (at[i]! >= from) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + p.timeDeltas[i + 1]!);
