@@ -10,11 +10,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { startPostgres, type Postgres } from '../helpers/postgres.ts';
 import { api, spawnServer, tempDir, type ChildServer } from '../helpers/server.ts';
-import { createFleet, waitForFrames } from './loadgen/fleet.ts';
-import type { SimNode } from './loadgen/node.ts';
+import { now, startFleet, type Fleet } from './loadgen/fleet.ts';
 import { sampleProc } from './proc.ts';
 import { blockSize, policyText } from './policy.ts';
 import { keyTarget } from './servers/server.ts';
@@ -60,14 +58,13 @@ const cpuSec = (servers: ChildServer[]) => [...new Set(servers)].reduce((s, x) =
  * N clients join the grouped layout (the bench's registration scenario), node i through servers[i % 2];
  * registrations/s counted to the last registration answered.
  */
-async function registrations(servers: ChildServer[], nodes: number, concurrency: number): Promise<{ perSec: number; cpuMs: number; fleets: ReturnType<typeof createFleet>[] }> {
+async function registrations(servers: ChildServer[], nodes: number, concurrency: number): Promise<{ perSec: number; cpuMs: number; fleets: Fleet[] }> {
   const keys = await provision(servers[0]!, 'grouped', blocks(nodes));
-  const fleets = await Promise.all(servers.map(async (s) => createFleet(await keyTarget(s.url), { concurrency: Math.ceil(concurrency / servers.length) })));
+  const fleets = await Promise.all(servers.map(async (s) => startFleet(await keyTarget(s.url), { concurrency: Math.ceil(concurrency / servers.length) })));
   const cpu0 = cpuSec(servers);
-  const t0 = performance.now();
+  const t0 = now();
   await Promise.all(Array.from({ length: nodes }, (_, i) => fleets[i % fleets.length]!.join(i, keys.node(i))));
-  const joined: SimNode[] = fleets.flatMap((f) => f.nodes);
-  const regDone = Math.max(...joined.map((x) => x.metrics.firstMapAt! - x.metrics.firstMapMs!));
+  const regDone = fleets.flatMap((f) => f.nodes).reduce((m, x) => Math.max(m, x.firstMapAt - x.firstMapMs), 0);
   const cpuMs = ((cpuSec(servers) - cpu0) * 1000) / nodes;
   return { perSec: nodes / ((regDone - t0) / 1000), cpuMs, fleets };
 }
@@ -81,7 +78,7 @@ async function measureSetup(db: Postgres | undefined, nodes: number, concurrency
   try {
     const r = await registrations(db ? [reg.a, reg.b] : [reg.a], nodes, concurrency);
     ({ perSec, cpuMs } = r);
-    for (const f of r.fleets) f.close();
+    await Promise.all(r.fleets.map((f) => f.close()));
     log(`  ${label}: ${nodes} registrations at ${perSec.toFixed(0)}/s, server CPU ${cpuMs.toFixed(1)} ms each`);
   } finally {
     await reg.stop();
@@ -90,14 +87,18 @@ async function measureSetup(db: Postgres | undefined, nodes: number, concurrency
   const fan = await startSetup(db, 'fan');
   try {
     const { fleets } = await registrations([fan.b], nodes, concurrency);
-    const clients = fleets[0]!.nodes;
+    const fleet = fleets[0]!;
     await new Promise((r) => setTimeout(r, settleMs));
-    const start = performance.now();
-    const got = await waitForFrames(clients, (m) => m.PacketFilter !== undefined, () => api(fan.a, 'PUT', '/api/v1/policy', { policy: policyText('grouped', blocks(nodes), 1) }), 30_000);
-    fleets[0]!.close();
-    const fanOutMs = got.last - start;
-    log(`  ${label}: policy change through ${db ? 'A' : 'the server'} reached ${got.matched}/${nodes} clients${db ? ' on B' : ''} in ${fanOutMs.toFixed(0)} ms`);
-    return { registrationsPerSec: perSec, cpuMsPerRegistration: cpuMs, fanOutMs, fanOutReached: `${got.matched}/${nodes}` };
+    const w = await fleet.watch([{ nodes: fleet.nodes, filter: true }]);
+    const start = now();
+    await api(fan.a, 'PUT', '/api/v1/policy', { policy: policyText('grouped', blocks(nodes), 1) });
+    await w.wait(now() + 30_000);
+    const got = await w.arrivals();
+    await fleet.close();
+    const matched = got.filter((x) => x.arrived === x.n).length;
+    const fanOutMs = got.reduce((m, x) => Math.max(m, x.last), start) - start;
+    log(`  ${label}: policy change through ${db ? 'A' : 'the server'} reached ${matched}/${nodes} clients${db ? ' on B' : ''} in ${fanOutMs.toFixed(0)} ms`);
+    return { registrationsPerSec: perSec, cpuMsPerRegistration: cpuMs, fanOutMs, fanOutReached: `${matched}/${nodes}` };
   } finally {
     await fan.stop();
   }

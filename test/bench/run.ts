@@ -10,7 +10,7 @@
  *        after the stores' own registration rates, one by one and group-committed (store-writes.ts).
  *        --allow-all-max-nodes 1000: the largest node count the allow-all layout runs at (its cost is quadratic).
  * Environment: BENCH_PROFILE_DIR (a .cpuprofile per server process), BENCH_SERVER_NODE_OPTIONS (e.g. a larger heap
- * limit for the server at 50,000 nodes; the load generator's own: node --max-old-space-size=… test/bench/run.ts).
+ * limit for the server at 50,000 nodes). The simulated nodes run in gofleet (loadgen/gofleet, Go), built on first use.
  * The defaults are the quick run (about 10 minutes on 2 cores); the full one is
  *   npm run bench -- --nodes 100,1000,5000,10000 --compare-max-nodes 1000
  */

@@ -2,7 +2,7 @@
  * What the bench scenarios need from a control server, so the same scenarios run against tailplane and
  * against Headscale: where nodes dial, which process to sample, provisioning, policy changes and a restart.
  */
-import type { Target } from '../loadgen/node.ts';
+import type { Target } from '../loadgen/fleet.ts';
 import type { PolicyKind } from '../policy.ts';
 
 export interface BenchServer {
@@ -35,5 +35,5 @@ export type ServerKind = 'tailplane' | 'headscale';
 /** The Noise target from a server's `/key` endpoint (the same on both servers). */
 export async function keyTarget(baseUrl: string): Promise<Target> {
   const key = (await (await fetch(`${baseUrl}/key?v=130`)).json()) as { publicKey: string };
-  return { port: Number(new URL(baseUrl).port), serverPublic: Buffer.from(key.publicKey.slice('mkey:'.length), 'hex') };
+  return { url: baseUrl, serverKey: key.publicKey };
 }
