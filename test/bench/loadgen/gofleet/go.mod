@@ -2,13 +2,15 @@ module tailplane.test/gofleet
 
 go 1.26.6
 
-require tailscale.com v1.102.5
+require (
+	github.com/go-json-experiment/json v0.0.0-20260214004413-d219187c3433
+	tailscale.com v1.102.5
+)
 
 require (
 	github.com/coder/websocket v1.8.14 // indirect
 	github.com/dblohm7/wingoes v0.0.0-20240119213807-a09d6be7affa // indirect
 	github.com/gaissmai/bart v0.26.1 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260214004413-d219187c3433 // indirect
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/jsimonetti/rtnetlink v1.4.1 // indirect

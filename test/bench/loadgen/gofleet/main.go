@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -69,6 +70,18 @@ func (r *replies) send(seq int64, body map[string]any, err error) {
 }
 
 func main() {
+	// GOFLEET_CPUPROFILE names a pprof CPU profile of the whole run, written when stdin closes.
+	if path := os.Getenv("GOFLEET_CPUPROFILE"); path != "" {
+		file, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(file)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gofleet: GOFLEET_CPUPROFILE:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	f := newFleet()
 	out := &replies{w: bufio.NewWriter(os.Stdout)}
 	in := bufio.NewReaderSize(os.Stdin, 1<<20)

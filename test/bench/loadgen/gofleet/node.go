@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"tailscale.com/control/ts2021"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -280,7 +281,7 @@ func (n *node) read(body io.ReadCloser, s *mapStream, epoch int, t0 float64, aga
 				return fmt.Errorf("zstd: %w", err)
 			}
 			var m mapLite
-			if err := json.Unmarshal(msg, &m); err != nil {
+			if err := jsonv2.Unmarshal(msg, &m); err != nil {
 				return fmt.Errorf("json: %w", err)
 			}
 			n.onFrame(&m, at, 4+int(size), frames == 0 && !again, t0)
