@@ -47,7 +47,7 @@ func (f *fleet) handle(c *command) (map[string]any, error) {
 		f.mu.Lock()
 		f.nodes[c.H] = n
 		f.mu.Unlock()
-		return map[string]any{"nodeKey": n.nodeKey.Public().String()}, nil
+		return map[string]any{"nodeKey": n.nodeKey.String()}, nil
 	case "watch":
 		return nil, f.watch(c.Token, c.Groups)
 	case "arrivals":

@@ -4,6 +4,7 @@ go 1.26.6
 
 require (
 	github.com/go-json-experiment/json v0.0.0-20260214004413-d219187c3433
+	go4.org/mem v0.0.0-20240501181205-ae6ca9944745
 	tailscale.com v1.102.5
 )
 
@@ -17,7 +18,6 @@ require (
 	github.com/klauspost/compress v1.19.1 // indirect
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42 // indirect
 	github.com/mdlayher/socket v0.5.0 // indirect
-	go4.org/mem v0.0.0-20240501181205-ae6ca9944745 // indirect
 	go4.org/netipx v0.0.0-20231129151722-fdeea329fbba // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect

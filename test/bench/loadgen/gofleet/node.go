@@ -15,6 +15,7 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"go4.org/mem"
 	"tailscale.com/control/ts2021"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -34,13 +35,16 @@ const (
 )
 
 // node is one simulated tailscaled: its own machine, node and disco keys, one Noise connection, one map stream.
+// The machine key is a real key pair (it runs the Noise handshake); the node and disco keys are only ever sent
+// as public keys, so they are random points' bytes: two fewer X25519 scalar multiplications per node, which were
+// a fifth of the generator's CPU at 10,000 nodes.
 type node struct {
 	f        *fleet
 	h, index int
 	name     string
 	machine  key.MachinePrivate
-	nodeKey  key.NodePrivate
-	disco    key.DiscoPrivate
+	nodeKey  key.NodePublic
+	disco    key.DiscoPublic
 	hostinfo *tailcfg.Hostinfo
 
 	mu     sync.Mutex
@@ -61,7 +65,7 @@ type node struct {
 func newNode(f *fleet, h, index int, name string) *node {
 	return &node{
 		f: f, h: h, index: index, name: name,
-		machine: key.NewMachine(), nodeKey: key.NewNode(), disco: key.NewDisco(),
+		machine: key.NewMachine(), nodeKey: key.NodePublicFromRaw32(mem.B(randomBytes(32))), disco: key.DiscoPublicFromRaw32(mem.B(randomBytes(32))),
 		hostinfo: &tailcfg.Hostinfo{
 			Hostname: name, OS: "linux", OSVersion: "Debian 12.8", IPNVersion: "1.102.5-bench",
 			GoArch: "amd64", GoVersion: "go1.26", BackendLogID: randomHex(32),
@@ -71,11 +75,13 @@ func newNode(f *fleet, h, index int, name string) *node {
 	}
 }
 
-func randomHex(n int) string {
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
-	return hex.EncodeToString(b)
+	return b
 }
+
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
 
 // endpoints change with each lite update's generation, like a node whose NAT mapping moved.
 func (n *node) endpoints() []netip.AddrPort {
@@ -91,7 +97,7 @@ func (n *node) endpoints() []netip.AddrPort {
 func (n *node) mapRequest(stream bool) *tailcfg.MapRequest {
 	return &tailcfg.MapRequest{
 		Version: tailcfg.CurrentCapabilityVersion, Compress: "zstd", KeepAlive: stream, Stream: stream, OmitPeers: !stream,
-		NodeKey: n.nodeKey.Public(), DiscoKey: n.disco.Public(), Hostinfo: n.hostinfo,
+		NodeKey: n.nodeKey, DiscoKey: n.disco, Hostinfo: n.hostinfo,
 		Endpoints: n.endpoints(), EndpointTypes: []tailcfg.EndpointType{tailcfg.EndpointSTUN, tailcfg.EndpointLocal, tailcfg.EndpointSTUN},
 	}
 }
@@ -135,7 +141,7 @@ func (n *node) post(path string, body, out any) error {
 	}
 	ctx, cancel := background()
 	defer cancel()
-	res, err := c.Post(ctx, path, n.nodeKey.Public(), body)
+	res, err := c.Post(ctx, path, n.nodeKey, body)
 	if err != nil {
 		return err
 	}
@@ -156,7 +162,7 @@ func (n *node) post(path string, body, out any) error {
 func (n *node) register(authKey string) error {
 	t0 := nowMs()
 	req := &tailcfg.RegisterRequest{
-		Version: tailcfg.CurrentCapabilityVersion, NodeKey: n.nodeKey.Public(), Hostinfo: n.hostinfo,
+		Version: tailcfg.CurrentCapabilityVersion, NodeKey: n.nodeKey, Hostinfo: n.hostinfo,
 		Auth: &tailcfg.RegisterResponseAuth{AuthKey: authKey},
 	}
 	var res tailcfg.RegisterResponse
@@ -175,7 +181,7 @@ func (n *node) register(authKey string) error {
 // logout is `tailscale logout`: a register request whose expiry is in the past (an ephemeral node is deleted).
 func (n *node) logout() error {
 	req := &tailcfg.RegisterRequest{
-		Version: tailcfg.CurrentCapabilityVersion, NodeKey: n.nodeKey.Public(), Hostinfo: n.hostinfo, Expiry: time.Unix(123, 0),
+		Version: tailcfg.CurrentCapabilityVersion, NodeKey: n.nodeKey, Hostinfo: n.hostinfo, Expiry: time.Unix(123, 0),
 	}
 	return n.post("/machine/register", req, nil)
 }
@@ -235,7 +241,7 @@ func (n *node) openStream(again bool) (*mapStream, error) {
 		return nil, errors.New("not connected")
 	}
 	t0 := nowMs()
-	res, err := c.Post(ctx, "/machine/map", n.nodeKey.Public(), req)
+	res, err := c.Post(ctx, "/machine/map", n.nodeKey, req)
 	if err != nil {
 		cancel()
 		return nil, err
