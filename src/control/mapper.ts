@@ -25,11 +25,16 @@ export interface Session {
 
 interface SessionState {
   readonly session: Session;
-  /** The policy view last applied: a recompile that carried it over (same object) changed nothing for this node. */
+  /**
+   * The policy view last applied: a recompile that carried it over (same object) changed nothing for this node.
+   * Its sorted `peers` are the ids this session may see.
+   */
   view: NodeView;
-  allowed: Set<number>;
-  /** Peer id -> version of that peer last sent. */
-  peers: Map<number, number>;
+  /**
+   * The version of each peer last sent, at the position of its id in view.peers (0: not sent). A Map per session
+   * took ~40 bytes per peer, quadratic with allow-all (1 GB of a 5,000-node tailnet's server); this takes 8.
+   */
+  sent: Float64Array;
   profiles: Set<number>;
   selfJson: string;
   filterJson: string;
@@ -76,6 +81,13 @@ const flushCostRatio = 3;
 const maxBatchMs = 500;
 
 /**
+ * Sessions that may see more peers than this are not in the reverse index: with allow-all every session sees
+ * every node, and a Set entry per session per peer made the server's memory quadratic (5,000 allow-all nodes
+ * held 25 million entries). A flush looks the changed ids up in their sorted views instead.
+ */
+const wideViewPeers = 256;
+
+/**
  * Peers per shared chunk of a full map: peers whose ids share a chunk number are compressed together once and
  * that zstd frame is copied into every full map that lists all of them (small, so a viewer's own chunk, which
  * leaves the viewer out, costs little to compress for it alone).
@@ -87,6 +99,8 @@ export interface MapperDeps extends NetmapContext {
   readonly frames: FrameEncoder;
   /** Peers per shared full-map chunk (tests use small ones). */
   readonly chunkPeers?: number;
+  /** Views with more peers than this skip the reverse index (default wideViewPeers; tests use 0). */
+  readonly wideViewPeers?: number;
   readonly primary: PrimaryRoutes;
   /** Seconds from the first change of a batch to the last stream written with it. */
   readonly onFanout?: (seconds: number) => void;
@@ -95,8 +109,10 @@ export interface MapperDeps extends NetmapContext {
 export function createMapper(deps: MapperDeps) {
   const t = deps.tailnet;
   const sessions = new Map<number, SessionState>();
-  /** Peer id -> the sessions allowed to see it: who must hear about a change to that node. */
+  /** Peer id -> the sessions of narrow views allowed to see it: who must hear about a change to that node. */
   const watchers = new Map<number, Set<SessionState>>();
+  /** Sessions whose view has more than wideViewPeers peers. */
+  const wide = new Set<SessionState>();
   const peerCache = new Map<number, PeerEntry>();
   let lastVersion = 0;
   const dirty = new Set<number>();
@@ -279,6 +295,11 @@ export function createMapper(deps: MapperDeps) {
         else out.set(s, [id]);
       }
     }
+    for (const s of wide) {
+      let ids: number[] | undefined;
+      for (const id of changed) if (includesSorted(s.view.peers, id)) (ids ??= []).push(id);
+      if (ids) out.set(s, ids);
+    }
     return out;
   }
 
@@ -294,27 +315,42 @@ export function createMapper(deps: MapperDeps) {
     return out;
   }
 
-  /** Lets a session see these peers, or stop seeing them, keeping the reverse index in step. */
-  function allow(s: SessionState, ids: Iterable<number>): void {
+  /** Adds a narrow session to the reverse index of these peers, or removes it. */
+  function index(s: SessionState, ids: readonly number[]): void {
     for (const id of ids) {
-      s.allowed.add(id);
       let w = watchers.get(id);
       if (!w) watchers.set(id, (w = new Set()));
       w.add(s);
     }
   }
-  function disallow(s: SessionState, ids: Iterable<number>): void {
+  function unindex(s: SessionState, ids: readonly number[]): void {
     for (const id of ids) {
-      s.allowed.delete(id);
       const w = watchers.get(id);
       // Deleted nodes' ids must not pile up as empty entries.
       if (w?.delete(s) && w.size === 0) watchers.delete(id);
     }
   }
 
+  /** Moves a session from the peers of its old view (none for a new session) to those of `next`. */
+  function watch(s: SessionState, old: readonly number[], next: readonly number[], diff?: { added: number[]; removed: number[] }): void {
+    const wasWide = wide.has(s);
+    const isWide = next.length > (deps.wideViewPeers ?? wideViewPeers);
+    if (wasWide && isWide) return;
+    if (!wasWide && !isWide) {
+      const { added, removed } = diff ?? diffSorted(old, next);
+      unindex(s, removed);
+      index(s, added);
+      return;
+    }
+    if (wasWide) wide.delete(s);
+    else unindex(s, old);
+    if (isWide) wide.add(s);
+    else index(s, next);
+  }
+
   function forget(s: SessionState): void {
     if (sessions.get(s.session.nodeId) === s) sessions.delete(s.session.nodeId);
-    disallow(s, [...s.allowed]);
+    watch(s, s.view.peers, []);
   }
 
   /** Sends a session what it must learn from this batch; true when something was written to it. */
@@ -334,30 +370,33 @@ export function createMapper(deps: MapperDeps) {
     // view moves on every join, and rescanning whole peer lists would make each flush O(N²). Of the changed
     // nodes, only those the session was allowed to see (`watched`) can be in its map.
     let candidates: Iterable<number> = watched;
+    const removed: number[] = [];
     if (recheck && !sameIds(s.view.peers, view.peers)) {
-      const { added, removed } = diffSorted(s.view.peers, view.peers);
-      disallow(s, removed);
-      allow(s, added);
-      candidates = new Set([...watched, ...added, ...removed]);
+      const diff = diffSorted(s.view.peers, view.peers);
+      watch(s, s.view.peers, view.peers, diff);
+      // Peers that left the view and had been sent go as removals; the others keep their versions.
+      s.sent = realign(s.view.peers, s.sent, view.peers, removed);
+      candidates = new Set([...watched, ...diff.added]);
     }
     s.view = view;
-    const removed: number[] = [];
     const patches: PeerPatch[] = [];
     const changedJson: string[] = [];
     const profiles: UserProfile[] = [];
     for (const id of candidates) {
       if (id === self.id) continue;
-      const entry = s.allowed.has(id) ? peer(id) : undefined;
-      const had = s.peers.get(id);
+      const at = indexOfSorted(view.peers, id);
+      if (at < 0) continue;
+      const entry = peer(id);
+      const had = s.sent[at]!;
       if (!entry || !entry.wire.DiscoKey) {
-        if (had !== undefined) removed.push(id);
-        s.peers.delete(id);
+        if (had) removed.push(id);
+        s.sent[at] = 0;
         continue;
       }
       if (had === entry.version) continue;
-      if (had !== undefined && entry.patch && had === entry.previous) patches.push(entry.patch);
+      if (had && entry.patch && had === entry.previous) patches.push(entry.patch);
       else changedJson.push(entry.json);
-      s.peers.set(id, entry.version);
+      s.sent[at] = entry.version;
       const node = t.nodes.find(id)!;
       const profile = profileOf(t, node);
       if (!s.profiles.has(profile.ID)) {
@@ -437,15 +476,14 @@ export function createMapper(deps: MapperDeps) {
       const state: SessionState = {
         session,
         view,
-        allowed: new Set(),
-        peers: new Map(entries.map((e) => [e.wire.ID, e.version])),
+        sent: sentVersions(view.peers, entries),
         profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
         selfJson: JSON.stringify(head.Node),
         filterJson: filter,
         sshJson: ssh,
         dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
-      allow(state, view.peers);
+      watch(state, [], view.peers);
       sessions.set(session.nodeId, state);
       return encodeFull(map, entries);
     },
@@ -480,6 +518,7 @@ export function createMapper(deps: MapperDeps) {
       for (const s of sessions.values()) s.session.end();
       sessions.clear();
       watchers.clear();
+      wide.clear();
     },
   };
 }
@@ -504,6 +543,49 @@ function diffSorted(before: readonly number[], after: readonly number[]): { adde
     else (i++, j++);
   }
   return { added, removed };
+}
+
+/** Where a sorted id list holds `id` (binary search), -1 if it does not. */
+function indexOfSorted(ids: readonly number[], id: number): number {
+  let lo = 0;
+  let hi = ids.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = ids[mid]!;
+    if (v === id) return mid;
+    if (v < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+const includesSorted = (ids: readonly number[], id: number) => indexOfSorted(ids, id) >= 0;
+
+/** A new stream's sent versions: the full map's peers (sorted by id, each in the view) at their view positions. */
+function sentVersions(view: readonly number[], entries: readonly PeerEntry[]): Float64Array {
+  const sent = new Float64Array(view.length);
+  let i = 0;
+  for (const e of entries) {
+    while (view[i]! < e.wire.ID) i++;
+    sent[i] = e.version;
+  }
+  return sent;
+}
+
+/**
+ * Sent versions moved from the positions of `old` to those of `next` (both sorted); ids that left with a version
+ * sent are appended to `removed`.
+ */
+function realign(old: readonly number[], sent: Float64Array, next: readonly number[], removed: number[]): Float64Array {
+  const out = new Float64Array(next.length);
+  let j = 0;
+  for (let i = 0; i < old.length; i++) {
+    const id = old[i]!;
+    while (j < next.length && next[j]! < id) j++;
+    if (j < next.length && next[j] === id) out[j] = sent[i]!;
+    else if (sent[i]) removed.push(id);
+  }
+  return out;
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {

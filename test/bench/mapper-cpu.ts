@@ -3,7 +3,7 @@
  * with sessions that only count the bytes they are sent, through mass connect, a restart (the store reopened,
  * every stream opened again), 5 % churn and a policy change. Less noisy than `npm run bench` on a busy machine:
  * it reports this process's CPU time per phase, not latencies.
- *   node --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile-dir D]
+ *   node --expose-gc --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile-dir D]
  * (--src points at another checkout's src/ to compare before and after a change; --profile-dir writes a .cpuprofile
  * per phase, e.g. D/policy-change.cpuprofile, for test/bench/profile-summary.ts.)
  */
@@ -96,7 +96,13 @@ async function phase(name: string, body: () => Promise<void>) {
   profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(file, JSON.stringify(res.profile)));
   profiler?.disconnect();
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
-  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB`);
+  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
+}
+
+/** The heap in use after a full GC when run with --expose-gc (what the mapper and tailnet hold), else as it is. */
+function heapMiB(): string {
+  (globalThis as { gc?: () => void }).gc?.();
+  return (process.memoryUsage().heapUsed / 2 ** 20).toFixed(0);
 }
 
 /** Connects nodes 64 at a time, as the bench's load generator does: register, report, stream, online. */

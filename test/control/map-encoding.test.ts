@@ -76,6 +76,8 @@ const ctx: NetmapContext = {
 };
 // Two peers per shared chunk, so full maps are made of several zstd frames, some of them shared.
 const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2 });
+/** Every view counted wide (as with allow-all on a large tailnet): flushes search the sorted views, not the reverse index. */
+const wideMapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2, wideViewPeers: 0 });
 /** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
 const zstdFrames = (f: Buffer) => {
   let count = 0;
@@ -130,12 +132,12 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
 });
 
 test('deltas: one encoded frame shared by streams that learn the same thing; applied deltas equal a fresh full map', async () => {
-  const streams = t.nodes.list().map((n) => ({ id: n.id, stream: openStream(n.id) }));
+  const streams = t.nodes.list().flatMap((n) => [mapper, wideMapper].map((m) => ({ id: n.id, m, stream: openStream(n.id) })));
   /** A client's view of its peers, built only from what it received. */
-  const netmaps = new Map<number, Map<number, WireNode>>();
-  for (const { id, stream } of streams) {
-    stream.frames.push((await mapper.open(stream.session))!);
-    netmaps.set(id, new Map((stream.json()[0]!.Peers ?? []).map((p) => [p.ID, p])));
+  const netmaps = new Map<(typeof streams)[number], Map<number, WireNode>>();
+  for (const s of streams) {
+    s.stream.frames.push((await s.m.open(s.stream.session))!);
+    netmaps.set(s, new Map((s.stream.json()[0]!.Peers ?? []).map((p) => [p.ID, p])));
   }
   const newcomer = join_('carol-laptop', { userId: alice.id, tags: [] });
   const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
@@ -144,7 +146,7 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
 
   // Nodes on the same side of the same rules (alice's and bob's laptops; the two tag:router nodes) learn the very
   // same thing: each pair was sent one buffer, encoded once.
-  const byName = (name: string) => streams.find((s) => s.id === t.nodes.list().find((n) => n.givenName === name)!.id)!.stream.frames;
+  const byName = (name: string) => streams.find((s) => s.m === mapper && s.id === t.nodes.list().find((n) => n.givenName === name)!.id)!.stream.frames;
   const [laptop, bobs, router, exit] = ['alice-laptop', 'bob-laptop', 'router', 'exit'].map(byName) as [Buffer[], Buffer[], Buffer[], Buffer[]];
   assert.equal(laptop.length, 2);
   assert.equal(bobs.at(-1), laptop.at(-1));
@@ -152,16 +154,17 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
   assert.notEqual(router.at(-1), laptop.at(-1));
 
   /** Applies every delta each stream got since its last check and compares with a fresh full map. */
-  const seen = new Map<number, number>();
+  const seen = new Map<(typeof streams)[number], number>();
   const verify = async (label: string) => {
     await policy.settle();
   const compiled = policy.current();
-    for (const { id, stream } of streams) {
-      const peers = netmaps.get(id)!;
+    for (const s of streams) {
+      const { id, stream } = s;
+      const peers = netmaps.get(s)!;
       if (!t.nodes.find(id)) continue;
       const frames = stream.json();
-      const from = seen.get(id) ?? 1;
-      seen.set(id, frames.length);
+      const from = seen.get(s) ?? 1;
+      seen.set(s, frames.length);
       for (const m of frames.slice(from)) {
         for (const p of m.PeersChanged ?? []) peers.set(p.ID, p);
         for (const p of m.PeersChangedPatch ?? []) {
@@ -186,4 +189,5 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
   await verify('a removal, a join and an endpoint change in one batch');
   assert.ok([...netmaps.values()].every((peers) => ![...peers.values()].some((p) => p.Name.startsWith('carol-laptop.'))));
   mapper.stop();
+  wideMapper.stop();
 });
