@@ -91,12 +91,16 @@ export function checkScaleTargets(runs: RunResult[]): TargetCheck[] {
     const connect = scenario(r, 'mass connect');
     const cpuPerReg = connect && (connect.server.cpuSec * 1000) / r.nodes;
     const at = (nodes: number, policy: string) => r.nodes === nodes && r.policy === policy;
+    const serverCpu = r.scenarios.reduce((sum, s) => sum + s.server.cpuSec, 0);
+    // The issue asks it at 50,000 nodes, which this machine cannot run end to end: checked at the largest runs too.
+    const loadgenLighter = () => out.push(upper('load generator CPU < server CPU', r, r.loadgenCpuSec, serverCpu, 's'));
     if (at(10_000, 'grouped')) {
       out.push(upper('server CPU per registration ≤ 2.5 ms', r, cpuPerReg, 2.5, 'ms'));
       out.push(upper('5 % ephemeral churn < 3 s', r, ms('ephemeral churn (5 %)'), 3000, 'ms', missing('ephemeral churn (5 %)')));
       out.push(upper('policy change reaches all < 1.5 s', r, ms('policy change'), 1500, 'ms', missing('policy change')));
       out.push(upper('restart + every client back with a full map < 20 s', r, ms('restart + reconnect'), 20_000, 'ms', missing('restart + reconnect')));
       out.push(upper('peak RSS < 1 GB', r, peakRss(r), 1024, 'MiB'));
+      loadgenLighter();
     }
     if (at(1000, 'allow-all')) {
       out.push(upper('mass connect < 6 s', r, ms('mass connect'), 6000, 'ms', missing('mass connect')));
@@ -105,14 +109,14 @@ export function checkScaleTargets(runs: RunResult[]): TargetCheck[] {
     if (at(5000, 'allow-all')) {
       out.push(measuredOnly('mass connect', r, connect && `${connect.ms.toFixed(0)} ms`));
       out.push(upper('peak RSS < 2 GB', r, peakRss(r), 2048, 'MiB'));
+      loadgenLighter();
     }
     if (at(50_000, 'grouped')) {
       out.push(measuredOnly('mass connect', r, connect && `${connect.ms.toFixed(0)} ms, ${cpuPerReg!.toFixed(1)} ms server CPU per registration`));
       out.push(upper('join fan-out < 3 s', r, ms('join (fan-out)'), 3000, 'ms', missing('join (fan-out)')));
       out.push(upper('policy change < 10 s', r, ms('policy change'), 10_000, 'ms', missing('policy change')));
       out.push(upper('peak RSS < 4 GB', r, peakRss(r), 4096, 'MiB'));
-      const serverCpu = r.scenarios.reduce((sum, s) => sum + s.server.cpuSec, 0);
-      out.push(upper('load generator CPU < server CPU', r, r.loadgenCpuSec, serverCpu, 's'));
+      loadgenLighter();
     }
   }
   return out.filter((x): x is TargetCheck => x !== undefined);
