@@ -69,7 +69,7 @@ test('an endpoint change arrives as a patch, a policy change as a packet filter'
   assert.ok(filtered.complete && filtered.a.length === 4);
 });
 
-test('an ephemeral node that logs out is seen removed; a watch not met says so', async () => {
+test('an ephemeral node that logs out is seen removed; a watch not met says so, until dropped', async () => {
   const stayers = [...fleet.nodes];
   const eph = await fleet.prepare(10, 'eph');
   // The others must have it before it leaves: a node never sent a peer is not sent its removal either.
@@ -81,7 +81,11 @@ test('an ephemeral node that logs out is seen removed; a watch not met says so',
   // Nobody logs out now: the watch times out incomplete, with nothing arrived.
   const w = await fleet.watch([{ nodes: stayers, removed: [{ id: stayers[0]!.id, key: stayers[0]!.nodeKey }] }]);
   assert.equal(await w.wait(now() + 300), false);
-  assert.ok((await w.arrivals()).every((x) => x.arrived === 0));
+  assert.ok((await w.arrivals()).every((x) => x.arrived === 0 && x.n === 1));
+  // A leaver that never got out is not waited for once dropped.
+  await w.drop({ ids: [stayers[0]!.id] });
+  assert.equal(await w.wait(now() + 300), true);
+  assert.ok((await w.arrivals()).every((x) => x.n === 0));
   await w.close();
 });
 

@@ -168,8 +168,12 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     // Even indexes spread over the blocks: user-owned nodes, since the ephemeral keys belong to block users.
     const churnIndex = (k: number) => Math.floor((k * n) / churnCount) & ~1;
     const prepareWave = (w: number) => Promise.all(Array.from({ length: churnCount }, (_, k) => fleet.prepare(churnIndex(k), `eph-${w}-${k}`)));
-    const startWave = (wave: FleetNode[]) => Promise.all(wave.map((x) => fleet.start(x, keys.ephemeral(x.index))));
-    let ephemerals = await startWave(await prepareWave(0));
+    /** Joins a wave's nodes; those that could not get in (after retries) are returned apart. */
+    const startWave = async (wave: FleetNode[]) => {
+      const r = await Promise.allSettled(wave.map((x) => fleet.start(x, keys.ephemeral(x.index))));
+      return { joined: wave.filter((_, i) => r[i]!.status === 'fulfilled'), failed: wave.filter((_, i) => r[i]!.status === 'rejected') };
+    };
+    let ephemerals = (await startWave(await prepareWave(0))).joined;
     await settle(fleet);
 
     await measure('ephemeral churn (5 %)', async () => {
@@ -185,8 +189,11 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       }));
       const w = await fleet.watch(groups);
       const t0 = now();
-      await Promise.all([Promise.all(leaving.map((x) => fleet.leave(x))), startWave(joining)]);
-      ephemerals = joining;
+      const [left, wave] = await Promise.all([Promise.allSettled(leaving.map((x) => fleet.leave(x))), startWave(joining)]);
+      // A client that never got in (or out) is the load's failure, not an update the server lost: not waited for.
+      const stuck = leaving.filter((_, i) => left[i]!.status === 'rejected');
+      if (wave.failed.length || stuck.length) await w.drop({ keys: wave.failed.map((x) => x.nodeKey), ids: stuck.map((x) => x.id) });
+      ephemerals = wave.joined;
       const deadline = now() + waitMs(n);
       const complete = await w.wait(deadline);
       const missing = complete ? 0 : (await w.arrivals()).filter((x) => x.arrived < x.n).length;
@@ -200,7 +207,8 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const updates = sum((x) => x.n);
       const last = a.reduce((m, x) => Math.max(m, x.last), 0);
       const verdict: Record<string, number> = missing ? { lateUpdates: sum((x) => x.after), lostUpdates: updates - sum((x) => x.arrived), lastArrivalMs: last - t0 } : {};
-      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length, joined: joining.length, updates, ...verdict } };
+      const failures: Record<string, number> = wave.failed.length || stuck.length ? { joinFailures: wave.failed.length, leaveFailures: stuck.length } : {};
+      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length - stuck.length, joined: wave.joined.length, updates, ...failures, ...verdict } };
     });
 
     await measure('restart + reconnect', async () => {

@@ -103,6 +103,8 @@ export interface Watch {
   /** Resolves when every condition arrived at every node (true) or at the deadline (false). */
   wait(until: number): Promise<boolean>;
   arrivals(after?: number): Promise<Arrival[]>;
+  /** Stops counting what was wanted about these peers: joiners (by key) that never got in, leavers (by id) that never got out. */
+  drop(peers: { keys?: string[]; ids?: number[] }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -175,6 +177,7 @@ export async function startFleet(target: Target, opts: { concurrency: number }):
       return {
         wait: (until) => send<{ complete: boolean }>('wait', { token, until }).then((r) => r.complete),
         arrivals: (after = 0) => send<{ nodes: Arrival[] }>('arrivals', { token, after }).then((r) => r.nodes),
+        drop: (peers) => send('drop', { token, ...peers }).then(() => undefined),
         close: () => send('unwatch', { token }).then(() => undefined),
       };
     },

@@ -54,6 +54,9 @@ func (f *fleet) handle(c *command) (map[string]any, error) {
 		return map[string]any{"nodes": f.arrivals(c.Token, c.After)}, nil
 	case "wait":
 		return map[string]any{"complete": f.wait(c.Token, c.Until)}, nil
+	case "drop":
+		f.dropFrom(c.Token, c.Keys, c.IDs)
+		return nil, nil
 	case "unwatch":
 		f.unwatch(c.Token)
 		return nil, nil

@@ -18,6 +18,8 @@ import (
 	"runtime/pprof"
 	"sync"
 	"time"
+
+	"tailscale.com/tailcfg"
 )
 
 // command is one line on stdin; which fields matter depends on Op.
@@ -40,6 +42,9 @@ type command struct {
 	After  float64      `json:"after"`
 	// Until is the deadline of a wait for a watch to complete.
 	Until float64 `json:"until"`
+	// Keys and IDs name the peers whose conditions a watch drops (op "drop").
+	Keys []string         `json:"keys"`
+	IDs  []tailcfg.NodeID `json:"ids"`
 }
 
 func nowMs() float64 { return float64(time.Now().UnixNano()) / 1e6 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -50,7 +51,10 @@ type removal struct {
 
 // condSet indexes a group's conditions; the nodes of a group share it.
 type condSet struct {
-	n       int
+	n int
+	// dropped conditions no longer count (their peer never joined or never logged out); the set is shared by
+	// nodes that each observe under their own lock, hence atomics.
+	dropped []atomic.Bool
 	added   map[string]int
 	removed map[tailcfg.NodeID]indexedRemoval
 	patch   *removal
@@ -81,7 +85,22 @@ func newCondSet(g *watchGroup) *condSet {
 		s.filterI = s.n
 		s.n++
 	}
+	s.dropped = make([]atomic.Bool, s.n)
 	return s
+}
+
+// drop stops counting the conditions about these peers (by key for joins, by id for removals).
+func (s *condSet) drop(keys []string, ids []tailcfg.NodeID) {
+	for _, k := range keys {
+		if i, ok := s.added[k]; ok {
+			s.dropped[i].Store(true)
+		}
+	}
+	for _, id := range ids {
+		if r, ok := s.removed[id]; ok {
+			s.dropped[r.i].Store(true)
+		}
+	}
 }
 
 // nodeWatch is one node's arrival time for each condition of its group (0: not yet).
@@ -96,7 +115,7 @@ type nodeWatch struct {
 }
 
 func (w *nodeWatch) hit(i int, at float64) {
-	if w.at[i] != 0 {
+	if w.at[i] != 0 || w.set.dropped[i].Load() {
 		return
 	}
 	w.at[i] = at
@@ -188,10 +207,31 @@ func (f *fleet) arrivals(token string, after float64) []map[string]any {
 				late++
 			}
 		}
-		out[i] = map[string]any{"h": w.h, "n": w.set.n, "arrived": w.arrived, "last": w.last, "after": late}
+		out[i] = map[string]any{"h": w.h, "n": w.set.wanted(), "arrived": w.arrived, "last": w.last, "after": late}
 		w.mu.Unlock()
 	}
 	return out
+}
+
+// wanted counts the conditions not dropped.
+func (s *condSet) wanted() int {
+	n := s.n
+	for i := range s.dropped {
+		if s.dropped[i].Load() {
+			n--
+		}
+	}
+	return n
+}
+
+// dropFrom stops counting, in every group of a watch, the conditions about these peers.
+func (f *fleet) dropFrom(token string, keys []string, ids []tailcfg.NodeID) {
+	f.mu.Lock()
+	ws := f.watches[token]
+	f.mu.Unlock()
+	for _, w := range ws {
+		w.set.drop(keys, ids)
+	}
 }
 
 // wait returns once every node of the watch saw every condition (true), or at the deadline (false).
@@ -203,7 +243,7 @@ func (f *fleet) wait(token string, until float64) bool {
 		done := true
 		for _, w := range ws {
 			w.mu.Lock()
-			done = w.arrived == w.set.n
+			done = w.arrived >= w.set.wanted()
 			w.mu.Unlock()
 			if !done {
 				break
