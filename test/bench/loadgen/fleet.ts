@@ -35,10 +35,8 @@ export interface NodeStats {
   h: number;
   id: number;
   peers: number;
-  registerMs: number;
   firstMapMs: number;
   firstMapAt: number;
-  firstMapPeers: number;
 }
 
 /** Every frame since the fleet started, those of nodes that left included; deltas exclude first maps and keep-alives. */

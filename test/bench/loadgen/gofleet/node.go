@@ -58,8 +58,7 @@ type node struct {
 	peers   map[tailcfg.NodeID]struct{}
 	watches []*nodeWatch
 
-	registerMs, firstMapMs, firstMapAt float64
-	firstMapPeers                      int
+	firstMapMs, firstMapAt float64
 }
 
 func newNode(f *fleet, h, index int, name string) *node {
@@ -160,7 +159,6 @@ func (n *node) post(path string, body, out any) error {
 }
 
 func (n *node) register(authKey string) error {
-	t0 := nowMs()
 	req := &tailcfg.RegisterRequest{
 		Version: tailcfg.CurrentCapabilityVersion, NodeKey: n.nodeKey, Hostinfo: n.hostinfo,
 		Auth: &tailcfg.RegisterResponseAuth{AuthKey: authKey},
@@ -172,9 +170,6 @@ func (n *node) register(authKey string) error {
 	if res.Error != "" || !res.MachineAuthorized {
 		return fmt.Errorf("register %s: not authorized: %q", n.name, res.Error)
 	}
-	n.mu.Lock()
-	n.registerMs = nowMs() - t0
-	n.mu.Unlock()
 	return nil
 }
 
@@ -333,7 +328,7 @@ func (n *node) onFrame(m *mapLite, at float64, size int, first bool, t0 float64)
 	defer n.mu.Unlock()
 	n.trackPeers(m)
 	if first {
-		n.firstMapAt, n.firstMapMs, n.firstMapPeers = at, at-t0, len(m.Peers)
+		n.firstMapAt, n.firstMapMs = at, at-t0
 		if m.Node != nil {
 			n.id = m.Node.ID
 		}
@@ -363,8 +358,5 @@ func (n *node) trackPeers(m *mapLite) {
 func (n *node) stats() map[string]any {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return map[string]any{
-		"h": n.h, "id": n.id, "peers": len(n.peers), "registerMs": n.registerMs,
-		"firstMapMs": n.firstMapMs, "firstMapAt": n.firstMapAt, "firstMapPeers": n.firstMapPeers,
-	}
+	return map[string]any{"h": n.h, "id": n.id, "peers": len(n.peers), "firstMapMs": n.firstMapMs, "firstMapAt": n.firstMapAt}
 }
