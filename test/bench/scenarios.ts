@@ -77,7 +77,12 @@ async function waitFor(fleet: Fleet, groups: WatchGroup[], trigger: () => Promis
 /** Nodes by key: `by` of each node. */
 function groupBy<K>(nodes: readonly FleetNode[], by: (x: FleetNode) => K): Map<K, FleetNode[]> {
   const m = new Map<K, FleetNode[]>();
-  for (const x of nodes) m.set(by(x), [...(m.get(by(x)) ?? []), x]);
+  for (const x of nodes) {
+    const k = by(x);
+    const list = m.get(k);
+    if (list) list.push(x);
+    else m.set(k, [x]);
+  }
   return m;
 }
 
