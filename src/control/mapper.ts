@@ -372,11 +372,12 @@ export function createMapper(deps: MapperDeps) {
     let candidates: Iterable<number> = watched;
     const removed: number[] = [];
     if (recheck && !sameIds(s.view.peers, view.peers)) {
-      const diff = diffSorted(s.view.peers, view.peers);
-      watch(s, s.view.peers, view.peers, diff);
+      const moved = moveView(s.view.peers, s.sent, view.peers);
+      watch(s, s.view.peers, view.peers, moved);
       // Peers that left the view and had been sent go as removals; the others keep their versions.
-      s.sent = realign(s.view.peers, s.sent, view.peers, removed);
-      candidates = new Set([...watched, ...diff.added]);
+      s.sent = moved.sent;
+      removed.push(...moved.sentAway);
+      candidates = new Set([...watched, ...moved.added]);
     }
     s.view = view;
     const patches: PeerPatch[] = [];
@@ -573,17 +574,19 @@ function sentVersions(view: readonly number[], entries: readonly PeerEntry[]): F
 }
 
 /**
- * Sent versions moved from the positions of `old` to those of `next` (both sorted); ids that left with a version
- * sent are appended to `removed`.
+ * A session's view moving from `old` to `next` (both sorted), in one walk: what diffSorted says, the sent versions
+ * moved to their new positions, and the ids that left with a version sent (they go to the client as removals).
  */
-function realign(old: readonly number[], sent: Float64Array, next: readonly number[], removed: number[]): Float64Array {
-  const out = new Float64Array(next.length);
+function moveView(old: readonly number[], sent: Float64Array, next: readonly number[]) {
+  const out = { added: [] as number[], removed: [] as number[], sentAway: [] as number[], sent: new Float64Array(next.length) };
+  let i = 0;
   let j = 0;
-  for (let i = 0; i < old.length; i++) {
-    const id = old[i]!;
-    while (j < next.length && next[j]! < id) j++;
-    if (j < next.length && next[j] === id) out[j] = sent[i]!;
-    else if (sent[i]) removed.push(id);
+  while (i < old.length || j < next.length) {
+    if (j >= next.length || (i < old.length && old[i]! < next[j]!)) {
+      if (sent[i]) out.sentAway.push(old[i]!);
+      out.removed.push(old[i++]!);
+    } else if (i >= old.length || next[j]! < old[i]!) out.added.push(next[j++]!);
+    else out.sent[j++] = sent[i++]!;
   }
   return out;
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -235,9 +234,4 @@ func (f *fleet) totals() map[string]any {
 		"frames": f.frames.Load(), "deltas": f.deltas.Load(), "bytes": f.bytes.Load(),
 		"repolls": f.repolls.Load(), "retries": f.retries.Load(), "nodes": nodes,
 	}
-}
-
-// background is the context of requests that are not tied to a stream.
-func background() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 60*time.Second)
 }

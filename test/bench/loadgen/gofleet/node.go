@@ -138,7 +138,8 @@ func (n *node) post(path string, body, out any) error {
 	if c == nil {
 		return errors.New("not connected")
 	}
-	ctx, cancel := background()
+	// Requests outside a stream (register, logout, lite update) give up after a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := c.Post(ctx, path, n.nodeKey, body)
 	if err != nil {
