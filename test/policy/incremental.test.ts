@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { compilePolicy, liveTopology, parsePolicy, type CompiledPolicy, type SourceCache, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
 import { indexTopology } from '../../src/policy/topology.ts';
 import { policyText } from './fixture.ts';
@@ -158,4 +160,32 @@ test('a changed policy, a new user or a changed IdP group recomputes every view'
   const regrouped = users.map((u) => (u.name === 'carol' ? { ...u, idpGroups: ['admins'] } : u));
   const idpChange = compilePolicy(first.policy, { ...topo, users: regrouped }, { topologyCache, previous: unchanged });
   assert.equal(idpChange.affected, 'all');
+});
+
+test('a chain of incremental compiles keeps only the last one reachable', async () => {
+  // Rules carried over outlive their compile: what they hold must not lead back to the compiles before.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const policy = parsePolicy(policies.identities!, 'p.hujson');
+  const pick = rng(3);
+  let id = 0;
+  let nodes = Array.from({ length: 30 }, () => makeNode(++id, pick));
+  const cache: TopologyCache = new WeakMap();
+  const live = liveTopology({ users, nodes }, cache);
+  let prev = compilePolicy(policy, live.index, { topologyCache: cache });
+  const compiles: WeakRef<object>[] = [];
+  for (let step = 0; step < 20; step++) {
+    // One join at a time, as a fleet connects: most rules are carried over, each read by a view.
+    const joiner = makeNode(++id, pick);
+    nodes = [...nodes, joiner];
+    const changed = live.apply([joiner], []);
+    prev = compilePolicy(policy, live.index, { topologyCache: cache, previous: prev, changed });
+    for (const n of nodes) prev.forNode(n.id).packetFilter;
+    compiles.push(new WeakRef(prev.rules));
+  }
+  await new Promise((r) => setImmediate(r));
+  gc();
+  const alive = compiles.slice(0, -1).filter((w) => w.deref() !== undefined).length;
+  assert.equal(alive, 0, `${alive} of 19 earlier compiles' rules still reachable`);
+  assert.ok(compiles.at(-1)!.deref());
 });
