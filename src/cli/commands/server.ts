@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { Registry } from 'prom-client';
 import { createAdminClient } from '../../client/admin-client.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/config.ts';
@@ -12,6 +13,18 @@ import { createSync, SyncSettingsError, type SyncRunner } from '../../sync/index
 import { version } from '../../version.ts';
 import { renderObject } from '../output.ts';
 import type { Command } from './command.ts';
+
+/**
+ * V8 grows its heap by up to 4x the live size between full collections when collecting looks slow next to the
+ * program, which a server allocating steadily for thousands of streams does. After a 10,000-node mass connect
+ * the heap held ~690 MB for ~400 MB live (RSS 1.18 GB); growing by at most 60 % (as Go's GOGC bounds it at 100 %)
+ * gave RSS 0.98 GB for the same server CPU. A node flag given on the command line wins.
+ */
+const heapGrowingPercent = 60;
+
+function boundHeapGrowth(): void {
+  if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`);
+}
 
 export const serverCommands: Command[] = [
   {
@@ -24,6 +37,7 @@ export const serverCommands: Command[] = [
       'server-url': { type: 'string', description: 'URL clients use (overrides server_url)' },
     },
     async run(ctx) {
+      boundHeapGrowth();
       const config = loadConfig({
         file: ctx.flag('config'),
         overrides: { listenAddr: ctx.flag('listen'), dataDir: ctx.flag('data-dir'), serverUrl: ctx.flag('server-url') },
