@@ -9,6 +9,17 @@ import type { SshCheck } from '../domain/types.ts';
 import type { Core } from './core.ts';
 import { conflict, notFound } from './errors.ts';
 
+/**
+ * A check's id: 12 base64url characters, never starting with "-". The person approving types it after
+ * `tailplane ssh approve`, whose argument parser reads a leading "-" as a flag: one id in 64 could not be approved.
+ */
+export function newCheckId(): string {
+  for (;;) {
+    const id = randomBytes(9).toString('base64url');
+    if (id[0] !== '-') return id;
+  }
+}
+
 export interface SshCheckOptions {
   /** How long a check may stay pending before it fails with a timeout. */
   readonly timeoutMs: number;
@@ -89,7 +100,7 @@ export function createSshChecks(core: Core, opts: SshCheckOptions) {
       const now = nowMs();
       const c = save({
         ...input,
-        id: randomBytes(9).toString('base64url'),
+        id: newCheckId(),
         state: 'pending',
         createdAt: new Date(now).toISOString(),
         deadline: new Date(now + opts.timeoutMs).toISOString(),
