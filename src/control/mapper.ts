@@ -331,15 +331,17 @@ export function createMapper(deps: MapperDeps) {
     }
   }
 
-  /** Moves a session from the peers of its old view (none for a new session) to those of `next`. */
-  function watch(s: SessionState, old: readonly number[], next: readonly number[], diff?: { added: number[]; removed: number[] }): void {
+  /**
+   * Moves a session from the peers of its old view to those of `next`; `diff` is what entered and left between
+   * them (moveView's walk; a new session only enters, a closed one only leaves).
+   */
+  function watch(s: SessionState, old: readonly number[], next: readonly number[], diff: ViewDiff): void {
     const wasWide = wide.has(s);
     const isWide = next.length > (deps.wideViewPeers ?? wideViewPeers);
     if (wasWide && isWide) return;
     if (!wasWide && !isWide) {
-      const { added, removed } = diff ?? diffSorted(old, next);
-      unindex(s, removed);
-      index(s, added);
+      unindex(s, diff.removed);
+      index(s, diff.added);
       return;
     }
     if (wasWide) wide.delete(s);
@@ -350,7 +352,7 @@ export function createMapper(deps: MapperDeps) {
 
   function forget(s: SessionState): void {
     if (sessions.get(s.session.nodeId) === s) sessions.delete(s.session.nodeId);
-    watch(s, s.view.peers, []);
+    watch(s, s.view.peers, [], { added: [], removed: s.view.peers });
   }
 
   /** Sends a session what it must learn from this batch; true when something was written to it. */
@@ -484,7 +486,7 @@ export function createMapper(deps: MapperDeps) {
         sshJson: ssh,
         dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
-      watch(state, [], view.peers);
+      watch(state, [], view.peers, { added: view.peers, removed: [] });
       sessions.set(session.nodeId, state);
       return encodeFull(map, entries);
     },
@@ -532,18 +534,10 @@ function touchesRouter(c: Change): boolean {
   return servingRoutes(c.node).length > 0 || (c.kind === 'node-updated' && servingRoutes(c.before).length > 0);
 }
 
-/** What was added to and removed from a sorted id list. */
-function diffSorted(before: readonly number[], after: readonly number[]): { added: number[]; removed: number[] } {
-  const added: number[] = [];
-  const removed: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < before.length || j < after.length) {
-    if (j >= after.length || (i < before.length && before[i]! < after[j]!)) removed.push(before[i++]!);
-    else if (i >= before.length || after[j]! < before[i]!) added.push(after[j++]!);
-    else (i++, j++);
-  }
-  return { added, removed };
+/** The ids that entered and left a session's sorted view. */
+interface ViewDiff {
+  readonly added: readonly number[];
+  readonly removed: readonly number[];
 }
 
 /** Where a sorted id list holds `id` (binary search), -1 if it does not. */
@@ -574,8 +568,8 @@ function sentVersions(view: readonly number[], entries: readonly PeerEntry[]): F
 }
 
 /**
- * A session's view moving from `old` to `next` (both sorted), in one walk: what diffSorted says, the sent versions
- * moved to their new positions, and the ids that left with a version sent (they go to the client as removals).
+ * A session's view moving from `old` to `next` (both sorted), in one walk: the ids added and removed, the sent
+ * versions moved to their new positions, and the ids that left with a version sent (they go to the client as removals).
  */
 function moveView(old: readonly number[], sent: Float64Array, next: readonly number[]) {
   const out = { added: [] as number[], removed: [] as number[], sentAway: [] as number[], sent: new Float64Array(next.length) };
