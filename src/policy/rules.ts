@@ -60,27 +60,34 @@ export interface RuleReuse {
 const maxReuseChanges = 256;
 
 export function compileRules(rules: readonly AccessRule[], r: Resolver, cache?: SourceCache, reuse?: RuleReuse): CompiledRule[] {
-  const interned = new Map<string, readonly string[]>();
-  const approvedRoutes = routesOnce(r.topo);
+  const sources = sourceContext(r);
   const canReuse = reuse !== undefined && reuse.changed.length <= maxReuseChanges;
   return rules.map((rule, i) => {
     const before = canReuse ? reuse.rules[i] : undefined;
     if (before?.rule === rule && indexedRule(before) && (!reuse!.touched.has(i) || unchangedBy(before, reuse!.changed, r))) return before;
-    const src = sourceSet(rule, r, interned, approvedRoutes, cache);
+    const src = sourceSet(rule, sources, cache);
     const dsts = rule.dst.map((d) => ({ alias: d.alias, target: target(d.alias, r), specs: d.specs }));
     return { rule, src, dsts, via: rule.via.map((v) => v.text) };
   });
 }
 
+/** What one compile's rules share to sort their sources: the resolver, interned SrcIPs lists, the approved routes. */
+interface SourceContext {
+  readonly r: Resolver;
+  readonly interned: Map<string, readonly string[]>;
+  /** Computed on first use. */
+  readonly routes: () => readonly string[];
+}
+
 /**
- * The tailnet's approved routes, computed on first use. A function of its own so that its closure holds the
- * topology only: a closure made in compileRules would hold that scope's `reuse`, the previous compile's rules,
- * and rules carried over hold their closures, so every compile since the start stayed reachable (600 compiles'
- * filter plans, most of a 10,000-node server's 1 GB heap after a mass connect).
+ * A function of its own so that its closure holds the resolver only. A closure made in compileRules would hold
+ * that scope's `reuse`, the previous compile's rules, and a rule carried over holds it until it sorts its
+ * sources (a rule no filter reads never does): every compile since the start stayed reachable, 600 compiles'
+ * filter plans and most of a 10,000-node server's 1 GB heap after a mass connect.
  */
-function routesOnce(topo: TopologyIndex): () => readonly string[] {
+function sourceContext(r: Resolver): SourceContext {
   let routes: readonly string[] | undefined;
-  return () => (routes ??= approvedSubnetRoutes(topo));
+  return { r, interned: new Map(), routes: () => (routes ??= approvedSubnetRoutes(r.topo)) };
 }
 
 const identityRules = new WeakMap<readonly CompiledRule[], boolean>();
@@ -137,7 +144,8 @@ const cmpBig = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
  * which would admit any address that reaches the node); only autogroup:danger-all is "*". Other sources next to
  * a `*` keep their own addresses, as Tailscale lists them.
  */
-function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly string[]>, routes: () => readonly string[], cache?: SourceCache): SrcSet {
+function sourceSet(rule: AccessRule, context: SourceContext, cache?: SourceCache): SrcSet {
+  const { r } = context;
   const aliases = rule.src;
   const all = aliases.some((a) => r.nodes(a).all);
   const dangerAll = aliases.some((a) => a.kind === 'autogroup' && a.name === 'danger-all');
@@ -154,7 +162,7 @@ function sourceSet(rule: AccessRule, r: Resolver, interned: Map<string, readonly
   // Sorted lazily: only nodes whose packet filter is (re)built read them, and after a small topology change
   // that is a few rules' destinations, not every rule in the policy. What sorting needs is dropped once done:
   // a rule lives on through later compiles, and would keep this compile's resolver and interned lists alive.
-  let input: { r: Resolver; interned: Map<string, readonly string[]>; routes: () => readonly string[] } | undefined = { r, interned, routes };
+  let input: SourceContext | undefined = context;
   let ips: { srcIPs: readonly string[]; key: string } | undefined;
   const sorted = () => {
     if (!ips) {
