@@ -3,10 +3,10 @@
  * report endpoints and hostinfo, and one-shot fetches. A request is served only for the node whose machine
  * key is the Noise peer's (trap T39).
  */
-import http2, { type Http2ServerResponse } from 'node:http2';
 import type { Endpoint } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import type { FrameEncoder } from './frames.ts';
+import type { Http2Response } from './http2/connection.ts';
 import type { Mapper, Session } from './mapper.ts';
 import type { ControlObserver, MapResponseKind } from './observer.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';
@@ -89,21 +89,21 @@ export function createMapHandler(deps: MapDeps) {
     );
   };
 
-  async function stream(nodeId: number, res: Http2ServerResponse, oneShot: boolean): Promise<void> {
+  async function stream(nodeId: number, res: Http2Response, oneShot: boolean): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
     let backlogCap = deps.minBacklogBytes;
     const write = (frame: Buffer, kind: MapResponseKind) => {
       if (ended) return;
-      if (res.stream.writableLength > backlogCap) return cutOff();
+      if (res.writableLength > backlogCap) return cutOff();
       res.write(frame);
       deps.observer.mapResponse(kind);
     };
     /** Ends the stream without flushing what is queued: a graceful end would wait for the client to read it all. */
     const cutOff = () => {
       session.end();
-      res.stream.close(http2.constants.NGHTTP2_CANCEL);
+      res.reset();
     };
     const session: Session = {
       nodeId,
@@ -120,7 +120,7 @@ export function createMapHandler(deps: MapDeps) {
       if (map) write(map, 'full');
       return session.end();
     }
-    res.on('close', () => {
+    res.onClose(() => {
       ended = true;
       clearTimeout(timer);
       deps.mapper.close(session);
@@ -144,7 +144,7 @@ export function createMapHandler(deps: MapDeps) {
   }
 
   return {
-    handle(req: MapRequest, peer: NoisePeer, res: Http2ServerResponse): Promise<void> | void {
+    handle(req: MapRequest, peer: NoisePeer, res: Http2Response): Promise<void> | void {
       if (stopped) throw new ProtocolError(503, 'server shutting down');
       const node = nodeFor(req, peer);
       const lite = !req.Stream && req.OmitPeers === true;

@@ -4,7 +4,6 @@
  * endpoints with 501 like Headscale.
  */
 import { runAs } from '../audit/context.ts';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { DerpMap } from '../derp/index.ts';
 import { pathOf } from '../guard/http.ts';
 import { defaultLimits } from '../guard/limits.ts';
@@ -15,6 +14,7 @@ import { createPrimaryRoutes } from '../state/routes.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { createFrameEncoder } from './frames.ts';
+import { BodyError, type Http2Request, type Http2Response } from './http2/connection.ts';
 import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';
@@ -23,9 +23,6 @@ import { createSetDnsHandler } from './set-dns.ts';
 import { silentObserver, type ControlObserver } from './observer.ts';
 import type { NoisePeer } from './upgrade.ts';
 import type { MapRequest } from './wire.ts';
-
-/** Register and map requests are small; the client itself reads at most 1 MiB back. */
-const maxBodyBytes = 1 << 20;
 
 export interface ControlDeps {
   readonly tailnet: Tailnet;
@@ -46,17 +43,18 @@ export interface ControlDeps {
   readonly observer?: ControlObserver;
 }
 
-async function readJson(req: Http2ServerRequest): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBodyBytes) throw new ProtocolError(413, 'request body too large');
-    chunks.push(chunk as Buffer);
+/** The request's JSON body; too large (the HTTP/2 layer's limit) or too slow fails with its status. */
+async function readJson(req: Http2Request): Promise<unknown> {
+  let body: Buffer;
+  try {
+    body = await req.body();
+  } catch (err) {
+    if (err instanceof BodyError) throw new ProtocolError(err.status, err.message);
+    throw err;
   }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw new ProtocolError(400, 'request body is not JSON');
   }
@@ -65,16 +63,16 @@ async function readJson(req: Http2ServerRequest): Promise<unknown> {
   return value;
 }
 
-function reply(res: Http2ServerResponse, status: number, body: unknown): void {
+function reply(res: Http2Response, status: number, body: unknown): void {
   if (res.headersSent) return void res.end();
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
 }
 
 /** Aborts when the client goes away, so a long poll stops waiting for it. */
-function closed(res: Http2ServerResponse): AbortSignal {
+function closed(res: Http2Response): AbortSignal {
   const abort = new AbortController();
-  res.on('close', () => abort.abort());
+  res.onClose(() => abort.abort());
   return abort.signal;
 }
 
@@ -99,13 +97,13 @@ export function createControl(deps: ControlDeps) {
   const ssh = createSshActions(deps);
 
   /** Whatever a node's request changes is recorded as done by that node (or its machine, before it has one). */
-  const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> => {
+  const onRequest = (req: Http2Request, res: Http2Response, peer: NoisePeer): Promise<void> => {
     const node = deps.tailnet.nodes.byMachineKey(peer.machineKey);
     const actor = node ? `node:${node.id}` : `machine:${peer.machineKey.slice(5, 17)}`;
     return runAs({ actor, door: 'control', source: peer.source }, () => handleRequest(req, res, peer));
   };
 
-  async function handleRequest(req: Http2ServerRequest, res: Http2ServerResponse, peer: NoisePeer): Promise<void> {
+  async function handleRequest(req: Http2Request, res: Http2Response, peer: NoisePeer): Promise<void> {
     const path = pathOf(req.url);
     if (path === undefined) return reply(res, 400, { error: 'request target is not a valid URL' });
     try {
@@ -123,6 +121,8 @@ export function createControl(deps: ControlDeps) {
       if (path.startsWith('/machine/')) return reply(res, 501, { error: 'not implemented' });
       return reply(res, 404, { error: 'not found' });
     } catch (err) {
+      // The client reset the stream or went away: nobody is left to answer.
+      if (res.closed) return;
       if (err instanceof StoreUnavailableError) return reply(res, 503, { error: err.message });
       if (err instanceof ProtocolError) {
         if (path === '/machine/register') observer.registrationFailed('malformed');

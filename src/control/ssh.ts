@@ -6,11 +6,11 @@
  * (`/machine/ssh/action/wait/<id>`) that long-polls until a person approves or denies it, or it times out.
  * Only the destination node itself may fetch either (its Noise machine key must be the node's).
  */
-import type { Http2ServerRequest } from 'node:http2';
 import type { Node, SshCheck } from '../domain/types.ts';
 import { heldBy, noiseUrlBase, type SshAction } from '../policy/index.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Tailnet } from '../state/tailnet.ts';
+import type { Http2Request } from './http2/connection.ts';
 import { loginName } from './netmap.ts';
 import { ProtocolError } from './register.ts';
 import type { NoisePeer } from './upgrade.ts';
@@ -99,7 +99,7 @@ export function createSshActions(deps: SshActionDeps) {
   }
 
   /** Serves GET /machine/ssh/action/…; malformed, foreign or unknown requests get a 4xx and change nothing. */
-  async function handle(req: Http2ServerRequest, peer: NoisePeer, signal: AbortSignal): Promise<SshAction> {
+  async function handle(req: Http2Request, peer: NoisePeer, signal: AbortSignal): Promise<SshAction> {
     if (req.method !== 'GET') throw new ProtocolError(405, 'SSH actions are fetched with GET');
     const url = new URL(req.url, 'https://control');
     const rest = url.pathname.slice(sshActionPrefix.length);

@@ -1,9 +1,10 @@
 /** Serves `GET /key` and the `/ts2021` upgrade on an http.Server: Noise handshake, record transport, then HTTP/2 per connection. */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pathOf, targetOf } from '../guard/http.ts';
+import { Http2Connection, type Http2Request, type Http2Response } from './http2/connection.ts';
+import { ErrorCode } from './http2/frames.ts';
 import { NoiseConn } from './noise/conn.ts';
 import { buildErrorFrame, HandshakeError, initiationVersion, respond } from './noise/handshake.ts';
 import { machineKeyText, zeroKeyText, type KeyPair } from './noise/keys.ts';
@@ -21,6 +22,8 @@ export const defaultMinVersion = 113;
 const maxHandshakeHeaderLength = 256;
 /** TCP keep-alive probe delay for long-lived control connections. */
 const keepAliveMs = 30_000;
+/** Register and map requests are small; the client itself reads at most 1 MiB back. */
+const maxRequestBodyBytes = 1 << 20;
 
 const switchingProtocols = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: upgrade\r\n\r\n`;
 
@@ -35,11 +38,7 @@ export interface NoisePeer {
 }
 
 /** Handles one HTTP/2 request over Noise. May return a promise; rejections become a 500 or a stream reset. */
-export type NoiseRequestHandler = (
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  peer: NoisePeer,
-) => void | Promise<void>;
+export type NoiseRequestHandler = (req: Http2Request, res: Http2Response, peer: NoisePeer) => void | Promise<void>;
 
 /** The subset of pino's API this module uses. */
 export interface Logger {
@@ -64,7 +63,7 @@ export interface NoiseTimeouts {
   readonly idleMs: number;
   /** A started record must be complete within this. */
   readonly recordMs: number;
-  /** A request's body must have fully arrived within this, or it is answered 408. */
+  /** A request's body must have fully arrived within this, or reading it fails with a 408 BodyError. */
   readonly requestMs: number;
 }
 
@@ -89,8 +88,8 @@ export interface NoiseUpgrade {
 export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const { keyPair, logger } = options;
   const minVersion = options.minVersion ?? defaultMinVersion;
-  /** Each live connection and, once the client's preface arrived, its HTTP/2 session. */
-  const live = new Map<NoiseConn, http2.ServerHttp2Session | undefined>();
+  /** Each live connection and the HTTP/2 connection on it. */
+  const live = new Map<NoiseConn, Http2Connection>();
   const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
 
   const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -136,16 +135,13 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     socket.write(hs.response);
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
-    live.set(conn, undefined);
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
     conn.on('error', (err) => logger.debug({ remote, machineKey: peer.machineKey, err: err.message }, 'noise: connection error'));
     conn.on('close', () => {
       live.delete(conn);
       logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
     });
-    serveHttp2(conn, peer, options.onRequest, logger, options.timeouts, (session) => {
-      if (live.has(conn)) live.set(conn, session);
-    });
+    live.set(conn, serveHttp2(conn, peer, options.onRequest, logger, options.timeouts));
     return true;
   };
 
@@ -166,10 +162,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     connectionCount: () => live.size,
     async close(graceMs = 1_000) {
       const closed = [...live.keys()].map((conn) => new Promise((resolve) => conn.once('close', resolve)));
-      for (const [conn, session] of live) {
-        if (session) session.close();
-        else conn.destroy();
-      }
+      for (const h2 of live.values()) h2.close();
       const timer = setTimeout(() => live.forEach((_, conn) => conn.destroy()), graceMs);
       await Promise.all(closed);
       clearTimeout(timer);
@@ -228,74 +221,27 @@ function remoteOf(socket: Duplex): string | undefined {
   return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : undefined;
 }
 
-/** One HTTP/2 server (prior knowledge, trap T11) per Noise connection, so each request knows its peer. */
-function serveHttp2(
-  conn: NoiseConn,
-  peer: NoisePeer,
-  onRequest: NoiseRequestHandler,
-  logger: Logger,
-  timeouts: NoiseTimeouts | undefined,
-  onSession: (session: http2.ServerHttp2Session) => void,
-): void {
-  const h2 = http2.createServer();
-  h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    const fail = (err: unknown) => {
-      logger.warn({ machineKey: peer.machineKey, path: req.url, err: (err as Error)?.message }, 'noise: request handler failed');
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    };
-    if (timeouts) bodyDeadline(req, res, timeouts.requestMs, () => logger.info({ machineKey: peer.machineKey, path: req.url }, 'noise: request body too slow'));
-    try {
-      const done = onRequest(req, res, peer);
-      if (done && typeof done.then === 'function') done.then(undefined, fail);
-    } catch (err) {
-      fail(err);
-    }
+/** HTTP/2 (prior knowledge, trap T11) on each Noise connection, so each request knows its peer. */
+function serveHttp2(conn: NoiseConn, peer: NoisePeer, onRequest: NoiseRequestHandler, logger: Logger, timeouts: NoiseTimeouts | undefined): Http2Connection {
+  return new Http2Connection(conn, {
+    maxBodyBytes: maxRequestBodyBytes,
+    idleMs: timeouts?.idleMs,
+    bodyMs: timeouts?.requestMs,
+    onProblem: (message) => logger.debug({ machineKey: peer.machineKey, err: message }, 'noise: http2 connection closed'),
+    onRequest(req, res) {
+      const fail = (err: unknown) => {
+        logger.warn({ machineKey: peer.machineKey, path: req.url, err: (err as Error)?.message }, 'noise: request handler failed');
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.reset(ErrorCode.internal);
+      };
+      try {
+        const done = onRequest(req, res, peer);
+        if (done && typeof done.then === 'function') done.then(undefined, fail);
+      } catch (err) {
+        fail(err);
+      }
+    },
   });
-  h2.on('sessionError', (err: Error) => {
-    logger.debug({ machineKey: peer.machineKey, err: err.message }, 'noise: http2 session error');
-    conn.destroy();
-  });
-  h2.on('session', (session: http2.ServerHttp2Session) => {
-    onSession(session);
-    session.on('close', () => conn.destroy());
-    if (timeouts) closeWhenIdle(session, conn, timeouts.idleMs, () => logger.debug({ machineKey: peer.machineKey }, 'noise: idle connection closed'));
-  });
-  h2.emit('connection', conn);
-}
-
-/** Closes the connection once it has had no request open for `idleMs`, counting from the handshake. */
-function closeWhenIdle(session: http2.ServerHttp2Session, conn: NoiseConn, idleMs: number, onIdle: () => void): void {
-  let open = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    timer = setTimeout(() => {
-      onIdle();
-      conn.destroy();
-    }, idleMs);
-    timer.unref();
-  };
-  arm();
-  session.on('stream', (stream: http2.ServerHttp2Stream) => {
-    open++;
-    clearTimeout(timer);
-    stream.once('close', () => {
-      if (--open === 0 && !session.destroyed) arm();
-    });
-  });
-  session.once('close', () => clearTimeout(timer));
-}
-
-/** Answers 408 and resets the stream when a request's body has not fully arrived within `ms`. */
-function bodyDeadline(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ms: number, onTimeout: () => void): void {
-  const timer = setTimeout(() => {
-    if (req.readableEnded || res.writableEnded) return;
-    onTimeout();
-    if (!res.headersSent) res.writeHead(408, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'request body too slow' }));
-    res.stream.close(http2.constants.NGHTTP2_CANCEL);
-  }, ms);
-  timer.unref();
-  req.stream.once('close', () => clearTimeout(timer));
 }
 
 function serveKey(req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {

@@ -36,9 +36,7 @@ before(async () => {
     logger: { debug() {}, info() {}, warn() {} },
     onRequest(req, res, peer) {
       seen.push(peer.machineKey);
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
+      void req.body().then((body) => {
         if (req.url === '/machine/register' && req.headers['ts-lb'] !== undefined) {
           // Only the real tailscaled sends the load-balancer hint; answer it with a user-facing error (trap T35).
           res.writeHead(200, { 'content-type': 'application/json' });
@@ -53,7 +51,7 @@ before(async () => {
           res.end(frameEncoder.encode({ Domain: 'd'.repeat(200_000) }));
         } else {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ machineKey: peer.machineKey, version: peer.version, path: req.url, body: Buffer.concat(chunks).toString() }));
+          res.end(JSON.stringify({ machineKey: peer.machineKey, version: peer.version, path: req.url, body: body.toString() }));
         }
       });
     },

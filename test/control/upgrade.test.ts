@@ -26,11 +26,9 @@ before(async () => {
     logger,
     onRequest(req, res, peer) {
       if (req.url === '/throw') throw new Error('handler bug');
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
+      void req.body().then((body) => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ peer, path: req.url, body: Buffer.concat(chunks).toString() }));
+        res.end(JSON.stringify({ peer, path: req.url, body: body.toString() }));
       });
     },
   });
