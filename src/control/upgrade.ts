@@ -26,6 +26,7 @@ const keepAliveMs = 30_000;
 const maxRequestBodyBytes = 1 << 20;
 
 const switchingProtocols = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: upgrade\r\n\r\n`;
+const switchingProtocolsBytes = Buffer.from(switchingProtocols, 'latin1');
 
 /** The authenticated peer of one Noise connection. */
 export interface NoisePeer {
@@ -131,8 +132,8 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       refuse(socket, err instanceof HandshakeError ? err.message : 'handshake failed');
       return true;
     }
-    socket.write(switchingProtocols);
-    socket.write(hs.response);
+    // One write, one syscall: the 101 and the handshake response travel together.
+    socket.write(Buffer.concat([switchingProtocolsBytes, hs.response]));
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');

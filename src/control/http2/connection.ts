@@ -232,7 +232,8 @@ export class Http2Response {
     this.#closed = true;
     this.#queue.length = 0;
     this.writableLength = 0;
-    this.request.fail(new Error('http2: stream closed before its request body ended'));
+    // Only a request still arriving has a reader to tell (and an Error's stack trace is not free).
+    if (!this.remoteEnded) this.request.fail(new Error('http2: stream closed before its request body ended'));
     this.connection.forget(this);
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
