@@ -48,7 +48,7 @@ let handler: (req: Http2Request, res: Http2Response) => void = () => {};
 let port: number;
 const connections: Http2Connection[] = [];
 const server = net.createServer((socket) => {
-  connections.push(new Http2Connection(socket, { maxBodyBytes: 1000, bodyMs: 300, onRequest: (req, res) => handler(req, res) }));
+  connections.push(new Http2Connection(socket, { maxBodyBytes: 300_000, bodyMs: 300, onRequest: (req, res) => handler(req, res) }));
 });
 
 before(async () => {
@@ -90,6 +90,9 @@ test('requests with and without bodies; a 300 KB response through a 1,000-byte c
   assert.equal(get.body.toString(), 'echo:');
   const post = await request(session, '/p', 'hello');
   assert.deepEqual([post.status, post.headers['x-method'], post.body.toString()], [201, 'POST', 'echo:hello']);
+  // Four times the 64 KiB windows the server announces: the client only gets through as credit comes back.
+  const long = 'y'.repeat(250_000);
+  assert.equal((await request(session, '/p', long)).body.toString(), `echo:${long}`);
   const [r1, r2] = await Promise.all([request(session, '/big'), request(session, '/big')]);
   assert.ok(r1.body.equals(big) && r2.body.equals(big));
   const rtt = await new Promise<number>((resolve, reject) => session.ping((err, ms) => (err ? reject(err) : resolve(ms))));
@@ -109,7 +112,7 @@ test('a body over the limit or too slow fails body() with its status; the client
     );
   };
   const session = connect();
-  const large = await request(session, '/x', 'x'.repeat(5000));
+  const large = await request(session, '/x', 'x'.repeat(400_000));
   assert.equal(large.status, 413);
   const slow = await new Promise<number>((resolve) => {
     const req = session.request({ ':method': 'POST', ':path': '/slow' });

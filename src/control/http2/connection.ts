@@ -253,6 +253,9 @@ export class Http2Connection {
   #blocked = false;
   #input: Buffer = Buffer.alloc(0);
   #prefaceSeen = false;
+  #prefaceSent = false;
+  /** DATA bytes taken on the connection since its window was last replenished. */
+  #recvUnacked = 0;
   #lastStreamId = 0;
   /** The stream whose header block CONTINUATION frames are adding to, and the block so far. */
   #continuing: { id: number; flags: number; parts: Buffer[]; size: number } | undefined;
@@ -266,7 +269,6 @@ export class Http2Connection {
     readonly transport: Duplex,
     readonly options: Http2Options,
   ) {
-    this.send(settingsFrame([[Setting.maxConcurrentStreams, maxConcurrentStreams], [Setting.enablePush, 0]]));
     transport.on('data', (chunk: Buffer) => this.#receive(chunk));
     transport.on('drain', () => {
       this.#blocked = false;
@@ -284,6 +286,7 @@ export class Http2Connection {
   close(): void {
     if (this.#goingAway) return;
     this.#goingAway = true;
+    this.#sendPreface();
     this.send(goAwayFrame(this.#lastStreamId, ErrorCode.noError));
     this.#endIfDone();
   }
@@ -355,6 +358,7 @@ export class Http2Connection {
       }
       this.#prefaceSeen = true;
       this.#input = this.#input.subarray(clientPreface.length);
+      this.#sendPreface();
     }
     while (this.#input.length >= frameHeaderSize && !this.transport.destroyed) {
       const length = this.#input.readUIntBE(0, 3);
@@ -412,18 +416,22 @@ export class Http2Connection {
 
   #onData(flags: number, streamId: number, payload: Buffer): void {
     this.#idleStreamCheck(streamId);
-    // Every byte of a DATA frame, padding included, counts against both windows; credit goes back at once, as
-    // bodies are small and bounded by maxBodyBytes.
-    if (payload.length > 0) this.send(u32Frame(FrameType.windowUpdate, 0, payload.length));
+    // Every byte of a DATA frame, padding included, counts against both windows. Credit goes back once half a
+    // window is used, not per frame: a register or map request then costs no WINDOW_UPDATE write of its own.
+    this.#recvUnacked += payload.length;
+    if (this.#recvUnacked >= defaultWindow / 2) {
+      this.send(u32Frame(FrameType.windowUpdate, 0, this.#recvUnacked));
+      this.#recvUnacked = 0;
+    }
     const stream = this.#streams.get(streamId);
     if (!stream || stream.remoteEnded) return; // a stream this side has closed: the frame was in flight
     stream.recvWindow -= payload.length;
     if (stream.recvWindow < 0) return stream.reset(ErrorCode.flowControl);
     stream.request.receive(unpad(flags, payload));
     if (flags & Flag.endStream) return this.#remoteEnd(stream);
-    if (payload.length > 0) {
-      stream.recvWindow += payload.length;
-      this.send(u32Frame(FrameType.windowUpdate, streamId, payload.length));
+    if (stream.recvWindow < defaultWindow / 2) {
+      this.send(u32Frame(FrameType.windowUpdate, streamId, defaultWindow - stream.recvWindow));
+      stream.recvWindow = defaultWindow;
     }
   }
 
@@ -561,11 +569,22 @@ export class Http2Connection {
   /** A connection error: GOAWAY with its code, then the transport ends (RFC 9113 5.4.1). */
   #fail(code: number, message: string): void {
     this.options.onProblem?.(message);
+    this.#sendPreface();
     this.#broken = true;
     this.#goingAway = true;
     this.#closeAll();
     this.#out.push(goAwayFrame(this.#lastStreamId, code, message));
     this.#flush();
+  }
+
+  /**
+   * The server's SETTINGS, sent once the client's preface has arrived rather than at once, so that they share
+   * a write (one Noise record, one syscall) with the acknowledgement of the client's SETTINGS.
+   */
+  #sendPreface(): void {
+    if (this.#prefaceSent) return;
+    this.#prefaceSent = true;
+    this.send(settingsFrame([[Setting.maxConcurrentStreams, maxConcurrentStreams]]));
   }
 
   #closeAll(): void {
