@@ -328,8 +328,12 @@ export class Http2Connection {
       }
     }
     if (this.#out.length > 0 && !this.transport.destroyed && !this.#ended) {
-      const bytes = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out);
-      if (!this.transport.write(bytes)) this.#blocked = true;
+      // Corked, the frames reach the transport as one writev: the Noise layer seals them as one run of records.
+      this.transport.cork();
+      let ok = true;
+      for (const bytes of this.#out) ok = this.transport.write(bytes);
+      this.transport.uncork();
+      if (!ok) this.#blocked = true;
     }
     this.#out = [];
     if (this.#goingAway && this.#streams.size === 0 && !this.#ended) {

@@ -2,7 +2,7 @@
 import { Duplex } from 'node:stream';
 import { headerSize, msgTypeRecord } from './messages.ts';
 import type { TransportKeys } from './handshake.ts';
-import { nonceSize, open, seal, tagSize } from './primitives.ts';
+import { nonceSize, open, sealInto, tagSize } from './primitives.ts';
 
 /** Largest record on the wire, header included (trap T7). */
 export const maxMessageSize = 4096;
@@ -35,19 +35,39 @@ function createNonce() {
   };
 }
 
-/** Encrypts a plaintext into records of at most maxPlaintextSize bytes each. */
+/**
+ * Encrypts plaintext pieces, taken as one byte stream, into records of at most maxPlaintextSize bytes each, all
+ * in one buffer: the pieces (HTTP/2 frame headers and payloads) are never joined, so each byte is copied once.
+ */
 function createSealer(key: Uint8Array) {
   const nonce = createNonce();
-  return (plaintext: Uint8Array): Buffer => {
-    const records: Buffer[] = [];
-    for (let at = 0; at < plaintext.length; at += maxPlaintextSize) {
-      const ct = seal(key, nonce.next(), plaintext.subarray(at, at + maxPlaintextSize));
-      const hdr = Buffer.allocUnsafe(headerSize);
-      hdr[0] = msgTypeRecord;
-      hdr.writeUInt16BE(ct.length, 1);
-      records.push(hdr, ct);
+  return (pieces: readonly Uint8Array[]): Buffer => {
+    let total = 0;
+    for (const p of pieces) total += p.length;
+    const out = Buffer.allocUnsafe(total + Math.ceil(total / maxPlaintextSize) * (headerSize + tagSize));
+    let at = 0;
+    let piece = 0;
+    let offset = 0;
+    for (let left = total; left > 0; ) {
+      const size = Math.min(left, maxPlaintextSize);
+      out[at] = msgTypeRecord;
+      out.writeUInt16BE(size + tagSize, at + 1);
+      const parts: Uint8Array[] = [];
+      for (let need = size; need > 0; ) {
+        const p = pieces[piece]!;
+        const take = Math.min(need, p.length - offset);
+        parts.push(offset === 0 && take === p.length ? p : p.subarray(offset, offset + take));
+        need -= take;
+        offset += take;
+        if (offset === p.length) {
+          piece++;
+          offset = 0;
+        }
+      }
+      at = sealInto(key, nonce.next(), parts, out, at + headerSize);
+      left -= size;
     }
-    return Buffer.concat(records);
+    return out;
   };
 }
 
@@ -101,7 +121,7 @@ export interface NoiseConnOptions extends TransportKeys {
  */
 export class NoiseConn extends Duplex {
   readonly #socket: Duplex;
-  readonly #seal: (pt: Uint8Array) => Buffer;
+  readonly #seal: (pieces: readonly Uint8Array[]) => Buffer;
   readonly #opener: ReturnType<typeof createOpener>;
   readonly #recordTimeoutMs: number;
   #stalled: NodeJS.Timeout | undefined;
@@ -162,17 +182,18 @@ export class NoiseConn extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#send(chunk, cb);
+    this.#send([chunk], cb);
   }
 
+  /** Several writes (a corked HTTP/2 flush) are sealed as one stream of records and written at once. */
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#send(Buffer.concat(chunks.map((c) => c.chunk)), cb);
+    this.#send(chunks.map((c) => c.chunk), cb);
   }
 
-  #send(plaintext: Buffer, cb: (err?: Error | null) => void): void {
+  #send(pieces: readonly Buffer[], cb: (err?: Error | null) => void): void {
     let wire: Buffer;
     try {
-      wire = this.#seal(plaintext);
+      wire = this.#seal(pieces);
     } catch (err) {
       cb(err as Error);
       return;

@@ -130,6 +130,17 @@ export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, 
   return Buffer.concat([body, c.getAuthTag()]);
 }
 
+/**
+ * ChaCha20-Poly1305 seal of the concatenation of `pieces`, written into `out` at `at` as ciphertext || tag without
+ * joining the pieces first; returns the offset after the tag.
+ */
+export function sealInto(key: Uint8Array, nonce: Uint8Array, pieces: readonly Uint8Array[], out: Buffer, at: number): number {
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
+  for (const piece of pieces) at += c.update(piece).copy(out, at);
+  c.final();
+  return at + c.getAuthTag().copy(out, at);
+}
+
 /** ChaCha20-Poly1305 open of ciphertext || tag; throws when authentication fails. */
 export function open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Buffer {
   if (sealed.length < tagSize) throw new Error('chacha20poly1305: ciphertext shorter than tag');
