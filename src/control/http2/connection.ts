@@ -278,10 +278,6 @@ export class Http2Connection {
     this.#armIdle();
   }
 
-  get streamCount(): number {
-    return this.#streams.size;
-  }
-
   /** Graceful shutdown: GOAWAY, no new streams, and the transport ends once the open ones are done. */
   close(): void {
     if (this.#goingAway) return;

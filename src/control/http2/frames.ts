@@ -39,7 +39,6 @@ export const ErrorCode = {
 } as const;
 
 export const Setting = {
-  headerTableSize: 0x1,
   enablePush: 0x2,
   maxConcurrentStreams: 0x3,
   initialWindowSize: 0x4,
