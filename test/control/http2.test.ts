@@ -47,8 +47,10 @@ test('HPACK: responses encode without state; bad blocks are a clear HpackError',
 let handler: (req: Http2Request, res: Http2Response) => void = () => {};
 let port: number;
 const connections: Http2Connection[] = [];
+const problems: string[] = [];
 const server = net.createServer((socket) => {
-  connections.push(new Http2Connection(socket, { maxBodyBytes: 300_000, bodyMs: 300, onRequest: (req, res) => handler(req, res) }));
+  const onProblem = (message: string) => problems.push(message);
+  connections.push(new Http2Connection(socket, { maxBodyBytes: 300_000, bodyMs: 300, onProblem, onRequest: (req, res) => handler(req, res) }));
 });
 
 before(async () => {
@@ -153,8 +155,16 @@ test('a stream the client resets closes on the server; close() sends GOAWAY and 
   await once(session, 'close');
 });
 
+/** HEADERS for `GET /` (static :method GET, :path /) on stream `id`, then its RST_STREAM (CANCEL). */
+function openAndReset(id: number): Buffer {
+  const stream = id.toString(16).padStart(8, '0');
+  return hex(`000002 01 04 ${stream} 8284 000004 03 00 ${stream} 00000008`);
+}
+
 test('protocol errors end only that connection, with a GOAWAY that says why', async () => {
+  handler = () => {};
   const cases: [string, Buffer][] = [
+    ['too many stream resets', Buffer.concat([clientPreface, ...Array.from({ length: 101 }, (_, i) => openAndReset(2 * i + 1))])],
     ['no client preface', Buffer.from('GET / HTTP/1.1\r\n\r\n'.padEnd(24, ' '))],
     ['frame on idle stream', Buffer.concat([clientPreface, hex('000000 04 00 00000000'), hex('000004 08 00 00000007 00000001')])],
     ['even', Buffer.concat([clientPreface, hex('000001 01 05 00000002 82')])],
@@ -177,4 +187,19 @@ test('protocol errors end only that connection, with a GOAWAY that says why', as
   handler = (_req, res) => res.end('alive');
   assert.equal((await request(session, '/')).body.toString(), 'alive');
   session.close();
+});
+
+test('a client that floods PINGs without reading is closed once 64 KiB of answers wait on it', async () => {
+  const ping = hex('000008 06 00 00000000 0102030405060708');
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.pause(); // never reads: the server's answers pile up once the kernel's buffers are full
+  socket.write(clientPreface);
+  const flood = Buffer.concat(Array.from<Buffer>({ length: 20_000 }).fill(ping));
+  const until = Date.now() + 20_000;
+  while (!problems.includes('http2: client asks but does not read') && Date.now() < until) {
+    if (!socket.write(flood)) await Promise.race([once(socket, 'drain'), new Promise((r) => setTimeout(r, 100))]);
+  }
+  socket.destroy();
+  assert.ok(problems.includes('http2: client asks but does not read'), problems.join('; '));
 });

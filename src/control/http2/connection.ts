@@ -28,8 +28,21 @@ import {
 
 /** Streams one client may have open at once; tailscale uses two or three (a map poll, a register, an SSH check). */
 const maxConcurrentStreams = 100;
+/** A flush up to this size is joined into one buffer: cheaper than a corked writev of its pieces. */
+const smallFlushBytes = 16 << 10;
 /** A request's header block, across CONTINUATION frames, may not grow past this. */
 const maxHeaderBlockBytes = 64 << 10;
+/**
+ * Streams a client may reset within resetWindowMs. Opening and resetting streams costs the server a handler call
+ * each and the client almost nothing ("rapid reset", CVE-2023-44487); tailscale resets one now and then.
+ */
+const maxResetsPerWindow = 100;
+const resetWindowMs = 10_000;
+/**
+ * Bytes of PING and SETTINGS acknowledgements that may wait on a client that is not reading: one that floods
+ * them without reading would otherwise grow the server's queue without end.
+ */
+const maxUnreadAnswerBytes = 64 << 10;
 
 /** A request the server could not take in whole: its status is the response to give. */
 export class BodyError extends Error {
@@ -264,6 +277,9 @@ export class Http2Connection {
   #broken = false;
   #ended = false;
   #idleTimer: NodeJS.Timeout | undefined;
+  #resets = 0;
+  #resetWindowStart = 0;
+  #unreadAnswerBytes = 0;
 
   constructor(
     readonly transport: Duplex,
@@ -272,6 +288,7 @@ export class Http2Connection {
     transport.on('data', (chunk: Buffer) => this.#receive(chunk));
     transport.on('drain', () => {
       this.#blocked = false;
+      this.#unreadAnswerBytes = 0;
       this.#flush();
     });
     transport.on('close', () => this.#closeAll());
@@ -324,18 +341,28 @@ export class Http2Connection {
       }
     }
     if (this.#out.length > 0 && !this.transport.destroyed && !this.#ended) {
-      // Corked, the frames reach the transport as one writev: the Noise layer seals them as one run of records.
-      this.transport.cork();
-      let ok = true;
-      for (const bytes of this.#out) ok = this.transport.write(bytes);
-      this.transport.uncork();
-      if (!ok) this.#blocked = true;
+      if (!this.#write(this.#out)) this.#blocked = true;
     }
     this.#out = [];
     if (this.#goingAway && this.#streams.size === 0 && !this.#ended) {
       this.#ended = true;
       this.transport.end();
     }
+  }
+
+  /**
+   * Small flushes (a delta, an acknowledgement) are joined and written once; larger ones reach the transport corked,
+   * as one writev, which the Noise layer seals as one run of records without joining them first.
+   */
+  #write(frames: Buffer[]): boolean {
+    let total = 0;
+    for (const f of frames) total += f.length;
+    if (frames.length === 1 || total <= smallFlushBytes) return this.transport.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, total));
+    this.transport.cork();
+    let ok = true;
+    for (const f of frames) ok = this.transport.write(f);
+    this.transport.uncork();
+    return ok;
   }
 
   #receive(chunk: Buffer): void {
@@ -395,6 +422,7 @@ export class Http2Connection {
       case FrameType.rstStream:
         if (payload.length !== 4) throw new ConnectionError(ErrorCode.frameSize, 'http2: RST_STREAM of the wrong size');
         this.#idleStreamCheck(streamId);
+        this.#countReset();
         return this.#streams.get(streamId)?.close();
       case FrameType.settings:
         return this.#onSettings(flags, payload);
@@ -402,7 +430,7 @@ export class Http2Connection {
         throw new ConnectionError(ErrorCode.protocol, 'http2: PUSH_PROMISE from a client');
       case FrameType.ping:
         if (payload.length !== 8) throw new ConnectionError(ErrorCode.frameSize, 'http2: PING of the wrong size');
-        if (!(flags & Flag.ack)) this.send(frame(FrameType.ping, Flag.ack, 0, payload));
+        if (!(flags & Flag.ack)) this.#answer(frame(FrameType.ping, Flag.ack, 0, payload));
         return;
       case FrameType.goAway:
         // The client will open no more streams; those open finish, then it closes the connection.
@@ -504,7 +532,7 @@ export class Http2Connection {
         throw new ConnectionError(ErrorCode.protocol, 'http2: invalid ENABLE_PUSH');
       }
     }
-    this.send(frame(FrameType.settings, Flag.ack, 0));
+    this.#answer(frame(FrameType.settings, Flag.ack, 0));
   }
 
   #onWindowUpdate(streamId: number, payload: Buffer): void {
@@ -524,6 +552,22 @@ export class Http2Connection {
       if (stream.pending) this.#sending.add(stream);
     }
     this.#scheduleFlush();
+  }
+
+  /** Queues an acknowledgement the client asked for, unless it keeps asking while it does not read. */
+  #answer(bytes: Buffer): void {
+    if (this.#blocked) this.#unreadAnswerBytes += bytes.length;
+    if (this.#unreadAnswerBytes > maxUnreadAnswerBytes) throw new ConnectionError(ErrorCode.enhanceYourCalm, 'http2: client asks but does not read');
+    this.send(bytes);
+  }
+
+  #countReset(): void {
+    const now = Date.now();
+    if (now - this.#resetWindowStart > resetWindowMs) {
+      this.#resetWindowStart = now;
+      this.#resets = 0;
+    }
+    if (++this.#resets > maxResetsPerWindow) throw new ConnectionError(ErrorCode.enhanceYourCalm, 'http2: too many stream resets');
   }
 
   /** Frames other than HEADERS may not name a stream the client has not opened yet. */
@@ -575,6 +619,8 @@ export class Http2Connection {
     this.#closeAll();
     this.#out.push(goAwayFrame(this.#lastStreamId, code, message));
     this.#flush();
+    // A client that is not reading would keep the ended transport, and what is queued on it, forever.
+    setTimeout(() => this.transport.destroy(), 1_000).unref();
   }
 
   /**
