@@ -6,7 +6,7 @@
 import type { Endpoint } from '../domain/types.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import type { FrameEncoder } from './frames.ts';
-import type { Http2Response } from './http2/connection.ts';
+import type { Http2Response } from './http2/stream.ts';
 import type { Mapper, Session } from './mapper.ts';
 import type { ControlObserver, MapResponseKind } from './observer.ts';
 import { isKeyText, isPresentKey } from './noise/keys.ts';

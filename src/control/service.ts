@@ -14,7 +14,7 @@ import { createPrimaryRoutes } from '../state/routes.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import type { Tailnet } from '../state/tailnet.ts';
 import { createFrameEncoder } from './frames.ts';
-import { BodyError, type Http2Request, type Http2Response } from './http2/connection.ts';
+import { BodyError, type Http2Request, type Http2Response } from './http2/stream.ts';
 import { createMapHandler } from './map.ts';
 import { createMapper } from './mapper.ts';
 import { createRegisterHandler, parseRegisterRequest, ProtocolError } from './register.ts';

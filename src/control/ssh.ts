@@ -10,7 +10,7 @@ import type { Node, SshCheck } from '../domain/types.ts';
 import { heldBy, noiseUrlBase, type SshAction } from '../policy/index.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { Tailnet } from '../state/tailnet.ts';
-import type { Http2Request } from './http2/connection.ts';
+import type { Http2Request } from './http2/stream.ts';
 import { loginName } from './netmap.ts';
 import { ProtocolError } from './register.ts';
 import type { NoisePeer } from './upgrade.ts';

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { BodyError, Http2Connection, type Http2Request, type Http2Response } from '../../src/control/http2/connection.ts';
+import { Http2Connection } from '../../src/control/http2/connection.ts';
+import { BodyError, type Http2Request, type Http2Response } from '../../src/control/http2/stream.ts';
 import { clientPreface } from '../../src/control/http2/frames.ts';
 import { encodeResponseHeaders, HpackDecoder, HpackError } from '../../src/control/http2/hpack.ts';
 
