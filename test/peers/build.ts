@@ -145,9 +145,11 @@ function ensureSshClient(): void {
 }
 
 async function main(): Promise<void> {
-  const { tailscale, tofu, pebble } = pinnedVersions();
+  const { tailscale, oldestTailscale, tofu, pebble } = pinnedVersions();
   ensureSshClient();
   await buildTailscale(tailscale);
+  // The oldest client supported (capability version 113) speaks HTTP/2 through golang.org/x/net, not net/http.
+  if (oldestTailscale) await buildTailscale(oldestTailscale);
   // The IaC tests run once with the terraform on the PATH and once with OpenTofu.
   await buildTofu(tofu);
   // The `tailscale cert` test gets its certificate from a real ACME server.
