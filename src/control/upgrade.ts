@@ -26,8 +26,8 @@ const keepAliveMs = 30_000;
 /** Register and map requests are small; the client itself reads at most 1 MiB back. */
 const maxRequestBodyBytes = 1 << 20;
 
-const switchingProtocols = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: upgrade\r\n\r\n`;
-const switchingProtocolsBytes = Buffer.from(switchingProtocols, 'latin1');
+/** Sent with the first handshake-layer message in one write (one syscall): the response or an error frame. */
+const switchingProtocols = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgradeProtocol}\r\nConnection: upgrade\r\n\r\n`, 'latin1');
 
 /** The authenticated peer of one Noise connection. */
 export interface NoisePeer {
@@ -133,8 +133,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       refuse(socket, err instanceof HandshakeError ? err.message : 'handshake failed');
       return true;
     }
-    // One write, one syscall: the 101 and the handshake response travel together.
-    socket.write(Buffer.concat([switchingProtocolsBytes, hs.response]));
+    socket.write(Buffer.concat([switchingProtocols, hs.response]));
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
     logger.info({ remote, machineKey: peer.machineKey, version: peer.version }, 'noise: connection established');
@@ -206,8 +205,7 @@ function versionRefusal(init: Buffer, minVersion: number): string | undefined {
 
 /** Switches protocols as controlhttpserver does, then sends the error frame and closes. */
 function refuse(socket: Duplex, text: string): void {
-  socket.write(switchingProtocols);
-  socket.end(buildErrorFrame(text), () => socket.destroy());
+  socket.end(Buffer.concat([switchingProtocols, buildErrorFrame(text)]), () => socket.destroy());
 }
 
 /** Control connections are long-lived: no idle timeout, keep-alives on, small writes not delayed (trap T42). */
