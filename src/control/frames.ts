@@ -12,7 +12,7 @@ export interface FrameEncoder {
   encode(value: unknown): Buffer;
   /** Frames JSON text that is already serialized. */
   encodeJson(json: string | Uint8Array): Buffer;
-  /** Compresses text into one zstd frame, without the length prefix. */
+  /** Text as one zstd frame, without the length prefix: compressed, or stored as is when it is short. */
   compress(text: string): Buffer;
   /**
    * Frames zstd frames that decode, one after the other, to one JSON text: the client's decoder reads every
@@ -34,8 +34,35 @@ export function createFrameEncoder(options: { level?: number } = {}): FrameEncod
     return Buffer.concat([prefix, ...bodies]);
   };
   const encodeJson = (json: string | Uint8Array): Buffer => frame([compressor.compress(typeof json === 'string' ? Buffer.from(json, 'utf8') : json)]);
-  const compress = (text: string): Buffer => compressor.compress(Buffer.from(text, 'utf8'));
+  const compress = (text: string): Buffer => (text.length < storedBelow ? storedFrame(text) : compressor.compress(Buffer.from(text, 'utf8')));
   return { encodeJson, compress, frame, encode: (value) => encodeJson(JSON.stringify(value)) };
+}
+
+/**
+ * Text shorter than this (in UTF-16 units) goes into a stored frame: the separators and small per-viewer pieces
+ * between a full map's shared chunks are too short for compression to gain anything but a native call.
+ */
+const storedBelow = 128;
+
+/**
+ * A zstd frame of one raw (stored) block (RFC 8878 3.1.1): magic number, a single-segment header with the
+ * content size, a last-block header of type Raw, then the bytes themselves. Built in JS, without the compressor.
+ */
+export function storedFrame(text: string): Buffer {
+  const n = Buffer.byteLength(text, 'utf8');
+  if (n >= 128 << 10) throw new Error('storedFrame: a raw block holds at most 128 KiB');
+  // Frame_Content_Size: 1 byte below 256, 2 bytes holding n - 256 below 65,792, else 4 (flag 0, 1, 2).
+  const fcs = n < 256 ? 1 : n < 65_792 ? 2 : 4;
+  const out = Buffer.allocUnsafe(4 + 1 + fcs + 3 + n);
+  out.writeUInt32LE(0xfd2fb528, 0);
+  out[4] = 0x20 | ((fcs >> 1) << 6); // Single_Segment_flag and Frame_Content_Size_flag
+  if (fcs === 1) out[5] = n;
+  else if (fcs === 2) out.writeUInt16LE(n - 256, 5);
+  else out.writeUInt32LE(n, 5);
+  const at = 5 + fcs;
+  out.writeUIntLE((n << 3) | 1, at, 3); // Block_Size, Block_Type 0 (Raw), Last_Block
+  out.write(text, at + 3, 'utf8');
+  return out;
 }
 
 /** Incrementally decodes a framed stream (for the load generator and tests). */

@@ -98,3 +98,15 @@ test('after a restart every node reconnects and gets its full map again', async 
   fleet.nodes.forEach((x, i) => assert.ok(x.firstMapAt > before[i]!));
   assert.deepEqual(await peerCounts(3), [3, 3, 3, 3]);
 });
+
+test("full maps of shared chunks and stored frames decode in tailscale's own client", async () => {
+  // 40 nodes: each full map carries the peers of other 16-id chunks as shared zstd frames, joined by stored
+  // frames (",") the server writes itself; tailscale's decoder must read them all as one JSON text.
+  for (let i = 4; i < 40; i++) await fleet.join(i, keys.node(i));
+  assert.deepEqual(await peerCounts(39), Array(40).fill(39));
+  await server.stop();
+  await server.start();
+  await fleet.setTarget(await server.target());
+  await Promise.all(fleet.nodes.map((x) => fleet.reconnect(x)));
+  assert.deepEqual(await peerCounts(39), Array(40).fill(39));
+});

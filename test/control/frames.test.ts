@@ -1,7 +1,8 @@
 /** Unit tests of map-response framing: u32 little-endian length + zstd frame, decoded incrementally. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createFrameDecoder, createFrameEncoder } from '../../src/control/frames.ts';
+import zstd from 'zstd-napi';
+import { createFrameDecoder, createFrameEncoder, storedFrame } from '../../src/control/frames.ts';
 
 test('frames are [u32 LE length][zstd frame] and decode back, across arbitrary chunking', () => {
   const enc = createFrameEncoder();
@@ -32,4 +33,18 @@ test('the decoder refuses frames over its limit and corrupt zstd', () => {
   assert.throws(() => createFrameDecoder({ maxFrameSize: 999 }).push(hdr), /exceeds/);
   const bad = Buffer.concat([Buffer.from([5, 0, 0, 0]), Buffer.from('hello')]);
   assert.throws(() => createFrameDecoder().push(bad));
+});
+
+test('stored frames (one raw block, written without the compressor) decode to their text, around each size field boundary', () => {
+  const d = new zstd.Decompressor();
+  for (const n of [0, 1, 127, 255, 256, 257, 1000, 65_791, 65_792, 131_071]) {
+    const text = 'é'.repeat(Math.floor(n / 2)) + 'x'.repeat(n % 2);
+    const frame = storedFrame(text);
+    assert.equal(d.decompress(frame).toString('utf8'), text, `${n} bytes`);
+    assert.equal(frame.length, 4 + 1 + (n < 256 ? 1 : n < 65_792 ? 2 : 4) + 3 + Buffer.byteLength(text));
+  }
+  // Concatenated with a compressed frame, as in a full map: one text.
+  const both = Buffer.concat([storedFrame('{"a":'), createFrameEncoder().compress('1'.repeat(500) + '}')]);
+  assert.equal(d.decompress(both).toString('utf8'), `{"a":${'1'.repeat(500)}}`);
+  assert.throws(() => storedFrame('x'.repeat(128 << 10)), /128 KiB/);
 });

@@ -85,6 +85,15 @@ const zstdFrames = (f: Buffer) => {
   return count;
 };
 const zstdMagic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+/** Stored frames (single segment, one raw last block) the server writes itself, without the compressor. */
+const storedFrames = (f: Buffer) => {
+  let count = 0;
+  for (let i = f.indexOf(zstdMagic); i >= 0; i = f.indexOf(zstdMagic, i + 1)) {
+    const fcs = f[i + 4] === 0x20 ? 1 : f[i + 4] === 0x60 ? 2 : 0;
+    if (fcs && ((f[i + 5 + fcs]! >> 1) & 3) === 0) count++;
+  }
+  return count;
+};
 
 /** The JSON text of each frame a stream received (length prefix checked, zstd undone). */
 function openStream(nodeId: number) {
@@ -110,14 +119,17 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
   const compiled = policy.current();
   const streams = t.nodes.list().map((n) => ({ node: n, stream: openStream(n.id) }));
   const frameCounts: number[] = [];
+  const storedCounts: number[] = [];
   for (const { node, stream } of streams) {
     const first = await mapper.open(stream.session);
     assert.ok(first);
     const expected = JSON.stringify(fullMap(ctx, node, compiled.forNode(node.id)));
     assert.equal(controlTime(stream.text(first)), controlTime(expected), `full map of ${node.givenName}`);
     frameCounts.push(zstdFrames(first));
+    storedCounts.push(storedFrames(first));
   }
   assert.ok(Math.max(...frameCounts) >= 3, `full maps carry shared chunks as their own zstd frames: ${frameCounts}`);
+  assert.ok(Math.max(...storedCounts) >= 1, `short pieces between them go as stored frames: ${storedCounts}`);
   // The viewers really differ: capabilities, filters and peer sets are per node.
   const maps = new Map(streams.map(({ node }) => [node.givenName, fullMap(ctx, node, compiled.forNode(node.id))]));
   assert.ok('funnel' in maps.get('bob-laptop')!.Node!.CapMap!);
