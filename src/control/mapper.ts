@@ -11,7 +11,8 @@ import type { Change } from '../state/changes.ts';
 import type { PolicyView } from '../state/policy-view.ts';
 import type { PrimaryRoutes } from '../state/routes.ts';
 import type { FrameEncoder } from './frames.ts';
-import { fullMapParts, nodeDnsConfig, objectJson, profileOf, wireNode, type FullMapParts, type NetmapContext } from './netmap.ts';
+import { fullMapParts, nodeDnsConfig, profileOf, wireNode, type FullMapParts, type NetmapContext } from './netmap.ts';
+import { appendPiece, createSharedParts, type Piece } from './pieces.ts';
 import type { PeerPatch, UserProfile, WireNode } from './wire.ts';
 
 /** One open streaming map poll. */
@@ -37,10 +38,20 @@ interface SessionState {
   sent: Float64Array;
   profiles: Set<number>;
   selfJson: string;
-  filterJson: string;
+  /** The packet filter last sent, as its pieces' key. */
+  filterKey: string;
   sshJson: string;
   /** DNSConfig and Domain last sent: the config carries the node's own name (CertDomains), so a rename changes it too. */
   dnsJson: string;
+}
+
+/** A member of a delta: its name and its JSON, as text or in pieces (undefined: left out, as JSON.stringify does). */
+type Member = [string, string | readonly Piece[] | undefined];
+
+/** A packet filter's JSON in pieces, and the key that stands for them. */
+interface Filter {
+  readonly pieces: readonly Piece[];
+  readonly key: string;
 }
 
 interface PeerEntry {
@@ -96,6 +107,8 @@ const wideViewPeers = 256;
  * of CPU (in process), for 15 % more bytes than chunks of 64 compressed per viewer.
  */
 const defaultChunkPeers = 64;
+/** SrcIPs this long (JSON characters) or longer go as shared parts of the filters that carry them. */
+const sharedSrcMin = 256;
 /** Distinct visible subsets of one chunk kept compressed (one per group of viewers that sees part of it). */
 const chunkVariants = 4;
 
@@ -104,6 +117,8 @@ export interface MapperDeps extends NetmapContext {
   readonly frames: FrameEncoder;
   /** Peers per shared full-map chunk (tests use small ones). */
   readonly chunkPeers?: number;
+  /** SrcIPs this long or longer are shared parts of filters (default sharedSrcMin; tests use 0). */
+  readonly sharedSrcMin?: number;
   /** Views with more peers than this skip the reverse index (default wideViewPeers; tests use 0). */
   readonly wideViewPeers?: number;
   readonly primary: PrimaryRoutes;
@@ -121,9 +136,12 @@ export function createMapper(deps: MapperDeps) {
   const peerCache = new Map<number, PeerEntry>();
   let lastVersion = 0;
   const dirty = new Set<number>();
-  const jsonOfView = new WeakMap<NodeView, { filter: string; ssh: string }>();
-  /** JSON of values many views share by identity (packet filters, SSH policies, the DERP map). */
+  const jsonOfView = new WeakMap<NodeView, { filter: Filter; ssh: string }>();
+  /** JSON of values many views share by identity (SrcIPs, SSH policies, the DERP map). */
   const jsonOfValue = new WeakMap<object, string>();
+  const shared = createSharedParts(deps.frames);
+  const srcPieces = new WeakMap<readonly string[], Piece>();
+  const filters = new WeakMap<readonly FilterRule[], Filter>();
   let pending: Change[] = [];
   let opened = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -140,23 +158,40 @@ export function createMapper(deps: MapperDeps) {
     return j;
   };
   /**
-   * A packet filter's JSON, rule by rule: a node's filter is its own (its addresses in DstPorts), but a rule's
-   * SrcIPs is one array shared by the filters of every node the rule reaches, and usually most of the text.
+   * A rule's SrcIPs, one array shared by the filters of every node the rule reaches and usually most of their
+   * text: a long one is compressed once, a shared part of each filter that carries it.
    */
-  const filterJson = (rules: readonly FilterRule[]): string => {
-    let j = jsonOfValue.get(rules);
-    if (j !== undefined) return j;
-    const ruleJson = (r: FilterRule) => objectJson(Object.entries(r).map(([k, v]) => [k, k === 'SrcIPs' ? sharedJson(v) : JSON.stringify(v)]));
-    jsonOfValue.set(rules, (j = `[${rules.map(ruleJson).join(',')}]`));
-    return j;
+  const srcPiece = (ips: readonly string[]): Piece => {
+    let p = srcPieces.get(ips);
+    if (p === undefined) {
+      const json = sharedJson(ips)!;
+      srcPieces.set(ips, (p = json.length < (deps.sharedSrcMin ?? sharedSrcMin) ? json : shared.part(json)));
+    }
+    return p;
+  };
+  /** A packet filter in pieces (a node's filter is its own: its addresses are in DstPorts), and their key. */
+  const filterOf = (rules: readonly FilterRule[]): Filter => {
+    let f = filters.get(rules);
+    if (f) return f;
+    const pieces: Piece[] = ['['];
+    rules.forEach((r, i) => {
+      appendPiece(pieces, i ? ',{' : '{');
+      Object.entries(r).forEach(([k, v], j) => {
+        if (v === undefined) return;
+        appendPiece(pieces, `${j ? ',' : ''}"${k}":`);
+        appendPiece(pieces, k === 'SrcIPs' ? srcPiece(v as string[]) : JSON.stringify(v));
+      });
+      appendPiece(pieces, '}');
+    });
+    appendPiece(pieces, ']');
+    filters.set(rules, (f = { pieces, key: shared.key(pieces) }));
+    return f;
   };
   const viewJson = (v: NodeView) => {
     let j = jsonOfView.get(v);
-    if (!j) jsonOfView.set(v, (j = { filter: filterJson(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
+    if (!j) jsonOfView.set(v, (j = { filter: filterOf(v.packetFilter), ssh: JSON.stringify(v.sshPolicy) }));
     return j;
   };
-  /** For a full map of this view: its filter as above, other values through the shared cache. */
-  const mapJson = (v: NodeView) => (value: unknown) => (value === v.packetFilter ? viewJson(v).filter : sharedJson(value));
 
   /** The time at the start of the current flush or stream opening: a map is built as of one instant. */
   let now = Date.now();
@@ -196,11 +231,13 @@ export function createMapper(deps: MapperDeps) {
 
   /**
    * A full map as a frame of several zstd frames: the per-viewer text (head, separators, the viewer's own
-   * chunk, which leaves it out) and between its pieces the shared chunks of the peers it sees.
+   * chunk, which leaves it out) and between its pieces the shared parts of its packet filter and the shared
+   * chunks of the peers it sees.
    */
-  const encodeFull = (parts: FullMapParts, entries: readonly PeerEntry[], selfId: number): Buffer => {
-    const bodies: Buffer[] = [];
-    let text = parts.open;
+  const encodeFull = (parts: FullMapParts, filter: Filter, entries: readonly PeerEntry[], selfId: number): Buffer => {
+    const pieces: Piece[] = [parts.open];
+    for (const p of filter.pieces) appendPiece(pieces, p);
+    appendPiece(pieces, parts.afterFilter);
     const own = Math.floor(selfId / chunkPeers);
     const small = Math.floor(selfId / ownChunkPeers);
     // Large chunks are numbered from 0, the small ones inside the viewer's own large chunk from -1 down.
@@ -213,18 +250,12 @@ export function createMapper(deps: MapperDeps) {
       let j = i;
       while (j < entries.length && chunkOf(j) === k) j++;
       const group = entries.slice(i, j);
-      if (i > 0) text += ',';
-      if (k === -1 - small) {
-        text += group.map((e) => e.json).join(',');
-      } else {
-        if (text) bodies.push(deps.frames.compress(text));
-        bodies.push(sharedChunk(k, group));
-        text = '';
-      }
+      if (i > 0) appendPiece(pieces, ',');
+      appendPiece(pieces, k === -1 - small ? group.map((e) => e.json).join(',') : sharedChunk(k, group));
       i = j;
     }
-    bodies.push(deps.frames.compress(text + parts.close));
-    return deps.frames.frame(bodies);
+    appendPiece(pieces, parts.close);
+    return deps.frames.frame(shared.bodies(pieces));
   };
 
   const markDirty = (c: Change) => {
@@ -279,10 +310,19 @@ export function createMapper(deps: MapperDeps) {
     const frames = new Map<string, Buffer>();
     now = Date.now();
     const controlTime = new Date(now).toISOString();
-    const send = (s: SessionState, members: [string, string | undefined][]) => {
-      const json = objectJson([...members, ['ControlTime', JSON.stringify(controlTime)]]);
-      let frame = frames.get(json);
-      if (!frame) frames.set(json, (frame = deps.frames.encodeJson(json)));
+    const send = (s: SessionState, members: Member[]) => {
+      const pieces: Piece[] = [];
+      let separator = '{';
+      for (const [name, value] of [...members, ['ControlTime', JSON.stringify(controlTime)] as Member]) {
+        if (value === undefined) continue;
+        appendPiece(pieces, `${separator}"${name}":`);
+        for (const p of typeof value === 'string' ? [value] : value) appendPiece(pieces, p);
+        separator = ',';
+      }
+      appendPiece(pieces, '}');
+      const key = shared.key(pieces);
+      let frame = frames.get(key);
+      if (!frame) frames.set(key, (frame = deps.frames.frame(shared.bodies(pieces))));
       s.session.send(frame);
     };
     let wrote = false;
@@ -370,7 +410,7 @@ export function createMapper(deps: MapperDeps) {
     changed: Set<number>,
     watched: readonly number[],
     dnsChanged: boolean,
-    send: (s: SessionState, members: [string, string | undefined][]) => void,
+    send: (s: SessionState, members: Member[]) => void,
   ): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
@@ -415,7 +455,7 @@ export function createMapper(deps: MapperDeps) {
         profiles.push(profile);
       }
     }
-    const members: [string, string | undefined][] = [];
+    const members: Member[] = [];
     const list = (key: string, items: readonly unknown[]) => {
       if (items.length) members.push([key, JSON.stringify(items)]);
     };
@@ -424,9 +464,9 @@ export function createMapper(deps: MapperDeps) {
     list('PeersRemoved', removed);
     list('UserProfiles', profiles);
     const { filter, ssh } = viewJson(view);
-    if (filter !== s.filterJson) {
-      members.push(['PacketFilter', filter]);
-      s.filterJson = filter;
+    if (filter.key !== s.filterKey) {
+      members.push(['PacketFilter', filter.pieces]);
+      s.filterKey = filter.key;
     }
     if (ssh !== s.sshJson) {
       members.push(['SSHPolicy', ssh]);
@@ -480,7 +520,7 @@ export function createMapper(deps: MapperDeps) {
       }
       const view = compiled.forNode(self.id);
       now = Date.now();
-      const map = fullMapParts(deps, self, view, mapJson(view), new Date(now).toISOString());
+      const map = fullMapParts(deps, self, view, sharedJson, new Date(now).toISOString());
       const entries = map.peers.map((p) => peer(p.id)!);
       const { head } = map;
       const { filter, ssh } = viewJson(view);
@@ -490,13 +530,13 @@ export function createMapper(deps: MapperDeps) {
         sent: sentVersions(view.peers, entries),
         profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
         selfJson: JSON.stringify(head.Node),
-        filterJson: filter,
+        filterKey: filter.key,
         sshJson: ssh,
         dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
       watch(state, [], view.peers, { added: view.peers, removed: [] });
       sessions.set(session.nodeId, state);
-      return encodeFull(map, entries, self.id);
+      return encodeFull(map, filter, entries, self.id);
     },
     /** The full map of a node as a frame, without opening a stream (a one-shot fetch); undefined if the node is gone. */
     async snapshot(nodeId: number): Promise<Buffer | undefined> {
@@ -506,8 +546,8 @@ export function createMapper(deps: MapperDeps) {
       if (!self) return undefined;
       now = Date.now();
       const view = compiled.forNode(self.id);
-      const map = fullMapParts(deps, self, view, mapJson(view), new Date(now).toISOString());
-      return encodeFull(map, map.peers.map((p) => peer(p.id)!), self.id);
+      const map = fullMapParts(deps, self, view, sharedJson, new Date(now).toISOString());
+      return encodeFull(map, viewJson(view).filter, map.peers.map((p) => peer(p.id)!), self.id);
     },
     /** Forgets a stream that ended, unless a newer one already replaced it. */
     close(session: Session): void {

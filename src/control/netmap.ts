@@ -156,12 +156,16 @@ function mapHead(ctx: NetmapContext, self: Node, view: NodeView, peers: readonly
 /** The JSON of a value that many views share by identity (a packet filter, an SSH policy, the DERP map), cached. */
 export type SharedJson = (value: unknown) => string | undefined;
 
-/** A full map's JSON in three parts: `open + peers' JSON joined with commas + close` is the whole text. */
+/**
+ * A full map's JSON in parts: `open + packet filter + afterFilter + peers' JSON joined with commas + close` is
+ * the whole text. The packet filter is left to the caller, which has it in pieces shared between nodes.
+ */
 export interface FullMapParts {
   readonly head: MapResponse;
   /** The visible peers, by id. */
   readonly peers: readonly Node[];
   readonly open: string;
+  readonly afterFilter: string;
   readonly close: string;
 }
 
@@ -173,11 +177,12 @@ export function fullMapParts(ctx: NetmapContext, self: Node, view: NodeView, jso
   const peers = visiblePeers(ctx.tailnet, view);
   const head = mapHead(ctx, self, view, peers);
   peers.sort((a, b) => a.id - b.id);
-  const members = objectJson([
+  const before = objectJson([
     ['Node', JSON.stringify(head.Node)],
     ['DERPMap', json(head.DERPMap)],
     ['Domain', JSON.stringify(head.Domain)],
-    ['PacketFilter', json(head.PacketFilter)],
+  ]);
+  const after = objectJson([
     ['SSHPolicy', json(head.SSHPolicy)],
     ['DNSConfig', JSON.stringify(head.DNSConfig)],
     ['UserProfiles', JSON.stringify(head.UserProfiles)],
@@ -185,9 +190,10 @@ export function fullMapParts(ctx: NetmapContext, self: Node, view: NodeView, jso
     ['ControlTime', JSON.stringify(controlTime)],
     ['Debug', '{"DisableLogTail":true}'],
   ]);
+  const open = `${before.slice(0, -1)},"PacketFilter":`;
   // Peers comes last, as in fullMap; without peers it is left out (trap T21).
-  if (!peers.length) return { head, peers, open: members, close: '' };
-  return { head, peers, open: `${members.slice(0, -1)},"Peers":[`, close: ']}' };
+  if (!peers.length) return { head, peers, open, afterFilter: `,${after.slice(1)}`, close: '' };
+  return { head, peers, open, afterFilter: `,${after.slice(1, -1)},"Peers":[`, close: ']}' };
 }
 
 /** A JSON object from members whose values are already JSON text; undefined values are left out, as JSON.stringify does. */

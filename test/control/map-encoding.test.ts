@@ -74,8 +74,9 @@ const ctx: NetmapContext = {
   primaryRoutes: (id) => primary.routesOf(id),
   certificates: true,
 };
-// Two peers per shared chunk, so full maps are made of several zstd frames, some of them shared.
-const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2 });
+// Two peers per shared chunk and every rule's SrcIPs a shared part, so full maps and filter deltas are made of
+// several zstd frames, some of them shared.
+const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2, sharedSrcMin: 0 });
 /** Every view counted wide (as with allow-all on a large tailnet): flushes search the sorted views, not the reverse index. */
 const wideMapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2, wideViewPeers: 0 });
 /** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
@@ -186,11 +187,14 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
         for (const gone of m.PeersRemoved ?? []) peers.delete(gone);
       }
       const self = t.nodes.find(id)!;
-      const fresh = fullMap(ctx, self, compiled.forNode(id)).Peers ?? [];
-      assert.deepEqual([...peers.values()].sort((a, b) => a.ID - b.ID), fresh, `netmap of ${self.givenName} after ${label}`);
+      const fresh = fullMap(ctx, self, compiled.forNode(id));
+      assert.deepEqual([...peers.values()].sort((a, b) => a.ID - b.ID), fresh.Peers ?? [], `netmap of ${self.givenName} after ${label}`);
+      const filter = frames.filter((m) => m.PacketFilter).at(-1)!.PacketFilter;
+      assert.deepEqual(filter, fresh.PacketFilter, `packet filter of ${self.givenName} after ${label}`);
     }
   };
   await verify('a join and an endpoint change');
+  assert.ok(streams.some((s) => s.stream.json().slice(1).some((m) => m.PacketFilter)), 'the join changed filters (SrcIPs) by delta');
   assert.ok([...netmaps.values()].some((peers) => peers.has(newcomer.id)));
   // One batch that removes a node, adds another and moves one again: each stream learns only its own part. The
   // new node may get the removed one's id (SQLite reuses the highest), which must not pass for the old node.
