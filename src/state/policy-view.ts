@@ -19,11 +19,14 @@ const policyFields: ReadonlySet<NodeField> = new Set(['tags', 'owner', 'routes',
 /** How long a new stream may wait for a shared compile: the mapper's batch window. */
 const settleMs = 15;
 
+/** TopologyNodes of topologyOf's callers that keep no map of their own (policy checks and access diffs). */
+const sharedTopologyNodes = new WeakMap<Node, TopologyNode>();
+
 /**
- * The tailnet as the policy sees it. With `reuse`, a node record that has not changed (and whose owner kept
- * their name) maps to the same TopologyNode object as last time, so compile caches keyed on it stay valid.
+ * The tailnet as the policy sees it. A node record that has not changed (and whose owner kept their name) maps
+ * to the same TopologyNode object as last time, so compile caches keyed on it stay valid.
  */
-export function topologyOf(t: Tailnet, reuse?: WeakMap<Node, TopologyNode>): Topology {
+export function topologyOf(t: Tailnet, reuse = sharedTopologyNodes): Topology {
   return withOwnerNames(t, reuse).topology;
 }
 
