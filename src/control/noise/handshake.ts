@@ -1,7 +1,7 @@
 /** The server (responder) side of the TS2021 Noise IK handshake: initiation in, 51-byte response and transport keys out. */
 import { buildResponse, parseInitiation } from './messages.ts';
 import { machineKeyText } from './keys.ts';
-import { generateKeyPair, type KeyPair } from './primitives.ts';
+import { generateEphemeral, type EphemeralKeyPair, type KeyPair } from './primitives.ts';
 import { initSymmetricState } from './symmetric.ts';
 
 export { HandshakeError, buildErrorFrame, initiationSize, responseSize } from './messages.ts';
@@ -33,7 +33,7 @@ export function initiationVersion(init: Uint8Array): number {
  * Runs the responder half of `Noise_IK_25519_ChaChaPoly_BLAKE2s` on a 101-byte initiation. Throws HandshakeError
  * for malformed framing (send its message in an error frame) and a plain Error when decryption fails.
  */
-export function respond(init: Uint8Array, server: KeyPair, ephemeral: KeyPair = generateKeyPair()): HandshakeResult {
+export function respond(init: Uint8Array, server: KeyPair, ephemeral: KeyPair | EphemeralKeyPair = generateEphemeral()): HandshakeResult {
   const msg = parseInitiation(init);
   const s = initSymmetricState(msg.version);
   s.mixHash(server.publicKey); // <- s

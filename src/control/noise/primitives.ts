@@ -49,14 +49,30 @@ export function generateKeyPair(): KeyPair {
   return { privateKey: raw, publicKey: Buffer.from(jwk.x!, 'base64url') };
 }
 
+/** A handshake's ephemeral key pair: the private half stays an OpenSSL key object, never exported. */
+export interface EphemeralKeyPair {
+  readonly privateKey: KeyObject;
+  readonly publicKey: Uint8Array;
+}
+
+/**
+ * Generates an ephemeral X25519 key pair at half generateKeyPair's cost: only the public half is encoded (by
+ * the generation itself, as above), and the private half is used as the key object it was generated as.
+ */
+export function generateEphemeral(): EphemeralKeyPair {
+  const encodings = { publicKeyEncoding: { format: 'jwk' } } as never;
+  const { privateKey, publicKey } = generateKeyPairSync('x25519', encodings) as unknown as { privateKey: KeyObject; publicKey: JsonWebKey };
+  return { privateKey, publicKey: Buffer.from(publicKey.x!, 'base64url') };
+}
+
 /** Derives the X25519 public key of a raw private key. */
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
   return Buffer.from(importPrivate(privateKey).export({ format: 'jwk' }).x!, 'base64url');
 }
 
 /** X25519(priv, pub); throws on a low-order public key (all-zero shared secret), as Go's curve25519.X25519 does. */
-export function x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  const keys = { privateKey: importPrivate(privateKey), publicKey: importPublic(publicKey) };
+export function x25519(privateKey: Uint8Array | KeyObject, publicKey: Uint8Array): Uint8Array {
+  const keys = { privateKey: privateKey instanceof Uint8Array ? importPrivate(privateKey) : privateKey, publicKey: importPublic(publicKey) };
   let shared: Buffer;
   try {
     shared = diffieHellman(keys);

@@ -1,4 +1,5 @@
 /** The Noise symmetric state (h, ck) shared by both handshake roles: MixHash, MixDH, EncryptAndHash, Split. */
+import type { KeyObject } from 'node:crypto';
 import { blake2s, hkdf2, nonceSize, open, seal, x25519 } from './primitives.ts';
 
 /** The Noise instantiation tailscale's control protocol uses; 33 bytes long, so it is hashed into h0 (trap T3). */
@@ -13,7 +14,7 @@ const zeroNonce = new Uint8Array(nonceSize);
 export interface SymmetricState {
   mixHash(data: Uint8Array): void;
   /** MixKey(X25519(priv, pub)); returns the single-use handshake key. */
-  mixDH(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  mixDH(privateKey: Uint8Array | KeyObject, publicKey: Uint8Array): Uint8Array;
   encryptAndHash(key: Uint8Array, plaintext: Uint8Array): Buffer;
   /** Throws when the tag does not verify. */
   decryptAndHash(key: Uint8Array, ciphertext: Uint8Array): Buffer;
