@@ -1,6 +1,6 @@
 /**
  * Unmodified tailscale clients decode full maps made of several zstd frames, some shared between viewers (the
- * mapper's chunks of 64 peers): with 140 nodes ahead of them, each client's first map carries a whole shared
+ * mapper's chunks of 64 peers, and quarters of the viewer's own, joined by stored frames): with 140 nodes ahead of them, each client's first map carries a whole shared
  * chunk (ids 64–127) between frames of its own, and both clients see all 141 peers and reach each other.
  */
 import assert from 'node:assert/strict';
