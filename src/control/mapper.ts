@@ -178,13 +178,14 @@ export function createMapper(deps: MapperDeps) {
     if (f) return f;
     const pieces: Piece[] = ['['];
     rules.forEach((r, i) => {
-      appendPiece(pieces, i ? ',{' : '{');
-      Object.entries(r).forEach(([k, v], j) => {
-        if (v === undefined) return;
-        appendPiece(pieces, `${j ? ',' : ''}"${k}":`);
+      let separator = i ? ',{' : '{';
+      for (const [k, v] of Object.entries(r)) {
+        if (v === undefined) continue;
+        appendPiece(pieces, `${separator}"${k}":`);
         appendPiece(pieces, k === 'SrcIPs' ? srcPiece(v as string[]) : JSON.stringify(v));
-      });
-      appendPiece(pieces, '}');
+        separator = ',';
+      }
+      appendPiece(pieces, separator === ',' ? '}' : `${separator}}`);
     });
     appendPiece(pieces, ']');
     filters.set(rules, (f = { pieces, key: shared.key(pieces) }));

@@ -1,7 +1,8 @@
 /**
  * Unmodified tailscale clients decode full maps made of several zstd frames, some shared between viewers (the
- * mapper's chunks of 64 peers, and quarters of the viewer's own, joined by stored frames): with 140 nodes ahead of them, each client's first map carries a whole shared
- * chunk (ids 64–127) between frames of its own, and both clients see all 141 peers and reach each other.
+ * mapper's chunks of 64 peers, and quarters of the viewer's own chunk, joined by stored frames): with 140 nodes
+ * ahead of them, each client's first map carries whole shared chunks (ids 1–127) between frames of its own, and
+ * both clients see all 141 peers and reach each other.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
