@@ -316,7 +316,7 @@ export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, se
 /** One step of filterPlan: a destination and port spec of a rule, or a rule's autogroup:self part. */
 type PlanStep =
   | { readonly self: false; readonly rule: CompiledRule; readonly d: CompiledDst; readonly spec: IpSpec; readonly key: string; readonly at: number }
-  | { readonly self: true; readonly part: readonly CompiledDst[]; readonly rule: CompiledRule; readonly at: number };
+  | { readonly self: true; readonly part: readonly CompiledDst[]; readonly rule: CompiledRule; readonly width: number; readonly at: number };
 
 interface FilterPlan {
   readonly steps: readonly PlanStep[];
@@ -328,6 +328,35 @@ interface FilterPlan {
 }
 
 const filterPlans = new WeakMap<readonly CompiledRule[], FilterPlan | null>();
+
+/** A rule's steps before they are given their places (PlanStep without `at`; a self part's width instead). */
+type RuleStep =
+  | { readonly self: false; readonly rule: CompiledRule; readonly d: CompiledDst; readonly spec: IpSpec; readonly key: string }
+  | { readonly self: true; readonly part: readonly CompiledDst[]; readonly rule: CompiledRule; readonly width: number };
+
+/**
+ * Each rule's steps, kept with the rule: a compile carries unchanged rules over as the same objects, so a plan
+ * only places their steps again. Building them (the destination parts, and a merge key that embeds the rule's
+ * whole SrcIPs text) for every rule of every compile was a second of a 10,000-node mass connect.
+ */
+const ruleSteps = new WeakMap<CompiledRule, readonly RuleStep[]>();
+
+function stepsOf(rule: CompiledRule): readonly RuleStep[] {
+  let steps = ruleSteps.get(rule);
+  if (steps) return steps;
+  const out: RuleStep[] = [];
+  for (const part of dstParts(rule)) {
+    if (part[0]!.target.kind === 'self') {
+      // Each of a self part's destinations and specs may open a slot of its own (keys vary by node).
+      out.push({ self: true, part, rule, width: part.reduce((k, d) => k + d.specs.length, 0) });
+      continue;
+    }
+    const empty = rule.src.srcIPs.length === 0;
+    for (const [d, spec] of partPairs(rule, part)) out.push({ self: false, rule, d, spec, key: empty ? '' : `${rule.src.key}|${protoKey(spec)}` });
+  }
+  ruleSteps.set(rule, (steps = out));
+  return steps;
+}
 
 /**
  * walkedFilter's walk without the node: the order of the rules' parts, their merge keys, and where each key's
@@ -344,19 +373,14 @@ function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
     const firstAt = new Map<string, number>();
     let at = 0;
     for (const rule of orderedRules(rules)) {
-      for (const part of dstParts(rule)) {
-        if (part[0]!.target.kind === 'self') {
-          steps.push({ self: true, part, rule, at });
-          // Each of a self part's destinations and specs may open a slot of its own (keys vary by node).
-          at += part.reduce((k, d) => k + d.specs.length, 0);
+      for (const step of stepsOf(rule)) {
+        if (step.self) {
+          steps.push({ ...step, at });
+          at += step.width;
           continue;
         }
-        for (const [d, spec] of partPairs(rule, part)) {
-          const empty = rule.src.srcIPs.length === 0;
-          const key = empty ? '' : `${rule.src.key}|${protoKey(spec)}`;
-          if (!empty && !firstAt.has(key)) firstAt.set(key, at);
-          steps.push({ self: false, rule, d, spec, key, at: at++ });
-        }
+        if (step.key !== '' && !firstAt.has(step.key)) firstAt.set(step.key, at);
+        steps.push({ ...step, at: at++ });
       }
     }
     plan = { steps, firstAt, identity: identityKeyer(rules), stepsOf: new Map() };
