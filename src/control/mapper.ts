@@ -329,8 +329,19 @@ export function createMapper(deps: MapperDeps) {
       if (!frame) frames.set(key, (frame = deps.frames.frame(shared.bodies(pieces))));
       s.session.send(frame);
     };
+    /**
+     * The peers a delta lists, by their versions (unique across peers and lifetimes): a group's streams mostly
+     * get the same ones, but each its own filter, so they are a shared part rather than each message's text.
+     */
+    const peerLists = new Map<string, readonly Piece[]>();
+    const peersChanged = (entries: readonly PeerEntry[]): readonly Piece[] => {
+      const key = entries.map((e) => e.version).join(',');
+      let pieces = peerLists.get(key);
+      if (!pieces) peerLists.set(key, (pieces = [shared.part(`[${entries.map((e) => e.json).join(',')}]`)]));
+      return pieces;
+    };
     let wrote = false;
-    for (const s of visit) wrote = update(s, compiled, changed, watching.get(s) ?? [], dnsChanged, send) || wrote;
+    for (const s of visit) wrote = update(s, compiled, changed, watching.get(s) ?? [], dnsChanged, { send, peersChanged }) || wrote;
     if (wrote) deps.onFanout?.((performance.now() - firstPendingAt) / 1000);
   }
 
@@ -414,7 +425,7 @@ export function createMapper(deps: MapperDeps) {
     changed: Set<number>,
     watched: readonly number[],
     dnsChanged: boolean,
-    send: (s: SessionState, members: Member[]) => void,
+    out: { send(s: SessionState, members: Member[]): void; peersChanged(entries: readonly PeerEntry[]): readonly Piece[] },
   ): boolean {
     const self = t.nodes.find(s.session.nodeId);
     if (!self) return endDeleted(s);
@@ -435,7 +446,7 @@ export function createMapper(deps: MapperDeps) {
     }
     s.view = view;
     const patches: PeerPatch[] = [];
-    const changedJson: string[] = [];
+    const changedPeers: PeerEntry[] = [];
     const profiles: UserProfile[] = [];
     for (const id of candidates) {
       if (id === self.id) continue;
@@ -450,7 +461,7 @@ export function createMapper(deps: MapperDeps) {
       }
       if (had === entry.version) continue;
       if (had && entry.patch && had === entry.previous) patches.push(entry.patch);
-      else changedJson.push(entry.json);
+      else changedPeers.push(entry);
       s.sent[at] = entry.version;
       const node = t.nodes.find(id)!;
       const profile = profileOf(t, node);
@@ -463,7 +474,7 @@ export function createMapper(deps: MapperDeps) {
     const list = (key: string, items: readonly unknown[]) => {
       if (items.length) members.push([key, JSON.stringify(items)]);
     };
-    if (changedJson.length) members.push(['PeersChanged', `[${changedJson.join(',')}]`]);
+    if (changedPeers.length) members.push(['PeersChanged', out.peersChanged(changedPeers)]);
     list('PeersChangedPatch', patches);
     list('PeersRemoved', removed);
     list('UserProfiles', profiles);
@@ -492,7 +503,7 @@ export function createMapper(deps: MapperDeps) {
       }
     }
     if (members.length === 0) return false;
-    send(s, members);
+    out.send(s, members);
     return true;
   }
 
