@@ -78,12 +78,11 @@ const batchMs = 15;
  * otherwise got one flush per join, so each of a group's streams was sent a frame per join (one seal, one
  * HTTP/2 write, one syscall each), and one policy compile per join. One recent flush is not enough: a lone
  * join is two changes in a row (registered, then online with endpoints), and its second must not wait.
- * 250 ms rather than 100: with allow-all every flush is a frame to every stream, and a 1,000-node restart
- * sent 29 frames per node (31,000 in all) as its nodes came back online; Headscale batches for 800 ms.
- * The window holds two such batches back to back, so a steady load stays busy.
+ * Not longer: 250 ms halved the frames of a 1,000-node allow-all restart, but made a 2,000-node grouped churn
+ * wave reach everyone 150-250 ms later (bench-results/profiles.md, session 12).
  */
-const busyBatchMs = 250;
-const busyWindowMs = 2 * busyBatchMs + 100;
+const busyBatchMs = 100;
+const busyWindowMs = 250;
 /**
  * Under load the delay grows to flushCostRatio times the last flush's duration (up to this cap), so flushing
  * takes at most a quarter of the server's time. A flush costs one policy compile and a frame to every stream
