@@ -430,6 +430,9 @@ export function createMapper(deps: MapperDeps) {
     if (!self) return endDeleted(s);
     const view = compiled.forNode(self.id);
     const recheck = s.view !== view;
+    // The self node depends on the view only through its capabilities: a recompile (every policy change makes
+    // one for every node) that left them alone need not encode the node again for each stream.
+    const capsMoved = recheck && s.view.capMap !== view.capMap && JSON.stringify(s.view.capMap) !== JSON.stringify(view.capMap);
     // Only peers that entered or left the view, or changed themselves, can need news: with allow-all every
     // view moves on every join, and rescanning whole peer lists would make each flush O(N²). Of the changed
     // nodes, only those the session was allowed to see (`watched`) can be in its map.
@@ -486,7 +489,7 @@ export function createMapper(deps: MapperDeps) {
       members.push(['SSHPolicy', ssh]);
       s.sshJson = ssh;
     }
-    if (recheck || changed.has(self.id) || dnsChanged) {
+    if (capsMoved || changed.has(self.id) || dnsChanged) {
       const json = JSON.stringify(wireNode(deps, self, view));
       if (json !== s.selfJson) {
         members.push(['Node', json]);

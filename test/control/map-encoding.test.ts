@@ -78,7 +78,8 @@ const ctx: NetmapContext = {
 // several zstd frames, some of them shared.
 const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2, sharedSrcMin: 0 });
 /** Every view counted wide (as with allow-all on a large tailnet): flushes search the sorted views, not the reverse index. */
-const wideMapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncoder(), chunkPeers: 2, wideViewPeers: 0 });
+// With a policy view of its own, as every mapper has: a view hands the nodes a compile affected to one consumer.
+const wideMapper = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder(), chunkPeers: 2, wideViewPeers: 0 });
 /** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
 const zstdFrames = (f: Buffer) => {
   let count = 0;
@@ -204,6 +205,26 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
   await new Promise((r) => setTimeout(r, 300));
   await verify('a removal, a join and an endpoint change in one batch');
   assert.ok([...netmaps.values()].every((peers) => ![...peers.values()].some((p) => p.Name.startsWith('carol-laptop.'))));
+
+  // A policy change that leaves capabilities alone sends new filters, not the self node; one that grants a
+  // capability sends its holders their node again, CapMap and all.
+  const policyText = t.policy()!.text;
+  const counts = streams.map((s) => s.stream.frames.length);
+  t.setPolicy(policyText.replace('"tag:server:22"', '"tag:server:22,2222"'));
+  await new Promise((r) => setTimeout(r, 300));
+  const newFrames = (s: (typeof streams)[number], i: number) => s.stream.json().slice(counts[i]);
+  assert.ok(streams.some((s, i) => newFrames(s, i).some((m) => m.PacketFilter)), 'the port reached some filters');
+  assert.ok(streams.every((s, i) => newFrames(s, i).every((m) => !m.Node)), 'no self node without a capability change');
+  await verify('a policy change that moves no capability');
+  const again = streams.map((s) => s.stream.frames.length);
+  t.setPolicy(policyText.replace('"target":["bob@"]', '"target":["bob@","alice@example.com"]'));
+  await new Promise((r) => setTimeout(r, 300));
+  const alices = streams.filter((s) => t.nodes.find(s.id)?.userId === alice.id);
+  assert.ok(alices.length > 0);
+  for (const s of alices) {
+    const node = s.stream.json().slice(again[streams.indexOf(s)]).find((m) => m.Node)?.Node;
+    assert.ok(node && 'funnel' in node.CapMap!, `alice's node ${s.id} learns its funnel capability`);
+  }
   mapper.stop();
   wideMapper.stop();
 });
