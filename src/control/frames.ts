@@ -10,8 +10,6 @@ export const defaultMaxFrameSize = 64 << 20;
 export interface FrameEncoder {
   /** JSON-encodes a value and frames it. */
   encode(value: unknown): Buffer;
-  /** Frames JSON text that is already serialized. */
-  encodeJson(json: string | Uint8Array): Buffer;
   /** Text as one zstd frame, without the length prefix: compressed, or stored as is when it is short. */
   compress(text: string): Buffer;
   /**
@@ -33,9 +31,8 @@ export function createFrameEncoder(options: { level?: number } = {}): FrameEncod
     prefix.writeUInt32LE(bodies.reduce((n, b) => n + b.length, 0), 0);
     return Buffer.concat([prefix, ...bodies]);
   };
-  const encodeJson = (json: string | Uint8Array): Buffer => frame([compressor.compress(typeof json === 'string' ? Buffer.from(json, 'utf8') : json)]);
   const compress = (text: string): Buffer => (text.length < storedBelow ? storedFrame(text) : compressor.compress(Buffer.from(text, 'utf8')));
-  return { encodeJson, compress, frame, encode: (value) => encodeJson(JSON.stringify(value)) };
+  return { compress, frame, encode: (value) => frame([compressor.compress(Buffer.from(JSON.stringify(value), 'utf8'))]) };
 }
 
 /**
