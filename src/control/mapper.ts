@@ -336,7 +336,7 @@ export function createMapper(deps: MapperDeps) {
     const peersChanged = (entries: readonly PeerEntry[]): readonly Piece[] => {
       const key = entries.map((e) => e.version).join(',');
       let pieces = peerLists.get(key);
-      if (!pieces) peerLists.set(key, (pieces = [shared.part(`[${entries.map((e) => e.json).join(',')}]`)]));
+      if (!pieces) peerLists.set(key, (pieces = [shared.part(`[${entries.map((e) => e.json).join(',')}]`, `peers:${key}`)]));
       return pieces;
     };
     let wrote = false;

@@ -21,10 +21,13 @@ export function createSharedParts(frames: FrameEncoder) {
   /** A digest of each shared part's text: two parts of the same text (say, a rule compiled again) compare equal. */
   const digests = new WeakMap<Buffer, string>();
   return {
-    /** Compresses a text that many messages will carry. */
-    part(text: string): Buffer {
+    /**
+     * Compresses a text that many messages will carry. `name`, when the caller already has one that says what
+     * the text is (it must differ from every other text's), spares hashing it.
+     */
+    part(text: string, name?: string): Buffer {
       const body = frames.compress(text);
-      digests.set(body, createHash('sha256').update(text).digest('base64'));
+      digests.set(body, name ?? createHash('sha256').update(text).digest('base64'));
       return body;
     },
     /** A short text that stands for the pieces (whose frames all came from part()): equal keys, equal JSON. */

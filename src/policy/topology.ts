@@ -122,8 +122,8 @@ export function liveTopology(t: Topology, cache?: TopologyCache): LiveTopology {
 }
 
 /**
- * Entries of compiles made without a cache of their own (a policy check, an access diff): callers that reuse
- * TopologyNode objects (topologyOf) skip parsing 10,000 nodes' addresses for each of them.
+ * Entries of every compile not given a cache of its own (the live view, policy checks, access diffs): callers
+ * that reuse TopologyNode objects (topologyOf) parse a node's addresses once, not once per compile.
  */
 const sharedEntries: TopologyCache = new WeakMap();
 

@@ -4,7 +4,7 @@
  * text, the topology index is moved by the nodes that changed (not rebuilt), and `settle()` lets a burst of
  * new streams share one compile instead of compiling once each.
  */
-import { compilePolicy, liveTopology, parsePolicy, type ChangedNode, type CompiledPolicy, type LiveTopology, type Policy, type Topology, type SourceCache, type TopologyCache, type TopologyIndex, type TopologyNode, type TopologyUser } from '../policy/index.ts';
+import { compilePolicy, liveTopology, parsePolicy, type ChangedNode, type CompiledPolicy, type LiveTopology, type Policy, type Topology, type SourceCache, type TopologyIndex, type TopologyNode, type TopologyUser } from '../policy/index.ts';
 import { servingRoutes } from '../domain/routes.ts';
 import type { Node, User } from '../domain/types.ts';
 import type { NodeField } from './changes.ts';
@@ -19,7 +19,10 @@ const policyFields: ReadonlySet<NodeField> = new Set(['tags', 'owner', 'routes',
 /** How long a new stream may wait for a shared compile: the mapper's batch window. */
 const settleMs = 15;
 
-/** TopologyNodes of topologyOf's callers that keep no map of their own (policy checks and access diffs). */
+/**
+ * One TopologyNode per node record for every compile of this process (the live view, policy checks, access
+ * diffs), so the index entries cached on them (topology.ts) serve all of them.
+ */
 const sharedTopologyNodes = new WeakMap<Node, TopologyNode>();
 
 /**
@@ -71,8 +74,6 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
   let compiled: CompiledPolicy | undefined;
   let parsed: { text: string; policy: Policy } | undefined;
   let settling: Promise<void> | undefined;
-  const topologyNodes = new WeakMap<Node, TopologyNode>();
-  const topologyCache: TopologyCache = new WeakMap();
   const sourceCache: SourceCache = new WeakMap();
   /** The index compiles read, with its owners' names; dropped when users change (the next compile builds it). */
   let live: { topology: LiveTopology; names: ReadonlyMap<number, string> } | undefined;
@@ -95,13 +96,13 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
   const topology = (): { index: TopologyIndex; changed?: ChangedNode[] } => {
     if (!live) {
       pending.clear();
-      const { topology, names } = withOwnerNames(t, topologyNodes);
-      live = { topology: liveTopology(topology, topologyCache), names };
+      const { topology, names } = withOwnerNames(t, sharedTopologyNodes);
+      live = { topology: liveTopology(topology), names };
       return { index: live.topology.index };
     }
     const upserts: TopologyNode[] = [];
     const removed: number[] = [];
-    for (const [id, n] of pending) n ? upserts.push(topologyNode(n, live.names, topologyNodes)) : removed.push(id);
+    for (const [id, n] of pending) n ? upserts.push(topologyNode(n, live.names, sharedTopologyNodes)) : removed.push(id);
     pending.clear();
     return { index: live.topology.index, changed: live.topology.apply(upserts, removed) };
   };
@@ -111,7 +112,7 @@ export function createPolicyView(t: Tailnet, { onCompile, ...opts }: PolicyViewO
     if (compiled) return compiled;
     const started = performance.now();
     const { index, changed } = topology();
-    compiled = last = compilePolicy(policy(), index, { ...opts, topologyCache, sourceCache, previous: last, changed });
+    compiled = last = compilePolicy(policy(), index, { ...opts, sourceCache, previous: last, changed });
     onCompile?.((performance.now() - started) / 1000);
     if (compiled.affected === 'all') affected = 'all';
     else if (affected !== 'all') for (const id of compiled.affected) affected.add(id);
