@@ -90,13 +90,18 @@ export function createMapHandler(deps: MapDeps) {
   };
 
   async function stream(nodeId: number, res: Http2Response, oneShot: boolean): Promise<void> {
-    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    // The headers go out with the first frame, in one write, as Tailscale's server sends them: the client's
+    // watchdog (two minutes) covers the wait for both.
+    const head = () => {
+      if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    };
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
     let backlogCap = deps.minBacklogBytes;
     const write = (frame: Buffer, kind: MapResponseKind) => {
       if (ended) return;
       if (res.writableLength > backlogCap) return cutOff();
+      head();
       res.write(frame);
       deps.observer.mapResponse(kind);
     };
@@ -112,6 +117,7 @@ export function createMapHandler(deps: MapDeps) {
         if (ended) return;
         ended = true;
         clearTimeout(timer);
+        head();
         res.end();
       },
     };
