@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createAdminApp } from './admin/app.ts';
@@ -26,6 +27,7 @@ import { createAutoApprover } from './state/auto-approve.ts';
 import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
+import { createHandshakePool } from './control/noise/handshake-pool.ts';
 import { formatKey, loadOrCreateNoiseKey, parseKey, privateKeyPrefix, type KeyPair } from './control/noise/keys.ts';
 import { publicKeyOf } from './control/noise/primitives.ts';
 import { ensureSchema, sharedNoiseKeyText, startReplica, type Replica } from './replica/index.ts';
@@ -54,6 +56,8 @@ export interface Server {
 export interface StartOptions {
   /** Overrides of the built-in limits (tests use short timeouts). */
   readonly limits?: Partial<Limits>;
+  /** Worker threads for Noise handshakes; by default one per core beside the event loop's, at most 4. */
+  readonly handshakeWorkers?: number;
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
@@ -175,11 +179,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     active: leads,
     onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
+  const noiseKey = shared ? sharedNoiseKey(shared, config.dataDir) : loadOrCreateNoiseKey(config.dataDir);
   const noise = createNoiseUpgrade({
-    keyPair: shared ? sharedNoiseKey(shared, config.dataDir) : loadOrCreateNoiseKey(config.dataDir),
+    keyPair: noiseKey,
     onRequest: control.onRequest,
     logger: log,
     timeouts: { idleMs: limits.idleMs, recordMs: limits.recordMs, requestMs: limits.requestMs },
+    handshakes: createHandshakePool(noiseKey, {
+      workers: options.handshakeWorkers ?? Math.min(4, availableParallelism() - 1),
+      onWorkerError: (err) => log.warn({ err: err.message }, 'noise: a handshake worker failed; its share runs on the event loop'),
+    }),
   });
   // The relay admits only current nodes of the tailnet.
   const derp = config.derp.enabled

@@ -7,7 +7,8 @@ import { Http2Connection } from './http2/connection.ts';
 import type { Http2Request, Http2Response } from './http2/stream.ts';
 import { ErrorCode } from './http2/frames.ts';
 import { NoiseConn } from './noise/conn.ts';
-import { buildErrorFrame, HandshakeError, initiationVersion, respond } from './noise/handshake.ts';
+import { buildErrorFrame, HandshakeError, initiationVersion, type HandshakeResult } from './noise/handshake.ts';
+import { createHandshakePool, type HandshakePool } from './noise/handshake-pool.ts';
 import { machineKeyText, zeroKeyText, type KeyPair } from './noise/keys.ts';
 
 /** The Upgrade token of the control protocol; clients compare the 101's header case-sensitively (trap T9). */
@@ -55,6 +56,8 @@ export interface NoiseUpgradeOptions {
   readonly logger: Logger;
   /** Refuse clients whose handshake version is lower; defaults to defaultMinVersion. */
   readonly minVersion?: number;
+  /** Runs the Noise handshakes (on worker threads, handshake-pool.ts); closed with the upgrade. Absent, they run here. */
+  readonly handshakes?: HandshakePool;
   /** Deadlines on a connection past the handshake; absent, a connection may wait forever. */
   readonly timeouts?: NoiseTimeouts;
 }
@@ -89,6 +92,7 @@ export interface NoiseUpgrade {
 /** Creates the /key and /ts2021 handlers around the server's Noise key pair. */
 export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const { keyPair, logger } = options;
+  const handshakes = options.handshakes ?? createHandshakePool(keyPair, { workers: 0 });
   const minVersion = options.minVersion ?? defaultMinVersion;
   /** Each live connection and the HTTP/2 connection on it. */
   const live = new Map<NoiseConn, Http2Connection>();
@@ -125,14 +129,29 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       refuse(socket, refusal);
       return true;
     }
-    let hs: ReturnType<typeof respond>;
-    try {
-      hs = respond(init, keyPair);
-    } catch (err) {
+    const failed = (err: unknown) => {
       logger.debug({ remote, err: (err as Error).message }, 'noise: handshake failed');
       refuse(socket, err instanceof HandshakeError ? err.message : 'handshake failed');
+    };
+    let hs: HandshakeResult | Promise<HandshakeResult>;
+    try {
+      hs = handshakes.respond(init);
+    } catch (err) {
+      failed(err);
       return true;
     }
+    if (hs instanceof Promise) {
+      // The client waits for the response before it sends anything; it may have given up meanwhile.
+      hs.then(
+        (r) => socket.destroyed || establish(r, socket, head, remote),
+        (err) => socket.destroyed || failed(err),
+      );
+    } else establish(hs, socket, head, remote);
+    return true;
+  };
+
+  /** Answers the handshake and serves HTTP/2 over the Noise connection it keys. */
+  const establish = (hs: HandshakeResult, socket: Duplex, head: Buffer, remote: string | undefined) => {
     socket.write(Buffer.concat([switchingProtocols, hs.response]));
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
@@ -143,7 +162,6 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       logger.debug({ remote, machineKey: peer.machineKey }, 'noise: connection closed');
     });
     live.set(conn, serveHttp2(conn, peer, options.onRequest, logger, options.timeouts));
-    return true;
   };
 
   return {
@@ -165,7 +183,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       const closed = [...live.keys()].map((conn) => new Promise((resolve) => conn.once('close', resolve)));
       for (const h2 of live.values()) h2.close();
       const timer = setTimeout(() => live.forEach((_, conn) => conn.destroy()), graceMs);
-      await Promise.all(closed);
+      await Promise.all([...closed, handshakes.close()]);
       clearTimeout(timer);
     },
   };

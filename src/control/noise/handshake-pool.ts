@@ -1,0 +1,124 @@
+/**
+ * Noise handshakes on worker threads. A handshake is a fifth of what a connecting client costs the event loop
+ * (four X25519, a key pair, BLAKE2s and ChaCha20-Poly1305 over 101 bytes, ~0.4 ms), and it is pure computation
+ * on bytes, so it moves off the thread that holds the tailnet: after a restart, 10,000 clients reconnect at once.
+ *
+ * The event loop still runs a handshake itself when no worker is ready yet (they start with the server and
+ * compile their TypeScript first), when every worker already has `maxQueued` waiting, or after a worker died:
+ * a busy pool never makes a client wait longer than running it here would, and a broken one costs only speed.
+ */
+import { Worker } from 'node:worker_threads';
+import { HandshakeError, respond, type HandshakeResult } from './handshake.ts';
+import type { KeyPair } from './primitives.ts';
+
+export interface HandshakePool {
+  /** The responder handshake: its result now when run on this thread, a promise of it when a worker runs it. */
+  respond(init: Buffer): HandshakeResult | Promise<HandshakeResult>;
+  /** Handshakes a worker ran. */
+  readonly offloaded: number;
+  /** Resolves once every worker is ready (or has failed). */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HandshakePoolOptions {
+  /** Worker threads; 0 runs every handshake on the calling thread. */
+  readonly workers: number;
+  /** Handshakes one worker may have waiting before the next runs here instead; defaults to 4. */
+  readonly maxQueued?: number;
+  /** Told once when a worker fails; its handshakes in flight fail, and later ones run here. */
+  readonly onWorkerError?: (err: Error) => void;
+}
+
+/** A request to a worker and its answer (the worker's side is handshake-worker.ts). */
+export interface HandshakeRequest {
+  readonly id: number;
+  readonly init: Uint8Array;
+}
+export type HandshakeReply =
+  | { readonly id: number; readonly result: HandshakeResult }
+  | { readonly id: number; readonly error: string; readonly handshakeError: boolean };
+
+interface PoolWorker {
+  readonly worker: Worker;
+  /** Settles when the worker is ready or has failed. */
+  readonly started: Promise<void>;
+  ready: boolean;
+  dead: boolean;
+  readonly waiting: Map<number, { resolve: (r: HandshakeResult) => void; reject: (e: Error) => void }>;
+}
+
+export function createHandshakePool(keyPair: KeyPair, options: HandshakePoolOptions): HandshakePool {
+  const maxQueued = options.maxQueued ?? 4;
+  let closing = false;
+  // A worker that stops because the pool closes has not failed.
+  const onError = (err: Error) => closing || options.onWorkerError?.(err);
+  const workers = Array.from({ length: options.workers }, () => startWorker(keyPair, onError));
+  let nextId = 1;
+  let offloaded = 0;
+
+  /** The live, ready worker with the fewest handshakes waiting, if it has room for one more. */
+  const pick = (): PoolWorker | undefined => {
+    let best: PoolWorker | undefined;
+    for (const w of workers) if (w.ready && !w.dead && (!best || w.waiting.size < best.waiting.size)) best = w;
+    return best && best.waiting.size < maxQueued ? best : undefined;
+  };
+
+  return {
+    respond(init) {
+      const w = pick();
+      if (!w) return respond(init, keyPair);
+      const id = nextId++;
+      offloaded++;
+      return new Promise<HandshakeResult>((resolve, reject) => {
+        w.waiting.set(id, { resolve, reject });
+        w.worker.postMessage({ id, init } satisfies HandshakeRequest);
+      });
+    },
+    get offloaded() {
+      return offloaded;
+    },
+    ready: () => Promise.all(workers.map((w) => w.started)).then(() => undefined),
+    async close() {
+      closing = true;
+      await Promise.all(workers.map((w) => w.worker.terminate()));
+    },
+  };
+}
+
+function startWorker(keyPair: KeyPair, onError: (err: Error) => void): PoolWorker {
+  // The worker is TypeScript: it registers tsx's loader itself (loaders registered here do not reach workers).
+  const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(new URL('./handshake-worker.ts', import.meta.url).href)}); })`;
+  const worker = new Worker(boot, { eval: true, workerData: { privateKey: keyPair.privateKey, publicKey: keyPair.publicKey }, stderr: false });
+  // A pool never keeps the process alive: the server's listeners do.
+  worker.unref();
+  let started!: () => void;
+  const w: PoolWorker = { worker, started: new Promise<void>((resolve) => (started = resolve)), ready: false, dead: false, waiting: new Map() };
+  worker.on('message', (msg: 'ready' | HandshakeReply) => {
+    if (msg === 'ready') {
+      w.ready = true;
+      return started();
+    }
+    const waiter = w.waiting.get(msg.id);
+    w.waiting.delete(msg.id);
+    if (!waiter) return;
+    if ('result' in msg) waiter.resolve(fromWorker(msg.result));
+    else waiter.reject(msg.handshakeError ? new HandshakeError(msg.error) : new Error(msg.error));
+  });
+  const fail = (err: Error) => {
+    if (w.dead) return;
+    w.dead = true;
+    started();
+    for (const waiter of w.waiting.values()) waiter.reject(new Error(`handshake worker stopped: ${err.message}`));
+    w.waiting.clear();
+    onError(err);
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+  return w;
+}
+
+/** Structured cloning turns Buffers into plain Uint8Arrays; the response is written to a socket as a Buffer. */
+function fromWorker(r: HandshakeResult): HandshakeResult {
+  return { ...r, response: Buffer.from(r.response.buffer, r.response.byteOffset, r.response.byteLength) };
+}
