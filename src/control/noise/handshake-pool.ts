@@ -3,9 +3,11 @@
  * (four X25519, a key pair, BLAKE2s and ChaCha20-Poly1305 over 101 bytes, ~0.4 ms), and it is pure computation
  * on bytes, so it moves off the thread that holds the tailnet: after a restart, 10,000 clients reconnect at once.
  *
- * The event loop still runs a handshake itself when no worker is ready yet (they start with the server and
- * compile their TypeScript first), when every worker already has `maxQueued` waiting, or after a worker died:
- * a busy pool never makes a client wait longer than running it here would, and a broken one costs only speed.
+ * Handing one over costs the event loop a tenth of running it, so the pool takes bursts: connections arrive
+ * dozens per tick after a restart, and a queue of 4 per worker had most of them run here anyway. The event loop
+ * still runs a handshake itself when no worker is ready yet (they start with the server and compile their
+ * TypeScript first), when every worker already has `maxQueued` waiting, or after a worker died: a broken pool
+ * costs only speed.
  */
 import { Worker } from 'node:worker_threads';
 import { HandshakeError, respond, type HandshakeResult } from './handshake.ts';
@@ -24,7 +26,7 @@ export interface HandshakePool {
 export interface HandshakePoolOptions {
   /** Worker threads; 0 runs every handshake on the calling thread. */
   readonly workers: number;
-  /** Handshakes one worker may have waiting before the next runs here instead; defaults to 4. */
+  /** Handshakes one worker may have waiting before the next runs here instead; defaults to 256 (~0.1 s of work). */
   readonly maxQueued?: number;
   /** Told once when a worker fails; its handshakes in flight fail, and later ones run here. */
   readonly onWorkerError?: (err: Error) => void;
@@ -49,7 +51,7 @@ interface PoolWorker {
 }
 
 export function createHandshakePool(keyPair: KeyPair, options: HandshakePoolOptions): HandshakePool {
-  const maxQueued = options.maxQueued ?? 4;
+  const maxQueued = options.maxQueued ?? 256;
   let closing = false;
   // A worker that stops because the pool closes has not failed.
   const onError = (err: Error) => closing || options.onWorkerError?.(err);
