@@ -27,6 +27,7 @@ import { createAutoApprover } from './state/auto-approve.ts';
 import { createEphemeralReaper } from './state/ephemeral.ts';
 import { createControl } from './control/service.ts';
 import { createNoiseUpgrade } from './control/upgrade.ts';
+import { resumePresence } from './control/resume.ts';
 import { createHandshakePool } from './control/noise/handshake-pool.ts';
 import { formatKey, loadOrCreateNoiseKey, parseKey, privateKeyPrefix, type KeyPair } from './control/noise/keys.ts';
 import { publicKeyOf } from './control/noise/primitives.ts';
@@ -58,6 +59,8 @@ export interface StartOptions {
   readonly limits?: Partial<Limits>;
   /** Worker threads for Noise handshakes; by default one per core beside the event loop's, at most 4. */
   readonly handshakeWorkers?: number;
+  /** How long nodes connected at the last clean stop stay online without reconnecting (control/resume.ts). */
+  readonly resumeGraceMs?: number;
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<Server> {
@@ -179,6 +182,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     active: leads,
     onError: (err) => log.warn({ err: (err as Error).message }, 'ephemeral node clean-up failed'),
   });
+  // Before any client connects: the nodes connected at the last clean stop are still online.
+  const presence = resumePresence(config.dataDir, tailnet.nodes, (msg) => log.warn(msg), options.resumeGraceMs);
   const noiseKey = shared ? sharedNoiseKey(shared, config.dataDir) : loadOrCreateNoiseKey(config.dataDir);
   const noise = createNoiseUpgrade({
     keyPair: noiseKey,
@@ -222,6 +227,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     tailnet.sshChecks.stop();
     rp?.stop();
     await noise.close();
+    try {
+      presence.save();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not write the nodes to resume; they start offline next time');
+    }
     derp?.close();
     await stun?.close();
     await dns?.close();

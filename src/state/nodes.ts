@@ -74,19 +74,23 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       };
     }, { soft });
   };
-  /** Connections to this server, and to other replicas (their presence); online is either. */
+  /**
+   * Connections to this server, to other replicas (their presence), and those this server had when it last
+   * stopped and that have not come back yet (control/resume.ts); online is any of them.
+   */
   const local = new Set<number>();
   const remote = new Set<number>();
+  const resuming = new Set<number>();
   const presenceListeners = new Set<(id: number, online: boolean) => void>();
   /** Publishes a change of the node's overall online state; the replica that saw the node leave records last seen. */
-  const showOnline = (node: Node, recordLastSeen: boolean) => {
-    const online = local.has(node.id) || remote.has(node.id);
+  const showOnline = (node: Node, recordLastSeen: boolean, seenAt = now()) => {
+    const online = local.has(node.id) || remote.has(node.id) || resuming.has(node.id);
     if (ix.online.has(node.id) === online) return;
     if (online) ix.online.add(node.id);
     else ix.online.delete(node.id);
     if (online || !recordLastSeen) return core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     // PostgreSQL is restarting: peers still learn the node left; its last seen is lost.
-    if (unlessStoreAway(() => update(node, { lastSeen: now().toISOString() }, ['online'], true)) === undefined) {
+    if (unlessStoreAway(() => update(node, { lastSeen: seenAt.toISOString() }, ['online'], true)) === undefined) {
       core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     }
   };
@@ -242,6 +246,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
             ix.online.delete(id);
             local.delete(id);
             remote.delete(id);
+            resuming.delete(id);
           },
           changes: [{ kind: 'node-removed', node }],
         };
@@ -287,9 +292,33 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       if (!node || local.has(id) === online) return;
       if (online) local.add(id);
       else local.delete(id);
+      resuming.delete(id);
       for (const l of presenceListeners) l(id, online);
       showOnline(node, true);
     },
+
+    /** Shows nodes online that were connected when this server last stopped, until each connects again or endResume. */
+    resume(ids: readonly number[]): void {
+      for (const id of ids) {
+        const node = ix.nodes.get(id);
+        if (!node || local.has(id)) continue;
+        resuming.add(id);
+        showOnline(node, false);
+      }
+    },
+
+    /** The resumed nodes that have not connected again go offline, last seen when the server stopped. */
+    endResume(stoppedAt: Date): void {
+      const ids = [...resuming];
+      resuming.clear();
+      for (const id of ids) {
+        const node = ix.nodes.get(id);
+        if (node) showOnline(node, true, stoppedAt);
+      }
+    },
+
+    /** What a stop now leaves to resume: nodes connected to this server, and those resumed and not back yet. */
+    toResume: (): number[] => [...local, ...resuming].filter((id) => ix.nodes.has(id)),
 
     /** What another replica says about its own connection to a node; in memory only (that replica records last seen). */
     setRemoteOnline(id: number, online: boolean): void {

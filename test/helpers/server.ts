@@ -94,7 +94,7 @@ export async function spawnServer(opts: { dataDir?: string; env?: Record<string,
 
 /** Starts a server in this process on a random port. */
 export async function inProcessServer(overrides: Partial<Config> = {}, options: StartOptions = {}): Promise<Server & { dataDir: string; apiKey: string }> {
-  const dataDir = tempDir();
+  const dataDir = overrides.dataDir ?? tempDir();
   const defaults = defaultConfig();
   const derp = { ...defaults.derp, stunListenAddr: '127.0.0.1:0' };
   const storeEnv = await testStoreEnv(dataDir);
