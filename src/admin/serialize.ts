@@ -44,6 +44,7 @@ export function nodeJson(n: Node, t: Tailnet): ApiNode {
     registerMethod: registerMethods[n.registerMethod],
     ephemeral: n.ephemeral,
     online: t.nodes.isOnline(n.id),
+    connected: t.nodes.isConnected(n.id),
     approvedRoutes: n.approvedRoutes,
     availableRoutes: n.availableRoutes,
     subnetRoutes: servingRoutes(n),

@@ -32,7 +32,10 @@ export interface ApiNode {
   createdAt: string;
   registerMethod: string;
   ephemeral: boolean;
+  /** Shown online to peers: connected, or connected when the server last stopped and not yet back (control/resume.ts). */
   online: boolean;
+  /** Holding a map stream to control now. */
+  connected: boolean;
   approvedRoutes: readonly string[];
   availableRoutes: readonly string[];
   subnetRoutes: readonly string[];

@@ -183,6 +183,8 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
     byNodeKey: (key: string) => ix.nodesByNodeKey.get(key),
     byMachineKey: (key: string) => ix.nodesByMachineKey.get(key),
     isOnline: (id: number) => ix.online.has(id),
+    /** Connected to control now (to this server or a replica); unlike isOnline, not a node resumed after a restart. */
+    isConnected: (id: number) => local.has(id) || remote.has(id),
 
     /**
      * Registers a machine. A machine key seen before keeps its node (id, IPs, name); its node key, owner

@@ -74,9 +74,11 @@ test('nodes connected at a clean stop stay online after the restart until they r
     assert.ok(!existsSync(join(dataDir, 'connected-at-stop.json')), 'read once: a crash after this start resumes nothing');
     const nodes = server.tailnet.nodes;
     assert.deepEqual([nodes.isOnline(ids.a!), nodes.isOnline(ids.b!), nodes.isOnline(ids.c!)], [true, true, false]);
+    assert.deepEqual([nodes.isConnected(ids.a!), nodes.isConnected(ids.b!)], [false, false], 'shown online, not connected');
     // a is back first: its map shows b online (b has not reconnected yet) and c offline.
     const a2 = await connect(server, 'a', a);
     assert.deepEqual(Object.fromEntries(a2.peers), { b: true, c: false });
+    assert.ok(nodes.isConnected(ids.a!));
     // b never comes back: once the grace ends it is offline, last seen at the stop, not at the grace's end.
     await waitFor(() => !nodes.isOnline(ids.b!), 'b offline once the grace ended');
     assert.ok(nodes.isOnline(ids.a!), 'a reconnected: it stays online');

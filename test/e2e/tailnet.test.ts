@@ -154,11 +154,14 @@ test('server restart: clients reconnect with the same identity; offline once a c
     assert.equal(await stopped.stop('SIGTERM'), 0, stopped.log());
     assert.doesNotMatch(stopped.log(), /database connection is not open|TypeError|Error:/);
     server = await spawnServer({ dataDir: server.dataDir, env: serverEnv, args: ['--listen', new URL(server.url).host] });
+    // Online throughout (they were connected at the stop); connected again once each client's stream is back.
     for (const [i, d] of nodes.entries()) {
       await d.waitFor(async () => {
-        const online = JSON.parse(cli(server, 'nodes', 'list', '-o', 'json').stdout) as { givenName: string; online: boolean }[];
-        return online.find((n) => n.givenName === d.name)?.online;
-      }, 60_000, `${d.name} back online`);
+        const list = JSON.parse(cli(server, 'nodes', 'list', '-o', 'json').stdout) as { givenName: string; online: boolean; connected: boolean }[];
+        const n = list.find((n) => n.givenName === d.name);
+        assert.equal(n?.online, true, `${d.name} shown online while it reconnects`);
+        return n.connected;
+      }, 60_000, `${d.name} connected again`);
       assert.deepEqual(await d.ip(), ipsBefore[i]);
       assert.equal((await d.status()).BackendState, 'Running');
     }

@@ -37,7 +37,7 @@ export function deviceJson(n: Node, t: Tailnet, all: boolean) {
     hostname: n.hostname,
     isEphemeral: n.ephemeral,
     isExternal: false,
-    connectedToControl: online,
+    connectedToControl: t.nodes.isConnected(n.id),
     lastSeen: online ? new Date().toISOString() : n.lastSeen,
     machineKey: n.machineKey,
     name: `${n.givenName}.${t.dns().baseDomain}`,
