@@ -1,7 +1,7 @@
 /** Builds a Go program under test/peers into the per-version peer cache, rebuilding only when its sources change. */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,11 +38,18 @@ async function mtime(path: string): Promise<number | null> {
   }
 }
 
+/** A file of a dependency replaced in this build only; `with` is relative to the module being built. */
+export interface Patch {
+  readonly module: string;
+  readonly file: string;
+  readonly with: string;
+}
+
 /**
  * `go build` the module in `dir` to <peer cache>/<outName> and return the binary's path. A cached binary newer
  * than every source is reused. The build goes to a temporary name first, so concurrent runs never see half a file.
  */
-export async function buildGoProgram(dir: string, outName: string, opts: { version?: string } = {}): Promise<string> {
+export async function buildGoProgram(dir: string, outName: string, opts: { version?: string; patches?: readonly Patch[] } = {}): Promise<string> {
   const src = resolve(dir);
   const outDir = peerCacheDir(opts.version);
   const out = join(outDir, outName);
@@ -50,12 +57,53 @@ export async function buildGoProgram(dir: string, outName: string, opts: { versi
   if (built !== null && built >= (await newestSource(src))) return out;
   await mkdir(outDir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
+  const modfile = `${out}.build-${process.pid}.mod`;
   try {
-    await run('go', ['build', '-o', tmp, '.'], { cwd: src, timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+    const args = ['build', '-o', tmp];
+    if (opts.patches?.length) {
+      await writePatchedModfile(src, outDir, modfile, opts.patches);
+      args.push(`-modfile=${modfile}`);
+    }
+    await run('go', [...args, '.'], { cwd: src, timeout: 15 * 60_000, maxBuffer: 16 << 20 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`go build in ${src} failed: ${e.stderr || e.message}`);
+  } finally {
+    await rm(modfile, { force: true });
+    await rm(modfile.replace(/\.mod$/, '.sum'), { force: true });
   }
   await rename(tmp, out);
   return out;
+}
+
+/**
+ * Patching: go refuses to overlay files in the module cache, so each patched module is copied beside the
+ * binaries, its file replaced, and the build uses a go.mod (via -modfile; src's own stays as it is) that
+ * replaces the module with the copy.
+ */
+async function writePatchedModfile(src: string, outDir: string, modfile: string, patches: readonly Patch[]): Promise<void> {
+  let mod = await readFile(join(src, 'go.mod'), 'utf8');
+  for (const p of patches) {
+    const { stdout } = await run('go', ['mod', 'download', '-json', p.module], { cwd: src });
+    const { Dir, Version } = JSON.parse(stdout) as { Dir?: string; Version?: string };
+    if (!Dir || !Version) throw new Error(`go mod download ${p.module} gave no directory`);
+    const copy = join(outDir, 'patched', `${p.module}@${Version}`);
+    await rm(copy, { recursive: true, force: true });
+    await cp(Dir, copy, { recursive: true });
+    await chmodWritable(copy);
+    await copyFile(join(src, p.with), join(copy, p.file));
+    mod += `\nreplace ${p.module} => ${copy}\n`;
+  }
+  await writeFile(modfile, mod);
+  await copyFile(join(src, 'go.sum'), modfile.replace(/\.mod$/, '.sum'));
+}
+
+/** Module cache files are read-only; the copy must be writable (to patch, and to remove at the next build). */
+async function chmodWritable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chmodWritable(p);
+    else await chmod(p, 0o644);
+  }
 }

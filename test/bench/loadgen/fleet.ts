@@ -108,8 +108,15 @@ export interface Watch {
 
 type Reply = Record<string, unknown> & { seq: number; error?: string };
 
+/** X25519 without crypto/ecdh's unused public-key derivation: half of every client DH (gofleet/curve25519/curve25519.go). */
+const x25519 = { module: 'golang.org/x/crypto', file: 'curve25519/curve25519.go', with: 'curve25519/curve25519.go' };
+
+export const gofleetDir = new URL('./gofleet', import.meta.url).pathname;
+/** Builds gofleet (once: the binary is cached until a source changes) and returns its path. */
+export const buildFleet = () => buildGoProgram(gofleetDir, 'gofleet', { patches: [x25519] });
+
 export async function startFleet(target: Target, opts: { concurrency: number }): Promise<Fleet> {
-  const binary = await buildGoProgram(new URL('./gofleet', import.meta.url).pathname, 'gofleet');
+  const binary = await buildFleet();
   const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   let seq = 0;

@@ -3,6 +3,8 @@ module tailplane.test/gofleet
 go 1.26.6
 
 require (
+	// Only for curve25519/curve25519.go, which replaces x/crypto's X25519 in this build (see that file).
+	filippo.io/edwards25519 v1.2.0
 	github.com/go-json-experiment/json v0.0.0-20260214004413-d219187c3433
 	go4.org/mem v0.0.0-20240501181205-ae6ca9944745
 	tailscale.com v1.102.5
