@@ -96,6 +96,11 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
   const minVersion = options.minVersion ?? defaultMinVersion;
   /** Each live connection and the HTTP/2 connection on it. */
   const live = new Map<NoiseConn, Http2Connection>();
+  /**
+   * Set by close(): clients redial as soon as their session ends, and the listener still accepts until the
+   * HTTP server closes after this; a session made then would hold that close open until the client gave up.
+   */
+  let closing = false;
   const keyBody = JSON.stringify({ legacyPublicKey: zeroKeyText('mkey:'), publicKey: machineKeyText(keyPair.publicKey) });
 
   const handleRequest = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -116,6 +121,10 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     if (pathOf(req.url) !== upgradePath) return false;
     const remote = remoteOf(socket);
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'noise: socket error'));
+    if (closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+      return true;
+    }
     const init = checkUpgradeRequest(req);
     if (typeof init === 'string') {
       logger.debug({ remote, reason: init }, 'noise: upgrade refused');
@@ -152,6 +161,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
 
   /** Answers the handshake and serves HTTP/2 over the Noise connection it keys. */
   const establish = (hs: HandshakeResult, socket: Duplex, head: Buffer, remote: string | undefined) => {
+    if (closing) return void socket.destroy(); // its handshake finished on a worker after close() began
     socket.write(Buffer.concat([switchingProtocols, hs.response]));
     const peer: NoisePeer = { machineKey: hs.machineKey, version: hs.version, source: (socket as Partial<Socket>).remoteAddress ?? '' };
     const conn = new NoiseConn(socket, { txKey: hs.txKey, rxKey: hs.rxKey, head, recordTimeoutMs: options.timeouts?.recordMs });
@@ -180,6 +190,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     handleUpgrade,
     connectionCount: () => live.size,
     async close(graceMs = 1_000) {
+      closing = true;
       const closed = [...live.keys()].map((conn) => new Promise((resolve) => conn.once('close', resolve)));
       for (const h2 of live.values()) h2.close();
       const timer = setTimeout(() => live.forEach((_, conn) => conn.destroy()), graceMs);

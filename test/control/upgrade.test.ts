@@ -131,3 +131,24 @@ test('an oversized record or bogus HTTP/2 inside Noise closes only that connecti
   for (let i = 0; i < 100 && upgrade.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.equal(upgrade.connectionCount(), 0, 'every closed connection is forgotten');
 });
+
+test('a client that redials while the server stops is refused, so the HTTP server can close', async () => {
+  // tailscaled redials as soon as its session ends; before, the listener took that redial during the stop and
+  // its new session held the HTTP server's close open until the client gave up (two minutes in the bench).
+  const stopping = createNoiseUpgrade({ keyPair: serverKey, logger, onRequest: (_req, res) => res.end() });
+  const srv = http.createServer();
+  stopping.attach(srv);
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const srvPort = (srv.address() as { port: number }).port;
+  const first = await dialNoise(srvPort, serverKey.publicKey);
+  h2Session(first).on('error', () => {});
+  const redial = new Promise<string>((resolve) =>
+    first.conn.once('close', () => dialNoise(srvPort, serverKey.publicKey).then(() => resolve('upgraded'), (err: Error) => resolve(err.message))),
+  );
+  await stopping.close();
+  assert.match(await redial, /HTTP 503/);
+  srv.close();
+  const closed = await Promise.race([once(srv, 'close').then(() => true), new Promise((r) => setTimeout(r, 5_000, false))]);
+  assert.ok(closed, 'the HTTP server closed: no session outlived the stop');
+});
