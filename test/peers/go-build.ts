@@ -57,48 +57,44 @@ export async function buildGoProgram(dir: string, outName: string, opts: { versi
   if (built !== null && built >= (await newestSource(src))) return out;
   await mkdir(outDir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
-  const modfile = `${out}.build-${process.pid}.mod`;
+  const patched = `${out}.patched-${process.pid}`;
   try {
     const args = ['build', '-o', tmp];
-    if (opts.patches?.length) {
-      await writePatchedModfile(src, outDir, modfile, opts.patches);
-      args.push(`-modfile=${modfile}`);
-    }
+    if (opts.patches?.length) args.push(`-modfile=${await writePatchedModules(src, patched, opts.patches)}`);
     await run('go', [...args, '.'], { cwd: src, timeout: 15 * 60_000, maxBuffer: 16 << 20 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`go build in ${src} failed: ${e.stderr || e.message}`);
   } finally {
-    await rm(modfile, { force: true });
-    await rm(modfile.replace(/\.mod$/, '.sum'), { force: true });
+    await rm(patched, { recursive: true, force: true });
   }
   await rename(tmp, out);
   return out;
 }
 
 /**
- * Patching: go refuses to overlay files in the module cache, so each patched module is copied beside the
- * binaries, its file replaced, and the build uses a go.mod (via -modfile; src's own stays as it is) that
- * replaces the module with the copy.
+ * Patching: go refuses to overlay files in the module cache, so each patched module is copied into `dir`, its
+ * file replaced, and the build uses a go.mod there (via -modfile; src's own stays as it is) that replaces the
+ * module with the copy. Returns that go.mod's path; `dir` is the build's own, removed after it.
  */
-async function writePatchedModfile(src: string, outDir: string, modfile: string, patches: readonly Patch[]): Promise<void> {
+async function writePatchedModules(src: string, dir: string, patches: readonly Patch[]): Promise<string> {
   let mod = await readFile(join(src, 'go.mod'), 'utf8');
   for (const p of patches) {
     const { stdout } = await run('go', ['mod', 'download', '-json', p.module], { cwd: src });
     const { Dir, Version } = JSON.parse(stdout) as { Dir?: string; Version?: string };
     if (!Dir || !Version) throw new Error(`go mod download ${p.module} gave no directory`);
-    const copy = join(outDir, 'patched', `${p.module}@${Version}`);
-    await rm(copy, { recursive: true, force: true });
+    const copy = join(dir, `${p.module}@${Version}`);
     await cp(Dir, copy, { recursive: true });
     await chmodWritable(copy);
     await copyFile(join(src, p.with), join(copy, p.file));
     mod += `\nreplace ${p.module} => ${copy}\n`;
   }
-  await writeFile(modfile, mod);
-  await copyFile(join(src, 'go.sum'), modfile.replace(/\.mod$/, '.sum'));
+  await writeFile(join(dir, 'go.mod'), mod);
+  await copyFile(join(src, 'go.sum'), join(dir, 'go.sum'));
+  return join(dir, 'go.mod');
 }
 
-/** Module cache files are read-only; the copy must be writable (to patch, and to remove at the next build). */
+/** Module cache files are read-only; the copy must be writable (to patch it, and to remove it). */
 async function chmodWritable(dir: string): Promise<void> {
   await chmod(dir, 0o755);
   for (const e of await readdir(dir, { withFileTypes: true })) {
