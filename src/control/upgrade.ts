@@ -122,13 +122,13 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
     const remote = remoteOf(socket);
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'noise: socket error'));
     if (closing) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+      answerPlain(socket, '503 Service Unavailable');
       return true;
     }
     const init = checkUpgradeRequest(req);
     if (typeof init === 'string') {
       logger.debug({ remote, reason: init }, 'noise: upgrade refused');
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(init)}\r\n\r\n${init}`);
+      answerPlain(socket, '400 Bad Request', init);
       return true;
     }
     tuneSocket(socket);
@@ -182,7 +182,7 @@ export function createNoiseUpgrade(options: NoiseUpgradeOptions): NoiseUpgrade {
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         if (!handleUpgrade(req, socket, head) && server.listenerCount('upgrade') === 1) {
           socket.on('error', () => {});
-          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          answerPlain(socket, '404 Not Found');
         }
       });
     },
@@ -233,6 +233,12 @@ function versionRefusal(init: Buffer, minVersion: number): string | undefined {
 }
 
 /** Switches protocols as controlhttpserver does, then sends the error frame and closes. */
+/** Answers an upgrade request with a plain HTTP response and closes the socket once it is written. */
+function answerPlain(socket: Duplex, status: string, text = ''): void {
+  const type = text ? 'Content-Type: text/plain\r\n' : '';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`, () => socket.destroy());
+}
+
 function refuse(socket: Duplex, text: string): void {
   socket.end(Buffer.concat([switchingProtocols, buildErrorFrame(text)]), () => socket.destroy());
 }
