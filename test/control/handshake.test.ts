@@ -6,11 +6,12 @@ import { promisify } from 'node:util';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { blake2s as nobleBlake2s } from '@noble/hashes/blake2.js';
 import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { HandshakeError, initiationSize, respond, responseSize } from '../../src/control/noise/handshake.ts';
 import { initiate } from '../../src/control/noise/initiator.ts';
 import { machineKeyText } from '../../src/control/noise/keys.ts';
 import { buildErrorFrame } from '../../src/control/noise/messages.ts';
-import { blake2s, generateKeyPair, hkdf2, publicKeyOf, x25519 } from '../../src/control/noise/primitives.ts';
+import { blake2s, generateKeyPair, hkdf2, open, publicKeyOf, seal, sealInto, x25519 } from '../../src/control/noise/primitives.ts';
 
 test('primitives agree with @noble: BLAKE2s, HKDF-BLAKE2s (HMAC block 64), X25519', () => {
   const salt = new Uint8Array(32).fill(7);
@@ -27,6 +28,26 @@ test('primitives agree with @noble: BLAKE2s, HKDF-BLAKE2s (HMAC block 64), X2551
   assert.deepEqual(Buffer.from(nobleX25519.getPublicKey(p.privateKey)), Buffer.from(p.publicKey));
   assert.deepEqual(Buffer.from(x25519(p.privateKey, q.publicKey)), Buffer.from(nobleX25519.getSharedSecret(p.privateKey, q.publicKey)));
   assert.throws(() => x25519(p.privateKey, new Uint8Array(32)), /low-order/);
+});
+
+test('ChaCha20-Poly1305 (libsodium) agrees with @noble: with and without AD, sealed in place from pieces', () => {
+  const key = new Uint8Array(32).map((_, i) => i * 7);
+  const nonce = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2);
+  const ad = Buffer.from('ad');
+  const text = Buffer.from('a record spanning several pieces of an HTTP/2 flush');
+  for (const a of [undefined, ad]) {
+    const expected = Buffer.from(chacha20poly1305(key, nonce, a).encrypt(text));
+    assert.deepEqual(seal(key, nonce, text, a), expected);
+    assert.deepEqual(open(key, nonce, expected, a), text);
+  }
+  const out = Buffer.alloc(text.length + 16 + 5);
+  const end = sealInto(key, nonce, [text.subarray(0, 3), text.subarray(3, 20), text.subarray(20)], out, 5);
+  assert.equal(end, out.length);
+  assert.deepEqual(out.subarray(5), Buffer.from(chacha20poly1305(key, nonce).encrypt(text)));
+  const tampered = Buffer.from(out.subarray(5));
+  tampered[0]! ^= 1;
+  assert.throws(() => open(key, nonce, tampered), /authentication failed/);
+  assert.throws(() => open(key, nonce, tampered.subarray(0, 15)), /shorter than tag/);
 });
 
 test('handshake round trip: machine key recovered, split keys cross over, hashes equal', () => {

@@ -1,7 +1,10 @@
-/** The Noise primitives (X25519, BLAKE2s, HKDF-BLAKE2s, ChaCha20-Poly1305) on Node's built-in OpenSSL crypto. */
+/**
+ * The Noise primitives: X25519, BLAKE2s and HKDF-BLAKE2s on Node's built-in OpenSSL crypto, ChaCha20-Poly1305 on
+ * libsodium. Every transport record is one AEAD call, and OpenSSL's cost a cipher object per call (~4.5 us and
+ * five allocations for a 100-byte record, against 0.5 us in libsodium): a tenth of the server's CPU in a churn
+ * wave, where each of 10,000 streams is sent a small delta.
+ */
 import {
-  createCipheriv,
-  createDecipheriv,
   createHash,
   createHmac,
   createPrivateKey,
@@ -11,6 +14,7 @@ import {
   type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
+import sodium from 'sodium-native';
 
 /** Size of every X25519 key and of every derived symmetric key. */
 export const keySize = 32;
@@ -139,32 +143,34 @@ export function hkdf2(salt: Uint8Array, ikm: Uint8Array): [Uint8Array, Uint8Arra
 
 /** ChaCha20-Poly1305 seal: returns ciphertext || tag. */
 export function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad?: Uint8Array): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
-  if (ad) c.setAAD(ad, { plaintextLength: plaintext.length });
-  const body = c.update(plaintext);
-  c.final();
-  return Buffer.concat([body, c.getAuthTag()]);
+  const out = Buffer.allocUnsafe(plaintext.length + tagSize);
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plaintext, ad ?? null, null, nonce, key);
+  return out;
 }
 
 /**
- * ChaCha20-Poly1305 seal of the concatenation of `pieces`, written into `out` at `at` as ciphertext || tag without
- * joining the pieces first; returns the offset after the tag.
+ * ChaCha20-Poly1305 seal of the concatenation of `pieces`, written into `out` at `at` as ciphertext || tag: the
+ * pieces are copied there once and encrypted in place. Returns the offset after the tag.
  */
 export function sealInto(key: Uint8Array, nonce: Uint8Array, pieces: readonly Uint8Array[], out: Buffer, at: number): number {
-  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
-  for (const piece of pieces) at += c.update(piece).copy(out, at);
-  c.final();
-  return at + c.getAuthTag().copy(out, at);
+  let end = at;
+  for (const piece of pieces) {
+    out.set(piece, end);
+    end += piece.length;
+  }
+  const message = out.subarray(at, end);
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(at, end + tagSize), message, null, null, nonce, key);
+  return end + tagSize;
 }
 
 /** ChaCha20-Poly1305 open of ciphertext || tag; throws when authentication fails. */
 export function open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Buffer {
   if (sealed.length < tagSize) throw new Error('chacha20poly1305: ciphertext shorter than tag');
-  const ctLen = sealed.length - tagSize;
-  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: tagSize });
-  d.setAuthTag(sealed.subarray(ctLen));
-  if (ad) d.setAAD(ad, { plaintextLength: ctLen });
-  const body = d.update(sealed.subarray(0, ctLen));
-  d.final();
+  const body = Buffer.allocUnsafe(sealed.length - tagSize);
+  try {
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(body, null, sealed, ad ?? null, nonce, key);
+  } catch {
+    throw new Error('chacha20poly1305: message authentication failed');
+  }
   return body;
 }
