@@ -149,10 +149,11 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
     return startInteractive(req, peer);
   };
 
-  const logout = (req: RegisterRequest, peer: NoisePeer): RegisterResponse => {
+  /** An ephemeral node is deleted (in the store's group commit, as a join is written), any other expires now. */
+  const logout = async (req: RegisterRequest, peer: NoisePeer): Promise<RegisterResponse> => {
     const node = own(t.nodes.byNodeKey(req.NodeKey), peer);
     if (!node) return { NodeKeyExpired: true };
-    if (node.ephemeral) t.nodes.remove(node.id);
+    if (node.ephemeral) await t.nodes.removeGrouped(node.id).durable;
     else t.nodes.setExpiry(node.id, new Date().toISOString());
     return { NodeKeyExpired: true };
   };
@@ -160,7 +161,7 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
   /** Decides a register request (protocol.md §5.3); errors meant for the user come back as 200 + Error. */
   async function handle(req: RegisterRequest, peer: NoisePeer, signal: AbortSignal): Promise<RegisterResponse> {
     try {
-      if (req.Expiry && req.Expiry !== zeroTime && Date.parse(req.Expiry) < Date.now()) return logout(req, peer);
+      if (req.Expiry && req.Expiry !== zeroTime && Date.parse(req.Expiry) < Date.now()) return await logout(req, peer);
       if (req.Followup) return await followup(req, peer, signal);
       const authKey = req.Auth?.AuthKey;
       if (authKey) return await withAuthKey(req, peer, authKey);

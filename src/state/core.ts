@@ -41,7 +41,7 @@ export interface Core {
   /**
    * A durable write that joins the store's group commit (Store.writeGrouped): the indexes move and the changes
    * go out at once, as for `write`, and `durable` settles when the group commits. Should that commit fail, the
-   * write is undone in memory and its opposite published. Only node additions and updates can be undone so.
+   * write is undone in memory and its opposite published. Only node additions, updates and removals can be undone so.
    * Inside a batch it is an ordinary write of the batch.
    */
   writeGrouped<T>(fn: (tx: StoreTx) => WriteOutcome<T>): { result: T; durable: Promise<void> };
@@ -140,6 +140,7 @@ export function createCore(store: Store, defaultDns: DnsSettings): Core {
     for (const c of [...changes].reverse()) {
       if (c.kind === 'node-added') publish(applyNode(ix, c.node.id, null));
       else if (c.kind === 'node-updated') publish(applyNode(ix, c.node.id, c.before));
+      else if (c.kind === 'node-removed') publish(applyNode(ix, c.node.id, c.node));
     }
   };
   const core: Core = {

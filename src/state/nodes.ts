@@ -94,6 +94,19 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       core.publish([{ kind: 'node-updated', before: node, node, fields: ['online'] }]);
     }
   };
+  const removal =
+    (node: Node) =>
+    (tx: StoreTx): WriteOutcome<undefined> => {
+      tx.deleteNode(node.id);
+      const apply = () => {
+        unindexNode(ix, node);
+        ix.online.delete(node.id);
+        local.delete(node.id);
+        remote.delete(node.id);
+        resuming.delete(node.id);
+      };
+      return { result: undefined, apply, changes: [{ kind: 'node-removed', node }] };
+    };
   const defaultExpiry = (tagged: boolean): string | null =>
     tagged || opts.expirySeconds === 0 ? null : new Date(now().getTime() + opts.expirySeconds * 1000).toISOString();
 
@@ -239,21 +252,16 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
 
     remove(id: number): Node {
       const node = get(id);
-      core.write((tx) => {
-        tx.deleteNode(id);
-        return {
-          result: undefined,
-          apply: () => {
-            unindexNode(ix, node);
-            ix.online.delete(id);
-            local.delete(id);
-            remote.delete(id);
-            resuming.delete(id);
-          },
-          changes: [{ kind: 'node-removed', node }],
-        };
-      });
+      core.write(removal(node));
       return node;
+    },
+    /**
+     * The same for a client's own logout (an ephemeral node leaving): the delete joins the store's group commit, as a
+     * registration does, so a wave of them shares the flushes; the client is answered once `durable` has settled.
+     */
+    removeGrouped(id: number): { node: Node; durable: Promise<void> } {
+      const node = get(id);
+      return { node, durable: core.writeGrouped(removal(node)).durable };
     },
 
     /** Applies what a client reports in a map request; publishes only when something changed. */

@@ -18,8 +18,8 @@ export interface Postgres {
   readonly port: number;
   /** Creates another empty database and returns its URL. */
   database(name: string): string;
-  /** Runs SQL with psql, synchronously (between two steps of a test that must not yield), and returns its output. */
-  psql(sql: string): string;
+  /** Runs SQL with psql (in `database`, default postgres), synchronously (between two steps of a test that must not yield), and returns its output. */
+  psql(sql: string, database?: string): string;
   /** Stops the server (fast shutdown); `start()` brings it back on the same port with the same data. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -96,7 +96,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
     url: database('tailplane'),
     port,
     database,
-    psql: (sql) => run(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', sql]),
+    psql: (sql, database = 'postgres') => run(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', database, '-Atc', sql]),
     start,
     stop,
     async destroy() {

@@ -230,6 +230,26 @@ describe('postgres only', () => {
     store.close();
   });
 
+  test('a grouped removal (an ephemeral logout) whose commit fails is undone: the node is back, published again, still stored', async () => {
+    const url = pg.database(`contract${++dbs}`);
+    const store = openPostgresStore({ url, poolSize: 4, timeoutMs: 5000, tls: 'off' });
+    const t = tailnetOn(store);
+    const user = t.users.create({ name: 'grace' });
+    const node = t.nodes.register({ machineKey: `mkey:${hex(8)}`, nodeKey: `nodekey:${hex(8)}`, hostname: 'runner', hostinfo: {}, userId: user.id, tags: [], ephemeral: true, method: 'authkey' });
+    // The group's statements go to PostgreSQL at its commit, at the end of the turn: a trigger makes that fail.
+    pg.psql(`CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql;
+      CREATE TRIGGER refuse BEFORE DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION refuse();`, new URL(url).pathname.slice(1));
+    const seen: string[] = [];
+    t.subscribe((c) => seen.push(c.kind));
+    const { durable } = t.nodes.removeGrouped(node.id);
+    assert.equal(t.nodes.find(node.id), undefined);
+    await assert.rejects(durable, /refused by the test/);
+    assert.equal(t.nodes.find(node.id)?.hostname, 'runner');
+    assert.deepEqual(seen, ['node-removed', 'node-added']);
+    assert.deepEqual(store.load().nodes.map((n) => n.id), [node.id]);
+    store.close();
+  });
+
   test('every transaction logs what it touched, in commit order, with its origin; SharedLog reads it', () => {
     const open = opener('postgres');
     const a = open();
