@@ -169,6 +169,36 @@ test('backpressure: write() reports a full buffer while the peer does not read, 
   peer.destroy();
 });
 
+test('writePieces: pieces sealed as one run, backpressure and one drain, order kept with queued writes', async () => {
+  const { a, b } = await pair();
+  const conn = new NoiseConn(a, { txKey: k1, rxKey: k2 });
+  b.pause();
+  const piece = randomBytes(48 * 1024);
+  const sent: Buffer[] = [];
+  let calls = 0;
+  do {
+    sent.push(piece.subarray(0, 7), piece);
+    calls++;
+    assert.ok(calls < 10_000, 'writePieces never reported backpressure');
+  } while (conn.writePieces([piece.subarray(0, 7), piece]));
+  assert.equal(conn.writePieces([Buffer.from('more')]), false, 'still full');
+  sent.push(Buffer.from('more'));
+  // A write through the Writable while the socket is full queues behind the pieces, and the next pieces behind it.
+  conn.write(Buffer.from('queued'));
+  conn.writePieces([Buffer.from('after')]);
+  sent.push(Buffer.from('queued'), Buffer.from('after'));
+  let drains = 0;
+  conn.on('drain', () => drains++);
+  const peer = new NoiseConn(b, { txKey: k2, rxKey: k1 });
+  const expected = Buffer.concat(sent);
+  const got = await readAll(peer, expected.length);
+  assert.deepEqual(got, expected);
+  await new Promise((r) => setImmediate(r));
+  assert.ok(drains >= 1 && drains <= 2, `drain emitted ${drains} times`);
+  conn.destroy();
+  peer.destroy();
+});
+
 test('two NoiseConns talk end to end in both directions', async () => {
   const { a, b } = await pair();
   const client = new NoiseConn(a, { txKey: k1, rxKey: k2 });

@@ -30,6 +30,12 @@ import {
 const maxConcurrentStreams = 100;
 /** A flush up to this size is joined into one buffer: cheaper than a corked writev of its pieces. */
 const smallFlushBytes = 16 << 10;
+
+/** A transport that takes a flush's frames as they are (the Noise duplex seals them without joining them first). */
+interface PieceWriter {
+  /** Writes the pieces in order, at once; false: wait for 'drain'. */
+  writePieces(pieces: readonly Buffer[]): boolean;
+}
 /** A request's header block, across CONTINUATION frames, may not grow past this. */
 const maxHeaderBlockBytes = 64 << 10;
 /**
@@ -95,11 +101,13 @@ export class Http2Connection implements StreamOwner {
   #resets = 0;
   #resetWindowStart = 0;
   #unreadAnswerBytes = 0;
+  readonly #pieceWriter: PieceWriter | undefined;
 
   constructor(
     readonly transport: Duplex,
     readonly options: Http2Options,
   ) {
+    this.#pieceWriter = 'writePieces' in transport ? (transport as Duplex & PieceWriter) : undefined;
     transport.on('data', (chunk: Buffer) => this.#receive(chunk));
     transport.on('drain', () => {
       this.#blocked = false;
@@ -166,10 +174,11 @@ export class Http2Connection implements StreamOwner {
   }
 
   /**
-   * Small flushes (a delta, an acknowledgement) are joined and written once; larger ones reach the transport corked,
-   * as one writev, which the Noise layer seals as one run of records without joining them first.
+   * The Noise duplex takes the frames as they are (writePieces). Another transport (a socket, in tests) gets small
+   * flushes joined and written once, larger ones corked, as one writev.
    */
   #write(frames: Buffer[]): boolean {
+    if (this.#pieceWriter) return this.#pieceWriter.writePieces(frames);
     let total = 0;
     for (const f of frames) total += f.length;
     if (frames.length === 1 || total <= smallFlushBytes) return this.transport.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, total));
