@@ -31,9 +31,15 @@ export function createFrameEncoder(options: { level?: number } = {}): FrameEncod
     prefix.writeUInt32LE(bodies.reduce((n, b) => n + b.length, 0), 0);
     return Buffer.concat([prefix, ...bodies]);
   };
-  const compress = (text: string): Buffer => (text.length < storedBelow ? storedFrame(text) : compressor.compress(Buffer.from(text, 'utf8')));
-  return { compress, frame, encode: (value) => frame([compressor.compress(Buffer.from(JSON.stringify(value), 'utf8'))]) };
+  // The compressor copies its input: texts up to scratchChars are encoded into one reused buffer, not a new one each.
+  const scratch = Buffer.allocUnsafeSlow(scratchChars * 3);
+  const utf8 = (text: string) => (text.length <= scratchChars ? scratch.subarray(0, scratch.write(text, 'utf8')) : Buffer.from(text, 'utf8'));
+  const compress = (text: string): Buffer => (text.length < storedBelow ? storedFrame(text) : compressor.compress(utf8(text)));
+  return { compress, frame, encode: (value) => frame([compressor.compress(utf8(JSON.stringify(value)))]) };
 }
+
+/** Texts up to this many UTF-16 units (at most 3 UTF-8 bytes each) are compressed from the encoder's own buffer. */
+const scratchChars = 64 << 10;
 
 /**
  * Text shorter than this (in UTF-16 units) goes into a stored frame: the separators and small per-viewer pieces

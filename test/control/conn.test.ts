@@ -181,8 +181,10 @@ test('writePieces: pieces sealed as one run, backpressure and one drain, order k
     calls++;
     assert.ok(calls < 10_000, 'writePieces never reported backpressure');
   } while (conn.writePieces([piece.subarray(0, 7), piece]));
-  assert.equal(conn.writePieces([Buffer.from('more')]), false, 'still full');
-  sent.push(Buffer.from('more'));
+  // As large as the buffer flushes are sealed into: it must not be the one the socket still holds.
+  const more = randomBytes(60 * 1024);
+  assert.equal(conn.writePieces([more]), false, 'still full');
+  sent.push(more);
   // A write through the Writable while the socket is full queues behind the pieces, and the next pieces behind it.
   conn.write(Buffer.from('queued'));
   conn.writePieces([Buffer.from('after')]);
