@@ -14,6 +14,7 @@ import (
 	"crypto/ecdh"
 	"crypto/subtle"
 	"errors"
+	"sync"
 
 	"filippo.io/edwards25519/field"
 )
@@ -29,7 +30,21 @@ func ScalarMult(dst, scalar, point *[32]byte) {
 
 // ScalarBaseMult sets dst to the product scalar * base where base is the
 // standard generator.
+//
+// Results are kept by scalar: tailscale's client derives its machine key's public half on every dial
+// (key.MachinePrivate.Public in controlbase.ClientDeferred), and each node of the fleet has one machine key.
 func ScalarBaseMult(dst, scalar *[32]byte) {
+	if p, ok := basePoints.Load(*scalar); ok {
+		*dst = p.([32]byte)
+		return
+	}
+	scalarBaseMult(dst, scalar)
+	basePoints.Store(*scalar, *dst)
+}
+
+var basePoints sync.Map
+
+func scalarBaseMult(dst, scalar *[32]byte) {
 	curve := ecdh.X25519()
 	priv, err := curve.NewPrivateKey(scalar[:])
 	if err != nil {
