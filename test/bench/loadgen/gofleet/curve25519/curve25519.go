@@ -33,6 +33,7 @@ func ScalarMult(dst, scalar, point *[32]byte) {
 //
 // Results are kept by scalar: tailscale's client derives its machine key's public half on every dial
 // (key.MachinePrivate.Public in controlbase.ClientDeferred), and each node of the fleet has one machine key.
+// The handshakes' ephemeral keys are kept too, never asked for again: ~100 bytes per dial.
 func ScalarBaseMult(dst, scalar *[32]byte) {
 	if p, ok := basePoints.Load(*scalar); ok {
 		*dst = p.([32]byte)
