@@ -192,6 +192,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     timeouts: { idleMs: limits.idleMs, recordMs: limits.recordMs, requestMs: limits.requestMs },
     handshakes: createHandshakePool(noiseKey, {
       workers: options.handshakeWorkers ?? Math.min(4, availableParallelism() - 1),
+      startAtPerSecond: handshakeBurst,
       onWorkerError: (err) => log.warn({ err: err.message }, 'noise: a handshake worker failed; its share runs on the event loop'),
     }),
   });
@@ -288,6 +289,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     close,
   };
 }
+
+/**
+ * Handshakes within a second that start the handshake workers: a 1,000-node tailnet reconnecting after a restart
+ * makes them; clients joining or coming back a few at a time, as in a 100-node tailnet, never do.
+ */
+const handshakeBurst = 200;
 
 const postgresBackupHint =
   'tailplane backup copies the SQLite store, and this server stores its tailnet in PostgreSQL (store.type: postgres): back it up with pg_dump or your PostgreSQL backups';

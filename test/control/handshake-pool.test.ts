@@ -35,6 +35,23 @@ test('a worker answers the handshake with the keys the initiator derives', async
   assert.ok(!(after instanceof Promise), 'after close, handshakes run on the calling thread');
 });
 
+test('with startAtPerSecond the workers start at the first burst: until then every handshake runs here', async () => {
+  const pool = createHandshakePool(serverKey, { workers: 1, startAtPerSecond: 3 });
+  const run = async () => {
+    const init = initiate(generateKeyPair(), serverKey.publicKey, 130);
+    const r = pool.respond(init.initiation);
+    init.finish((await r).response);
+    return r instanceof Promise;
+  };
+  await pool.ready();
+  assert.deepEqual([await run(), await run()], [false, false], 'two in a second: no worker');
+  assert.equal(await run(), false, 'the third runs here and starts the worker');
+  await pool.ready();
+  assert.equal(await run(), true, 'the started worker takes the next');
+  assert.equal(pool.offloaded, 1);
+  await pool.close();
+});
+
 test('beyond maxQueued per worker, the handshake runs on the calling thread', async () => {
   const pool = createHandshakePool(serverKey, { workers: 1, maxQueued: 1 });
   await pool.ready();

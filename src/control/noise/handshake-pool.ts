@@ -5,9 +5,11 @@
  *
  * Handing one over costs the event loop a tenth of running it, so the pool takes bursts: connections arrive
  * dozens per tick after a restart, and a queue of 4 per worker had most of them run here anyway. The event loop
- * still runs a handshake itself when no worker is ready yet (they start with the server and compile their
- * TypeScript first), when every worker already has `maxQueued` waiting, or after a worker died: a broken pool
- * costs only speed.
+ * still runs a handshake itself when no worker is ready yet (they compile their TypeScript first), when every
+ * worker already has `maxQueued` waiting, or after a worker died: a broken pool costs only speed.
+ *
+ * The server starts its workers at the first burst of handshakes (`startAtPerSecond`), not with itself: a worker
+ * costs ~0.2 s of CPU and ~40 MiB to start, which a tailnet whose clients connect a few at a time never earns back.
  */
 import { Worker } from 'node:worker_threads';
 import { HandshakeError, respond, type HandshakeResult } from './handshake.ts';
@@ -18,7 +20,7 @@ export interface HandshakePool {
   respond(init: Buffer): HandshakeResult | Promise<HandshakeResult>;
   /** Handshakes a worker ran. */
   readonly offloaded: number;
-  /** Resolves once every worker is ready (or has failed). */
+  /** Resolves once every started worker is ready (or has failed). */
   ready(): Promise<void>;
   close(): Promise<void>;
 }
@@ -28,6 +30,8 @@ export interface HandshakePoolOptions {
   readonly workers: number;
   /** Handshakes one worker may have waiting before the next runs here instead; defaults to 256 (~0.1 s of work). */
   readonly maxQueued?: number;
+  /** Workers start once this many handshakes arrive within a second (0, the default: with the pool). */
+  readonly startAtPerSecond?: number;
   /** Told once when a worker fails; its handshakes in flight fail, and later ones run here. */
   readonly onWorkerError?: (err: Error) => void;
 }
@@ -55,7 +59,21 @@ export function createHandshakePool(keyPair: KeyPair, options: HandshakePoolOpti
   let closing = false;
   // A worker that stops because the pool closes has not failed.
   const onError = (err: Error) => closing || options.onWorkerError?.(err);
-  const workers = Array.from({ length: options.workers }, () => startWorker(keyPair, onError));
+  const workers: PoolWorker[] = [];
+  const startWorkers = () => {
+    if (workers.length > 0 || closing) return;
+    for (let i = 0; i < options.workers; i++) workers.push(startWorker(keyPair, onError));
+  };
+  const startAt = options.startAtPerSecond ?? 0;
+  if (startAt === 0) startWorkers();
+  let second = 0;
+  let inSecond = 0;
+  /** Counts a handshake run here before the workers started: a burst of them starts the workers. */
+  const countBurst = () => {
+    const now = performance.now();
+    if (now - second >= 1000) [second, inSecond] = [now, 0];
+    if (++inSecond >= startAt) startWorkers();
+  };
   let nextId = 1;
   let offloaded = 0;
 
@@ -69,7 +87,10 @@ export function createHandshakePool(keyPair: KeyPair, options: HandshakePoolOpti
   return {
     respond(init) {
       const w = pick();
-      if (!w) return respond(init, keyPair);
+      if (!w) {
+        if (workers.length === 0) countBurst();
+        return respond(init, keyPair);
+      }
       const id = nextId++;
       offloaded++;
       return new Promise<HandshakeResult>((resolve, reject) => {
