@@ -9,7 +9,7 @@
  * worker already has `maxQueued` waiting, or after a worker died: a broken pool costs only speed.
  *
  * The server starts its workers at the first burst of handshakes (`startAtPerSecond`), not with itself: a worker
- * costs ~0.2 s of CPU and ~40 MiB to start, which a tailnet whose clients connect a few at a time never earns back.
+ * costs ~0.2 s of CPU and ~20 MiB to start, which a tailnet whose clients connect a few at a time never earns back.
  */
 import { Worker } from 'node:worker_threads';
 import { HandshakeError, respond, type HandshakeResult } from './handshake.ts';
