@@ -232,13 +232,13 @@ function versionRefusal(init: Buffer, minVersion: number): string | undefined {
   return undefined;
 }
 
-/** Switches protocols as controlhttpserver does, then sends the error frame and closes. */
 /** Answers an upgrade request with a plain HTTP response and closes the socket once it is written. */
 function answerPlain(socket: Duplex, status: string, text = ''): void {
   const type = text ? 'Content-Type: text/plain\r\n' : '';
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`, () => socket.destroy());
 }
 
+/** Switches protocols as controlhttpserver does, then sends the error frame and closes. */
 function refuse(socket: Duplex, text: string): void {
   socket.end(Buffer.concat([switchingProtocols, buildErrorFrame(text)]), () => socket.destroy());
 }

@@ -218,15 +218,13 @@ export class NoiseConn extends Duplex {
       this.uncork();
       return !this.writableNeedDrain;
     }
-    let wire: Buffer;
+    let written: boolean;
     try {
-      wire = this.#seal(pieces, scratch);
+      written = this.#sealAndWrite(pieces);
     } catch (err) {
       this.destroy(err as Error);
       return false;
     }
-    const written = this.#socket.write(wire);
-    if (wire.buffer === scratch.buffer && (this.#socket.writableLength > 0 || this.#socket.destroyed)) scratch = Buffer.allocUnsafeSlow(scratch.length);
     if (written) return true;
     if (!this.#drainAwaited) {
       this.#drainAwaited = true;
@@ -239,15 +237,23 @@ export class NoiseConn extends Duplex {
   }
 
   #send(pieces: readonly Buffer[], cb: (err?: Error | null) => void): void {
-    let wire: Buffer;
+    let written: boolean;
     try {
-      wire = this.#seal(pieces);
+      written = this.#sealAndWrite(pieces);
     } catch (err) {
       cb(err as Error);
       return;
     }
-    if (this.#socket.write(wire)) cb();
+    if (written) cb();
     else this.#socket.once('drain', () => cb());
+  }
+
+  /** Seals the pieces into the shared buffer (a new one when they do not fit) and writes them; false: the socket is full. */
+  #sealAndWrite(pieces: readonly Buffer[]): boolean {
+    const wire = this.#seal(pieces, scratch);
+    const written = this.#socket.write(wire);
+    if (wire.buffer === scratch.buffer && (this.#socket.writableLength > 0 || this.#socket.destroyed)) scratch = Buffer.allocUnsafeSlow(scratch.length);
+    return written;
   }
 
   override _final(cb: (err?: Error | null) => void): void {

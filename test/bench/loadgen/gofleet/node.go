@@ -260,12 +260,18 @@ func (n *node) openStream(again bool) (*mapStream, error) {
 // tenth of the generator's CPU at 1,000 allow-all nodes. Few nodes decode at the same moment, so few are kept.
 var largeBuffers sync.Pool
 
-// largeBuffer returns a buffer of n bytes with at least n bytes' capacity (and more than keepBuffer) from the pool.
-func largeBuffer(n int) []byte {
-	if b, ok := largeBuffers.Get().([]byte); ok && cap(b) >= n {
-		return b[:n]
+// room returns b if its capacity holds n bytes, else an empty buffer that does: from the pool past keepBuffer.
+func room(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b
 	}
-	return make([]byte, n, max(n, 2*keepBuffer))
+	if n <= keepBuffer {
+		return make([]byte, 0, n)
+	}
+	if p, ok := largeBuffers.Get().([]byte); ok && cap(p) >= n {
+		return p[:0]
+	}
+	return make([]byte, 0, max(n, 2*keepBuffer))
 }
 
 // decodedSize is the sum of the content sizes a message's zstd frames declare (0 if one does not). The server's
@@ -303,21 +309,13 @@ func (n *node) read(body io.ReadCloser, s *mapStream, epoch int, t0 float64, aga
 			if size > maxFrame {
 				return fmt.Errorf("frame of %d bytes", size)
 			}
-			if cap(buf) < int(size) {
-				buf = largeBuffer(int(size))
-			}
-			buf = buf[:size]
+			buf = room(buf, int(size))[:size]
 			if _, err := io.ReadFull(body, buf); err != nil {
 				return err
 			}
 			at := nowMs()
 			var err error
-			if need := decodedSize(buf); need > keepBuffer && cap(msg) < need {
-				msg = largeBuffer(need)
-			} else if cap(msg) < need {
-				msg = make([]byte, 0, need)
-			}
-			if msg, err = zstdframe.AppendDecode(msg[:0], buf); err != nil {
+			if msg, err = zstdframe.AppendDecode(room(msg, decodedSize(buf))[:0], buf); err != nil {
 				return fmt.Errorf("zstd: %w", err)
 			}
 			var m mapLite
