@@ -7,9 +7,8 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, copyFileSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrations } from './migrations.ts';
+import { BackupError } from './errors.ts';
 import { databaseFileName } from './sqlite.ts';
-
-export class BackupError extends Error {}
 
 /** What a checked backup holds. */
 export interface BackupInfo {

@@ -1,6 +1,8 @@
 /**
  * Errors a store throws that the layers above treat specially: a database that cannot be reached (HTTP 503,
- * nothing written) and a uniqueness or single-use conflict another writer won (state retries or refuses).
+ * nothing written), a uniqueness or single-use conflict another writer won (state retries or refuses), and the
+ * refusals of a backup, restore or migration the user fixes (the CLI prints them without a stack trace). They
+ * live apart from the stores so the CLI can tell them without loading SQLite's or PostgreSQL's drivers.
  */
 
 /** The database did not answer in time or the connection is down; the write did not happen. */
@@ -21,3 +23,9 @@ export class StoreConflictError extends Error {
     this.name = 'StoreConflictError';
   }
 }
+
+/** A backup or restore refused: the file is missing, damaged, not a tailplane database, or in use. */
+export class BackupError extends Error {}
+
+/** A migration from SQLite to PostgreSQL refused: the source or the target is not fit for it. */
+export class MigrateError extends Error {}

@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { commands } from '../../src/cli/main.ts';
+import { allCommands, find } from '../../src/cli/main.ts';
 import { cliAsync, spawnServer, type ChildServer } from '../helpers/server.ts';
+
+const commands = await allCommands();
 
 let server: ChildServer;
 before(async () => {
@@ -75,6 +77,18 @@ const cases: Record<string, { usage: string[]; notFound?: string[][] }> = {
 };
 /** Commands whose 2 means "there are changes": every failure, usage included, is 1. */
 const engine = new Set(['plan', 'apply', 'drift']);
+
+test('every command and alias is found from its own module, by its first word', async () => {
+  for (const c of commands) {
+    for (const words of [c.path, ...(c.aliases ?? [])]) {
+      const found = await find([...words, '--help']);
+      assert.equal(found?.command, c, `tailplane ${words.join(' ')}`);
+      assert.deepEqual(found.rest, ['--help']);
+    }
+  }
+  assert.equal(await find(['nosuch']), undefined);
+  assert.equal(await find(['constructor']), undefined, 'only the table\'s own words');
+});
 
 /** Runs at most `width` CLI processes at a time (two cores are shared with other tests). */
 async function inBatches<T>(jobs: (() => Promise<T>)[], width = 3): Promise<T[]> {

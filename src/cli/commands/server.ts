@@ -5,11 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { Registry } from 'prom-client';
-import { createAdminClient } from '../../client/admin-client.ts';
 import { ConfigError, loadConfig, type Config } from '../../config/config.ts';
-import { syncMetrics } from '../../metrics/sync.ts';
-import { startServer } from '../../server.ts';
-import { createSync, SyncSettingsError, type SyncRunner } from '../../sync/index.ts';
+import type { SyncRunner } from '../../sync/index.ts';
 import { version } from '../../version.ts';
 import { renderObject } from '../output.ts';
 import type { Command } from './command.ts';
@@ -42,10 +39,12 @@ export const serverCommands: Command[] = [
         file: ctx.flag('config'),
         overrides: { listenAddr: ctx.flag('listen'), dataDir: ctx.flag('data-dir'), serverUrl: ctx.flag('server-url') },
       });
+      // Loaded here, not with the module: `health` and `version` share it and need none of the server.
+      const { startServer } = await import('../../server.ts');
       const server = await startServer(config);
       let sync: SyncRunner | undefined;
       try {
-        sync = startSync(config, server.url, server.metricsRegistry);
+        sync = await startSync(config, server.url, server.metricsRegistry);
       } catch (err) {
         await server.close();
         throw err;
@@ -81,9 +80,14 @@ export const serverCommands: Command[] = [
  * The config's `sync.*` as a sync runner talking to this server through its admin API, its metrics in the
  * server's registry (one scrape target); none when not configured.
  */
-function startSync(config: Config, url: string, registry: Registry | undefined): SyncRunner | undefined {
+async function startSync(config: Config, url: string, registry: Registry | undefined): Promise<SyncRunner | undefined> {
   const s = config.sync;
   if (!s.git && !s.file) return undefined;
+  const [{ createAdminClient }, { createSync, SyncSettingsError }, { syncMetrics }] = await Promise.all([
+    import('../../client/admin-client.ts'),
+    import('../../sync/index.ts'),
+    import('../../metrics/sync.ts'),
+  ]);
   const read = (file: string, what: string) => {
     try {
       return readFileSync(file, 'utf8').trim();

@@ -8,9 +8,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { checkBackup, inUse } from '../backup.ts';
 import { migrations } from '../migrations.ts';
+import { MigrateError } from '../errors.ts';
 import { openPostgresStore } from './store.ts';
-
-export class MigrateError extends Error {}
 
 /** Parents before children (foreign keys), then the rest. */
 const tables = ['users', 'oauth_clients', 'oauth_tokens', 'pre_auth_keys', 'api_keys', 'nodes', 'settings', 'ssh_checks', 'audit_log', 'audit_anchor'];
