@@ -98,13 +98,17 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
     const pid = server.pid();
     const before: ProcSample = sampleProc(pid);
     const t0 = await fleet.totals();
+    const loadgen0 = fleet.cpuSec();
     const r = await body();
     const after = sampleProc(server.pid());
     const t1 = await fleet.totals();
+    // The two share the machine: a scenario whose server and load generator CPU together near the cores it has
+    // is bound by the machine, not by waits.
+    const loadgen = Math.round((fleet.cpuSec() - loadgen0) * 100) / 100;
     // After a restart the process is new, so all of its CPU time belongs to this scenario.
     const cpuSec = server.pid() === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
     // Map frames the fleet received (keep-alives included): what batching saves shows here.
-    const counted = { ...r.extra, framesReceived: t1.frames - t0.frames };
+    const counted = { ...r.extra, framesReceived: t1.frames - t0.frames, loadgenCpuSec: loadgen };
     // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
     const extra = t1.repolls > t0.repolls ? { ...counted, streamRepolls: t1.repolls - t0.repolls } : counted;
     const s = { ...r, extra, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
@@ -213,7 +217,9 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const last = a.reduce((m, x) => Math.max(m, x.last), 0);
       const verdict: Record<string, number> = missing ? { lateUpdates: sum((x) => x.after), lostUpdates: updates - sum((x) => x.arrived), lastArrivalMs: last - t0 } : {};
       const failures: Record<string, number> = wave.failed.length || stuck.length ? { joinFailures: wave.failed.length, leaveFailures: stuck.length } : {};
-      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length - stuck.length, joined: wave.joined.length, updates, ...failures, ...verdict } };
+      // How much of the wave was the joins themselves getting in (their first maps), not the fan-out after them.
+      const lastJoinMs = wave.joined.reduce((m, x) => Math.max(m, x.firstMapAt), t0) - t0;
+      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length - stuck.length, joined: wave.joined.length, lastJoinMs, updates, ...failures, ...verdict } };
     });
 
     await measure('restart + reconnect', async () => {
