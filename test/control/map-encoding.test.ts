@@ -80,6 +80,8 @@ const mapper = createMapper({ ...ctx, policy, primary, frames: createFrameEncode
 /** Every view counted wide (as with allow-all on a large tailnet): flushes search the sorted views, not the reverse index. */
 // With a policy view of its own, as every mapper has: a view hands the nodes a compile affected to one consumer.
 const wideMapper = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder(), chunkPeers: 2, wideViewPeers: 0 });
+/** A flush that yields after every stream, so changes, opens and closes land between its slices. */
+const slicedMapper = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder(), chunkPeers: 2, sliceMs: 0 });
 /** zstd frames in a map frame (each starts with the magic number 0xFD2FB528). */
 const zstdFrames = (f: Buffer) => {
   let count = 0;
@@ -146,7 +148,7 @@ test('full maps: byte for byte the JSON of the object form, for every viewer', a
 });
 
 test('deltas: one encoded frame shared by streams that learn the same thing; applied deltas equal a fresh full map', async () => {
-  const streams = t.nodes.list().flatMap((n) => [mapper, wideMapper].map((m) => ({ id: n.id, m, stream: openStream(n.id) })));
+  const streams = t.nodes.list().flatMap((n) => [mapper, wideMapper, slicedMapper].map((m) => ({ id: n.id, m, stream: openStream(n.id) })));
   /** A client's view of its peers, built only from what it received. */
   const netmaps = new Map<(typeof streams)[number], Map<number, WireNode>>();
   for (const s of streams) {
@@ -225,6 +227,42 @@ test('deltas: one encoded frame shared by streams that learn the same thing; app
     const node = s.stream.json().slice(again[streams.indexOf(s)]).find((m) => m.Node)?.Node;
     assert.ok(node && 'funnel' in node.CapMap!, `alice's node ${s.id} learns its funnel capability`);
   }
+  for (const s of streams) s.m.close(s.stream.session);
+});
+
+test('a flush that yields between streams: one closed meanwhile hears nothing more, the others all of it', async () => {
+  const streams = t.nodes.list().map((n) => ({ id: n.id, stream: openStream(n.id) }));
+  for (const s of streams) s.stream.frames.push((await slicedMapper.open(s.stream.session))!);
+  await new Promise((r) => setTimeout(r, 100));
+  const counts = streams.map((s) => s.stream.frames.length);
+  const since = (s: (typeof streams)[number]) => s.stream.json().slice(counts[streams.indexOf(s)]);
+  // An endpoint change: the streams to tell come from the reverse index, a set taken when the flush began.
+  const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
+  const seers = streams.filter((s) => s.id !== mover.id && policy.current().forNode(s.id).peers.includes(mover.id));
+  assert.ok(seers.length >= 3, 'several streams see the node that moves');
+  // The first stream written closes one that will hear of the move but was not written yet, before the
+  // flush's next slice.
+  let victim: (typeof streams)[number] | undefined;
+  for (const s of streams) {
+    const send = s.stream.session.send;
+    s.stream.session.send = (f) => {
+      send(f);
+      if (victim) return;
+      victim = seers.find((x) => x !== s && since(x).length === 0);
+      setImmediate(() => slicedMapper.close(victim!.stream.session));
+    };
+  }
+  t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.9:41641', type: 1 }] });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(victim, 'a stream was closed between slices');
+  assert.deepEqual(since(victim), [], 'the stream closed before its slice was not written to');
+  const moved = (s: (typeof streams)[number]) => since(s).some((m) => JSON.stringify(m).includes('203.0.113.9:41641'));
+  for (const s of seers.filter((x) => x !== victim)) assert.ok(moved(s), `stream of node ${s.id} heard of the move`);
+  // Closed before its slice, it must not have been put back in the reverse index: later changes pass it by.
+  t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.10:41641', type: 1 }] });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(since(victim), []);
   mapper.stop();
   wideMapper.stop();
+  slicedMapper.stop();
 });
