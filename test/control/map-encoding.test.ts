@@ -262,6 +262,32 @@ test('a flush that yields between streams: one closed meanwhile hears nothing mo
   t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.10:41641', type: 1 }] });
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(since(victim), []);
+});
+
+test('after a quiet spell a lone change goes out at once, however long the last flush took', async () => {
+  const quick = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder() });
+  const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
+  const watcher = t.nodes.list().find((n) => n.givenName === 'alice-laptop')!;
+  const stream = openStream(watcher.id);
+  const arrivals: number[] = [];
+  let slow = true;
+  stream.session.send = (f) => {
+    stream.frames.push(f);
+    arrivals.push(performance.now());
+    // The first delta takes 150 ms to write: held three times as long, the next batch would wait 450 ms.
+    if (slow) for (const end = performance.now() + 150; performance.now() < end; );
+    slow = false;
+  };
+  stream.frames.push((await quick.open(stream.session))!);
+  t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.11:41641', type: 1 }] });
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(arrivals.length, 1);
+  const changedAt = performance.now();
+  t.nodes.report(mover.id, { endpoints: [{ addr: '203.0.113.12:41641', type: 1 }] });
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(arrivals.length, 2);
+  assert.ok(arrivals[1]! - changedAt < 200, `the lone change went out after ${(arrivals[1]! - changedAt).toFixed(0)} ms`);
+  quick.stop();
   mapper.stop();
   wideMapper.stop();
   slicedMapper.stop();
