@@ -101,10 +101,11 @@ const busyWindowMs = 250;
 const flushCostRatio = 3;
 const maxBatchMs = 500;
 /**
- * A batch this large when its delay is up is a storm (a wave of logouts, a fleet coming back): it is held as
- * long as a busy batch, from its first change, so the rest of the wave joins it. A churn wave's 500 logouts
- * otherwise went to every stream of a 10,000-node tailnet in a flush of their own, and the joins that followed
- * got in 2.7-3.1 s instead of 1.8-2.0 s.
+ * A batch this large when its delay is up is a storm (a wave of logouts, a fleet coming back), which will
+ * likely reach every stream: it is held, from its first change, three times as long as a flush to every
+ * stream would take (as measured per stream), from busyBatchMs up to maxBatchMs, so the rest of the wave joins
+ * it. A churn wave's 500 logouts otherwise went to every stream of a 10,000-node tailnet in a flush of their
+ * own, and the joins that followed got in 2.7-3.1 s instead of 1.8-2.0 s.
  */
 const stormChanges = 32;
 
@@ -305,6 +306,10 @@ export function createMapper(deps: MapperDeps) {
 
   /** How long a batch is held while changes keep coming. */
   const busyDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * lastFlushMs));
+  /** How long a storm's batch is held (stormChanges). */
+  const stormDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * streamMs * sessions.size));
+  /** What a flush cost per stream it looked at, as of the last one that looked at many. */
+  let streamMs = 0;
 
   /** A flush is writing to its streams, slice by slice. */
   let flushing = false;
@@ -313,16 +318,17 @@ export function createMapper(deps: MapperDeps) {
   function flush(): void {
     timer = undefined;
     const held = performance.now() - firstPendingAt;
-    if (pending.length >= stormChanges && held < busyDelay()) {
-      timer = setTimeout(flush, busyDelay() - held);
+    if (pending.length >= stormChanges && held < stormDelay()) {
+      timer = setTimeout(flush, stormDelay() - held);
       return;
     }
     flushing = true;
     let busyMs = 0;
     try {
-      flushBatch((ms, last) => {
+      flushBatch((ms, visited, last) => {
         busyMs += ms;
         if (!last) return;
+        if (visited >= 100) streamMs = busyMs / visited;
         flushing = false;
         flushEnds = [flushEnds[1], performance.now()];
         lastFlushMs = busyMs;
@@ -337,9 +343,9 @@ export function createMapper(deps: MapperDeps) {
 
   /**
    * Works out and writes the batch's deltas in slices of about sliceMs, yielding to the event loop between
-   * them; `slice` is told each slice's duration, and whether it was the last.
+   * them; `slice` is told each slice's duration, the streams looked at so far, and whether it was the last.
    */
-  function flushBatch(slice: (ms: number, last: boolean) => void): void {
+  function flushBatch(slice: (ms: number, visited: number, last: boolean) => void): void {
     const since = firstPendingAt;
     const batch = pending;
     pending = [];
@@ -392,6 +398,7 @@ export function createMapper(deps: MapperDeps) {
     };
     let wrote = false;
     const streams = visit[Symbol.iterator]();
+    let visited = 0;
     const next = () => {
       const started = performance.now();
       // A throw ends the flush too, so the next one is not held back for good.
@@ -403,6 +410,7 @@ export function createMapper(deps: MapperDeps) {
           const s = r.value;
           // Closed or replaced between slices: forgotten, and must stay out of the reverse index.
           if (sessions.get(s.session.nodeId) !== s) continue;
+          visited++;
           wrote = update(s, compiled, changed, watching.get(s) ?? [], dnsChanged, { send, peersChanged }) || wrote;
           if (performance.now() - started >= (deps.sliceMs ?? sliceMs)) {
             last = false;
@@ -412,7 +420,7 @@ export function createMapper(deps: MapperDeps) {
         }
         if (wrote) deps.onFanout?.((performance.now() - since) / 1000);
       } finally {
-        slice(performance.now() - started, last);
+        slice(performance.now() - started, visited, last);
       }
     };
     next();
