@@ -108,6 +108,8 @@ const maxBatchMs = 500;
  * own, and the joins that followed got in 2.7-3.1 s instead of 1.8-2.0 s.
  */
 const stormChanges = 32;
+/** Flushes that looked at this many streams or more tell what a flush costs per stream (fewer are all overhead). */
+const costSampleStreams = 100;
 
 /**
  * Sessions that may see more peers than this are not in the reverse index: with allow-all every session sees
@@ -308,7 +310,7 @@ export function createMapper(deps: MapperDeps) {
   const busyDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * lastFlushMs));
   /** How long a storm's batch is held (stormChanges). */
   const stormDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * streamMs * sessions.size));
-  /** What a flush cost per stream it looked at, as of the last one that looked at many. */
+  /** What a flush cost per stream it looked at, as of the last one that looked at costSampleStreams or more. */
   let streamMs = 0;
 
   /** A flush is writing to its streams, slice by slice. */
@@ -328,7 +330,7 @@ export function createMapper(deps: MapperDeps) {
       flushBatch((ms, visited, last) => {
         busyMs += ms;
         if (!last) return;
-        if (visited >= 100) streamMs = busyMs / visited;
+        if (visited >= costSampleStreams) streamMs = busyMs / visited;
         flushing = false;
         flushEnds = [flushEnds[1], performance.now()];
         lastFlushMs = busyMs;
