@@ -9,46 +9,31 @@ import { CliError, parseArgs, usage, UsageError } from './args.ts';
 import type { Command } from './commands/command.ts';
 import { createContext, globalFlags } from './context.ts';
 
-type Loader = () => Promise<Command[]>;
-const server: Loader = () => import('./commands/server.ts').then((m) => m.serverCommands);
-const engine: Loader = () => import('./commands/engine.ts').then((m) => m.engineCommands);
-const backup: Loader = () => import('./commands/backup.ts').then((m) => m.backupCommands);
-const nodes: Loader = () => import('./commands/nodes.ts').then((m) => m.nodeCommands);
-const keys: Loader = () => import('./commands/keys.ts').then((m) => m.keyCommands);
-
 /**
- * The module of each command, by the first word of the command or of an alias. A command loads its own module
- * only: `nodes list` or `version` no longer load the server (0.53 -> 0.24 s), nor `serve` the engine and the
- * policy tools (a tenth of its start-up CPU). Help loads them all, in this order.
+ * Each command module with the first words of its commands and aliases. A command loads its own module only:
+ * `nodes list` or `version` no longer load the server (0.53 -> 0.24 s), nor `serve` the engine and the policy
+ * tools (a tenth of its start-up CPU). Help loads them all, in this order.
  */
-const modules: Record<string, Loader> = {
-  serve: server,
-  health: server,
-  version: server,
-  users: () => import('./commands/users.ts').then((m) => m.userCommands),
-  nodes,
-  auth: nodes,
-  routes: () => import('./commands/routes.ts').then((m) => m.routeCommands),
-  dns: () => import('./commands/dns.ts').then((m) => m.dnsCommands),
-  preauthkeys: keys,
-  apikeys: keys,
-  'oauth-clients': () => import('./commands/oauth-clients.ts').then((m) => m.oauthClientCommands),
-  policy: () => import('./commands/policy.ts').then((m) => m.policyCommands),
-  ssh: () => import('./commands/ssh.ts').then((m) => m.sshCommands),
-  plan: engine,
-  apply: engine,
-  drift: engine,
-  sync: () => import('./commands/sync.ts').then((m) => m.syncCommands),
-  backup,
-  restore: backup,
-  migrate: () => import('./commands/migrate.ts').then((m) => m.migrateCommands),
-  audit: () => import('./commands/audit.ts').then((m) => m.auditCommands),
-};
+const modules: readonly { readonly words: readonly string[]; readonly load: () => Promise<Command[]> }[] = [
+  { words: ['serve', 'health', 'version'], load: () => import('./commands/server.ts').then((m) => m.serverCommands) },
+  { words: ['users'], load: () => import('./commands/users.ts').then((m) => m.userCommands) },
+  { words: ['nodes', 'auth'], load: () => import('./commands/nodes.ts').then((m) => m.nodeCommands) },
+  { words: ['routes'], load: () => import('./commands/routes.ts').then((m) => m.routeCommands) },
+  { words: ['dns'], load: () => import('./commands/dns.ts').then((m) => m.dnsCommands) },
+  { words: ['preauthkeys', 'apikeys'], load: () => import('./commands/keys.ts').then((m) => m.keyCommands) },
+  { words: ['oauth-clients'], load: () => import('./commands/oauth-clients.ts').then((m) => m.oauthClientCommands) },
+  { words: ['policy'], load: () => import('./commands/policy.ts').then((m) => m.policyCommands) },
+  { words: ['ssh'], load: () => import('./commands/ssh.ts').then((m) => m.sshCommands) },
+  { words: ['plan', 'apply', 'drift'], load: () => import('./commands/engine.ts').then((m) => m.engineCommands) },
+  { words: ['sync'], load: () => import('./commands/sync.ts').then((m) => m.syncCommands) },
+  { words: ['backup', 'restore'], load: () => import('./commands/backup.ts').then((m) => m.backupCommands) },
+  { words: ['migrate'], load: () => import('./commands/migrate.ts').then((m) => m.migrateCommands) },
+  { words: ['audit'], load: () => import('./commands/audit.ts').then((m) => m.auditCommands) },
+];
 
 /** Every command, for help (and tests that must cover each one). */
 export async function allCommands(): Promise<Command[]> {
-  const groups = await Promise.all([...new Set(Object.values(modules))].map((load) => load()));
-  return groups.flat();
+  return (await Promise.all(modules.map((m) => m.load()))).flat();
 }
 
 /** Singular and short forms people type out of habit (headscale accepts them too). */
@@ -65,8 +50,8 @@ const groupAliases: Record<string, string> = {
 /** The command the leading words name, from the module of the first word (undefined: no such command). */
 export async function find(words: string[]): Promise<{ command: Command; rest: string[] } | undefined> {
   const normalized = [groupAliases[words[0] ?? ''] ?? words[0], ...words.slice(1)];
-  const load = Object.hasOwn(modules, normalized[0] ?? '') ? modules[normalized[0]!] : undefined;
-  for (const command of (await load?.()) ?? []) {
+  const module = modules.find((m) => m.words.includes(normalized[0] ?? ''));
+  for (const command of (await module?.load()) ?? []) {
     for (const path of [command.path, ...(command.aliases ?? [])]) {
       if (path.every((w, i) => normalized[i] === w)) return { command, rest: words.slice(path.length) };
     }

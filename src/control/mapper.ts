@@ -166,6 +166,7 @@ export function createMapper(deps: MapperDeps) {
   const filters = new WeakMap<readonly FilterRule[], Filter>();
   let pending: Change[] = [];
   let opened = 0;
+  const sliceFor = deps.sliceMs ?? sliceMs;
   let timer: NodeJS.Timeout | undefined;
   let lastFlushMs = 0;
   /** When the last two flushes ended, older first. */
@@ -303,11 +304,9 @@ export function createMapper(deps: MapperDeps) {
     // that long, a join reached 1,000 allow-all peers in 271-531 ms after a mass connect's last flush.
     const quiet = at - flushEnds[1] > busyWindowMs;
     const busy = at - flushEnds[0] < busyWindowMs;
-    timer = setTimeout(flush, quiet ? batchMs : busy ? busyDelay() : Math.min(maxBatchMs, Math.max(batchMs, flushCostRatio * lastFlushMs)));
+    timer = setTimeout(flush, quiet ? batchMs : Math.min(maxBatchMs, Math.max(busy ? busyBatchMs : batchMs, flushCostRatio * lastFlushMs)));
   }
 
-  /** How long a batch is held while changes keep coming. */
-  const busyDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * lastFlushMs));
   /** How long a storm's batch is held (stormChanges). */
   const stormDelay = () => Math.min(maxBatchMs, Math.max(busyBatchMs, flushCostRatio * streamMs * sessions.size));
   /** What a flush cost per stream it looked at, as of the last one that looked at costSampleStreams or more. */
@@ -319,17 +318,14 @@ export function createMapper(deps: MapperDeps) {
 
   function flush(): void {
     timer = undefined;
-    const held = performance.now() - firstPendingAt;
-    if (pending.length >= stormChanges && held < stormDelay()) {
-      timer = setTimeout(flush, stormDelay() - held);
+    const hold = pending.length >= stormChanges ? stormDelay() - (performance.now() - firstPendingAt) : 0;
+    if (hold > 0) {
+      timer = setTimeout(flush, hold);
       return;
     }
     flushing = true;
-    let busyMs = 0;
     try {
-      flushBatch((ms, visited, last) => {
-        busyMs += ms;
-        if (!last) return;
+      flushBatch((busyMs, visited) => {
         if (visited >= costSampleStreams) streamMs = busyMs / visited;
         flushing = false;
         flushEnds = [flushEnds[1], performance.now()];
@@ -345,9 +341,9 @@ export function createMapper(deps: MapperDeps) {
 
   /**
    * Works out and writes the batch's deltas in slices of about sliceMs, yielding to the event loop between
-   * them; `slice` is told each slice's duration, the streams looked at so far, and whether it was the last.
+   * them; `done` is told the slices' work in all and the streams they looked at.
    */
-  function flushBatch(slice: (ms: number, visited: number, last: boolean) => void): void {
+  function flushBatch(done: (busyMs: number, visited: number) => void): void {
     const since = firstPendingAt;
     const batch = pending;
     pending = [];
@@ -371,11 +367,11 @@ export function createMapper(deps: MapperDeps) {
     // With allow-all most streams get the very same delta: each distinct one is compressed once per flush.
     const frames = new Map<string, Buffer>();
     now = Date.now();
-    const controlTime = new Date(now).toISOString();
+    const controlTime: Member = ['ControlTime', JSON.stringify(new Date(now).toISOString())];
     const send = (s: SessionState, members: Member[]) => {
       const pieces: Piece[] = [];
       let separator = '{';
-      for (const [name, value] of [...members, ['ControlTime', JSON.stringify(controlTime)] as Member]) {
+      for (const [name, value] of [...members, controlTime]) {
         if (value === undefined) continue;
         appendPiece(pieces, `${separator}"${name}":`);
         for (const p of typeof value === 'string' ? [value] : value) appendPiece(pieces, p);
@@ -401,6 +397,7 @@ export function createMapper(deps: MapperDeps) {
     let wrote = false;
     const streams = visit[Symbol.iterator]();
     let visited = 0;
+    let busyMs = 0;
     const next = () => {
       const started = performance.now();
       // A throw ends the flush too, so the next one is not held back for good.
@@ -414,7 +411,7 @@ export function createMapper(deps: MapperDeps) {
           if (sessions.get(s.session.nodeId) !== s) continue;
           visited++;
           wrote = update(s, compiled, changed, watching.get(s) ?? [], dnsChanged, { send, peersChanged }) || wrote;
-          if (performance.now() - started >= (deps.sliceMs ?? sliceMs)) {
+          if (performance.now() - started >= sliceFor) {
             last = false;
             setImmediate(next);
             return;
@@ -422,7 +419,8 @@ export function createMapper(deps: MapperDeps) {
         }
         if (wrote) deps.onFanout?.((performance.now() - since) / 1000);
       } finally {
-        slice(performance.now() - started, visited, last);
+        busyMs += performance.now() - started;
+        if (last) done(busyMs, visited);
       }
     };
     next();

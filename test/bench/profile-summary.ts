@@ -61,7 +61,7 @@ for (const file of positionals) {
   for (const [id, us] of selfUs) {
     const n = byId.get(id)!;
     all += us;
-    if (n.callFrame.functionName === '(idle)') idle += us;
+    if (idleIds.has(id)) idle += us;
     self.set(label(n), (self.get(label(n)) ?? 0) + us);
     // Inclusive time: each distinct frame on the stack once (recursion counted once).
     const seen = new Set<string>();
