@@ -3,9 +3,10 @@
  * with sessions that only count the bytes they are sent, through mass connect, a restart (the store reopened,
  * every stream opened again), 5 % churn and a policy change. Less noisy than `npm run bench` on a busy machine:
  * it reports this process's CPU time per phase, not latencies.
- *   node --expose-gc --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile-dir D]
+ *   node --expose-gc --import tsx test/bench/mapper-cpu.ts [--nodes 1000] [--policy allow-all|grouped] [--src ../../src] [--profile-dir D] [--heap-profile-dir D]
  * (--src points at another checkout's src/ to compare before and after a change; --profile-dir writes a .cpuprofile
- * per phase, e.g. D/policy-change.cpuprofile, for test/bench/profile-summary.ts.)
+ * per phase, e.g. D/policy-change.cpuprofile, for test/bench/profile-summary.ts; --heap-profile-dir a .heapprofile
+ * per phase of what it allocated, collected or not, for Chrome DevTools' Memory tab.)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     policy: { type: 'string', default: 'allow-all' },
     src: { type: 'string', default: join(import.meta.dirname, '../../src') },
     'profile-dir': { type: 'string' },
+    'heap-profile-dir': { type: 'string' },
   },
 });
 const n = Number(values.nodes);
@@ -86,6 +88,10 @@ async function phase(name: string, body: () => Promise<void>) {
   profiler?.connect();
   profiler?.post('Profiler.enable');
   profiler?.post('Profiler.start');
+  const heap = values['heap-profile-dir'] ? new Inspector() : undefined;
+  heap?.connect();
+  // Every sampled allocation, also those a GC has collected since: what a phase allocates, not what it keeps.
+  heap?.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
   const cpu0 = process.cpuUsage();
   const sent0 = { ...sent };
   const t0 = performance.now();
@@ -95,6 +101,9 @@ async function phase(name: string, body: () => Promise<void>) {
   const file = join(values['profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.cpuprofile`);
   profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(file, JSON.stringify(res.profile)));
   profiler?.disconnect();
+  const heapFile = join(values['heap-profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.heapprofile`);
+  heap?.post('HeapProfiler.stopSampling', (err, res) => err || writeFileSync(heapFile, JSON.stringify(res.profile)));
+  heap?.disconnect();
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
   console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
 }
@@ -116,6 +125,7 @@ async function connect(ids: number[]) {
 }
 
 if (values['profile-dir']) mkdirSync(values['profile-dir'], { recursive: true });
+if (values['heap-profile-dir']) mkdirSync(values['heap-profile-dir'], { recursive: true });
 console.log(`mapper CPU, ${n} nodes, ${kind}, src ${values.src}`);
 const ids: number[] = [];
 await phase('mass connect', async () => {

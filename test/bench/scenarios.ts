@@ -197,6 +197,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
         added: joining.filter((j) => block(j) === b).map((j) => j.nodeKey),
       }));
       const w = await fleet.watch(groups);
+      const retries0 = (await fleet.totals()).retries;
       const t0 = now();
       const [left, wave] = await Promise.all([Promise.allSettled(leaving.map((x) => fleet.leave(x))), startWave(joining)]);
       // A client that never got in (or out) is the load's failure, not an update the server lost: not waited for.
@@ -218,8 +219,12 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const verdict: Record<string, number> = missing ? { lateUpdates: sum((x) => x.after), lostUpdates: updates - sum((x) => x.arrived), lastArrivalMs: last - t0 } : {};
       const failures: Record<string, number> = wave.failed.length || stuck.length ? { joinFailures: wave.failed.length, leaveFailures: stuck.length } : {};
       // How much of the wave was the joins themselves getting in (their first maps), not the fan-out after them.
-      const lastJoinMs = wave.joined.reduce((m, x) => Math.max(m, x.firstMapAt), t0) - t0;
-      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra: { left: leaving.length - stuck.length, joined: wave.joined.length, lastJoinMs, updates, ...failures, ...verdict } };
+      const joinMs = wave.joined.map((x) => x.firstMapAt - t0).sort((a, b) => a - b);
+      const lastJoinMs = joinMs.at(-1) ?? 0;
+      const medianJoinMs = joinMs[joinMs.length >> 1] ?? 0;
+      const connectRetries = (await fleet.totals()).retries - retries0;
+      const extra = { left: leaving.length - stuck.length, joined: wave.joined.length, medianJoinMs, lastJoinMs, connectRetries, updates, ...failures, ...verdict };
+      return { ms: (missing ? deadline : last) - t0, affected: stayers.length, missing, extra };
     });
 
     await measure('restart + reconnect', async () => {
