@@ -264,6 +264,48 @@ test('a flush that yields between streams: one closed meanwhile hears nothing mo
   assert.deepEqual(since(victim), []);
 });
 
+test('a storm is held while its changes keep coming, and no longer than its limit', async () => {
+  // Quiet gaps of 200 ms end a storm here (50 ms in the server), so a slow test machine does not end one early.
+  const stormy = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder(), storm: { gapMs: 200, maxMs: 800 } });
+  const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
+  const watcher = t.nodes.list().find((n) => n.givenName === 'alice-laptop')!;
+  const stream = openStream(watcher.id);
+  const arrivals: number[] = [];
+  stream.session.send = (f) => {
+    stream.frames.push(f);
+    arrivals.push(performance.now());
+  };
+  stream.frames.push((await stormy.open(stream.session))!);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let port = 42000;
+  const move = () => t.nodes.report(mover.id, { endpoints: [{ addr: `203.0.113.20:${port++}`, type: 1 }] });
+  /** 40 changes at once (a storm), then one every 10 ms for `ms`; when the last was made. */
+  const burst = async (ms: number) => {
+    for (let i = 0; i < 40; i++) move();
+    for (const end = performance.now() + ms; performance.now() < end; ) {
+      await sleep(10);
+      move();
+    }
+    return performance.now();
+  };
+  const lastAddr = () => JSON.stringify(stream.json().at(-1)).includes(`203.0.113.20:${port - 1}`);
+
+  // A burst shorter than the limit goes out once, after its last change.
+  const ended = await burst(500);
+  await sleep(400);
+  assert.equal(arrivals.length, 1, `one delta for the whole burst, not ${arrivals.length}`);
+  assert.ok(arrivals[0]! >= ended, 'it went out after the burst ended');
+  assert.ok(lastAddr(), 'with the last endpoint');
+  // A longer one is flushed at the limit while it goes on, then the rest once it ends.
+  const started = performance.now();
+  await burst(1600);
+  await sleep(400);
+  assert.ok(arrivals.length >= 3, `the long burst went out in more than one delta (${arrivals.length - 1})`);
+  assert.ok(arrivals[1]! - started < 1300, `its first delta went out ${(arrivals[1]! - started).toFixed(0)} ms after it began`);
+  assert.ok(lastAddr(), 'the last delta has the last endpoint');
+  stormy.stop();
+});
+
 test('after a quiet spell a lone change goes out at once, however long the last flush took', async () => {
   const quick = createMapper({ ...ctx, policy: createPolicyView(t, { serverUrl: 'https://control.example' }), primary, frames: createFrameEncoder() });
   const mover = t.nodes.list().find((n) => n.givenName === 'web')!;
