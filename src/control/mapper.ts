@@ -40,8 +40,8 @@ interface SessionState {
   sent: Float64Array;
   profiles: Set<number>;
   selfJson: string;
-  /** The packet filter last sent, as its pieces' key. */
-  filterKey: string;
+  /** The packet filter last sent. */
+  filter: Filter;
   sshJson: string;
   /** DNSConfig and Domain last sent: the config carries the node's own name (CertDomains), so a rename changes it too. */
   dnsJson: string;
@@ -50,10 +50,9 @@ interface SessionState {
 /** A member of a delta: its name and its JSON, as text or in pieces (undefined: left out, as JSON.stringify does). */
 type Member = [string, string | readonly Piece[] | undefined];
 
-/** A packet filter's JSON in pieces, and the key that stands for them. */
+/** A packet filter's JSON in pieces (compared with shared.same: no key held per filter, one per node). */
 interface Filter {
   readonly pieces: readonly Piece[];
-  readonly key: string;
 }
 
 interface PeerEntry {
@@ -218,7 +217,7 @@ export function createMapper(deps: MapperDeps) {
       appendPiece(pieces, separator === ',' ? '}' : `${separator}}`);
     });
     appendPiece(pieces, ']');
-    filters.set(rules, (f = { pieces, key: shared.key(pieces) }));
+    filters.set(rules, (f = { pieces }));
     return f;
   };
   const viewJson = (v: NodeView) => {
@@ -580,10 +579,8 @@ export function createMapper(deps: MapperDeps) {
     list('PeersRemoved', removed);
     list('UserProfiles', profiles);
     const { filter, ssh } = viewJson(view);
-    if (filter.key !== s.filterKey) {
-      members.push(['PacketFilter', filter.pieces]);
-      s.filterKey = filter.key;
-    }
+    if (filter !== s.filter && !shared.same(filter.pieces, s.filter.pieces)) members.push(['PacketFilter', filter.pieces]);
+    s.filter = filter;
     if (ssh !== s.sshJson) {
       members.push(['SSHPolicy', ssh]);
       s.sshJson = ssh;
@@ -646,7 +643,7 @@ export function createMapper(deps: MapperDeps) {
         sent: sentVersions(view.peers, entries),
         profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
         selfJson: JSON.stringify(head.Node),
-        filterKey: filter.key,
+        filter,
         sshJson: ssh,
         dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };

@@ -43,6 +43,16 @@ export function createSharedParts(frames: FrameEncoder) {
       }
       return key;
     },
+    /** Whether two lists of pieces (whose frames all came from part()) stand for the same JSON, as their keys would tell. */
+    same(a: readonly Piece[], b: readonly Piece[]): boolean {
+      if (a.length !== b.length) return false;
+      for (let i = 0; i < a.length; i++) {
+        const [x, y] = [a[i]!, b[i]!];
+        if (x === y) continue;
+        if (typeof x === 'string' || typeof y === 'string' || digests.get(x) === undefined || digests.get(x) !== digests.get(y)) return false;
+      }
+      return true;
+    },
     /** The pieces as zstd frames: each run of text compressed (or stored, when short), each shared part as it is. */
     bodies(pieces: readonly Piece[]): Buffer[] {
       const out: Buffer[] = [];
