@@ -82,6 +82,9 @@ function join_(i: number, ephemeral = false) {
   return node.id as number;
 }
 
+/** How long a phase waits for its last flush: a storm may be held 2 s (mapper.ts maxStormMs), then written. */
+const settleMs = 2600;
+
 /** Runs a phase and prints its CPU time (flushes included: it waits until the mapper has been quiet a while). */
 async function phase(name: string, body: () => Promise<void>) {
   const profiler = values['profile-dir'] ? new Inspector() : undefined;
@@ -96,7 +99,7 @@ async function phase(name: string, body: () => Promise<void>) {
   const sent0 = { ...sent };
   const t0 = performance.now();
   await body();
-  await sleep(600);
+  await sleep(settleMs);
   const cpu = process.cpuUsage(cpu0);
   const file = join(values['profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.cpuprofile`);
   profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(file, JSON.stringify(res.profile)));
@@ -105,7 +108,7 @@ async function phase(name: string, body: () => Promise<void>) {
   heap?.post('HeapProfiler.stopSampling', (err, res) => err || writeFileSync(heapFile, JSON.stringify(res.profile)));
   heap?.disconnect();
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
-  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - 600) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
+  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - settleMs) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
 }
 
 /** The heap in use after a full GC when run with --expose-gc (what the mapper and tailnet hold), else as it is. */
