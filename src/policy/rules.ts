@@ -257,10 +257,13 @@ function prefixHits(p: Prefix, n: IndexedNode): boolean {
 }
 
 /** The addresses of node n that a target covers, as FilterRule destination IPs. */
+/** One array for every `*` destination, so its DstPorts entries are built once (dstPorts). */
+const anyIps: readonly string[] = ['*'];
+
 function targetIps(t: DstTarget, n: IndexedNode): readonly string[] {
   switch (t.kind) {
     case 'any':
-      return ['*'];
+      return anyIps;
     case 'nodes':
     case 'self':
       return n.ipTexts;
@@ -389,13 +392,28 @@ function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
   return plan;
 }
 
+/**
+ * A node's DstPorts entries for one port spec, by its address list and the spec (both kept across compiles of
+ * the same policy while the node is unchanged): a compile that moves a rule's sources (a join, a logout) builds
+ * every filter of its destinations again, and these entries, the bulk of each, were built anew every time.
+ */
+const portEntries = new WeakMap<readonly string[], WeakMap<IpSpec, readonly NetPortRange[]>>();
+
+function dstPorts(ips: readonly string[], spec: IpSpec): readonly NetPortRange[] {
+  let bySpec = portEntries.get(ips);
+  if (!bySpec) portEntries.set(ips, (bySpec = new WeakMap()));
+  let entries = bySpec.get(spec);
+  if (!entries) bySpec.set(spec, (entries = ips.flatMap((ip) => spec.ports.map((p) => ({ IP: ip, Ports: { First: p.first, Last: p.last } })))));
+  return entries;
+}
+
 /** walkedFilter's result from a plan: only the destinations that cover n add ports, each to its key's place. */
 function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSources): FilterRule[] {
   const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: NetPortRange[] } }>();
   const add = (srcIPs: readonly string[], key: string, at: number, spec: IpSpec, ips: readonly string[]) => {
     let slot = slots.get(key);
     if (!slot) slots.set(key, (slot = { at, rule: { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) } }));
-    for (const ip of ips) for (const p of spec.ports) slot.rule.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
+    slot.rule.DstPorts.push(...dstPorts(ips, spec));
   };
   let steps = plan.steps;
   if (plan.identity) {
