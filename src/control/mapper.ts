@@ -211,7 +211,8 @@ export function createMapper(deps: MapperDeps) {
       for (const [k, v] of Object.entries(r)) {
         if (v === undefined) continue;
         appendPiece(pieces, `${separator}"${k}":`);
-        appendPiece(pieces, k === 'SrcIPs' ? srcPiece(v as string[]) : JSON.stringify(v));
+        // DstPorts is usually a list the compiles keep for the node (rules.ts dstPorts): its JSON is kept with it.
+        appendPiece(pieces, k === 'SrcIPs' ? srcPiece(v as string[]) : k === 'DstPorts' ? sharedJson(v)! : JSON.stringify(v));
         separator = ',';
       }
       appendPiece(pieces, separator === ',' ? '}' : `${separator}}`);

@@ -409,11 +409,13 @@ function dstPorts(ips: readonly string[], spec: IpSpec): readonly NetPortRange[]
 
 /** walkedFilter's result from a plan: only the destinations that cover n add ports, each to its key's place. */
 function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSources): FilterRule[] {
-  const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: NetPortRange[] } }>();
+  const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: readonly NetPortRange[] } }>();
   const add = (srcIPs: readonly string[], key: string, at: number, spec: IpSpec, ips: readonly string[]) => {
-    let slot = slots.get(key);
-    if (!slot) slots.set(key, (slot = { at, rule: { SrcIPs: srcIPs, DstPorts: [], ...(spec.protos ? { IPProto: spec.protos } : {}) } }));
-    slot.rule.DstPorts.push(...dstPorts(ips, spec));
+    const entries = dstPorts(ips, spec);
+    const slot = slots.get(key);
+    // A slot of one spec, the usual case, holds the kept list itself: the same array across compiles.
+    if (!slot) slots.set(key, { at, rule: { SrcIPs: srcIPs, DstPorts: entries, ...(spec.protos ? { IPProto: spec.protos } : {}) } });
+    else slot.rule.DstPorts = [...slot.rule.DstPorts, ...entries];
   };
   let steps = plan.steps;
   if (plan.identity) {
