@@ -51,9 +51,7 @@ interface SessionState {
 type Member = [string, string | readonly Piece[] | undefined];
 
 /** A packet filter's JSON in pieces (compared with shared.same: no key held per filter, one per node). */
-interface Filter {
-  readonly pieces: readonly Piece[];
-}
+type Filter = readonly Piece[];
 
 interface PeerEntry {
   wire: WireNode;
@@ -218,7 +216,7 @@ export function createMapper(deps: MapperDeps) {
       appendPiece(pieces, separator === ',' ? '}' : `${separator}}`);
     });
     appendPiece(pieces, ']');
-    filters.set(rules, (f = { pieces }));
+    filters.set(rules, (f = pieces));
     return f;
   };
   const viewJson = (v: NodeView) => {
@@ -270,7 +268,7 @@ export function createMapper(deps: MapperDeps) {
    */
   const encodeFull = (parts: FullMapParts, filter: Filter, entries: readonly PeerEntry[], selfId: number): Buffer => {
     const pieces: Piece[] = [parts.open];
-    for (const p of filter.pieces) appendPiece(pieces, p);
+    for (const p of filter) appendPiece(pieces, p);
     appendPiece(pieces, parts.afterFilter);
     const own = Math.floor(selfId / chunkPeers);
     const small = Math.floor(selfId / ownChunkPeers);
@@ -580,7 +578,7 @@ export function createMapper(deps: MapperDeps) {
     list('PeersRemoved', removed);
     list('UserProfiles', profiles);
     const { filter, ssh } = viewJson(view);
-    if (filter !== s.filter && !shared.same(filter.pieces, s.filter.pieces)) members.push(['PacketFilter', filter.pieces]);
+    if (!shared.same(filter, s.filter)) members.push(['PacketFilter', filter]);
     s.filter = filter;
     if (ssh !== s.sshJson) {
       members.push(['SSHPolicy', ssh]);

@@ -45,11 +45,13 @@ export function createSharedParts(frames: FrameEncoder) {
     },
     /** Whether two lists of pieces (whose frames all came from part()) stand for the same JSON, as their keys would tell. */
     same(a: readonly Piece[], b: readonly Piece[]): boolean {
+      if (a === b) return true;
       if (a.length !== b.length) return false;
       for (let i = 0; i < a.length; i++) {
         const [x, y] = [a[i]!, b[i]!];
         if (x === y) continue;
-        if (typeof x === 'string' || typeof y === 'string' || digests.get(x) === undefined || digests.get(x) !== digests.get(y)) return false;
+        const digest = typeof x === 'string' || typeof y === 'string' ? undefined : digests.get(x);
+        if (digest === undefined || digest !== digests.get(y as Buffer)) return false;
       }
       return true;
     },

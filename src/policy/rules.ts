@@ -256,10 +256,10 @@ function prefixHits(p: Prefix, n: IndexedNode): boolean {
   return n.isExit && isInternetRange(p);
 }
 
-/** The addresses of node n that a target covers, as FilterRule destination IPs. */
 /** One array for every `*` destination, so its DstPorts entries are built once (dstPorts). */
 const anyIps: readonly string[] = ['*'];
 
+/** The addresses of node n that a target covers, as FilterRule destination IPs. */
 function targetIps(t: DstTarget, n: IndexedNode): readonly string[] {
   switch (t.kind) {
     case 'any':
@@ -409,13 +409,12 @@ function dstPorts(ips: readonly string[], spec: IpSpec): readonly NetPortRange[]
 
 /** walkedFilter's result from a plan: only the destinations that cover n add ports, each to its key's place. */
 function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSources): FilterRule[] {
-  const slots = new Map<string, { at: number; rule: FilterRule & { DstPorts: readonly NetPortRange[] } }>();
+  type Slot = { at: number; srcIPs: readonly string[]; protos: readonly number[] | undefined; ports: (readonly NetPortRange[])[] };
+  const slots = new Map<string, Slot>();
   const add = (srcIPs: readonly string[], key: string, at: number, spec: IpSpec, ips: readonly string[]) => {
-    const entries = dstPorts(ips, spec);
-    const slot = slots.get(key);
-    // A slot of one spec, the usual case, holds the kept list itself: the same array across compiles.
-    if (!slot) slots.set(key, { at, rule: { SrcIPs: srcIPs, DstPorts: entries, ...(spec.protos ? { IPProto: spec.protos } : {}) } });
-    else slot.rule.DstPorts = [...slot.rule.DstPorts, ...entries];
+    let slot = slots.get(key);
+    if (!slot) slots.set(key, (slot = { at, srcIPs, protos: spec.protos, ports: [] }));
+    slot.ports.push(dstPorts(ips, spec));
   };
   let steps = plan.steps;
   if (plan.identity) {
@@ -441,7 +440,9 @@ function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSource
       }
     }
   }
-  return [...slots.values()].sort((a, b) => a.at - b.at).map((s) => s.rule).filter((fr) => fr.DstPorts.length > 0);
+  // A slot of one spec, the usual case, holds the kept list itself: the same array across compiles.
+  const ruleOf = (s: Slot) => ({ SrcIPs: s.srcIPs, DstPorts: s.ports.length === 1 ? s.ports[0]! : s.ports.flat(), ...(s.protos ? { IPProto: s.protos } : {}) });
+  return [...slots.values()].sort((a, b) => a.at - b.at).map(ruleOf).filter((fr) => fr.DstPorts.length > 0);
 }
 
 /** Grants before ACLs, each in policy order. */
@@ -469,7 +470,7 @@ function walkedFilter(rules: readonly CompiledRule[], n: IndexedNode, selfSource
   const add = (srcIPs: readonly string[], srcKey: string, spec: IpSpec, ips: readonly string[]) => {
     if (srcIPs.length === 0) return;
     const fr = slot(srcIPs, srcKey, spec);
-    for (const ip of ips) for (const p of spec.ports) fr.DstPorts.push({ IP: ip, Ports: { First: p.first, Last: p.last } });
+    fr.DstPorts.push(...dstPorts(ips, spec));
   };
   for (const rule of orderedRules(rules)) {
     const routed = rule.via.length === 0 || rule.via.some((t) => n.tags.includes(t));

@@ -14,7 +14,7 @@ import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadSrc } from './src-modules.ts';
+import { flushSettleMs, loadSrc } from './src-modules.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
 
 const { values } = parseArgs({
@@ -82,9 +82,6 @@ function join_(i: number, ephemeral = false) {
   return node.id as number;
 }
 
-/** How long a phase waits for its last flush: a storm may be held 2 s (mapper.ts maxStormMs), then written. */
-const settleMs = 2600;
-
 /** Runs a phase and prints its CPU time (flushes included: it waits until the mapper has been quiet a while). */
 async function phase(name: string, body: () => Promise<void>) {
   const profiler = values['profile-dir'] ? new Inspector() : undefined;
@@ -99,16 +96,17 @@ async function phase(name: string, body: () => Promise<void>) {
   const sent0 = { ...sent };
   const t0 = performance.now();
   await body();
-  await sleep(settleMs);
+  await sleep(flushSettleMs);
   const cpu = process.cpuUsage(cpu0);
-  const file = join(values['profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.cpuprofile`);
+  const base = name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '');
+  const file = join(values['profile-dir'] ?? '', `${base}.cpuprofile`);
   profiler?.post('Profiler.stop', (err, res) => err || writeFileSync(file, JSON.stringify(res.profile)));
   profiler?.disconnect();
-  const heapFile = join(values['heap-profile-dir'] ?? '', `${name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '')}.heapprofile`);
+  const heapFile = join(values['heap-profile-dir'] ?? '', `${base}.heapprofile`);
   heap?.post('HeapProfiler.stopSampling', (err, res) => err || writeFileSync(heapFile, JSON.stringify(res.profile)));
   heap?.disconnect();
   const mib = (sent.bytes - sent0.bytes) / 2 ** 20;
-  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - settleMs) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
+  console.log(`${name.padEnd(22)} cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2).padStart(6)} s  wall ${((performance.now() - t0 - flushSettleMs) / 1000).toFixed(2).padStart(6)} s  frames ${sent.frames - sent0.frames}  sent ${mib.toFixed(1)} MiB  heap ${heapMiB()} MiB`);
 }
 
 /** The heap in use after a full GC when run with --expose-gc (what the mapper and tailnet hold), else as it is. */

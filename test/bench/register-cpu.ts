@@ -13,7 +13,7 @@ import { Session as Inspector } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadSrc } from './src-modules.ts';
+import { flushSettleMs, loadSrc } from './src-modules.ts';
 import { blockOf, isTagged, policyText, type PolicyKind } from './policy.ts';
 
 const { values } = parseArgs({
@@ -116,8 +116,8 @@ const c0 = process.cpuUsage();
 const s0 = { ...sent };
 if (rate > 0) await Promise.all(Array.from({ length: joins }, (_, k) => sleep((k * 1000) / rate).then(() => join_(n + k))));
 else await connect(n, joins);
-// The joins' fan-out: a burst is held until it is over (at most 2 s, mapper.ts maxStormMs), then written.
-await sleep(2600);
+// The joins' fan-out: a burst is held until it is over, then written.
+await sleep(flushSettleMs);
 const total = process.cpuUsage(c0);
 measuring = false;
 if (inspector) {

@@ -5,6 +5,9 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+/** How long an in-process bench waits for a phase's last flush: a burst may be held 2 s (mapper.ts maxStormMs), then written. */
+export const flushSettleMs = 2600;
+
 export async function loadSrc(dir: string) {
   const src = (path: string) => import(pathToFileURL(resolve(dir, path)).href);
   return {
