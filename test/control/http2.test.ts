@@ -127,7 +127,7 @@ test('a body over the limit or too slow fails body() with its status; the client
   session.close();
 });
 
-test('a stream the client resets closes on the server; close() sends GOAWAY and lets open streams finish', async () => {
+test('a stream the client resets closes on the server unanswered; close() sends GOAWAY and lets open streams finish', async () => {
   let streams: Http2Response[] = [];
   handler = (_req, res) => {
     streams.push(res);
@@ -140,6 +140,8 @@ test('a stream the client resets closes on the server; close() sends GOAWAY and 
   req.close(http2.constants.NGHTTP2_CANCEL);
   await closed;
   assert.equal(streams[0]!.closed, true);
+  // Closed unanswered: a long poll waiting on it is aborted (control/service.ts).
+  assert.equal(streams[0]!.answered, false);
 
   streams = [];
   const open = session.request({ ':method': 'GET', ':path': '/stream' });
@@ -151,6 +153,7 @@ test('a stream the client resets closes on the server; close() sends GOAWAY and 
   const rest: Buffer[] = [];
   open.on('data', (c: Buffer) => rest.push(c));
   streams[0]!.end('last');
+  assert.equal(streams[0]!.answered, true);
   await once(open, 'end');
   assert.equal(Buffer.concat(rest).toString(), 'last');
   await once(session, 'close');

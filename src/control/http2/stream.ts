@@ -111,6 +111,11 @@ export class Http2Response {
     return this.#closed;
   }
 
+  /** end() has been called: the whole answer is written (it may still be queued). */
+  get answered(): boolean {
+    return this.#ended;
+  }
+
   writeHead(status: number, headers: Readonly<Record<string, string>> = {}): this {
     if (this.#headersSent || this.#closed) return this;
     this.#headersSent = true;
