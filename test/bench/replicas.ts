@@ -36,21 +36,31 @@ export interface ReplicaBench {
 const blocks = (nodes: number) => Math.max(1, Math.ceil((nodes + 1) / blockSize));
 const settleMs = 2000;
 
+/**
+ * `count` replicas of one tailnet on a database of `db` named `name`, each with a DERP region of its own; the
+ * first creates the admin key, the others are given it (they share the database). `nodeOptions` goes to each
+ * replica's NODE_OPTIONS.
+ */
+export async function startReplicas(db: Postgres, name: string, count: number, nodeOptions?: string): Promise<ChildServer[]> {
+  const pgEnv = { ...env, TAILPLANE_STORE_TYPE: 'postgres', TAILPLANE_STORE_POSTGRES_URL: db.database(name), ...(nodeOptions ? { NODE_OPTIONS: [env.NODE_OPTIONS, nodeOptions].filter(Boolean).join(' ') } : {}) };
+  const first = await spawnServer({ env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '901' }, startMs: 90_000 });
+  const others = Array.from({ length: count - 1 }, (_, i) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'admin-api-key'), first.apiKey + '\n', { mode: 0o600 });
+    return spawnServer({ dataDir: dir, env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: String(902 + i) }, startMs: 90_000 });
+  });
+  return [first, ...(await Promise.all(others))];
+}
+
 /** Two replicas (A, B) on `db`, or one SQLite server when `db` is undefined (then A and B are the same). */
 async function startSetup(db: Postgres | undefined, name: string): Promise<{ a: ChildServer; b: ChildServer; stop: () => Promise<void> }> {
   if (!db) {
     const one = await spawnServer({ env, startMs: 90_000 });
     return { a: one, b: one, stop: async () => void (await one.stop()) };
   }
-  const pgEnv = { ...env, TAILPLANE_STORE_TYPE: 'postgres', TAILPLANE_STORE_POSTGRES_URL: db.database(name) };
-  const a = await spawnServer({ env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '901' }, startMs: 90_000 });
-  // B shares the database, so A's admin key is valid there too.
-  const bDir = tempDir();
-  writeFileSync(join(bDir, 'admin-api-key'), a.apiKey + '\n', { mode: 0o600 });
-  const b = await spawnServer({ dataDir: bDir, env: { ...pgEnv, TAILPLANE_DERP_REGION_ID: '902' }, startMs: 90_000 });
+  const [a, b] = (await startReplicas(db, name, 2)) as [ChildServer, ChildServer];
   return { a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
 }
-
 
 const cpuSec = (servers: ChildServer[]) => [...new Set(servers)].reduce((s, x) => s + sampleProc(x.process.pid!).cpuSec, 0);
 

@@ -164,6 +164,7 @@ export function markdown(m: Machine, runs: RunResult[], checks: TargetCheck[], s
     scenarioTable(runs),
     '',
     `Load generator CPU: ${runs.map((r) => `${r.nodes}/${r.policy} ${r.loadgenCpuSec.toFixed(1)} s`).join(', ')}.`,
+    ...runs.filter((r) => r.server !== 'tailplane').map((r) => `\n${r.nodes}/${r.policy} ran on ${r.server} (test/bench/large.ts: one process may hold fewer open files than clients here); its server CPU is the replicas' sum, its RSS the largest replica's.`),
     '',
     '## Targets (issue 8)',
     '',

@@ -9,6 +9,8 @@
  *        --replica-nodes 1000 (0 to skip): two replicas on PostgreSQL beside one server on SQLite (replicas.ts),
  *        after the stores' own registration rates, one by one and group-committed (store-writes.ts).
  *        --allow-all-max-nodes 1000: the largest node count the allow-all layout runs at (its cost is quadratic).
+ *        --large-nodes 50000 (default 0, skipped): a grouped tailnet of that size on --large-replicas (default 3)
+ *        replicas on PostgreSQL (large.ts: one process here may not hold a connection per client).
  * Environment: BENCH_PROFILE_DIR (a .cpuprofile per server process), BENCH_SERVER_NODE_OPTIONS (e.g. a larger heap
  * limit for the server at 50,000 nodes). The simulated nodes run in gofleet (loadgen/gofleet, Go), built on first use.
  * The defaults are the quick run (about 10 minutes on 2 cores); the full one is
@@ -23,6 +25,7 @@ import { checkScaleTargets, checkTargets, machine, markdown, scenarioTable, targ
 import { runScenarios, type RunResult } from './scenarios.ts';
 import { benchConsole, type ConsoleBench } from './console.ts';
 import { benchReplicas, replicaMarkdown, type ReplicaBench } from './replicas.ts';
+import { runLarge } from './large.ts';
 import { benchStoreWrites, storeWritesMarkdown, type StoreWrites } from './store-writes.ts';
 
 const { values } = parseArgs({
@@ -36,6 +39,8 @@ const { values } = parseArgs({
     'console-nodes': { type: 'string', default: '10000' },
     'replica-nodes': { type: 'string', default: '1000' },
     'allow-all-max-nodes': { type: 'string', default: '1000' },
+    'large-nodes': { type: 'string', default: '0' },
+    'large-replicas': { type: 'string', default: '3' },
   },
 });
 
@@ -58,6 +63,11 @@ if (!Number.isInteger(replicaNodes) || replicaNodes < 0) throw new Error(`--repl
 const allowAllMaxNodes = Number(values['allow-all-max-nodes']);
 if (!Number.isInteger(allowAllMaxNodes) || allowAllMaxNodes < 0) throw new Error(`--allow-all-max-nodes: expected a whole number, got ${values['allow-all-max-nodes']}`);
 
+const largeNodes = Number(values['large-nodes']);
+if (!Number.isInteger(largeNodes) || largeNodes < 0) throw new Error(`--large-nodes: expected a whole number, got ${values['large-nodes']}`);
+const largeReplicas = Number(values['large-replicas']);
+if (!Number.isInteger(largeReplicas) || largeReplicas < 1) throw new Error(`--large-replicas: expected a whole number ≥ 1, got ${values['large-replicas']}`);
+
 const m = machine();
 console.log(`tailplane bench on ${m.nproc} CPUs, ${m.memoryGiB} GiB, Node ${m.node}`);
 const runs: RunResult[] = [];
@@ -72,6 +82,17 @@ for (const nodes of counts) {
     if (!compare || nodes > compareMaxNodes) continue;
     console.log(`${nodes} nodes, ${policy} policy, Headscale:`);
     headscaleRuns.push(await runScenarios({ server: 'headscale', nodes, policy, concurrency, log }));
+  }
+}
+let largeFailure = '';
+if (largeNodes > 0) {
+  console.log(`${largeNodes} nodes, grouped policy, ${largeReplicas} replicas on PostgreSQL:`);
+  // The largest run may fail where the others did not (memory, the machine's limits): the rest is still reported.
+  try {
+    runs.push(await runLarge({ nodes: largeNodes, replicas: largeReplicas, concurrency, log }));
+  } catch (err) {
+    largeFailure = `\n${largeNodes} nodes on ${largeReplicas} replicas: failed, ${(err as Error).message}\n`;
+    console.error(largeFailure);
   }
 }
 const checks = checkTargets(runs);
@@ -120,5 +141,5 @@ if (replicaNodes > 0) {
 }
 mkdirSync(values.out, { recursive: true });
 writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ machine: m, runs, targets: checks, scaleTargets: scale, comparison, consolePage, storeWrites, replicas }, null, 2) + '\n');
-writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, scale, sideBySide) + (consoleLine ? `\n${consoleLine}\n` : '') + replicaSection);
+writeFileSync(join(values.out, 'latest.md'), markdown(m, runs, checks, scale, sideBySide) + largeFailure + (consoleLine ? `\n${consoleLine}\n` : '') + replicaSection);
 console.log(`wrote ${join(values.out, 'latest.md')} and latest.json`);

@@ -45,12 +45,12 @@ const pct = (xs: number[], p: number) => {
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : 0;
 };
 
-/** Waits until no node has received a delta for `quietMs` (keep-alives do not count: they never stop). */
-async function settle(fleet: Fleet, quietMs = 500, maxMs = 60_000): Promise<void> {
+/** Waits until no node of the fleets has received a delta for `quietMs` (keep-alives do not count: they never stop). */
+export async function settle(fleets: readonly Fleet[], quietMs = 500, maxMs = 60_000): Promise<void> {
   const end = now() + maxMs;
   let last = -1;
   while (now() < end) {
-    const { deltas } = await fleet.totals();
+    const deltas = (await Promise.all(fleets.map((f) => f.totals()))).reduce((sum, t) => sum + t.deltas, 0);
     if (deltas === last) return;
     last = deltas;
     await new Promise((r) => setTimeout(r, quietMs));
@@ -58,19 +58,20 @@ async function settle(fleet: Fleet, quietMs = 500, maxMs = 60_000): Promise<void
 }
 
 /**
- * Watches `groups`, runs `trigger`, and waits up to `timeoutMs` for every node to see what it must: when the
- * last one did, and how many nodes had not by the timeout.
+ * Watches each fleet's `groupsOf`, runs `trigger`, and waits up to `timeoutMs` for every node to see what it
+ * must: when the last one did, and how many nodes had not by the timeout.
  */
-async function waitFor(fleet: Fleet, groups: WatchGroup[], trigger: () => Promise<unknown>, timeoutMs: number): Promise<{ last: number; missing: number }> {
-  const w = await fleet.watch(groups);
+export async function waitFor(fleets: readonly Fleet[], groupsOf: (f: Fleet) => WatchGroup[], trigger: () => Promise<unknown>, timeoutMs: number): Promise<{ last: number; missing: number }> {
+  const watches = await Promise.all(fleets.map((f) => f.watch(groupsOf(f))));
   try {
     await trigger();
-    await w.wait(now() + timeoutMs);
-    const a = await w.arrivals();
+    const deadline = now() + timeoutMs;
+    await Promise.all(watches.map((w) => w.wait(deadline)));
+    const a = (await Promise.all(watches.map((w) => w.arrivals()))).flat();
     const last = a.reduce((m, x) => Math.max(m, x.last), 0);
     return { last: last || now(), missing: a.filter((x) => x.arrived < x.n).length };
   } finally {
-    await w.close();
+    await Promise.all(watches.map((w) => w.close()));
   }
 }
 
@@ -137,7 +138,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
         },
       };
       const t1 = now();
-      await settle(fleet);
+      await settle([fleet]);
       const stats = await fleet.stats();
       const avgPeers = stats.reduce((s, x) => s + x.peers, 0) / stats.length;
       const mib = (await fleet.totals()).bytes / 2 ** 20;
@@ -151,8 +152,8 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const affected = members(n, 0);
       const joiner = await fleet.prepare(n);
       const t0 = now();
-      const a = await waitFor(fleet, [{ nodes: affected, added: [joiner.nodeKey] }], () => fleet.start(joiner, keys.node(0)), waitMs(n));
-      await settle(fleet);
+      const a = await waitFor([fleet], () => [{ nodes: affected, added: [joiner.nodeKey] }], () => fleet.start(joiner, keys.node(0)), waitMs(n));
+      await settle([fleet]);
       return { ms: a.last - t0, affected: affected.length, missing: a.missing, extra: { joinerFirstMapMs: joiner.firstMapAt - t0 } };
     });
 
@@ -160,15 +161,15 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const mover = fleet.nodes[0]!;
       const affected = members(mover.index);
       const t0 = now();
-      const a = await waitFor(fleet, [{ nodes: affected, patch: { id: mover.id, key: mover.nodeKey } }], () => fleet.liteUpdate(mover), waitMs(n));
-      await settle(fleet);
+      const a = await waitFor([fleet], () => [{ nodes: affected, patch: { id: mover.id, key: mover.nodeKey } }], () => fleet.liteUpdate(mover), waitMs(n));
+      await settle([fleet]);
       return { ms: a.last - t0, affected: affected.length, missing: a.missing, extra: {} };
     });
 
     await measure('policy change', async () => {
       const t0 = now();
-      const a = await waitFor(fleet, [{ nodes: fleet.nodes, filter: true }], () => server.setPolicy(policyText(policy, blocks, 1)!), waitMs(n) * 2);
-      await settle(fleet);
+      const a = await waitFor([fleet], () => [{ nodes: fleet.nodes, filter: true }], () => server.setPolicy(policyText(policy, blocks, 1)!), waitMs(n) * 2);
+      await settle([fleet]);
       return { ms: a.last - t0, affected: fleet.nodes.length, missing: a.missing, extra: {} };
     });
 
@@ -183,7 +184,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       return { joined: wave.filter((_, i) => r[i]!.status === 'fulfilled'), failed: wave.filter((_, i) => r[i]!.status === 'rejected') };
     };
     let ephemerals = (await startWave(await prepareWave(0))).joined;
-    await settle(fleet);
+    await settle([fleet]);
 
     await measure('ephemeral churn (5 %)', async () => {
       const leaving = ephemerals;
@@ -210,7 +211,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       // Lost or only late? Updates missing at the deadline get as long again (and until the fleet is quiet):
       // those that arrive then are late, those that never do are lost.
       if (missing) await w.wait(now() + waitMs(n));
-      await settle(fleet);
+      await settle([fleet]);
       const a = await w.arrivals(deadline);
       await w.close();
       const sum = (f: (x: (typeof a)[number]) => number) => a.reduce((s, x) => s + f(x), 0);
@@ -237,7 +238,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
       const settled = await Promise.allSettled(fleet.nodes.map((x) => fleet.reconnect(x)));
       const ok = fleet.nodes.filter((_, i) => settled[i]!.status === 'fulfilled');
       const last = ok.reduce((m, x) => Math.max(m, x.firstMapAt), 0);
-      await settle(fleet);
+      await settle([fleet]);
       const retries = (await fleet.totals()).retries - retries0;
       return { ms: last - t0, affected: fleet.nodes.length, missing: fleet.nodes.length - ok.length, extra: { serverStartMs: listening - t0, reconnectMs: last - listening, connectRetries: retries } };
     });
