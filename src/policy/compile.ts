@@ -95,7 +95,7 @@ export function compilePolicy(policy: Policy, topology: Topology | TopologyIndex
     const capabilities = capabilitiesOf(policy, r, n);
     const view: NodeView = {
       nodeId: id,
-      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources, r) : (allowAll ??= allowAllFilter(r)),
+      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources, r, ruleIndex) : (allowAll ??= allowAllFilter(r)),
       sshPolicy: sshForNode(ssh, n, r),
       peers: peers(n),
       capabilities,

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { compilePolicy, liveTopology, parsePolicy, type CompiledPolicy, type SourceCache, type Topology, type TopologyCache, type TopologyNode } from '../../src/policy/index.ts';
+import { filterForNode, selfSourcesCache } from '../../src/policy/rules.ts';
 import { indexTopology } from '../../src/policy/topology.ts';
 import { policyText } from './fixture.ts';
 
@@ -144,6 +145,24 @@ for (const [name, text] of Object.entries(policies)) {
     }
   });
 }
+
+test('the rule index narrows which rules a node\'s filter looks at, never what the filter holds', () => {
+  for (const name of ['identities', 'groups', 'self'] as const) {
+    const policy = parsePolicy(policies[name]!, 'p.hujson');
+    for (let seed = 1; seed <= 15; seed++) {
+      const pick = rng(seed);
+      const topo: Topology = { users, nodes: Array.from({ length: 16 }, (_, i) => makeNode(i + 1, pick)) };
+      const compiled = compilePolicy(policy, topo);
+      assert.ok(compiled.ruleIndex, name);
+      // A copy of the rules is a plan of its own, built without the index.
+      const rules = [...compiled.rules];
+      const selfSources = selfSourcesCache(compiled.resolver);
+      for (const n of compiled.topology.nodes) {
+        assert.deepEqual(compiled.forNode(n.id).packetFilter, filterForNode(rules, n, selfSources, compiled.resolver), `${name}, seed ${seed}, node ${n.id}`);
+      }
+    }
+  }
+});
 
 test('a changed policy, a new user or a changed IdP group recomputes every view', () => {
   const topo: Topology = { users, nodes: Array.from({ length: 6 }, (_, i) => makeNode(i + 1, rng(7))) };
