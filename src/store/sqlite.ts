@@ -1,11 +1,9 @@
 /**
  * The SQLite store (better-sqlite3): WAL, foreign keys, synchronous=FULL so an acknowledged write survives a
- * crash or power loss (a soft write survives neither a crash in its turn of the event loop nor a power loss),
- * and append-only migrations applied at open.
+ * crash or power loss (soft writes: a crash only), and append-only migrations applied at open.
  *
  * A group commit (registrations) commits without an fsync and then fsyncs the WAL file on libuv's thread pool
- * (wal-sync.ts); its writes are acknowledged once that fsync is done. Soft writes ride in the group too, committed
- * at the end of their turn of the event loop without an fsync. better-sqlite3 is synchronous, so a COMMIT
+ * (wal-sync.ts); its writes are acknowledged once that fsync is done. better-sqlite3 is synchronous, so a COMMIT
  * under synchronous=FULL held the event loop for the fsync: 8 % of a 10,000-node mass connect was the server
  * waiting on the disk with every stream, handshake and flush stalled behind it.
  */
@@ -38,16 +36,6 @@ export function openSqliteStore(path: string): Store {
   const wal = walSync(path === ':memory:' ? undefined : `${path}-wal`);
   /** The open group commit: its transaction stays open on `db` until commitGroup runs. */
   let group: Group | undefined;
-  /** The open group holds a grouped write, so its commit is fsynced; soft writes alone need no fsync. */
-  let groupDurable = false;
-  /** Opens a group (committed without an fsync, WAL + NORMAL) that commits after this turn of the event loop. */
-  const beginGroup = () => {
-    db.pragma('synchronous = NORMAL');
-    db.exec('BEGIN IMMEDIATE');
-    group = openGroup();
-    groupDurable = false;
-    setImmediate(commitGroup);
-  };
   const commitGroup = () => {
     const g = group;
     if (!g) return;
@@ -61,20 +49,23 @@ export function openSqliteStore(path: string): Store {
     } finally {
       db.pragma('synchronous = FULL');
     }
-    if (groupDurable) wal.sync(g);
-    else g.resolve();
+    wal.sync(g);
   };
   return {
     audit: audit.store,
     load: () => loadAll(db),
     write: (fn, opts) => conflicts(() => {
-      // A durable write must not wait for the open group, so the group commits now.
+      // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
       if (!opts?.soft) commitGroup();
-      // A soft write rides in the open group or opens one: the turn's reports (a mass connect's endpoints and
-      // hostinfo) share one commit, where each was a transaction and a WAL append of its own, with two pragmas.
-      // Inside a transaction of the caller's it is a savepoint of that, durable with it.
-      else if (!db.inTransaction) beginGroup();
-      return db.transaction(() => fn(tx))();
+      // SQLite refuses to change the safety level inside a transaction: a write inside a batch is durable.
+      if (!opts?.soft || db.inTransaction) return db.transaction(() => fn(tx))();
+      // WAL with synchronous=NORMAL commits without an fsync; the connection goes back to FULL right after.
+      db.pragma('synchronous = NORMAL');
+      try {
+        return db.transaction(() => fn(tx))();
+      } finally {
+        db.pragma('synchronous = FULL');
+      }
     }),
     transaction: (fn) => {
       commitGroup();
@@ -83,10 +74,15 @@ export function openSqliteStore(path: string): Store {
     writeGrouped(fn) {
       // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
       if (!group && db.inTransaction) return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: Promise.resolve() };
-      if (!group) beginGroup();
-      groupDurable = true;
+      if (!group) {
+        // Committed without an fsync (WAL, NORMAL): wal.sync makes it durable off the event loop.
+        db.pragma('synchronous = NORMAL');
+        db.exec('BEGIN IMMEDIATE');
+        group = openGroup();
+        setImmediate(commitGroup);
+      }
       // Inside the open transaction better-sqlite3 runs this as a savepoint.
-      return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: group!.durable };
+      return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: group.durable };
     },
     healthy: () => {
       try {

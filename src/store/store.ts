@@ -121,8 +121,8 @@ export interface Store {
   load(): StoredTailnet;
   /**
    * Runs fn in one transaction: all of its writes land, or none do. A `soft` write (state clients report
-   * again on every reconnect) spares the disk flush: it may be lost with the machine's power (the next durable
-   * write makes it durable too), and on SQLite it commits with the turn's group (a crash in that turn loses it).
+   * again on every reconnect) survives a process crash but may be lost with the machine's power, which spares
+   * the disk flush; the next durable write makes it durable too.
    */
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** Runs fn in one outer transaction: every `write` inside it commits with it, or none does (a write inside is durable). */

@@ -208,32 +208,6 @@ test('sqlite: a database of schema 7 keeps its nodes through migration 8, whose 
   store.close();
 });
 
-test('sqlite: the soft writes of one turn commit together at its end; a durable write commits them first', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'tailplane-contract-')), 'db.sqlite');
-  const store = openSqliteStore(path);
-  const other = new Database(path, { readonly: true });
-  const hostnames = () => (other.prepare('SELECT hostname FROM nodes ORDER BY id').all() as { hostname: string }[]).map((r) => r.hostname);
-  const user = store.write((tx) => tx.insertUser({ name: 'erin', displayName: '', email: '', createdAt: 'c' }));
-  const id = store.write((tx) => tx.insertNode(node(1, user)));
-  const soft = (hostname: string) => store.write((tx) => tx.updateNode({ ...node(1, user), id, hostname }), { soft: true });
-  soft('a');
-  soft('b');
-  // Another connection sees the commits only: none yet.
-  assert.deepEqual(hostnames(), ['host-1']);
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(hostnames(), ['b']);
-  soft('c');
-  store.write((tx) => tx.putSetting('dns', { magicDns: true }));
-  assert.deepEqual(hostnames(), ['c']);
-  // A soft write that throws undoes only itself.
-  assert.throws(() => store.write((tx) => (tx.updateNode({ ...node(1, user), id, hostname: 'd' }), tx.insertNode(node(1, user))), { soft: true }), StoreConflictError);
-  soft('e');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(hostnames(), ['e']);
-  other.close();
-  store.close();
-});
-
 describe('postgres only', () => {
   test('a group commit that fails is undone in memory: the node goes, its removal is published, nothing is stored', async () => {
     const url = pg.database(`contract${++dbs}`);
