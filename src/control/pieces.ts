@@ -48,7 +48,8 @@ export function createSharedParts(frames: FrameEncoder) {
       if (a === b) return true;
       if (a.length !== b.length) return false;
       for (let i = 0; i < a.length; i++) {
-        const [x, y] = [a[i]!, b[i]!];
+        const x = a[i]!;
+        const y = b[i]!;
         if (x === y) continue;
         const digest = typeof x === 'string' || typeof y === 'string' ? undefined : digests.get(x);
         if (digest === undefined || digest !== digests.get(y as Buffer)) return false;

@@ -310,9 +310,9 @@ const COMPANION_CAPS: readonly (readonly [string, string])[] = [
  * (grants before ACLs; within an ACL its ordinary destinations before autogroup:self unless all are autogroups),
  * merges DstPorts rules with the same SrcIPs and protocols into the first one, and only then keeps what each
  * node enforces: so a merged rule sits where its first rule anywhere in the policy was, even one for another node.
- * CapGrant rules never merge and stay where their grant put them.
+ * CapGrant rules never merge and stay where their grant put them. `index` (of the policy the rules were compiled
+ * from) narrows which rules are looked at for a node, not what its filter holds.
  */
-/** `index` (of the policy the rules were compiled from) narrows which rules are looked at for a node. */
 export function filterForNode(rules: readonly CompiledRule[], n: IndexedNode, selfSources: SelfSources, r: Resolver, index?: RuleIndex): FilterRule[] {
   const plan = filterPlan(rules);
   return plan ? plannedFilter(plan, n, selfSources, index) : walkedFilter(rules, n, selfSources, r);
@@ -377,13 +377,12 @@ function filterPlan(rules: readonly CompiledRule[]): FilterPlan | null {
   plan = null;
   if (rules.every((c) => c.via.length === 0 && !c.rule.app)) {
     const steps: PlanStep[] = [];
-    const position = new Map(rules.map((rule, i) => [rule, i]));
     const byRule: PlanStep[][] = rules.map(() => []);
     const firstAt = new Map<string, number>();
     let at = 0;
-    for (const rule of orderedRules(rules)) {
-      const own = byRule[position.get(rule)!]!;
-      for (const step of stepsOf(rule)) {
+    for (const i of orderedPositions(rules)) {
+      const own = byRule[i]!;
+      for (const step of stepsOf(rules[i]!)) {
         let placed: PlanStep;
         if (step.self) {
           placed = { ...step, at };
@@ -462,7 +461,11 @@ function plannedFilter(plan: FilterPlan, n: IndexedNode, selfSources: SelfSource
 }
 
 /** Grants before ACLs, each in policy order. */
-const orderedRules = (rules: readonly CompiledRule[]) => [...rules.filter((c) => c.rule.source === 'grants'), ...rules.filter((c) => c.rule.source === 'acls')];
+const orderedPositions = (rules: readonly CompiledRule[]) => {
+  const of = (source: string) => [...rules.keys()].filter((i) => rules[i]!.rule.source === source);
+  return [...of('grants'), ...of('acls')];
+};
+const orderedRules = (rules: readonly CompiledRule[]) => orderedPositions(rules).map((i) => rules[i]!);
 
 /** A part's destinations with their port specs: a grant's `ip` list applies to every destination, so Tailscale emits one rule per protocol entry. */
 const partPairs = (rule: CompiledRule, part: readonly CompiledDst[]) =>
