@@ -46,3 +46,10 @@ test('diff in the policy\'s own terms: a rule for a tag with no node yet is not 
   const after = parsePolicy(text(`${rule('"group:ops"', '"tag:db:22"')}, ${rule('"group:ops"', '"tag:db:80"')}`), 'p');
   assert.equal(renderAccessDiff(diffAccess(before, after, topology)), '+ policy user bob -> tag:db any:80\n');
 });
+
+test('diff without the per-node part is the policy-terms part of the full diff, for every case', () => {
+  for (const [name, before, after] of cases) {
+    const full = diffAccess(pol(before), pol(after), topology).filter((c) => c.src.kind === 'policy');
+    assert.deepEqual(diffAccess(pol(before), pol(after), topology, { perNode: false }), full, name);
+  }
+});
