@@ -30,11 +30,11 @@ interface SessionState {
   readonly session: Session;
   /**
    * The policy view last applied: a recompile that carried it over (same object) changed nothing for this node.
-   * Its sorted `peers` are the ids this session may see.
+   * Its sorted `reach` holds the ids this session may see, and its own (never sent).
    */
   view: NodeView;
   /**
-   * The version of each peer last sent, at the position of its id in view.peers (0: not sent). A Map per session
+   * The version of each peer last sent, at the position of its id in view.reach (0: not sent). A Map per session
    * took ~40 bytes per peer, quadratic with allow-all (1 GB of a 5,000-node tailnet's server); this takes 8.
    */
   sent: Float64Array;
@@ -456,7 +456,7 @@ export function createMapper(deps: MapperDeps) {
     }
     for (const s of wide) {
       let ids: number[] | undefined;
-      for (const id of changed) if (includesSorted(s.view.peers, id)) (ids ??= []).push(id);
+      for (const id of changed) if (includesSorted(s.view.reach, id)) (ids ??= []).push(id);
       if (ids) out.set(s, ids);
     }
     return out;
@@ -511,7 +511,7 @@ export function createMapper(deps: MapperDeps) {
 
   function forget(s: SessionState): void {
     if (sessions.get(s.session.nodeId) === s) sessions.delete(s.session.nodeId);
-    watch(s, s.view.peers, [], { added: [], removed: s.view.peers });
+    watch(s, s.view.reach, [], { added: [], removed: s.view.reach });
   }
 
   /** Sends a session what it must learn from this batch; true when something was written to it. */
@@ -535,9 +535,9 @@ export function createMapper(deps: MapperDeps) {
     // nodes, only those the session was allowed to see (`watched`) can be in its map.
     let candidates: Iterable<number> = watched;
     const removed: number[] = [];
-    if (recheck && !sameIds(s.view.peers, view.peers)) {
-      const moved = moveView(s.view.peers, s.sent, view.peers);
-      watch(s, s.view.peers, view.peers, moved);
+    if (recheck && !sameIds(s.view.reach, view.reach)) {
+      const moved = moveView(s.view.reach, s.sent, view.reach);
+      watch(s, s.view.reach, view.reach, moved);
       // Peers that left the view and had been sent go as removals; the others keep their versions.
       s.sent = moved.sent;
       removed.push(...moved.sentAway);
@@ -549,7 +549,7 @@ export function createMapper(deps: MapperDeps) {
     const profiles: UserProfile[] = [];
     for (const id of candidates) {
       if (id === self.id) continue;
-      const at = indexOfSorted(view.peers, id);
+      const at = indexOfSorted(view.reach, id);
       if (at < 0) continue;
       const entry = peer(id);
       const had = s.sent[at]!;
@@ -639,14 +639,14 @@ export function createMapper(deps: MapperDeps) {
       const state: SessionState = {
         session,
         view,
-        sent: sentVersions(view.peers, entries),
+        sent: sentVersions(view.reach, entries),
         profiles: new Set(head.UserProfiles!.map((p) => p.ID)),
         selfJson: JSON.stringify(head.Node),
         filter,
         sshJson: ssh,
         dnsJson: JSON.stringify({ DNSConfig: head.DNSConfig, Domain: head.Domain }),
       };
-      watch(state, [], view.peers, { added: view.peers, removed: [] });
+      watch(state, [], view.reach, { added: view.reach, removed: [] });
       sessions.set(session.nodeId, state);
       return encodeFull(map, filter, entries, self.id);
     },

@@ -113,7 +113,8 @@ function dnsConfig(d: DnsSettings): DnsConfig {
 /** Peers a node may see: in its policy view, known to the tailnet and with a disco key (trap T18). */
 export function visiblePeers(t: Tailnet, view: NodeView): Node[] {
   const out: Node[] = [];
-  for (const id of view.peers) {
+  for (const id of view.reach) {
+    if (id === view.nodeId) continue;
     const n = t.nodes.find(id);
     if (n && n.discoKey) out.push(n);
   }

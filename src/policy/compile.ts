@@ -18,6 +18,12 @@ export interface NodeView {
   readonly sshPolicy: SshPolicy;
   /** Ids of the nodes this node may reach or be reached by, sorted; it sees exactly these. */
   readonly peers: readonly number[];
+  /**
+   * The same ids, the node's own possibly among them: one array shared by every node of the same rule
+   * signature. `peers` copies it without the node, once per call; a copy kept per view was quadratic with
+   * allow-all (5,000 nodes: 25 million ids) and 8 MB allocated by every 10,000-node recompile.
+   */
+  readonly reach: readonly number[];
   /** nodeAttrs attributes (plus randomize-client-port / disable-ipv4 from the top-level switches). */
   readonly capabilities: readonly string[];
   /** The same as a tailcfg NodeCapMap. */
@@ -93,14 +99,13 @@ export function compilePolicy(policy: Policy, topology: Topology | TopologyIndex
     }
     const n = node(id);
     const capabilities = capabilitiesOf(policy, r, n);
-    const view: NodeView = {
-      nodeId: id,
-      packetFilter: policy.hasAccessRules ? filterForNode(rules, n, selfSources, r, ruleIndex) : (allowAll ??= allowAllFilter(r)),
-      sshPolicy: sshForNode(ssh, n, r),
-      peers: peers(n),
+    const view = new View(
+      id,
+      policy.hasAccessRules ? filterForNode(rules, n, selfSources, r, ruleIndex) : (allowAll ??= allowAllFilter(r)),
+      sshForNode(ssh, n, r),
+      peers(n),
       capabilities,
-      capMap: Object.fromEntries(capabilities.map((c) => [c, []])),
-    };
+    );
     views.set(id, view);
     return view;
   };
@@ -120,6 +125,23 @@ export function compilePolicy(policy: Policy, topology: Topology | TopologyIndex
     policy, topology: topo, resolver: r, rules, ssh, forNode, cachedViews: views, affected, canAccess, autoApprovedRoutes, ruleIndex,
     sshDecision: (src, dst, login) => sshDecision(ssh, r, src, dst, login),
   };
+}
+
+/** A NodeView; a class so that `peers` holds on to nothing of the compile that made it (a closure would). */
+class View implements NodeView {
+  readonly capMap: Readonly<Record<string, readonly unknown[]>>;
+  constructor(
+    readonly nodeId: number,
+    readonly packetFilter: readonly FilterRule[],
+    readonly sshPolicy: SshPolicy,
+    readonly reach: readonly number[],
+    readonly capabilities: readonly string[],
+  ) {
+    this.capMap = Object.fromEntries(capabilities.map((c) => [c, []]));
+  }
+  get peers(): readonly number[] {
+    return this.reach.filter((p) => p !== this.nodeId);
+  }
 }
 
 const containsRange = (outer: { v6: boolean; lo: bigint; hi: bigint }, inner: { v6: boolean; lo: bigint; hi: bigint }) =>
@@ -151,8 +173,9 @@ function capabilitiesOf(policy: Policy, r: Resolver, n: IndexedNode): string[] {
 /**
  * Peer sets. Nodes that sit in the same rules' sources and destinations have the same peers, so results are
  * cached per membership signature: with group/tag-based rules there are few signatures however many nodes.
+ * A node's set may hold the node itself (NodeView.reach): the nodes of a signature share one array.
  */
-function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex, index?: RuleIndex): (n: IndexedNode) => number[] {
+function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: TopologyIndex, index?: RuleIndex): (n: IndexedNode) => readonly number[] {
   const positions = [...rules.keys()];
   const narrowed = new Map<IndexedNode, readonly number[]>();
   /** The rules n may sit in (the others add nothing to its peers or its signature); asked twice per new signature. */
@@ -228,13 +251,13 @@ function peerFinder(policy: Policy, rules: readonly CompiledRule[], topo: Topolo
     return `${sig}|${hasSelf ? (n.user ?? '') : ''}`;
   };
   return (n) => {
-    if (!policy.hasAccessRules) return allIds().filter((id) => id !== n.id);
+    if (!policy.hasAccessRules) return allIds();
     const sig = signature(n);
     let ids = bySig.get(sig);
     if (!ids) {
       const set = compute(n);
       bySig.set(sig, (ids = set === 'all' ? allIds() : Array.from(Float64Array.from(set).sort())));
     }
-    return ids.filter((id) => id !== n.id);
+    return ids;
   };
 }
