@@ -1,11 +1,14 @@
 /**
- * The SQLite store (better-sqlite3): WAL, foreign keys, synchronous=FULL so an acknowledged write survives a
- * crash or power loss (soft writes: a crash only), and append-only migrations applied at open.
+ * The SQLite store (better-sqlite3): WAL, foreign keys, and append-only migrations applied at open. An
+ * acknowledged write survives a crash or power loss; a soft one (what clients report again anyway) a crash of
+ * the process only.
  *
- * A group commit (registrations) commits without an fsync and then fsyncs the WAL file on libuv's thread pool
- * (wal-sync.ts); its writes are acknowledged once that fsync is done. better-sqlite3 is synchronous, so a COMMIT
- * under synchronous=FULL held the event loop for the fsync: 8 % of a 10,000-node mass connect was the server
- * waiting on the disk with every stream, handshake and flush stalled behind it.
+ * The connection runs at synchronous=NORMAL: a commit writes the WAL without an fsync, and the store fsyncs the
+ * WAL file itself (wal-sync.ts) after each durable commit, as synchronous=FULL would, but not after a soft one.
+ * Switching the level per soft write (two pragmas) cost a third of each such write, one per map request.
+ * A group commit (registrations) is fsynced on libuv's thread pool instead; its writes are acknowledged once that
+ * fsync is done. better-sqlite3 is synchronous, so an fsync in a COMMIT held the event loop: 8 % of a 10,000-node
+ * mass connect was the server waiting on the disk with every stream, handshake and flush stalled behind it.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -31,6 +34,8 @@ export function openSqliteStore(path: string): Store {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
+  // From here on the store makes each durable commit durable itself (see top).
+  db.pragma('synchronous = NORMAL');
   const audit = sqliteAudit(db);
   const tx = createTx(db, audit.append);
   const wal = walSync(path === ':memory:' ? undefined : `${path}-wal`);
@@ -46,37 +51,32 @@ export function openSqliteStore(path: string): Store {
       if (db.inTransaction) db.exec('ROLLBACK');
       g.reject(err);
       return;
-    } finally {
-      db.pragma('synchronous = FULL');
     }
     wal.sync(g);
   };
+  /** Runs a durable write: committed and fsynced, unless it is part of an outer transaction (durable with it). */
+  const durably = <T>(fn: () => T): T => {
+    commitGroup();
+    const result = fn();
+    if (!db.inTransaction) wal.syncNow();
+    return result;
+  };
   return {
-    audit: audit.store,
+    // Pruning deletes and re-anchors in a transaction of its own.
+    audit: { ...audit.store, prune: (before, record) => durably(() => audit.store.prune(before, record)) },
     load: () => loadAll(db),
-    write: (fn, opts) => conflicts(() => {
-      // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
-      if (!opts?.soft) commitGroup();
-      // SQLite refuses to change the safety level inside a transaction: a write inside a batch is durable.
-      if (!opts?.soft || db.inTransaction) return db.transaction(() => fn(tx))();
-      // WAL with synchronous=NORMAL commits without an fsync; the connection goes back to FULL right after.
-      db.pragma('synchronous = NORMAL');
-      try {
-        return db.transaction(() => fn(tx))();
-      } finally {
-        db.pragma('synchronous = FULL');
-      }
-    }),
-    transaction: (fn) => {
-      commitGroup();
-      return conflicts(() => db.transaction(fn)());
-    },
+    write: (fn, opts) =>
+      conflicts(() => {
+        // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
+        const run = () => db.transaction(() => fn(tx))();
+        return opts?.soft ? run() : durably(run);
+      }),
+    transaction: (fn) => conflicts(() => durably(() => db.transaction(fn)())),
     writeGrouped(fn) {
       // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
       if (!group && db.inTransaction) return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: Promise.resolve() };
       if (!group) {
-        // Committed without an fsync (WAL, NORMAL): wal.sync makes it durable off the event loop.
-        db.pragma('synchronous = NORMAL');
+        // Committed without an fsync: wal.sync makes it durable off the event loop.
         db.exec('BEGIN IMMEDIATE');
         group = openGroup();
         setImmediate(commitGroup);

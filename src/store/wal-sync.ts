@@ -1,6 +1,6 @@
 /**
- * Durability of SQLite group commits off the event loop: a group commits under synchronous=NORMAL (its WAL
- * frames written, not fsynced), then this fsyncs the WAL file on libuv's thread pool and settles the group.
+ * Durability of SQLite commits, which run under synchronous=NORMAL (their WAL frames written, not fsynced): a
+ * durable write's commit is fsynced at once (syncNow); a group's on libuv's thread pool, which then settles it.
  * One fsync runs at a time; groups committed while it runs wait for the next, which covers all of them.
  * A checkpoint in between is safe: with NORMAL, SQLite fsyncs the WAL before copying it into the database.
  */
@@ -10,6 +10,8 @@ import type { Group } from './group.ts';
 export interface WalSync {
   /** Settles `g` once everything committed so far is on disk. */
   sync(g: Group): void;
+  /** Makes everything committed so far durable before returning (a durable write's commit). */
+  syncNow(): void;
   /** Makes what is waiting durable now (synchronously) and releases the file. */
   close(): void;
 }
@@ -52,6 +54,9 @@ export function walSync(walPath: string | undefined): WalSync {
       if (walPath === undefined) return g.resolve();
       waiting.push(g);
       next();
+    },
+    syncNow() {
+      if (walPath !== undefined) fsyncSync((fd ??= openSync(walPath, 'r')));
     },
     close() {
       closed = true;
