@@ -13,9 +13,8 @@ import { startPostgres } from '../helpers/postgres.ts';
 import { api, type ChildServer } from '../helpers/server.ts';
 import { now, startFleet, type Fleet, type FleetNode } from './loadgen/fleet.ts';
 import { blockOf, blockSize, policyText } from './policy.ts';
-import { sampleProc } from './proc.ts';
 import { startReplicas } from './replicas.ts';
-import { settle, waitFor, type RunResult, type ScenarioResult } from './scenarios.ts';
+import { scenarioMeter, settle, waitFor, type RunResult, type ScenarioResult } from './scenarios.ts';
 import { keyTarget } from './servers/server.ts';
 import { provision } from './servers/tailplane.ts';
 
@@ -47,19 +46,7 @@ export async function runLarge(opts: LargeOptions): Promise<RunResult> {
     await new Promise((r) => setTimeout(r, catchUpMs));
     fleets = await Promise.all(servers.map(async (s) => startFleet(await keyTarget(s.url), { concurrency: Math.ceil(opts.concurrency / count) })));
     const all = () => fleets.flatMap((f) => f.nodes);
-    const measure = async (name: string, body: () => Promise<Omit<ScenarioResult, 'name' | 'server'>>) => {
-      const cpu = () => servers.reduce((sum, s) => sum + sampleProc(s.process.pid!).cpuSec, 0);
-      const frames = async () => (await Promise.all(fleets.map((f) => f.totals()))).reduce((sum, t) => sum + t.frames, 0);
-      const loadgen = () => fleets.reduce((sum, f) => sum + f.cpuSec(), 0);
-      const [cpuBefore, framesBefore, loadgenBefore] = [cpu(), await frames(), loadgen()];
-      const r = await body();
-      const samples = servers.map((s) => sampleProc(s.process.pid!));
-      const extra = { ...r.extra, framesReceived: (await frames()) - framesBefore, loadgenCpuSec: Math.round((loadgen() - loadgenBefore) * 100) / 100 };
-      const server = { cpuSec: cpu() - cpuBefore, rssMiB: Math.max(...samples.map((x) => x.rssMiB)), peakRssMiB: Math.max(...samples.map((x) => x.peakRssMiB)) };
-      scenarios.push({ ...r, extra, name, server });
-      const rss = samples.map((x) => `${x.rssMiB.toFixed(0)}/${x.peakRssMiB.toFixed(0)}`).join(', ');
-      log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${server.cpuSec.toFixed(2)} s, rss/peak per replica ${rss} MiB`);
-    };
+    const measure = scenarioMeter(() => servers.map((s) => s.process.pid!), () => fleets, scenarios, log);
 
     await measure('mass connect', async () => {
       const t0 = now();

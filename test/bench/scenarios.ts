@@ -5,7 +5,7 @@
  */
 import { now, startFleet, type Fleet, type FleetNode, type WatchGroup } from './loadgen/fleet.ts';
 import { blockOf, blockSize, policyText, type PolicyKind } from './policy.ts';
-import { sampleProc, type ProcSample } from './proc.ts';
+import { sampleProc } from './proc.ts';
 import { startBenchServer, type ServerKind } from './servers/index.ts';
 
 export interface ScenarioResult {
@@ -75,6 +75,43 @@ export async function waitFor(fleets: readonly Fleet[], groupsOf: (f: Fleet) => 
   }
 }
 
+/** A scenario's body: what it measured, without the CPU, RSS and frames the meter adds. */
+type ScenarioBody = () => Promise<Omit<ScenarioResult, 'name' | 'server'>>;
+
+/**
+ * Runs scenarios and records each in `results` with what it cost around it: the server processes' CPU (summed)
+ * and RSS (the largest), the frames the fleets received and their own CPU. `pids` are read before and after, so
+ * a scenario that restarts a server counts all of the new process's CPU.
+ */
+export function scenarioMeter(pids: () => number[], fleets: () => readonly Fleet[], results: ScenarioResult[], log: (msg: string) => void) {
+  const totals = async () => {
+    const all = await Promise.all(fleets().map((f) => f.totals()));
+    return { frames: all.reduce((n, t) => n + t.frames, 0), repolls: all.reduce((n, t) => n + t.repolls, 0) };
+  };
+  const loadgenCpu = () => fleets().reduce((sum, f) => sum + f.cpuSec(), 0);
+  return async (name: string, body: ScenarioBody): Promise<void> => {
+    const pidsBefore = pids();
+    const before = pidsBefore.map(sampleProc);
+    const [t0, loadgen0] = [await totals(), loadgenCpu()];
+    const r = await body();
+    const pidsAfter = pids();
+    const after = pidsAfter.map(sampleProc);
+    const t1 = await totals();
+    // After a restart the process is new, so all of its CPU time belongs to this scenario.
+    const cpuSec = after.reduce((sum, a, i) => sum + a.cpuSec - (pidsAfter[i] === pidsBefore[i] ? before[i]!.cpuSec : 0), 0);
+    // The two share the machine: a scenario whose server and load generator CPU together near the cores it has
+    // is bound by the machine, not by waits. Map frames the fleets received (keep-alives included): what
+    // batching saves shows here.
+    const counted = { ...r.extra, framesReceived: t1.frames - t0.frames, loadgenCpuSec: Math.round((loadgenCpu() - loadgen0) * 100) / 100 };
+    // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
+    const extra = t1.repolls > t0.repolls ? { ...counted, streamRepolls: t1.repolls - t0.repolls } : counted;
+    const server = { cpuSec, rssMiB: Math.max(...after.map((a) => a.rssMiB)), peakRssMiB: Math.max(...after.map((a) => a.peakRssMiB)) };
+    results.push({ ...r, extra, name, server });
+    const rss = after.length === 1 ? `rss ${server.rssMiB.toFixed(0)} MiB` : `rss/peak per replica ${after.map((a) => `${a.rssMiB.toFixed(0)}/${a.peakRssMiB.toFixed(0)}`).join(', ')} MiB`;
+    log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${cpuSec.toFixed(2)} s, ${rss}`);
+  };
+}
+
 /** Nodes by key: `by` of each node. */
 function groupBy<K>(nodes: readonly FleetNode[], by: (x: FleetNode) => K): Map<K, FleetNode[]> {
   const m = new Map<K, FleetNode[]>();
@@ -95,27 +132,7 @@ export async function runScenarios(opts: RunOptions): Promise<RunResult> {
   const results: ScenarioResult[] = [];
   const keys = await server.provision(policy, blocks);
   const fleet = await startFleet(await server.target(), { concurrency: opts.concurrency });
-  const measure = async (name: string, body: () => Promise<Omit<ScenarioResult, 'name' | 'server'>>) => {
-    const pid = server.pid();
-    const before: ProcSample = sampleProc(pid);
-    const t0 = await fleet.totals();
-    const loadgen0 = fleet.cpuSec();
-    const r = await body();
-    const after = sampleProc(server.pid());
-    const t1 = await fleet.totals();
-    // The two share the machine: a scenario whose server and load generator CPU together near the cores it has
-    // is bound by the machine, not by waits.
-    const loadgen = Math.round((fleet.cpuSec() - loadgen0) * 100) / 100;
-    // After a restart the process is new, so all of its CPU time belongs to this scenario.
-    const cpuSec = server.pid() === pid ? after.cpuSec - before.cpuSec : after.cpuSec;
-    // Map frames the fleet received (keep-alives included): what batching saves shows here.
-    const counted = { ...r.extra, framesReceived: t1.frames - t0.frames, loadgenCpuSec: loadgen };
-    // Streams the server ended and nodes re-opened: shown only when it happened, which is a finding in itself.
-    const extra = t1.repolls > t0.repolls ? { ...counted, streamRepolls: t1.repolls - t0.repolls } : counted;
-    const s = { ...r, extra, name, server: { cpuSec, rssMiB: after.rssMiB, peakRssMiB: after.peakRssMiB } };
-    results.push(s);
-    log(`  ${name}: ${r.ms.toFixed(0)} ms (affected ${r.affected}, missing ${r.missing}) ${JSON.stringify(extra)} server cpu ${s.server.cpuSec.toFixed(2)} s rss ${after.rssMiB.toFixed(0)} MiB`);
-  };
+  const measure = scenarioMeter(() => [server.pid()], () => [fleet], results, log);
   let loadgenCpuSec = 0;
   try {
     await measure('mass connect', async () => {
