@@ -30,7 +30,7 @@ interface SessionState {
   readonly session: Session;
   /**
    * The policy view last applied: a recompile that carried it over (same object) changed nothing for this node.
-   * Its sorted `reach` holds the ids this session may see, and its own (never sent).
+   * Its sorted `reach` holds the ids this session may see (and maybe its own, never sent).
    */
   view: NodeView;
   /**

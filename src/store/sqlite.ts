@@ -54,7 +54,10 @@ export function openSqliteStore(path: string): Store {
     }
     wal.sync(g);
   };
-  /** Runs a durable write: committed and fsynced, unless it is part of an outer transaction (durable with it). */
+  /**
+   * Runs a durable write: committed and fsynced, unless it is part of an outer transaction (durable with it).
+   * It must not wait for the open group, so the group commits first.
+   */
   const durably = <T>(fn: () => T): T => {
     commitGroup();
     const result = fn();
@@ -67,7 +70,7 @@ export function openSqliteStore(path: string): Store {
     load: () => loadAll(db),
     write: (fn, opts) =>
       conflicts(() => {
-        // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
+        // A soft write rides in the open group, if any (committed at the end of this turn).
         const run = () => db.transaction(() => fn(tx))();
         return opts?.soft ? run() : durably(run);
       }),

@@ -121,8 +121,9 @@ export interface Store {
   load(): StoredTailnet;
   /**
    * Runs fn in one transaction: all of its writes land, or none do. A `soft` write (state clients report
-   * again on every reconnect) survives a process crash but may be lost with the machine's power, which spares
-   * the disk flush; the next durable write makes it durable too.
+   * again on every reconnect) spares the disk flush: it may be lost with the machine's power (the next durable
+   * write makes it durable too). It survives a crash of the process once committed: at once, or on SQLite, when
+   * a group commit is open, with that group at the end of the event-loop turn.
    */
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** Runs fn in one outer transaction: every `write` inside it commits with it, or none does (a write inside is durable). */
