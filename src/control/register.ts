@@ -122,7 +122,7 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
     const hostinfo = (req.Hostinfo ?? {}) as Hostinfo;
     let tags: string[] = [];
     const key = t.preAuthKeys.consume(authKey, (k) => (tags = tagsFor(k, hostinfo.RequestTags)));
-    const { node, durable } = t.nodes.registerGrouped({
+    const { durable } = t.nodes.registerGrouped({
       machineKey: peer.machineKey,
       nodeKey: req.NodeKey,
       hostname: hostinfo.Hostname ?? 'node',
@@ -132,7 +132,7 @@ export function createRegisterHandler(deps: RegisterDeps, observer: ControlObser
       ephemeral: key.ephemeral || (req.Ephemeral ?? false),
       method: 'authkey',
     });
-    await durable;
+    const node = await durable;
     observer.registered('authkey');
     return success(t, node);
   };

@@ -2,14 +2,15 @@
  * The change bus between replicas: PostgreSQL's change log (written by every store transaction, see
  * src/store/postgres) read in seq order. A LISTEN on `tailplane_changes` (its own connection) wakes the reader
  * at once; a poll every `pollMs` and a read after every reconnect catch up on notifications that were missed
- * (they are not queued while nobody listens). Rows this replica wrote are skipped: it already applied them.
+ * (they are not queued while nobody listens). Rows this replica wrote are skipped: it already applied them;
+ * notifications of its own commits wake nothing (each would cost a read of rows it skips).
  *
  * Sequence numbers are handed out at insert, not at commit, so a slow transaction can commit a lower seq
  * after a higher one was read. Such gaps are remembered and re-read for a while (`holeMs`); a gap that never
  * fills was a rolled-back transaction.
  */
 import pg from 'pg';
-import { changeChannel } from '../store/postgres/store.ts';
+import { changeChannel, notifiedBy } from '../store/postgres/change-log.ts';
 import type { ChangeRef, SharedLog } from '../store/store.ts';
 
 export interface BusOptions {
@@ -123,7 +124,10 @@ export function startBus(opts: BusOptions): Bus {
     };
     c.on('error', lost);
     c.on('end', () => lost());
-    c.on('notification', soon);
+    c.on('notification', (n) => {
+      // Our own commits need no read now (they are applied already): the poll moves the cursor past them.
+      if (!notifiedBy(n.payload, opts.shared.origin)) soon();
+    });
     try {
       await c.connect();
       await c.query(`LISTEN ${changeChannel}`);

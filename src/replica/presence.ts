@@ -16,25 +16,31 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
 
   /** Presence changes not written yet: a burst of connections (mass connect, restart) goes as one write. */
   const pending = new Map<number, boolean>();
-  const flush = () => {
+  /** Writes what is pending; the event loop goes on meanwhile unless `wait` (stopping). */
+  const flush = (wait = false) => {
     if (pending.size === 0) return;
     const ids = [...pending.keys()];
     const on = ids.filter((id) => pending.get(id));
     const off = ids.filter((id) => !pending.get(id));
     pending.clear();
-    try {
-      shared.announce('presence', ids.map(String), {
-        sql: `WITH gone AS (DELETE FROM presence WHERE replica = $1 AND node_id = ANY($3::bigint[]))
-              INSERT INTO presence (node_id, replica) SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING`,
-        params: [self, on, off],
-      });
-    } catch (err) {
+    const write = {
+      sql: `WITH gone AS (DELETE FROM presence WHERE replica = $1 AND node_id = ANY($3::bigint[]))
+            INSERT INTO presence (node_id, replica) SELECT unnest($2::bigint[]), $1 ON CONFLICT DO NOTHING`,
+      params: [self, on, off],
+    };
+    const failed = (err: unknown) => {
       if (!outOfStep) log?.warn({ err: (err as Error).message }, 'presence not recorded; will resync');
       outOfStep = true;
+    };
+    try {
+      if (wait) shared.announce('presence', ids.map(String), write);
+      else shared.announceLater('presence', ids.map(String), write).catch(failed);
+    } catch (err) {
+      failed(err);
     }
   };
   const write = (id: number, online: boolean) => {
-    if (pending.size === 0) setImmediate(flush);
+    if (pending.size === 0) setImmediate(() => flush());
     pending.set(id, online);
   };
   const unwatch = tailnet.nodes.watchPresence(write);
@@ -81,7 +87,7 @@ export function createPresence(shared: SharedLog, tailnet: Tailnet, log?: { warn
     },
     stop(): void {
       unwatch();
-      if (pending.size) flush();
+      flush(true);
     },
   };
 }

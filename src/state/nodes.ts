@@ -45,7 +45,8 @@ export interface NodeOptions {
 /** A registered node, and when its record is durable (at once, unless its write joined a group commit). */
 export interface Registered {
   readonly node: Node;
-  readonly durable: Promise<void>;
+  /** Settles when the node is stored: with the node as stored (after a clash with another replica, not `node`). */
+  readonly durable: Promise<Node>;
 }
 
 /** How often a registration retries after another replica took its address or name first. */
@@ -113,29 +114,36 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
   /**
    * Allocates from the in-memory sets; another replica may have taken the same address or name a moment ago,
    * which the database's unique constraints catch: that value is then skipped and the allocation retried.
+   * A grouped write learns of the clash when its group commits (PostgreSQL): it retries then, and `durable`
+   * resolves to the node as it was finally stored.
    */
-  const create = (input: RegisterInput, grouped: boolean): Registered => {
-    const takenElsewhere = new Set<string>();
-    for (let attempt = 1; ; attempt++) {
-      // A replica whose view lags another's would walk into its addresses one by one: after two clashes, pick at random.
-      const fields = newNode(input, takenElsewhere, attempt > 2);
-      const insert = (tx: StoreTx): WriteOutcome<Node> => {
-        const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
-        return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
-      };
-      try {
-        if (!grouped) return { node: core.write(insert), durable: Promise.resolve() };
-        const { result, durable } = core.writeGrouped(insert);
-        return { node: result, durable };
-      } catch (err) {
-        if (!(err instanceof StoreConflictError)) throw err;
-        if (err.constraint === 'nodes.machine_key' || err.constraint === 'nodes.node_key') {
-          throw conflict('this machine is being registered through another server right now: retry');
-        }
-        const taken = { 'nodes.ipv4': fields.ipv4, 'nodes.ipv6': fields.ipv6, 'nodes.given_name': fields.givenName }[err.constraint];
-        if (taken === undefined || attempt >= maxAllocationAttempts) throw err;
-        takenElsewhere.add(taken);
+  const create = (input: RegisterInput, grouped: boolean, takenElsewhere = new Set<string>(), attempt = 1): Registered => {
+    // A replica whose view lags another's would walk into its addresses one by one: after two clashes, pick at random.
+    const fields = newNode(input, takenElsewhere, attempt > 2);
+    const insert = (tx: StoreTx): WriteOutcome<Node> => {
+      const node = Object.freeze({ id: tx.insertNode(fields), ...fields });
+      return { result: node, apply: () => indexNode(ix, node), changes: [{ kind: 'node-added', node }] };
+    };
+    /** After a clash on an address or name: another try without it; anything else is thrown. */
+    const again = (err: unknown): Registered => {
+      if (!(err instanceof StoreConflictError)) throw err;
+      if (err.constraint === 'nodes.machine_key' || err.constraint === 'nodes.node_key') {
+        throw conflict('this machine is being registered through another server right now: retry');
       }
+      const taken = { 'nodes.ipv4': fields.ipv4, 'nodes.ipv6': fields.ipv6, 'nodes.given_name': fields.givenName }[err.constraint];
+      if (taken === undefined || attempt >= maxAllocationAttempts) throw err;
+      takenElsewhere.add(taken);
+      return create(input, grouped, takenElsewhere, attempt + 1);
+    };
+    try {
+      if (!grouped) {
+        const node = core.write(insert);
+        return { node, durable: Promise.resolve(node) };
+      }
+      const { result, durable } = core.writeGrouped(insert);
+      return { node: result, durable: durable.then(() => result, (err) => again(err).durable) };
+    } catch (err) {
+      return again(err);
     }
   };
 
@@ -186,7 +194,7 @@ export function createNodes(core: Core, users: Users, ipam: IpAllocator, tagOwne
       },
       ['keys', 'owner', 'tags', 'expiry', 'hostinfo', 'routes'],
     );
-    return { node, durable: Promise.resolve() };
+    return { node, durable: Promise.resolve(node) };
   };
 
   return {

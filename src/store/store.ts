@@ -115,6 +115,8 @@ export interface SharedLog {
    * `write` (when given) runs in the same transaction, so the whole is one round trip.
    */
   announce(entity: string, ids: readonly string[], write?: { sql: string; params?: unknown[] }): void;
+  /** The same without waiting for the answer (a burst of presence changes); its promise settles with it. */
+  announceLater(entity: string, ids: readonly string[], write?: { sql: string; params?: unknown[] }): Promise<void>;
 }
 
 export interface Store {

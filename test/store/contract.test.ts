@@ -174,11 +174,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const user = store.write((tx) => tx.insertUser({ name: 'erin', displayName: '', email: '', createdAt: 'c' }));
       const first = store.writeGrouped((tx) => tx.insertNode(node(1, user)));
       const second = store.writeGrouped((tx) => tx.insertNode(node(2, user)));
-      assert.throws(() => store.writeGrouped((tx) => (tx.putSetting('lost', true), tx.insertNode({ ...node(3, user), ipv4: '100.64.0.1' }))), StoreConflictError);
-      assert.equal(first.durable, second.durable, 'one commit for the turn');
+      // The clash shows at once on SQLite; on PostgreSQL (whose insert waits for nothing) it rejects that write's
+      // promise when the group commits. Either way it fails alone.
+      const clash = () => store.writeGrouped((tx) => (tx.putSetting('lost', true), tx.insertNode({ ...node(3, user), ipv4: '100.64.0.1' })));
+      const clashed = kind === 'sqlite' ? assert.throws(clash, StoreConflictError) : clash().durable;
       assert.equal(other.load().nodes.length, 0, 'nothing is visible before the group commits');
       await first.durable;
+      // One commit for the turn: the second write is visible as soon as the first is durable.
       assert.deepEqual(other.load().nodes.map((n) => n.id), [first.result, second.result]);
+      if (clashed) await assert.rejects(clashed, (err: unknown) => err instanceof StoreConflictError && err.constraint === 'nodes.ipv4');
       assert.deepEqual(other.load().settings, {});
       // A durable write commits the open group first: both are visible the moment it returns.
       const grouped = store.writeGrouped((tx) => tx.putSetting('grouped', 1));
@@ -216,18 +220,44 @@ describe('postgres only', () => {
     const user = t.users.create({ name: 'frank' });
     const seen: string[] = [];
     t.subscribe((c) => seen.push(c.kind));
-    const { node: joined, durable } = t.nodes.registerGrouped({ machineKey: `mkey:${hex(9)}`, nodeKey: `nodekey:${hex(9)}`, hostname: 'laptop', hostinfo: {}, userId: user.id, tags: [], ephemeral: false, method: 'authkey' });
-    assert.equal(t.nodes.find(joined.id)?.id, joined.id);
-    // Before the turn ends (and the group commits), the connection holding its transaction is cut.
-    const database = new URL(url).pathname.slice(1);
-    pg.psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database}' AND state = 'idle in transaction'`);
-    await assert.rejects(durable, StoreUnavailableError);
-    assert.equal(t.nodes.find(joined.id), undefined);
-    assert.deepEqual(seen.filter((k) => k.startsWith('node-')), ['node-added', 'node-removed']);
-    const deadline = Date.now() + 10_000;
-    while (!store.healthy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // The group's audit entries go in at its COMMIT, for all its writes at once: refusing them fails the whole group.
+    pg.psql(`CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql;
+      CREATE TRIGGER refuse BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse();`, new URL(url).pathname.slice(1));
+    const joins = [9, 10].map((i) => t.nodes.registerGrouped({ machineKey: `mkey:${hex(i)}`, nodeKey: `nodekey:${hex(i)}`, hostname: 'laptop', hostinfo: {}, userId: user.id, tags: [], ephemeral: false, method: 'authkey' }));
+    assert.deepEqual(joins.map((j) => t.nodes.find(j.node.id)?.id), joins.map((j) => j.node.id));
+    for (const j of joins) await assert.rejects(j.durable, /refused by the test/);
+    assert.deepEqual(joins.map((j) => t.nodes.find(j.node.id)), [undefined, undefined]);
+    assert.deepEqual(seen.filter((k) => k.startsWith('node-')), ['node-added', 'node-added', 'node-removed', 'node-removed']);
     assert.deepEqual(store.load().nodes, []);
     store.close();
+  });
+
+  test("a grouped join that clashes with another replica's node at its commit fails alone, and is retried with the next address", async () => {
+    const open = opener('postgres');
+    const [a, b] = [open(), open()];
+    const one = tailnetOn(a);
+    const user = one.users.create({ name: 'heidi' });
+    // Loaded before B's node exists (no change bus here): A allocates B's address again.
+    const two = tailnetOn(b);
+    const theirs = two.nodes.register({ machineKey: `mkey:${hex(1)}`, nodeKey: `nodekey:${hex(1)}`, hostname: 'theirs', hostinfo: {}, userId: user.id, tags: [], ephemeral: false, method: 'authkey' });
+    const seen: string[] = [];
+    one.subscribe((c) => seen.push(c.kind));
+    const join = (i: number, hostname: string) => one.nodes.registerGrouped({ machineKey: `mkey:${hex(i)}`, nodeKey: `nodekey:${hex(i)}`, hostname, hostinfo: {}, userId: user.id, tags: [], ephemeral: false, method: 'authkey' });
+    const clashing = join(2, 'mine');
+    const other = join(3, 'other');
+    assert.equal(clashing.node.ipv4, theirs.ipv4, 'allocated from a view that lacks the other replica’s node');
+    const [stored, otherStored] = await Promise.all([clashing.durable, other.durable]);
+    assert.notEqual(stored.ipv4, theirs.ipv4);
+    assert.notEqual(stored.id, clashing.node.id);
+    assert.equal(otherStored, other.node, 'the other write of the group committed as it was');
+    assert.equal(one.nodes.find(clashing.node.id), undefined);
+    assert.equal(one.nodes.find(stored.id)?.hostname, 'mine');
+    assert.deepEqual(seen.filter((k) => k.startsWith('node-')), ['node-added', 'node-added', 'node-removed', 'node-added']);
+    const rows = open().load().nodes;
+    assert.deepEqual(rows.map((n) => n.hostname).sort(), ['mine', 'other', 'theirs']);
+    assert.equal(new Set(rows.map((n) => n.ipv4)).size, 3);
+    a.close();
+    b.close();
   });
 
   test('a grouped removal (an ephemeral logout) whose commit fails is undone: the node is back, published again, still stored', async () => {

@@ -8,7 +8,7 @@
  */
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { StoreUnavailableError } from '../errors.ts';
-import { slot, type Failure, type Request, type Response, type Step, type WorkerData } from './protocol.ts';
+import { slot, type Failure, type Request, type Response, type SectionFailure, type Step, type WorkerData } from './protocol.ts';
 
 export interface BridgeOptions {
   readonly url: string;
@@ -19,6 +19,19 @@ export interface BridgeOptions {
 
 export type Results = { rows: Record<string, unknown>[]; rowCount: number }[];
 
+/** A request's results, and the writes of an isolating request (a group commit) that were refused alone. */
+export interface Answer {
+  readonly results: Results;
+  readonly failed: readonly SectionFailure[];
+}
+
+export interface CallOptions {
+  readonly hold?: boolean;
+  readonly release?: boolean;
+  /** The savepoint each section of a group commit begins with (Request.isolate). */
+  readonly isolate?: string;
+}
+
 /** PostgreSQL refused a statement (the server itself is fine). */
 export class StatementError extends Error {
   constructor(readonly failure: Failure) {
@@ -28,9 +41,11 @@ export class StatementError extends Error {
 
 export interface Bridge {
   /** Runs the statements in order; throws StoreUnavailableError or StatementError. */
-  call(stmts: readonly Step[], opts?: { hold?: boolean; release?: boolean }): Results;
+  call(stmts: readonly Step[], opts?: CallOptions): Results;
+  /** The same, with the sections that failed alone. */
+  answer(stmts: readonly Step[], opts?: CallOptions): Answer;
   /** The same without blocking the event loop; rejects with StoreUnavailableError or StatementError. */
-  callAsync(stmts: readonly Step[], opts?: { hold?: boolean; release?: boolean }): Promise<Results>;
+  callAsync(stmts: readonly Step[], opts?: CallOptions): Promise<Answer>;
   /** Gives up the transaction connection without waiting (after a failure that left it unusable). */
   abandon(): void;
   readonly down: boolean;
@@ -83,10 +98,10 @@ export function openBridge(opts: BridgeOptions): Bridge {
   };
   port1.on('message', deliver);
   port1.unref();
-  const post = (stmts: readonly Step[], hold: boolean, release: boolean): Request => {
+  const post = (stmts: readonly Step[], { hold = false, release = false, isolate }: CallOptions): Request => {
     if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge stopped: ${life.exited.message}`);
     if (Atomics.load(state, slot.down) === 1) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
-    const req: Request = { id: nextId++, stmts, hold, release };
+    const req: Request = { id: nextId++, stmts, hold, release, ...(isolate ? { isolate } : {}) };
     port1.postMessage(req);
     return req;
   };
@@ -97,14 +112,15 @@ export function openBridge(opts: BridgeOptions): Bridge {
     const gone = stopped();
     return new StoreUnavailableError(gone ? `PostgreSQL bridge stopped: ${gone.message}` : `PostgreSQL did not answer within ${opts.timeoutMs} ms`);
   };
-  const results = (answer: Response): Results => {
-    if (answer.ok) return answer.results;
+  const answerOf = (answer: Response): Answer => {
+    if (answer.ok) return { results: answer.results, failed: answer.failed ?? [] };
     if (answer.failure.unavailable) throw new StoreUnavailableError(answer.failure.message);
     throw new StatementError(answer.failure);
   };
   const bridge: Bridge = {
-    call(stmts, { hold = false, release = false } = {}) {
-      const req = post(stmts, hold, release);
+    call: (stmts, o) => bridge.answer(stmts, o).results,
+    answer(stmts, o = {}) {
+      const req = post(stmts, o);
       const got: { answer?: Response } = {};
       waitFor(() => {
         // Answers to calls that timed out earlier may still arrive: they are skipped.
@@ -116,11 +132,11 @@ export function openBridge(opts: BridgeOptions): Bridge {
         return life.exited !== undefined;
       }, opts.timeoutMs);
       if (!got.answer) throw timedOut();
-      return results(got.answer);
+      return answerOf(got.answer);
     },
-    callAsync(stmts, { hold = false, release = false } = {}) {
+    callAsync(stmts, o = {}) {
       return new Promise((resolve, reject) => {
-        const req = post(stmts, hold, release);
+        const req = post(stmts, o);
         const timer = setTimeout(() => {
           awaited.delete(req.id);
           reject(timedOut());
@@ -128,7 +144,7 @@ export function openBridge(opts: BridgeOptions): Bridge {
         awaited.set(req.id, (answer) => {
           clearTimeout(timer);
           try {
-            resolve(results(answer));
+            resolve(answerOf(answer));
           } catch (err) {
             reject(err);
           }

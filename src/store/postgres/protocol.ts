@@ -14,12 +14,16 @@ export interface Stmt {
   readonly params?: readonly unknown[];
   readonly expectOne?: string;
   readonly conflict?: string;
+  /** The write of a group commit this statement belongs to (see Request.isolate). */
+  readonly section?: number;
 }
 
 /** An audit entry waiting to be chained: the worker seals it after the newest entry when the transaction ends. */
 export interface PendingAudit {
   readonly draft: AuditDraft;
   readonly time: string;
+  /** The write of a group commit it belongs to: left out when that write fails. */
+  readonly section?: number;
 }
 
 /** The audit entries of a transaction, appended by the worker (src/store/postgres/audit.ts, appendPending). */
@@ -27,7 +31,22 @@ export interface AuditStep {
   readonly audit: readonly PendingAudit[];
 }
 
-export type Step = Stmt | AuditStep;
+/** One change-log row: what a transaction touched (see store.ts logStmts), from a write of a group or not. */
+export interface LogRow {
+  readonly entity: string;
+  readonly id: string;
+  readonly section?: number;
+}
+
+/** The change-log rows of a transaction, written by the worker without those of failed writes, then a notify. */
+export interface LogStep {
+  readonly log: readonly LogRow[];
+  readonly origin: string;
+  /** Notify even when no row is left (a statement of the transaction logged rows itself). */
+  readonly notify: boolean;
+}
+
+export type Step = Stmt | AuditStep | LogStep;
 
 /**
  * Runs `stmts` in order. `hold` runs them on the worker's transaction connection (checked out of the pool on
@@ -38,6 +57,11 @@ export interface Request {
   readonly stmts: readonly Step[];
   readonly hold: boolean;
   readonly release: boolean;
+  /**
+   * A group commit's writes fail alone: a statement of section k that PostgreSQL refuses rolls back to the
+   * savepoint `isolate` that section began with, the rest of the section is skipped, and the others go on.
+   */
+  readonly isolate?: string;
 }
 
 /** What went wrong, flattened for the trip between threads. */
@@ -52,8 +76,14 @@ export interface Failure {
 }
 
 export type Response =
-  | { readonly id: number; readonly ok: true; readonly results: { rows: Record<string, unknown>[]; rowCount: number }[] }
+  | { readonly id: number; readonly ok: true; readonly results: { rows: Record<string, unknown>[]; rowCount: number }[]; readonly failed?: readonly SectionFailure[] }
   | { readonly id: number; readonly ok: false; readonly failure: Failure; readonly index: number };
+
+/** A write of an isolating request that was refused (the rest committed). */
+export interface SectionFailure {
+  readonly section: number;
+  readonly failure: Failure;
+}
 
 /** A message the main thread sends without waiting: drop the transaction connection (a call timed out). */
 export interface Abandon {

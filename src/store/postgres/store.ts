@@ -14,9 +14,10 @@ import {
 } from '../rows.ts';
 import type { ChangeRef, SharedLog, Store, StoreTx } from '../store.ts';
 import { pgAudit, type TxSql } from './audit.ts';
-import { openBridge, type Bridge } from './bridge.ts';
+import { openBridge, StatementError, type Answer, type Bridge } from './bridge.ts';
+import { logStmt, notifyStmt } from './change-log.ts';
 import { pgMigrations } from './migrations.ts';
-import type { PendingAudit, Step, Stmt } from './protocol.ts';
+import type { Failure, LogRow, PendingAudit, Step, Stmt } from './protocol.ts';
 import { insertStmt, storeError, updateStmt, upsertStmt } from './sql.ts';
 
 export interface PostgresOptions {
@@ -28,9 +29,6 @@ export interface PostgresOptions {
   /** PEM of the CA that signs the server's certificate (verify-full). */
   readonly ca?: string;
 }
-
-/** The channel a committed change is announced on; its payload is the newest change_log seq. */
-export const changeChannel = 'tailplane_changes';
 
 /** Advisory lock key of schema migration. */
 const migrateLock = 0x7470_0001;
@@ -58,6 +56,11 @@ export function openPostgresStore(opts: PostgresOptions): Store {
   }
   const origin = randomUUID();
   const tx = openTransactions(bridge, origin);
+  /** A write to the replica layer's tables with its change-log rows, on a pooled connection of its own (the transaction connection may be in an open group commit). */
+  const announceStmts = (entity: string, ids: readonly string[], write?: Stmt): Stmt[] => {
+    const log = logStmt(ids.map((id) => ({ entity, id })), origin);
+    return [{ sql: 'BEGIN' }, ...(write ? [write] : []), ...(log ? [log, notifyStmt(origin)] : []), { sql: 'COMMIT' }];
+  };
   const shared: SharedLog = {
     origin,
     lastSeq: () => Number(bridge.call([{ sql: 'SELECT coalesce(max(seq), 0) AS s FROM change_log' }])[0]!.rows[0]!.s),
@@ -74,10 +77,10 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     },
     query: (sql, params) => bridge.call([{ sql, params }])[0]!.rows,
     announce(entity, ids, write) {
-      if (!ids.length && !write) return;
-      // On a pooled connection of its own: the transaction connection may be in an open group commit.
-      const stmts: Stmt[] = [{ sql: 'BEGIN' }, ...(write ? [write] : []), ...logStmts(ids.map((id) => [entity, id]), origin), ...(ids.length ? [notifyStmt] : []), { sql: 'COMMIT' }];
-      bridge.call(stmts);
+      if (ids.length || write) bridge.call(announceStmts(entity, ids, write));
+    },
+    async announceLater(entity, ids, write) {
+      if (ids.length || write) await bridge.callAsync(announceStmts(entity, ids, write));
     },
   };
   return {
@@ -153,28 +156,16 @@ function rollback(bridge: Bridge): void {
 }
 
 /**
- * The change-log rows for `touched`. Transactions commit in another order than they took their seqs; readers
- * treat a gap as a transaction still committing and read it again (src/replica/bus.ts), so no lock orders them.
- */
-function logStmts(touched: Iterable<[string, string]>, origin: string): Stmt[] {
-  const list = [...touched];
-  if (!list.length) return [];
-  return [
-    {
-      sql: 'INSERT INTO change_log (entity, entity_id, origin) SELECT e, i, $3 FROM unnest($1::text[], $2::text[]) AS t(e, i)',
-      params: [list.map((t) => t[0]), list.map((t) => t[1]), origin],
-    },
-  ];
-}
-
-/** Delivered at COMMIT (dropped on rollback): the newest seq, so replicas know how far to read. */
-const notifyStmt: Stmt = { sql: `SELECT pg_notify('${changeChannel}', (SELECT coalesce(max(seq), 0) FROM change_log)::text)` };
-
-/**
  * The transaction machinery: an outermost run opens a transaction (BEGIN queued, not sent), nested runs are
  * savepoints, statements queue until an answer is needed, and the outermost commit sends the rest with the
- * change-log rows and COMMIT in one call. A group commit keeps the outermost transaction open for the rest of
- * the event-loop turn, its writes as savepoints, and sends its COMMIT without blocking.
+ * change-log rows and COMMIT in one call.
+ *
+ * A group commit keeps one transaction open for the rest of the event-loop turn and sends its COMMIT without
+ * blocking. Each write in it is a section (a savepoint of its own) that fails alone: a unique clash with
+ * another replica's write, found only at COMMIT, rejects that write's promise and leaves the others to commit
+ * (the worker rolls back to the section's savepoint). Soft writes (what a client reports again anyway) join
+ * the open group or open one of their own, so a map request never waits for PostgreSQL; a soft write whose
+ * commit fails stays in memory, as a client's report the database lost and the client makes again.
  */
 function openTransactions(bridge: Bridge, origin: string) {
   let queue: Stmt[] = [];
@@ -182,23 +173,42 @@ function openTransactions(bridge: Bridge, origin: string) {
   let depth = 0;
   /** Whether the held connection has the transaction open (something was sent since BEGIN). */
   let sent = false;
-  let touched = new Map<string, [string, string]>();
+  let touched = new Map<string, LogRow>();
   /** Whether a statement logged changes itself (expired tokens), so the commit notifies even with nothing touched. */
   let logged = false;
   /** The transaction's audit entries, chained by the worker as it commits. */
   let audits: PendingAudit[] = [];
-  const touch = (entity: string, id: string | number) => touched.set(`${entity}\0${id}`, [entity, String(id)]);
+  /** The open group commit, if any: its transaction is the outermost one until commitGroup sends COMMIT. */
+  let group: OpenGroup | undefined;
+  /** The section (write of the open group) running now. */
+  let current: number | undefined;
+  let nextSection = 1;
+  /** The worker already rolled the current section back to its savepoint: its nested writes must not try again. */
+  let rolledBack = false;
+  const nodeIds = idReserve(bridge, 'nodes');
+
+  const push = (stmt: Stmt) => queue.push(current === undefined ? stmt : { ...stmt, section: current });
+  const touch = (entity: string, id: string | number) => touched.set(`${current ?? ''}\0${entity}\0${id}`, { entity, id: String(id), section: current });
 
   /** Sends the queue plus `stmts` on the transaction's connection; returns the answers to `stmts`. */
   const call = (stmts: Stmt[]) => {
-    const batch = [...queue, ...stmts];
+    const batch = [...queue, ...stmts.map((s) => (current === undefined ? s : { ...s, section: current }))];
     queue = [];
     sent = true;
+    let answer: Answer;
     try {
-      return bridge.call(batch, { hold: true }).slice(batch.length - stmts.length);
+      answer = bridge.answer(batch, { hold: true, ...(group ? { isolate: sectionSavepoint } : {}) });
     } catch (err) {
       throw storeError(err);
     }
+    for (const { section, failure } of answer.failed) {
+      if (section !== current) group!.failed.set(section, failure);
+      else {
+        rolledBack = true;
+        throw storeError(new StatementError(failure));
+      }
+    }
+    return answer.results.slice(batch.length - stmts.length);
   };
   const insert = (entity: string, table: string, params: Row) => {
     const id = call([insertStmt(table, params)])[0]!.rows[0]!.id as number;
@@ -206,19 +216,28 @@ function openTransactions(bridge: Bridge, origin: string) {
     return id;
   };
   const enqueue = (entity: string, id: string | number, stmt: Stmt) => {
-    queue.push(stmt);
+    push(stmt);
     touch(entity, id);
   };
   const remove = (entity: string, table: string) => (id: number) =>
     enqueue(entity, id, { sql: `DELETE FROM ${table} WHERE id = $1`, params: [id] });
 
-  const txSql: TxSql = { call, enqueue: (stmt) => queue.push(stmt), audit: (entry) => audits.push(entry) };
+  const txSql: TxSql = { call, enqueue: push, audit: (entry) => audits.push(current === undefined ? entry : { ...entry, section: current }) };
 
   const storeTx: StoreTx = {
     insertUser: (u) => insert('user', 'users', userParams(u)),
     updateUser: (u) => enqueue('user', u.id, updateStmt('users', u.id, userParams(u))),
     deleteUser: remove('user', 'users'),
-    insertNode: (n) => insert('node', 'nodes', nodeParams(n)),
+    // Its id comes from a block reserved ahead, so the insert of a write of its own (or of a group's) waits for
+    // nothing: a clash shows at the commit and fails that write. Inside another write it is sent at once, so a
+    // clash throws here, where that write may catch it.
+    insertNode: (n) => {
+      const id = nodeIds.take();
+      const stmt = insertStmt('nodes', { id, ...nodeParams(n) });
+      if (depth === (current === undefined ? 1 : 2)) enqueue('node', id, stmt);
+      else (call([stmt]), touch('node', id));
+      return id;
+    },
     updateNode: (n) => enqueue('node', n.id, updateStmt('nodes', n.id, nodeParams(n))),
     deleteNode: remove('node', 'nodes'),
     insertPreAuthKey: (k, hash) => insert('pre_auth_key', 'pre_auth_keys', { ...preAuthKeyParams(k), hash }),
@@ -234,7 +253,7 @@ function openTransactions(bridge: Bridge, origin: string) {
     insertOAuthToken: (t, hash) => insert('oauth_token', 'oauth_tokens', { ...oauthTokenParams(t), hash }),
     deleteExpiredOAuthTokens: (now) => {
       // The deleted ids are only known to the database: it logs them itself.
-      queue.push({
+      push({
         sql: `WITH gone AS (DELETE FROM oauth_tokens WHERE expires_at < $1 RETURNING id)
               INSERT INTO change_log (entity, entity_id, origin) SELECT 'oauth_token', id::text, $2 FROM gone`,
         params: [now, origin],
@@ -246,9 +265,6 @@ function openTransactions(bridge: Bridge, origin: string) {
     appendAudit: (draft, time) => txSql.audit({ draft, time }),
   };
 
-  /** The open group commit, if any: its transaction is the outermost one until commitGroup sends COMMIT. */
-  let group: Group | undefined;
-
   const begin = (soft: boolean) => {
     queue = [{ sql: 'BEGIN' }, ...(soft ? [{ sql: 'SET LOCAL synchronous_commit = off' }] : [])];
     touched = new Map();
@@ -257,10 +273,15 @@ function openTransactions(bridge: Bridge, origin: string) {
     sent = false;
     depth = 1;
   };
-  /** What ends the outermost transaction: the queued statements, its audit entries, change-log rows and COMMIT. */
-  const commitStmts = (): Step[] => {
-    const log = touched.size || logged ? [...logStmts(touched.values(), origin), notifyStmt] : [];
-    const batch: Step[] = [...queue, ...(audits.length ? [{ audit: audits }] : []), ...log, { sql: 'COMMIT' }];
+  /**
+   * What ends the outermost transaction: the queued statements, its audit entries, change-log rows and COMMIT,
+   * without the entries of sections already known to have failed.
+   */
+  const commitStmts = (failed?: ReadonlyMap<number, unknown>): Step[] => {
+    const kept = (x: { section?: number }) => x.section === undefined || !failed?.has(x.section);
+    const entries = audits.filter(kept);
+    const rows = [...touched.values()].filter(kept);
+    const batch: Step[] = [...queue, ...(entries.length ? [{ audit: entries }] : []), ...(rows.length || logged ? [{ log: rows, origin, notify: logged }] : []), { sql: 'COMMIT' }];
     queue = [];
     audits = [];
     return batch;
@@ -270,34 +291,45 @@ function openTransactions(bridge: Bridge, origin: string) {
     const g = group;
     if (!g) return;
     group = undefined;
-    const batch = commitStmts();
+    const batch = commitStmts(g.failed);
     depth = 0;
     sent = false;
+    const settle = ({ failed }: Answer) => {
+      for (const f of failed) g.failed.set(f.section, f.failure);
+      for (const [section, write] of g.writes) {
+        const failure = g.failed.get(section);
+        if (failure) write.reject(storeError(new StatementError(failure)));
+        else write.resolve();
+      }
+    };
+    const fail = (err: unknown) => {
+      for (const write of g.writes.values()) write.reject(storeError(err));
+    };
+    const opts = { hold: true, release: true, isolate: sectionSavepoint };
     try {
       // On a failure the worker rolls back and drops the connection itself (nothing here is waiting to).
-      if (!wait) return void bridge.callAsync(batch, { hold: true, release: true }).then(g.resolve, (err) => g.reject(storeError(err)));
-      bridge.call(batch, { hold: true, release: true });
-      g.resolve();
+      if (!wait) return void bridge.callAsync(batch, opts).then(settle, fail);
+      settle(bridge.answer(batch, opts));
     } catch (err) {
       bridge.abandon();
-      g.reject(storeError(err));
+      fail(err);
     }
   };
 
   /** Runs fn in a savepoint of the open transaction. */
   function nested<T>(fn: (t: StoreTx, sql: TxSql) => T): T {
     const sp = `s${depth}`;
-    queue.push({ sql: `SAVEPOINT ${sp}` });
+    push({ sql: `SAVEPOINT ${sp}` });
     depth++;
     const auditsBefore = audits.length;
     try {
       const result = fn(storeTx, txSql);
-      queue.push({ sql: `RELEASE SAVEPOINT ${sp}` });
+      push({ sql: `RELEASE SAVEPOINT ${sp}` });
       return result;
     } catch (err) {
       audits.length = auditsBefore;
       // Back to the savepoint, so an outer fn that catches this may go on; if even that fails, its commit will.
-      if (!(err instanceof StoreUnavailableError)) {
+      if (!(err instanceof StoreUnavailableError) && !rolledBack) {
         try {
           call([{ sql: `ROLLBACK TO SAVEPOINT ${sp}` }]);
         } catch {}
@@ -308,19 +340,57 @@ function openTransactions(bridge: Bridge, origin: string) {
     }
   }
 
+  /** Inside a write already (a section of the group, or a transaction of its own): a write is a savepoint of it. */
+  const inside = () => current !== undefined || (depth > 0 && !group);
+
+  /**
+   * Runs fn as a section of the open group, opening one (soft: committed with synchronous_commit off until a
+   * durable write joins it) when none is; its promise settles when the group commits.
+   */
+  function section<T>(fn: (t: StoreTx, sql: TxSql) => T, soft: boolean): { result: T; durable: Promise<void> } {
+    if (!group) {
+      // Down already: the write fails now, as a blocking one would, rather than at a commit nobody waits for.
+      if (bridge.down) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
+      begin(soft);
+      group = { soft, writes: new Map(), failed: new Map() };
+      setImmediate(commitGroup);
+    } else if (group.soft && !soft) {
+      push({ sql: 'SET LOCAL synchronous_commit = on' });
+      group.soft = false;
+    }
+    const g = group;
+    const k = nextSection++;
+    const write = openGroup();
+    g.writes.set(k, write);
+    current = k;
+    try {
+      return { result: nested(fn), durable: write.durable };
+    } catch (err) {
+      // Thrown before the commit: it leaves nothing to log or settle.
+      g.writes.delete(k);
+      for (const [key, row] of touched) if (row.section === k) touched.delete(key);
+      throw err;
+    } finally {
+      current = undefined;
+      rolledBack = false;
+    }
+  }
+
   /** Runs fn in the transaction (opening it when outermost, as a savepoint when nested). */
   function run<T>(fn: (t: StoreTx, sql: TxSql) => T, soft: boolean): T {
-    // A soft write may ride in the open group; a durable one must not wait for it, so the group commits now.
-    if (group && !soft) commitGroup();
-    if (depth > 0) return nested(fn);
-    begin(soft);
+    if (inside()) return nested(fn);
+    // A soft write rides in the open group (or opens one); a durable one must not wait for it, so the group commits now.
+    if (soft) return section(fn, true).result;
+    commitGroup();
+    begin(false);
     try {
       const result = fn(storeTx, txSql);
       const batch = commitStmts();
       try {
         bridge.call(batch, { hold: true, release: true });
       } catch (err) {
-        sent = true;
+        // The worker ended the transaction itself (rolled back, or dropped the connection).
+        sent = false;
         throw storeError(err);
       }
       return result;
@@ -336,14 +406,45 @@ function openTransactions(bridge: Bridge, origin: string) {
   }
 
   function grouped<T>(fn: (t: StoreTx) => T): { result: T; durable: Promise<void> } {
-    // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
-    if (!group && depth > 0) return { result: nested(fn), durable: Promise.resolve() };
-    if (!group) {
-      begin(false);
-      group = openGroup();
-      setImmediate(commitGroup);
-    }
-    return { result: nested(fn), durable: group.durable };
+    // Inside a write: a savepoint of it, durable when it is.
+    if (inside()) return { result: nested(fn), durable: current === undefined ? Promise.resolve() : group!.writes.get(current)!.durable };
+    return section(fn, false);
   }
   return { run, grouped, close: () => commitGroup(true) };
+}
+
+/** The savepoint every section of a group begins with (a group's writes are savepoints at depth 1). */
+const sectionSavepoint = 's1';
+
+interface OpenGroup {
+  /** Committed with synchronous_commit off: only soft writes joined it so far. */
+  soft: boolean;
+  /** Each write's promise, by section. */
+  readonly writes: Map<number, Group>;
+  /** Sections PostgreSQL refused alone (answered by a blocking call before the commit, or by the commit). */
+  readonly failed: Map<number, Failure>;
+}
+
+/** How many ids a reserve takes from a table's sequence at once. */
+const idBlock = 64;
+
+/**
+ * Ids taken ahead from a table's identity sequence, so an insert needs no answer from PostgreSQL. Ids a
+ * replica reserved and never used are gaps, as a rolled-back insert leaves anyway; ids are never reused.
+ */
+function idReserve(bridge: Bridge, table: string) {
+  let ids: number[] = [];
+  return {
+    take(): number {
+      if (ids.length === 0) {
+        const sql = `SELECT nextval(pg_get_serial_sequence('${table}', 'id')) AS id FROM generate_series(1, $1)`;
+        try {
+          ids = bridge.call([{ sql, params: [idBlock] }])[0]!.rows.map((r) => Number(r.id));
+        } catch (err) {
+          throw storeError(err);
+        }
+      }
+      return ids.shift()!;
+    },
+  };
 }

@@ -6,7 +6,8 @@
 import { workerData as data } from 'node:worker_threads';
 import pg from 'pg';
 import { appendPending } from './audit.ts';
-import { slot, type Abandon, type Failure, type Request, type Response, type WorkerData } from './protocol.ts';
+import { logStmt, notifyStmt } from './change-log.ts';
+import { slot, type Abandon, type Failure, type Request, type Response, type Step, type WorkerData } from './protocol.ts';
 
 // Counts and sequence numbers (int8) as numbers: they stay far below 2^53.
 pg.types.setTypeParser(20, Number);
@@ -60,26 +61,35 @@ function drop(client: pg.PoolClient | undefined, err?: Error): void {
 async function run(req: Request): Promise<void> {
   let client: pg.PoolClient | undefined;
   let index = 0;
+  /** Sections of an isolating request that were refused, and why. */
+  const failed = new Map<number, Failure>();
   try {
     client = req.hold ? (held ??= await pool.connect()) : await pool.connect();
+    const c = client;
     const results: { rows: Record<string, unknown>[]; rowCount: number }[] = [];
     for (const s of req.stmts) {
-      if ('audit' in s) {
-        const c = client;
-        await appendPending((text, values) => c.query({ text, values }), s.audit);
-        results.push({ rows: [], rowCount: s.audit.length });
+      const section = 'sql' in s ? s.section : undefined;
+      if (section !== undefined && failed.has(section)) {
+        results.push({ rows: [], rowCount: 0 });
         index++;
         continue;
       }
-      const r = await client.query({ text: s.sql, values: s.params as unknown[] | undefined });
-      if (s.expectOne && r.rowCount !== 1) throw new Refusal(`${s.expectOne} not found`);
-      if (s.conflict && r.rowCount !== 1) throw Object.assign(new Refusal(`conflict on ${s.conflict}`), { code: 'TPCON', constraint: s.conflict });
-      results.push({ rows: r.rows, rowCount: r.rowCount ?? 0 });
+      try {
+        results.push(await runStep(c, s, failed));
+      } catch (err) {
+        const f = failure(err);
+        if (section === undefined || req.isolate === undefined || f.unavailable) throw err;
+        // This write alone is refused (a unique clash with another replica's): the group goes on without it.
+        await c.query(`ROLLBACK TO SAVEPOINT ${req.isolate}`);
+        failed.set(section, f);
+        results.push({ rows: [], rowCount: 0 });
+      }
       index++;
     }
     if (!req.hold) client.release();
     else if (req.release) drop(client);
-    respond({ id: req.id, ok: true, results });
+    const sections = [...failed].map(([section, failure]) => ({ section, failure }));
+    respond({ id: req.id, ok: true, results, ...(sections.length ? { failed: sections } : {}) });
   } catch (err) {
     const f = failure(err);
     if (f.unavailable) {
@@ -93,6 +103,30 @@ async function run(req: Request): Promise<void> {
     }
     respond({ id: req.id, ok: false, failure: f, index });
   }
+}
+
+/** Runs one step; audit entries and change-log rows of the `failed` sections are left out. */
+async function runStep(client: pg.PoolClient, s: Step, failed: ReadonlyMap<number, Failure>): Promise<{ rows: Record<string, unknown>[]; rowCount: number }> {
+  const kept = (x: { section?: number }) => x.section === undefined || !failed.has(x.section);
+  if ('audit' in s) {
+    const entries = s.audit.filter(kept);
+    if (entries.length) await appendPending((text, values) => client.query({ text, values }), entries);
+    return { rows: [], rowCount: entries.length };
+  }
+  if ('log' in s) {
+    const rows = s.log.filter(kept);
+    const insert = logStmt(rows, s.origin);
+    if (insert) await client.query({ text: insert.sql, values: insert.params as unknown[] });
+    if (insert || s.notify) {
+      const notify = notifyStmt(s.origin);
+      await client.query({ text: notify.sql, values: notify.params as unknown[] });
+    }
+    return { rows: [], rowCount: rows.length };
+  }
+  const r = await client.query({ text: s.sql, values: s.params as unknown[] | undefined });
+  if (s.expectOne && r.rowCount !== 1) throw new Refusal(`${s.expectOne} not found`);
+  if (s.conflict && r.rowCount !== 1) throw Object.assign(new Refusal(`conflict on ${s.conflict}`), { code: 'TPCON', constraint: s.conflict });
+  return { rows: r.rows, rowCount: r.rowCount ?? 0 };
 }
 
 // Messages run one after another: the main thread waits for each answer, except after an abandon.
