@@ -30,6 +30,8 @@ export interface CallOptions {
   readonly release?: boolean;
   /** The savepoint each section of a group commit begins with (Request.isolate). */
   readonly isolate?: string;
+  /** Not queued behind earlier requests (Request.unordered); never with hold. */
+  readonly unordered?: boolean;
 }
 
 /** PostgreSQL refused a statement (the server itself is fine). */
@@ -98,10 +100,10 @@ export function openBridge(opts: BridgeOptions): Bridge {
   };
   port1.on('message', deliver);
   port1.unref();
-  const post = (stmts: readonly Step[], { hold = false, release = false, isolate }: CallOptions): Request => {
+  const post = (stmts: readonly Step[], { hold = false, release = false, isolate, unordered }: CallOptions): Request => {
     if (life.exited) throw new StoreUnavailableError(`PostgreSQL bridge stopped: ${life.exited.message}`);
     if (Atomics.load(state, slot.down) === 1) throw new StoreUnavailableError('PostgreSQL is unreachable (reconnecting)');
-    const req: Request = { id: nextId++, stmts, hold, release, ...(isolate ? { isolate } : {}) };
+    const req: Request = { id: nextId++, stmts, hold, release, ...(isolate ? { isolate } : {}), ...(unordered && !hold ? { unordered } : {}) };
     port1.postMessage(req);
     return req;
   };

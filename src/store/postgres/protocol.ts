@@ -62,6 +62,11 @@ export interface Request {
    * savepoint `isolate` that section began with, the rest of the section is skipped, and the others go on.
    */
   readonly isolate?: string;
+  /**
+   * Runs at once on a pooled connection, not after the requests before it: the change log's refs (a seq not
+   * committed yet is read again later) and nextval, which no write of ours needs to precede.
+   */
+  readonly unordered?: boolean;
 }
 
 /** What went wrong, flattened for the trip between threads. */

@@ -65,13 +65,14 @@ export function openPostgresStore(opts: PostgresOptions): Store {
     origin,
     lastSeq: () => Number(bridge.call([{ sql: 'SELECT coalesce(max(seq), 0) AS s FROM change_log' }])[0]!.rows[0]!.s),
     since: (seq, limit) =>
-      bridge.call([{ sql: 'SELECT seq, entity, entity_id AS id, origin FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2', params: [seq, limit] }])[0]!
+      bridge.call([{ sql: 'SELECT seq, entity, entity_id AS id, origin FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2', params: [seq, limit] }], { unordered: true })[0]!
         .rows as unknown as ChangeRef[],
     read(entity, ids) {
       const e = entities[entity];
       if (!e) throw new Error(`unknown entity ${entity}`);
       // Typed as the key column is, so the lookup uses its index.
       const sql = `SELECT * FROM ${e.table} WHERE ${e.key} = ANY($1::${e.text ? 'text' : 'bigint'}[])`;
+      // After our own commits posted before it (not unordered): rows newer than ours must not be read older.
       const rows = bridge.call([{ sql, params: [ids] }])[0]!.rows;
       return new Map(rows.map((r) => [String(r[e.key]), e.map(r)]));
     },
@@ -439,7 +440,7 @@ function idReserve(bridge: Bridge, table: string) {
       if (ids.length === 0) {
         const sql = `SELECT nextval(pg_get_serial_sequence('${table}', 'id')) AS id FROM generate_series(1, $1)`;
         try {
-          ids = bridge.call([{ sql, params: [idBlock] }])[0]!.rows.map((r) => Number(r.id));
+          ids = bridge.call([{ sql, params: [idBlock] }], { unordered: true })[0]!.rows.map((r) => Number(r.id));
         } catch (err) {
           throw storeError(err);
         }

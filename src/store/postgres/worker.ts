@@ -129,7 +129,8 @@ async function runStep(client: pg.PoolClient, s: Step, failed: ReadonlyMap<numbe
   return { rows: r.rows, rowCount: r.rowCount ?? 0 };
 }
 
-// Messages run one after another: the main thread waits for each answer, except after an abandon.
+// Messages run one after another (the main thread waits for each answer, except after an abandon), but for
+// unordered reads, which must not wait behind group commits posted without waiting.
 let queue = Promise.resolve();
 port.on('message', (m: Request | Abandon) => {
   if ('abandon' in m) {
@@ -139,7 +140,8 @@ port.on('message', (m: Request | Abandon) => {
     client?.release(new Error('abandoned after a timeout'));
     return;
   }
-  queue = queue.then(() => run(m));
+  if (m.unordered) void run(m);
+  else queue = queue.then(() => run(m));
 });
 
 let probing = false;
