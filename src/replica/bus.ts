@@ -23,6 +23,8 @@ export interface BusOptions {
   readonly apply: (refs: ChangeRef[]) => void;
   readonly pollMs?: number;
   readonly holeMs?: number;
+  /** How long a notification waits for more before the log is read (default notifiedReadMs). */
+  readonly readMs?: number;
   readonly log?: { warn(obj: object, msg?: string): void; info(msg: string): void };
 }
 
@@ -45,10 +47,18 @@ export interface Bus {
 }
 
 const batch = 1000;
+/**
+ * How long after a notification the log is read. Each read blocks this replica's event loop for a round trip
+ * that also waits for the commits it posted before; while other replicas commit hundreds of times a second (a
+ * fleet joining through them) a read per event-loop turn kept each of three replicas at 20,000 nodes waiting
+ * 41 s of a 150 s mass connect, 24 s with reads 25 ms apart (a change elsewhere arrives 25 ms later).
+ */
+const notifiedReadMs = 25;
 
 export function startBus(opts: BusOptions): Bus {
   const pollMs = opts.pollMs ?? 2000;
   const holeMs = opts.holeMs ?? 10_000;
+  const readMs = opts.readMs ?? notifiedReadMs;
   let cursor = opts.from;
   /** Seqs skipped over (not committed yet when read, or rolled back), with when they were first missed. */
   const holes = new Map<number, number>();
@@ -100,14 +110,14 @@ export function startBus(opts: BusOptions): Bus {
     }
   };
 
-  /** Coalesces a burst of notifications into one read. */
+  /** Coalesces a burst of notifications into one read, readMs after the first. */
   const soon = () => {
     if (scheduled || stopped) return;
     scheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       scheduled = false;
       catchUp();
-    });
+    }, readMs);
   };
 
   const listen = async () => {

@@ -1,6 +1,7 @@
 /**
- * The bookkeeping of a group commit (Store.writeGrouped): one promise for every write in the group, settled
- * when the group's transaction commits or fails.
+ * The bookkeeping of a group commit (Store.writeGrouped): a promise settled when the group's transaction
+ * commits or fails, shared by every write of the group (SQLite) or one per write (PostgreSQL, whose writes
+ * may fail alone).
  */
 export interface Group {
   readonly durable: Promise<void>;

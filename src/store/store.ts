@@ -124,8 +124,9 @@ export interface Store {
   /**
    * Runs fn in one transaction: all of its writes land, or none do. A `soft` write (state clients report
    * again on every reconnect) spares the disk flush: it may be lost with the machine's power (the next durable
-   * write makes it durable too). It survives a crash of the process once committed: at once, or on SQLite, when
-   * a group commit is open, with that group at the end of the event-loop turn.
+   * write makes it durable too). It survives a crash of the process once committed: on SQLite at once, or with
+   * the group commit open then, at the end of the event-loop turn; on PostgreSQL always at the end of the turn
+   * (it never waits for the database), and a soft write whose commit fails stays in memory only.
    */
   write<T>(fn: (tx: StoreTx) => T, opts?: { soft?: boolean }): T;
   /** Runs fn in one outer transaction: every `write` inside it commits with it, or none does (a write inside is durable). */
@@ -134,7 +135,9 @@ export interface Store {
    * Group commit, for bursts of writes that would each wait for their own flush (registrations): runs fn in a
    * shared transaction, as a savepoint (a throw undoes fn's writes only), and returns at once; the shared
    * transaction commits after the current turn of the event loop, with every grouped write of that turn, and
-   * `durable` settles then. A durable `write` or a `transaction` commits the open group first, so order holds.
+   * `durable` settles then. On PostgreSQL a write the database refuses only then (a unique clash, its insert
+   * having waited for nothing) rejects its own `durable`; the others commit. A durable `write` or a
+   * `transaction` commits the open group first, so order holds.
    */
   writeGrouped<T>(fn: (tx: StoreTx) => T): { result: T; durable: Promise<void> };
   /** True when the database answers a trivial query. */

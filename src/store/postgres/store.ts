@@ -236,7 +236,10 @@ function openTransactions(bridge: Bridge, origin: string) {
       const id = nodeIds.take();
       const stmt = insertStmt('nodes', { id, ...nodeParams(n) });
       if (depth === (current === undefined ? 1 : 2)) enqueue('node', id, stmt);
-      else (call([stmt]), touch('node', id));
+      else {
+        call([stmt]);
+        touch('node', id);
+      }
       return id;
     },
     updateNode: (n) => enqueue('node', n.id, updateStmt('nodes', n.id, nodeParams(n))),
