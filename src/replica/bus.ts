@@ -51,7 +51,7 @@ const batch = 1000;
  * How long after a notification the log is read. Each read blocks this replica's event loop for a round trip
  * that also waits for the commits it posted before; while other replicas commit hundreds of times a second (a
  * fleet joining through them) a read per event-loop turn kept each of three replicas at 20,000 nodes waiting
- * 41 s of a 150 s mass connect, 24 s with reads 25 ms apart (a change elsewhere arrives 25 ms later).
+ * about 45 s of a 152 s mass connect; 24 s of 125 s with reads 25 ms apart (a change elsewhere arrives 25 ms later).
  */
 const notifiedReadMs = 25;
 
