@@ -114,3 +114,6 @@ export interface WorkerData {
   readonly shared: SharedArrayBuffer;
   readonly port: MessagePort;
 }
+
+/** Whether a statement, audit entry or change-log row belongs to no section, or to one that did not fail. */
+export const outsideFailed = (failed: ReadonlyMap<number, unknown>) => (x: { readonly section?: number }) => x.section === undefined || !failed.has(x.section);

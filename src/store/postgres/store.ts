@@ -17,7 +17,7 @@ import { pgAudit, type TxSql } from './audit.ts';
 import { openBridge, StatementError, type Answer, type Bridge } from './bridge.ts';
 import { logStmt, notifyStmt } from './change-log.ts';
 import { pgMigrations } from './migrations.ts';
-import type { Failure, LogRow, PendingAudit, Step, Stmt } from './protocol.ts';
+import { outsideFailed, type Failure, type LogRow, type PendingAudit, type Step, type Stmt } from './protocol.ts';
 import { insertStmt, storeError, updateStmt, upsertStmt } from './sql.ts';
 
 export interface PostgresOptions {
@@ -188,12 +188,14 @@ function openTransactions(bridge: Bridge, origin: string) {
   let rolledBack = false;
   const nodeIds = idReserve(bridge, 'nodes');
 
-  const push = (stmt: Stmt) => queue.push(current === undefined ? stmt : { ...stmt, section: current });
+  /** A statement or audit entry of the section running now, marked as its own (the worker leaves it out if that section fails). */
+  const ofSection = <T extends { section?: number }>(x: T): T => (current === undefined ? x : { ...x, section: current });
+  const push = (stmt: Stmt) => queue.push(ofSection(stmt));
   const touch = (entity: string, id: string | number) => touched.set(`${current ?? ''}\0${entity}\0${id}`, { entity, id: String(id), section: current });
 
   /** Sends the queue plus `stmts` on the transaction's connection; returns the answers to `stmts`. */
   const call = (stmts: Stmt[]) => {
-    const batch = [...queue, ...stmts.map((s) => (current === undefined ? s : { ...s, section: current }))];
+    const batch = [...queue, ...stmts.map(ofSection)];
     queue = [];
     sent = true;
     let answer: Answer;
@@ -223,7 +225,7 @@ function openTransactions(bridge: Bridge, origin: string) {
   const remove = (entity: string, table: string) => (id: number) =>
     enqueue(entity, id, { sql: `DELETE FROM ${table} WHERE id = $1`, params: [id] });
 
-  const txSql: TxSql = { call, enqueue: push, audit: (entry) => audits.push(current === undefined ? entry : { ...entry, section: current }) };
+  const txSql: TxSql = { call, enqueue: push, audit: (entry) => audits.push(ofSection(entry)) };
 
   const storeTx: StoreTx = {
     insertUser: (u) => insert('user', 'users', userParams(u)),
@@ -281,8 +283,8 @@ function openTransactions(bridge: Bridge, origin: string) {
    * What ends the outermost transaction: the queued statements, its audit entries, change-log rows and COMMIT,
    * without the entries of sections already known to have failed.
    */
-  const commitStmts = (failed?: ReadonlyMap<number, unknown>): Step[] => {
-    const kept = (x: { section?: number }) => x.section === undefined || !failed?.has(x.section);
+  const commitStmts = (failed: ReadonlyMap<number, unknown> = new Map()): Step[] => {
+    const kept = outsideFailed(failed);
     const entries = audits.filter(kept);
     const rows = [...touched.values()].filter(kept);
     const batch: Step[] = [...queue, ...(entries.length ? [{ audit: entries }] : []), ...(rows.length || logged ? [{ log: rows, origin, notify: logged }] : []), { sql: 'COMMIT' }];

@@ -7,7 +7,7 @@ import { workerData as data } from 'node:worker_threads';
 import pg from 'pg';
 import { appendPending } from './audit.ts';
 import { logStmt, notifyStmt } from './change-log.ts';
-import { slot, type Abandon, type Failure, type Request, type Response, type Step, type WorkerData } from './protocol.ts';
+import { outsideFailed, slot, type Abandon, type Failure, type Request, type Response, type Step, type WorkerData } from './protocol.ts';
 
 // Counts and sequence numbers (int8) as numbers: they stay far below 2^53.
 pg.types.setTypeParser(20, Number);
@@ -107,7 +107,7 @@ async function run(req: Request): Promise<void> {
 
 /** Runs one step; audit entries and change-log rows of the `failed` sections are left out. */
 async function runStep(client: pg.PoolClient, s: Step, failed: ReadonlyMap<number, Failure>): Promise<{ rows: Record<string, unknown>[]; rowCount: number }> {
-  const kept = (x: { section?: number }) => x.section === undefined || !failed.has(x.section);
+  const kept = outsideFailed(failed);
   if ('audit' in s) {
     const entries = s.audit.filter(kept);
     if (entries.length) await appendPending((text, values) => client.query({ text, values }), entries);
