@@ -40,7 +40,14 @@ test('a backup under a write load holds every user acknowledged before it began'
     }
   };
   const writers = [0, 1, 2, 3].map(writer);
-  while (acked.length < 200) await new Promise((r) => setTimeout(r, 10));
+  // A writer that fails stops adding acks: wait with a deadline, then let Promise.all say why.
+  const deadline = Date.now() + 60_000;
+  while (acked.length < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  if (acked.length < 200) {
+    stop = true;
+    await Promise.all(writers);
+    assert.fail(`only ${acked.length} writes acknowledged in 60 s`);
+  }
   ackedBefore = [...acked];
   const backup = await cliAsync(server, 'backup', '--to', backupFile);
   const ackedDuring = acked.length - ackedBefore.length;

@@ -219,15 +219,19 @@ test('PostgreSQL restarts under load: writes fail with 503 meanwhile, replicas r
     const load = (async () => {
       while (pinging) if ((await c1!.ping(ip2, { timeoutMs: 5000 })).stdout.includes('pong')) pongs++;
     })();
-    await db.stop();
-    const down = await api(direct('a'), 'POST', '/api/v1/user', { name: 'carol', email: 'carol@example.com' });
-    assert.equal(down.status, 503, `a write while PostgreSQL is down: ${JSON.stringify(down.json)}`);
-    await until('/health degraded', async () => (await health('a'))?.status === 'degraded', 10_000);
-    await sleep(2000);
-    await db.start();
-    await until('both replicas healthy again', async () => (await health('a'))?.status === 'ok' && (await health('b'))?.status === 'ok', 30_000);
-    pinging = false;
-    await load;
+    try {
+      await db.stop();
+      const down = await api(direct('a'), 'POST', '/api/v1/user', { name: 'carol', email: 'carol@example.com' });
+      assert.equal(down.status, 503, `a write while PostgreSQL is down: ${JSON.stringify(down.json)}`);
+      await until('/health degraded', async () => (await health('a'))?.status === 'degraded', 10_000);
+      await sleep(2000);
+      await db.start();
+      await until('both replicas healthy again', async () => (await health('a'))?.status === 'ok' && (await health('b'))?.status === 'ok', 30_000);
+    } finally {
+      // Left running after a failure, the loop would keep this file's process (and the suite) alive for ever.
+      pinging = false;
+      await load;
+    }
     assert.ok(pongs > 0, 'pings kept working while PostgreSQL restarted');
     // A change through each replica reaches every client: nobody kept a stale map.
     for (const [via, tag] of [['a', 'tag:after-a'], ['b', 'tag:after-b']] as const) {
