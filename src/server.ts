@@ -130,6 +130,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     serverUrl: () => serverUrl,
     ready: () => ready,
     replica: shared && (() => replicaHealth(replica)),
+    catchUp: shared && (() => replica?.catchUp()),
     authFailuresPerSourcePerMinute: limits.authFailuresPerSourcePerMinute,
     onResponse: metrics?.adminResponse,
     // An online copy is SQLite's; a PostgreSQL tailnet is backed up with PostgreSQL's own tools.

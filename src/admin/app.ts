@@ -60,6 +60,11 @@ export interface AdminDeps {
   oidc?: { config: OidcConfig; rp: RelyingParty };
   /** With replicas: this one's id, leadership and change notifications; `ok` false degrades /health. */
   replica?: () => { ok: boolean; [k: string]: unknown };
+  /**
+   * With replicas: applies what other replicas committed before this request arrived. Behind a load balancer
+   * one request may create a user on replica A and the next reach replica B before B's notification did.
+   */
+  catchUp?: () => void;
 }
 
 const statusOf: Record<StateError['kind'], number> = { invalid: 400, unauthorized: 401, not_found: 404, conflict: 409 };
@@ -107,6 +112,14 @@ export function createAdminApp(deps: AdminDeps) {
     const message = err.validation ? validationMessage(err) : status === 500 ? 'internal error' : err.message;
     return reply.code(status).send({ code: status, message });
   });
+  const catchUp = deps.catchUp;
+  if (catchUp) {
+    // API and console requests see every write acknowledged before them, whichever replica made it (a read of
+    // the change log, about one round trip); the control plane's streams follow the bus as before.
+    app.addHook('onRequest', async (req) => {
+      if (req.url.startsWith('/api/') || req.url.startsWith('/admin')) catchUp();
+    });
+  }
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 404, message: `no route ${req.method} ${req.url}` }));
   const publicPaths = new Set(['/api/v1/openapi.json', '/health', '/version', '/register/:authId', callbackPath, consoleLoginPath, sshCheckPath]);
   // API v2 authenticates its own way (API key as Basic or Bearer, OAuth tokens with scopes): v1's check skips it.

@@ -47,6 +47,8 @@ export interface ReplicaStatus {
 export interface Replica {
   isLeader(): boolean;
   status(): ReplicaStatus;
+  /** Applies every change other replicas committed until now (see Bus.catchUp). */
+  catchUp(): void;
   /** Leaves the registry (when the database answers) and closes the bus and election connections. */
   stop(): Promise<void>;
 }
@@ -127,6 +129,7 @@ export function startReplica(opts: ReplicaOptions): Replica {
 
   return {
     isLeader: leader.isLeader,
+    catchUp: bus.catchUp,
     status: () => ({ id: shared.origin, leader: leader.isLeader(), notifications: bus.status(), replicas: liveCount, clients: tailnet.nodes.localOnline().length }),
     async stop() {
       clearInterval(heartbeat);

@@ -76,6 +76,17 @@ test('writes on one replica reach the other’s subscribers within a second, wit
   assert.equal(a.seen.filter((c) => c.kind === 'user-added').length, 1);
 });
 
+test('catchUp applies what another replica committed at once, without waiting for its notification', () => {
+  // Synchronous from the write to the read: no notification or poll can have run in between.
+  const user = a.tailnet.users.create({ name: 'carol', email: 'carol@example.com' });
+  assert.equal(b.tailnet.users.byName('carol'), undefined, 'not applied before the catch-up (the bus waits for its notification)');
+  b.replica.catchUp();
+  assert.equal(b.tailnet.users.byName('carol')?.name, 'carol');
+  a.tailnet.users.remove(user.id);
+  b.replica.catchUp();
+  assert.equal(b.tailnet.users.byName('carol'), undefined);
+});
+
 test('an SSH check decided on one replica ends the destination’s long poll on the other at once', async () => {
   const node = a.tailnet.nodes.list()[0]!;
   const check = a.tailnet.sshChecks.start({

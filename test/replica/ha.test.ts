@@ -118,6 +118,16 @@ async function joinClient(name: string, key = authKey): Promise<Daemon> {
 
 const peersOf = async (d: Daemon) => Object.values((await d.status()).Peer ?? {});
 
+test('what one replica acknowledged, the next API request sees on the other (read your writes through a load balancer)', async () => {
+  for (let i = 0; i < 20; i++) {
+    const [writer, reader] = i % 2 ? (['b', 'a'] as const) : (['a', 'b'] as const);
+    const made = await api(direct(writer), 'POST', '/api/v1/user', { name: `ryw-${i}` });
+    assert.equal(made.status, 200, JSON.stringify(made.json));
+    const users = (await api(direct(reader), 'GET', '/api/v1/user')).json.users as { name: string }[];
+    assert.ok(users.some((u) => u.name === `ryw-${i}`), `user ryw-${i} made on ${writer} is seen at once on ${reader}`);
+  }
+});
+
 test('three clients over two replicas see each other and ping; a change through one replica reaches clients on the other within 1 s', async () => {
   await withLogs(harness, logs, 'spread', async () => {
     // Joins until both replicas hold a client (haproxy's round robin spreads them, but tailscaled's connections vary).
