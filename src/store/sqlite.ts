@@ -38,6 +38,12 @@ export function openSqliteStore(path: string): Store {
   db.pragma('synchronous = NORMAL');
   const audit = sqliteAudit(db);
   const tx = createTx(db, audit.append);
+  /**
+   * Runs a function in a transaction (a savepoint inside one). Made once: db.transaction() builds a new wrapper
+   * each call, 1 % of a 10,000-node mass connect's CPU when each write made its own.
+   */
+  const inTx = db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
+  const txOf = <T>(fn: (tx: StoreTx) => T): T => inTx(() => fn(tx));
   const wal = walSync(path === ':memory:' ? undefined : `${path}-wal`);
   /** The open group commit: its transaction stays open on `db` until commitGroup runs. */
   let group: Group | undefined;
@@ -71,13 +77,13 @@ export function openSqliteStore(path: string): Store {
     write: (fn, opts) =>
       conflicts(() => {
         // A soft write rides in the open group, if any (committed at the end of this turn).
-        const run = () => db.transaction(() => fn(tx))();
+        const run = () => txOf(fn);
         return opts?.soft ? run() : durably(run);
       }),
-    transaction: (fn) => conflicts(() => durably(() => db.transaction(fn)())),
+    transaction: (fn) => conflicts(() => durably(() => inTx(fn))),
     writeGrouped(fn) {
       // Inside a transaction of its own: a savepoint of it, durable when it commits (before this returns).
-      if (!group && db.inTransaction) return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: Promise.resolve() };
+      if (!group && db.inTransaction) return { result: conflicts(() => txOf(fn)), durable: Promise.resolve() };
       if (!group) {
         // Committed without an fsync: wal.sync makes it durable off the event loop.
         db.exec('BEGIN IMMEDIATE');
@@ -85,7 +91,7 @@ export function openSqliteStore(path: string): Store {
         setImmediate(commitGroup);
       }
       // Inside the open transaction better-sqlite3 runs this as a savepoint.
-      return { result: conflicts(() => db.transaction(() => fn(tx))()), durable: group.durable };
+      return { result: conflicts(() => txOf(fn)), durable: group.durable };
     },
     healthy: () => {
       try {
