@@ -75,7 +75,10 @@ const headscaleRuns: RunResult[] = [];
 const log = (s: string) => console.log(s);
 for (const nodes of counts) {
   for (const policy of kinds) {
-    if (policy === 'allow-all' && nodes > allowAllMaxNodes) continue;
+    if (policy === 'allow-all' && nodes > allowAllMaxNodes) {
+      console.log(`${nodes} nodes, allow-all policy: skipped, above --allow-all-max-nodes ${allowAllMaxNodes}`);
+      continue;
+    }
     console.log(`${nodes} nodes, ${policy} policy:`);
     runs.push(await runScenarios({ nodes, policy, concurrency, log }));
     // Right after tailplane's run of the same layout, so both see the same machine conditions.
