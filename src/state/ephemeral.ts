@@ -29,10 +29,12 @@ export function createEphemeralReaper(t: Tailnet, opts: ReaperOptions) {
     try {
       t.nodes.remove(id);
     } catch (err) {
+      // The store refused or was unreachable: try again, or the node would stay until the next restart.
       opts.onError?.(err);
+      schedule(id, followerRecheckMs);
     }
   };
-  /** A follower re-checks often, so a leader change does not restart the whole countdown. */
+  /** A follower re-checks often, so a leader change does not restart the whole countdown; so does a failed deletion. */
   const followerRecheckMs = Math.min(opts.inactivityMs, 5000);
   const schedule = (id: number, ms = opts.inactivityMs) => {
     cancel(id);
