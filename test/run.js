@@ -23,7 +23,7 @@ const filters = process.argv.slice(2);
 const files = findTests('test').sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 run('node', ['--import', 'tsx', 'test/peers/build.ts']);
 run('npx', ['tsc', '-p', 'tsconfig.json']);
-// A test that hangs fails after 20 minutes, and a file whose tests are done exits even if a handle (a child, a
+// A test file still running after 20 minutes fails, and a file whose tests are done exits even if a handle (a child, a
 // loop left running by a failure) would keep it alive: a hang must cost one failure, never CI's whole time.
 const testArgs = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', '--test-timeout=1200000', '--test-force-exit'];
 run('node', [...testArgs, ...files]);
