@@ -25,17 +25,20 @@ export function createEphemeralReaper(t: Tailnet, opts: ReaperOptions) {
     timers.delete(id);
     const node = t.nodes.find(id);
     if (!node || !node.ephemeral || t.nodes.isOnline(id)) return;
-    if (opts.active && !opts.active()) return schedule(id, followerRecheckMs);
+    if (opts.active && !opts.active()) return schedule(id, recheckMs);
     try {
       t.nodes.remove(id);
     } catch (err) {
       // The store refused or was unreachable: try again, or the node would stay until the next restart.
       opts.onError?.(err);
-      schedule(id, followerRecheckMs);
+      schedule(id, recheckMs);
     }
   };
-  /** A follower re-checks often, so a leader change does not restart the whole countdown; so does a failed deletion. */
-  const followerRecheckMs = Math.min(opts.inactivityMs, 5000);
+  /**
+   * How soon a due node is looked at again when it could not be deleted now: a follower re-checks often, so a
+   * leader change does not restart the whole countdown, and a deletion the store refused is tried again.
+   */
+  const recheckMs = Math.min(opts.inactivityMs, 5000);
   const schedule = (id: number, ms = opts.inactivityMs) => {
     cancel(id);
     const timer = setTimeout(() => reap(id), ms);
